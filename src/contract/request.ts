@@ -1,0 +1,45 @@
+import type { FamilyId } from './families.ts';
+
+/** Decoded pixels: 8-bit, interleaved, row-major. Engines read and write only this. */
+export interface RawImage {
+  width: number;
+  height: number;
+  channels: 3 | 4;
+  data: Buffer;
+}
+
+export type OutputFormat = 'png' | 'jpeg' | 'webp';
+
+/**
+ * The one normalized request that travels from contract/ to the engine: defaults applied, sizes
+ * parsed, uploads decoded once. Nothing here knows about HTTP, multipart or base64.
+ */
+export interface ImageRequest {
+  operation: 'generation' | 'edit';
+  deployment: string;
+  family: FamilyId;
+  prompt: string;
+  n: number;
+  width: number;
+  height: number;
+  /** Family-specific wire value: standard|hd (dall-e-3), low|medium|high (gpt-image-1), null (dall-e-2). */
+  quality: string | null;
+  /** dall-e-3 only. */
+  style: 'vivid' | 'natural' | null;
+  /** The engine must leave the background transparent (alpha 0) where it draws no subject. */
+  transparentBackground: boolean;
+  outputFormat: OutputFormat;
+  /** 0–100; for jpeg and webp, used as the encoder quality (100 = best). */
+  outputCompression: number;
+  responseFormat: 'url' | 'b64_json';
+  /** Derived from the request when the caller gave none, so the same request gives the same bytes. */
+  seed: number;
+  user: string | null;
+  moderation: 'low' | 'auto';
+  stream: boolean;
+  partialImages: number;
+  /** Edits: the input images (the first is the one to edit), as RGBA at the output size. */
+  images: RawImage[];
+  /** Edits: RGBA mask at the output size; alpha 0 marks where to edit. */
+  mask: RawImage | null;
+}

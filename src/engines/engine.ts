@@ -1,0 +1,52 @@
+import type { ImageRequest, RawImage } from '../contract/request.ts';
+
+/** What an engine reports after each step; drives streaming partial images and progress bars. */
+export interface EngineProgress {
+  /** 1-based step just finished. */
+  step: number;
+  totalSteps: number;
+  /** A preview of each of the `n` images at this step, when the engine can produce one cheaply. */
+  previews?: RawImage[];
+}
+
+export interface EngineRunContext {
+  onProgress?: (progress: EngineProgress) => void;
+  /** Aborted when the request is canceled or times out; engines check it between steps. */
+  signal?: AbortSignal;
+}
+
+export interface EngineOutput {
+  /** Exactly `request.n` images of exactly `request.width` × `request.height`, RGBA. */
+  images: RawImage[];
+  /** What was actually used to generate, when it differs from the prompt (DALL-E 3 `revised_prompt`). */
+  revisedPrompt?: string;
+}
+
+/**
+ * An engine turns one normalized request into raw pixels. It never sees HTTP, multipart or base64,
+ * and never encodes: storage/encoding does that once for every engine.
+ */
+export interface Engine {
+  /** Short name for logs and /readyz, e.g. "placeholder" or "diffusion:sd-turbo". */
+  readonly name: string;
+  /** Generate (or edit, when `request.operation` is "edit") `request.n` images. */
+  run(request: ImageRequest, context?: EngineRunContext): Promise<EngineOutput>;
+  /** Release sessions, threads and files. */
+  close?(): Promise<void>;
+}
+
+/** Thrown by engines for failures that belong to one job (bad model output, aborted run). */
+export class EngineError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EngineError';
+  }
+}
+
+/** Thrown when the run was aborted through its signal. */
+export class EngineAbortedError extends EngineError {
+  constructor() {
+    super('generation was aborted');
+    this.name = 'EngineAbortedError';
+  }
+}

@@ -1,0 +1,25 @@
+// Runs every test/**/*.test.ts with node's test runner through the tsx loader.
+// Node 20's `--test` takes no glob patterns, so the files are listed here.
+// Usage: node tools/run-tests.mjs [substring …]  (only files whose path contains a substring)
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+function* walk(dir) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* walk(path);
+    else if (entry.name.endsWith('.test.ts')) yield path;
+  }
+}
+
+const filters = process.argv.slice(2);
+const files = [...walk('test')].sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+if (files.length === 0) {
+  console.error('no test files matched');
+  process.exit(1);
+}
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+});
+process.exit(result.status ?? 1);
