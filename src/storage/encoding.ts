@@ -1,0 +1,162 @@
+/**
+ * The one place where pixels become PNG/JPEG/WebP bytes and uploads become pixels (DESIGN.md:
+ * "encode once"). Engines and routes only ever see RawImage.
+ */
+import sharp from 'sharp';
+import type { OutputFormat, RawImage } from '../contract/request.ts';
+import { ApiError, errors } from '../contract/errors.ts';
+
+export type UploadFormat = 'png' | 'jpeg' | 'webp';
+
+const CONTENT_TYPES: Record<OutputFormat, string> = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' };
+const EXTENSIONS: Record<OutputFormat, string> = { png: 'png', jpeg: 'jpg', webp: 'webp' };
+const FORMAT_NAMES: Record<UploadFormat, string> = { png: 'PNG', jpeg: 'JPEG', webp: 'WEBP' };
+
+export function contentTypeOf(format: OutputFormat): string {
+  return CONTENT_TYPES[format];
+}
+
+/** File extension without the dot ('jpeg' → 'jpg'). */
+export function extensionOf(format: OutputFormat): string {
+  return EXTENSIONS[format];
+}
+
+/**
+ * The BlobStore key of an image's bytes. The sweeper finds orphaned bytes by reading the image id
+ * back out of the key (imageIdOfKey), so every writer must build keys with this function.
+ */
+export function imageKey(imageId: string, format: OutputFormat): string {
+  return `images/${imageId}.${extensionOf(format)}`;
+}
+
+/** The image id in a key made by imageKey, or null for any other key. */
+export function imageIdOfKey(key: string): string | null {
+  const match = /^images\/([^/]+)\.(png|jpg|webp)$/.exec(key);
+  return match ? match[1]! : null;
+}
+
+export async function encodeImage(image: RawImage, format: OutputFormat, compression: number): Promise<Buffer> {
+  const input = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
+  // The wire's output_compression is 0–100 with 100 = best; encoders reject quality 0.
+  const quality = Math.min(100, Math.max(1, Math.round(compression)));
+  switch (format) {
+    case 'png':
+      return input.png({ compressionLevel: 6 }).toBuffer();
+    case 'jpeg':
+      // JPEG has no alpha: composite onto white, as a viewer would show a transparent PNG.
+      return input.flatten({ background: '#ffffff' }).jpeg({ quality }).toBuffer();
+    case 'webp':
+      return input.webp({ quality }).toBuffer();
+  }
+}
+
+/** The format from the magic bytes alone; a client's content type is never trusted. */
+export function sniffImageFormat(bytes: Buffer): UploadFormat | null {
+  const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (bytes.length >= 8 && PNG.every((b, i) => bytes[i] === b)) return 'png';
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP') {
+    return 'webp';
+  }
+  return null;
+}
+
+export interface DecodeUploadOptions {
+  /** Wire name of the field, named in every error ("image", "image[]", "mask"). */
+  param: string;
+  /** Largest width × height accepted; checked from the header before any pixel is decoded. */
+  maxPixels: number;
+  /** Formats accepted for this field; all three when omitted. */
+  allowed?: UploadFormat[];
+  /** Largest upload in bytes, when the caller has not already enforced one. */
+  maxBytes?: number;
+}
+
+export interface DecodedUpload {
+  /** RGBA, 8 bits per channel. */
+  image: RawImage;
+  format: UploadFormat;
+  /** Whether the source had an alpha channel (a PNG without one reports false). */
+  hasAlpha: boolean;
+}
+
+/** Upload bytes → RGBA pixels, or an invalid_image / payload_too_large ApiError naming the field. */
+export async function decodeUpload(bytes: Buffer, options: DecodeUploadOptions): Promise<DecodedUpload> {
+  const { param, maxPixels } = options;
+  const allowed = options.allowed ?? ['png', 'jpeg', 'webp'];
+  if (options.maxBytes !== undefined && bytes.length > options.maxBytes) {
+    throw errors.payloadTooLarge(param, options.maxBytes);
+  }
+  const format = sniffImageFormat(bytes);
+  if (format === null || !allowed.includes(format)) {
+    throw errors.invalidImage(
+      param,
+      `Invalid file '${param}': unsupported format. Supported formats are ${listFormats(allowed)}.`,
+    );
+  }
+
+  // failOn 'warning' (sharp's default, spelled out) turns truncated or corrupt data into an error.
+  let width: number;
+  let height: number;
+  let hasAlpha: boolean;
+  try {
+    // metadata() reads only the header, so a decompression bomb is refused below before it
+    // inflates. No pixel limit here: sharp's own refusal would read as "corrupt".
+    const meta = await sharp(bytes, { failOn: 'warning', limitInputPixels: false }).metadata();
+    width = meta.width;
+    height = meta.height;
+    hasAlpha = meta.hasAlpha;
+  } catch {
+    throw unreadable(param, format);
+  }
+  if (width * height > maxPixels) {
+    throw errors.invalidImage(
+      param,
+      `Invalid file '${param}': the image is ${width}x${height} pixels, more than the limit of ${maxPixels} pixels.`,
+    );
+  }
+
+  try {
+    // The same pixel limit inside libvips too, as a second line of defence.
+    const { data, info } = await sharp(bytes, { failOn: 'warning', limitInputPixels: maxPixels, autoOrient: true })
+      // Grey and CMYK sources become sRGB so that ensureAlpha always yields exactly 4 channels.
+      .toColourspace('srgb')
+      .ensureAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 4) throw new Error(`expected 4 channels, got ${info.channels}`);
+    return { image: { width: info.width, height: info.height, channels: 4, data }, format, hasAlpha };
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    throw unreadable(param, format);
+  }
+}
+
+function unreadable(param: string, format: UploadFormat): ApiError {
+  return errors.invalidImage(
+    param,
+    `Invalid file '${param}': the ${FORMAT_NAMES[format]} data is corrupt or truncated and could not be read.`,
+  );
+}
+
+function listFormats(formats: UploadFormat[]): string {
+  const names = formats.map((f) => FORMAT_NAMES[f]);
+  return names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+}
+
+/** Brings an edit input (or mask) to the output size; returns RGBA. */
+export async function resizeTo(
+  image: RawImage,
+  width: number,
+  height: number,
+  fit: 'fill' | 'cover',
+): Promise<RawImage> {
+  const { data, info } = await sharp(image.data, {
+    raw: { width: image.width, height: image.height, channels: image.channels },
+  })
+    .resize(width, height, { fit })
+    .ensureAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, channels: 4, data };
+}
