@@ -88,7 +88,7 @@ export const errors = {
       param: 'api-version',
     }),
 
-  invalidParameter: (param: string, message: string) =>
+  invalidParameter: (param: string | null, message: string) =>
     new ApiError({ status: 400, code: 'invalid_parameter', message, param, type: INVALID_REQUEST }),
 
   missingParameter: (param: string) =>

@@ -1,0 +1,101 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Config } from './config/index.ts';
+import { resolveApiKeys, type ApiKeys } from './config/keys.ts';
+import { FAMILIES } from './contract/families.ts';
+import type { Engine } from './engines/engine.ts';
+import { PlaceholderEngine } from './engines/placeholder/index.ts';
+import { createKeyCheck } from './http/auth.ts';
+import { buildServer } from './http/server.ts';
+import type { Deployment, Services } from './http/services.ts';
+import { InProcessQueue } from './jobs/in-process-queue.ts';
+import { Operations } from './jobs/operations.ts';
+import { createRunner, type GenerationResult, type JobData } from './jobs/runner.ts';
+import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
+import { BlocklistPromptFilter, PassImageFilter, type ImageFilter } from './safety/index.ts';
+import { FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
+
+export interface App {
+  server: FastifyInstance;
+  services: Services;
+  apiKeys: ApiKeys;
+  /** Stop accepting, finish or abort running jobs, close the database. */
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  logger: FastifyBaseLogger;
+  /** Replace the image filter (tests use one that blocks). */
+  imageFilter?: ImageFilter;
+  /** Replace the engine of every deployment (tests use slow or failing engines). */
+  engine?: Engine;
+}
+
+/**
+ * The composition root: every concrete adapter is chosen here, once, from the configuration.
+ * Embedded defaults: SQLite and files in the data directory, an in-process queue.
+ */
+export async function createApp(config: Config, options: AppOptions): Promise<App> {
+  const log = options.logger;
+  mkdirSync(config.dataDir, { recursive: true });
+  const apiKeys = resolveApiKeys(config.apiKeys, config.dataDir);
+  const store = new SqliteOperationStore(join(config.dataDir, 'easel.db'));
+  const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
+  const signer = new UrlSigner(loadOrCreateSecret(config.dataDir));
+
+  const engine: Engine = options.engine ?? new PlaceholderEngine();
+  const deployments = new Map<string, Deployment>(
+    config.deployments.map((d) => [d.name, { ...d, family: FAMILIES[d.model], unavailable: null, engineName: engine.name }]),
+  );
+
+  const queue = new InProcessQueue<JobData, GenerationResult>({
+    concurrency: config.queue.concurrency,
+    maxWaiting: config.queue.maxWaiting,
+    jobTimeoutSeconds: config.queue.jobTimeoutSeconds,
+  });
+  const runner = createRunner({
+    engineFor: () => engine,
+    imageFilter: options.imageFilter ?? new PassImageFilter(),
+    store,
+    blobs,
+    imageUrlTtlSeconds: config.imageUrlTtlSeconds,
+  });
+  const operations = new Operations({ store, blobs, queue, ttlSeconds: config.imageUrlTtlSeconds, log });
+  queue.process((data, context) =>
+    data.operationId === null
+      ? runner(data, context)
+      : operations.runJob(data.operationId, context.signal, () => runner(data, context)),
+  );
+
+  const services: Services = {
+    config,
+    deployments,
+    isValidKey: createKeyCheck(apiKeys.keys),
+    promptFilter: new BlocklistPromptFilter(config.safety.blocklists),
+    queue,
+    operations,
+    store,
+    blobs,
+    signer,
+  };
+  const server = await buildServer(services, { logger: log });
+
+  const recovered = await operations.recover();
+  if (recovered.resumed + recovered.failed > 0) log.info(recovered, 'operations recovered after restart');
+  const sweeper = new Sweeper({ store, blobs, intervalSeconds: config.sweepIntervalSeconds, log });
+  sweeper.start();
+
+  return {
+    server,
+    services,
+    apiKeys,
+    async close() {
+      await server.close();
+      await queue.close();
+      await sweeper.stop();
+      await engine.close?.();
+      await store.close();
+    },
+  };
+}

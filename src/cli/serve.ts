@@ -1,0 +1,40 @@
+import { pino } from 'pino';
+import { createApp } from '../app.ts';
+import { loadConfig } from '../config/index.ts';
+
+/** `easel serve`: load the configuration, start the server, stop cleanly on SIGINT/SIGTERM. */
+export async function serve(): Promise<void> {
+  const config = loadConfig(process.env);
+  const logger = pino({ level: config.logLevel });
+  const app = await createApp(config, { logger });
+  const address = await app.server.listen({ host: config.host, port: config.port });
+
+  for (const d of app.services.deployments.values()) {
+    logger.info({ deployment: d.name, model: d.model, engine: d.engineName }, `deployment ${d.name} (${d.model}) uses the ${d.engineName} engine`);
+  }
+  if ([...app.services.deployments.values()].some((d) => d.engineName === 'placeholder')) {
+    logger.warn(
+      'No diffusion model is installed: images are placeholders that show the prompt. ' +
+        'The diffusion engine and its models are described in the README ("Engines").',
+    );
+  }
+  logger.info({ address, dataDir: config.dataDir, keys: app.apiKeys.source }, `easel listening on ${address}`);
+  if (app.apiKeys.generated) {
+    // Printed once, on the first start; later starts read it from the data directory.
+    process.stdout.write(
+      `\n  A new API key was generated and saved in ${config.dataDir}/api-keys.json:\n\n    ${app.apiKeys.generated}\n\n` +
+        `  Send it as the 'api-key' header (or 'Authorization: Bearer …'). Set EASEL_API_KEYS to choose your own.\n\n`,
+    );
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await app.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}

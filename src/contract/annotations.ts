@@ -1,0 +1,45 @@
+/**
+ * Azure's content-filter annotation objects, in wire shape (snake_case), as DALL-E 3 items and
+ * `inner_error` carry them (reference/azure-images-api.md §4).
+ */
+
+export type Severity = 'safe' | 'low' | 'medium' | 'high';
+export const HARM_CATEGORIES = ['hate', 'sexual', 'violence', 'self_harm'] as const;
+export type HarmCategory = (typeof HARM_CATEGORIES)[number];
+
+export interface SeverityResult {
+  filtered: boolean;
+  severity: Severity;
+}
+export interface DetectionResult {
+  filtered: boolean;
+  detected: boolean;
+}
+export interface BlocklistResults {
+  filtered: boolean;
+  details: { id: string; filtered: boolean }[];
+}
+/** Set when the filter itself failed, as Azure reports it. */
+export interface FilterError {
+  code: string;
+  message: string;
+}
+
+/** Per generated image: the four harm categories. */
+export type ContentFilterResults = Record<HarmCategory, SeverityResult> & { error?: FilterError };
+
+/** Per item, about the prompt: the four categories, profanity, jailbreak and custom blocklists. */
+export type PromptFilterResults = ContentFilterResults & {
+  profanity: DetectionResult;
+  jailbreak: DetectionResult;
+  custom_blocklists: BlocklistResults;
+};
+
+export function categoriesAt(severity: Severity, filtered = false): Record<HarmCategory, SeverityResult> {
+  return {
+    hate: { filtered, severity },
+    sexual: { filtered, severity },
+    violence: { filtered, severity },
+    self_harm: { filtered, severity },
+  };
+}

@@ -1,0 +1,1 @@
+export { PlaceholderEngine } from './placeholder-engine.ts';

@@ -1,0 +1,42 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError, errors } from '../contract/errors.ts';
+import { QueueFullError } from '../jobs/queue.ts';
+
+/** Map anything thrown while handling a request to one catalogue error. */
+export function toApiError(error: unknown, request: FastifyRequest, limits: { maxJsonBodyBytes: number; maxImageBytes: number }): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof QueueFullError) return errors.tooManyRequests(error.retryAfterSeconds);
+  const e = error as Partial<FastifyError> & Error;
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return errors.payloadTooLarge(null, limits.maxJsonBodyBytes);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return errors.unsupportedMediaType('application/json', request.headers['content-type']);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return errors.invalidJson('the body is empty');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return errors.invalidJson(e.message);
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return errors.payloadTooLarge('image', limits.maxImageBytes);
+    case 'FST_FILES_LIMIT':
+      return errors.invalidParameter('image', 'Too many files: an edit takes at most 16 images and one mask.');
+    case 'FST_PARTS_LIMIT':
+    case 'FST_FIELDS_LIMIT':
+      return errors.invalidParameter(null, 'Too many form fields.');
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+      return errors.unsupportedMediaType('multipart/form-data', request.headers['content-type']);
+    case 'FST_PROTO_VIOLATION':
+      return errors.invalidParameter('__proto__', 'Form field names must not be __proto__.');
+  }
+  // Fastify's JSON parser rejects bad JSON with a SyntaxError carrying status 400.
+  if (error instanceof SyntaxError && e.statusCode === 400) return errors.invalidJson(e.message);
+  // Busboy: a body that is not well-formed multipart.
+  if (/Unexpected end of form|Malformed part header|Multipart: Boundary not found/i.test(e.message ?? '')) {
+    return errors.invalidParameter('image', `The multipart body is malformed: ${e.message}`);
+  }
+  return errors.internal(request.id);
+}
+
+export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
+  return reply.code(error.status).headers(error.headers).type('application/json').send(error.toWire());
+}

@@ -1,0 +1,145 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { PromptFilterResults } from '../../contract/annotations.ts';
+import { errors } from '../../contract/errors.ts';
+import type { ImageRequest, RawImage } from '../../contract/request.ts';
+import { resolveSize, toImageRequest, validateParams, type EditInputs } from '../../contract/validate.ts';
+import type { AddOptions } from '../../jobs/queue.ts';
+import type { GenerationResult } from '../../jobs/runner.ts';
+import { decodeUpload, resizeTo } from '../../storage/encoding.ts';
+import { requireModelVersion } from '../api-version.ts';
+import { readEditForm, type EditForm } from '../multipart.ts';
+import type { Deployment, Services } from '../services.ts';
+import { streamImages } from '../sse.ts';
+import { imagesResponse, imageUrl, publicBase } from '../wire.ts';
+
+/** Where a route finds the deployment: in the URL (Azure) or in the body's `model` (v1, OpenAI). */
+export type DeploymentSource = 'path' | 'model';
+
+/** POST …/images/generations (JSON). */
+export async function generate(request: FastifyRequest, reply: FastifyReply, source: DeploymentSource) {
+  const services = request.server.services;
+  if (request.isMultipart()) throw errors.unsupportedMediaType('application/json', request.headers['content-type']);
+  const body = jsonObject(request.body);
+  const deployment = findDeployment(services, request, source, body.model);
+  const values = validateParams(deployment.family, 'generation', body, 'json');
+  const imageRequest = toImageRequest(deployment.family, 'generation', deployment.name, values);
+  return respond(request, reply, deployment, imageRequest);
+}
+
+/** POST …/images/edits (multipart: image | image[] …, optional mask). */
+export async function edit(request: FastifyRequest, reply: FastifyReply, source: DeploymentSource) {
+  const services = request.server.services;
+  const form = await readEditForm(request, services.config.limits);
+  const deployment = findDeployment(services, request, source, form.fields.model);
+  const values = validateParams(deployment.family, 'edit', form.fields, 'multipart');
+  const inputs = await decodeEditInputs(services, deployment, form, values.size as string | undefined);
+  const imageRequest = toImageRequest(deployment.family, 'edit', deployment.name, values, inputs);
+  return respond(request, reply, deployment, imageRequest);
+}
+
+/** Prompt filter, then the queue, then the wire answer (JSON, or server-sent events). */
+async function respond(request: FastifyRequest, reply: FastifyReply, deployment: Deployment, imageRequest: ImageRequest) {
+  const services = request.server.services;
+  const promptResults = await checkPrompt(services, imageRequest);
+  if (imageRequest.stream) return streamImages(request, reply, imageRequest);
+  const result = await runNow(request, reply, imageRequest);
+  const base = publicBase(request, services);
+  return reply.send(
+    imagesResponse(deployment.family, imageRequest, result, promptResults, (image) => imageUrl(base, services, image)),
+  );
+}
+
+/** The deployment a request names, or DeploymentNotFound / a 503 when its engine is unavailable. */
+export function findDeployment(services: Services, request: FastifyRequest, source: DeploymentSource, model: unknown): Deployment {
+  let name: unknown;
+  if (source === 'path') {
+    name = (request.params as { deployment?: string }).deployment;
+  } else {
+    if (model === undefined || model === '') throw errors.missingParameter('model');
+    if (typeof model !== 'string') throw errors.invalidParameter('model', "'model' must be a string.");
+    name = model;
+  }
+  const deployment = typeof name === 'string' ? services.deployments.get(name) : undefined;
+  if (!deployment) throw errors.deploymentNotFound();
+  if (deployment.unavailable) throw errors.deploymentUnavailable(deployment.name, deployment.unavailable);
+  requireModelVersion(request, deployment.family.id, deployment.family.minApiVersion);
+  return deployment;
+}
+
+/** Blocked prompts fail before anything is queued or stored. */
+export async function checkPrompt(services: Services, request: ImageRequest): Promise<PromptFilterResults> {
+  const verdict = await services.promptFilter.check(request.prompt, {
+    deployment: request.deployment,
+    moderation: request.moderation,
+  });
+  if (verdict.blocked) throw errors.contentPolicyViolation(verdict.results);
+  return verdict.results;
+}
+
+/** Queue the request and wait for it; a client that hangs up cancels its job. */
+export async function runNow(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  imageRequest: ImageRequest,
+  onProgress?: AddOptions['onProgress'],
+): Promise<GenerationResult> {
+  const hangUp = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableEnded) hangUp.abort(new Error('the client went away'));
+  };
+  reply.raw.once('close', onClose);
+  try {
+    const { finished } = await request.server.services.queue.add(
+      request.id,
+      { request: imageRequest, operationId: null },
+      { signal: hangUp.signal, onProgress },
+    );
+    return await finished;
+  } finally {
+    reply.raw.off('close', onClose);
+  }
+}
+
+function jsonObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw errors.invalidJson('the body must be a JSON object');
+  }
+  return body as Record<string, unknown>;
+}
+
+/**
+ * Decode the uploads once, check the mask against the first image, and bring everything to the
+ * output size. With `size` auto (the default) or equal to the input's size nothing is resized, so
+ * pixels outside the mask come back exactly as sent.
+ */
+async function decodeEditInputs(services: Services, deployment: Deployment, form: EditForm, size: string | undefined): Promise<EditInputs> {
+  const { maxInputPixels } = services.config.limits;
+  if (form.images.length === 0) throw errors.missingParameter('image');
+  if (form.images.length > deployment.family.maxEditImages) {
+    throw errors.invalidParameter('image', `At most ${deployment.family.maxEditImages} images can be edited at once.`);
+  }
+  const decoded: RawImage[] = [];
+  for (const bytes of form.images) decoded.push((await decodeUpload(bytes, { param: 'image', maxPixels: maxInputPixels })).image);
+  const first = decoded[0]!;
+  const out = resolveSize(size, 'edit', first);
+
+  let mask: RawImage | null = null;
+  if (form.mask) {
+    const upload = await decodeUpload(form.mask, { param: 'mask', maxPixels: maxInputPixels, allowed: ['png'] });
+    if (!upload.hasAlpha) throw errors.invalidImage('mask', "The mask must be a PNG with an alpha channel; alpha 0 marks where to edit.");
+    if (upload.image.width !== first.width || upload.image.height !== first.height) {
+      throw errors.invalidImage(
+        'mask',
+        `The mask is ${upload.image.width}x${upload.image.height}; it must be the size of the image, ${first.width}x${first.height}.`,
+      );
+    }
+    mask = await fit(upload.image, out.width, out.height, 'fill');
+  }
+  const images: RawImage[] = [];
+  for (const image of decoded) images.push(await fit(image, out.width, out.height, 'cover'));
+  return { images, mask, inputWidth: first.width, inputHeight: first.height };
+}
+
+function fit(image: RawImage, width: number, height: number, mode: 'fill' | 'cover'): Promise<RawImage> | RawImage {
+  return image.width === width && image.height === height ? image : resizeTo(image, width, height, mode);
+}

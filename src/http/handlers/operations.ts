@@ -1,0 +1,67 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { errors } from '../../contract/errors.ts';
+import { FAMILIES } from '../../contract/families.ts';
+import { toImageRequest, validateParams } from '../../contract/validate.ts';
+import type { Services } from '../services.ts';
+import { imageUrl, operationResponse, publicBase } from '../wire.ts';
+
+/**
+ * DALL-E 2's asynchronous flow (reference §1.4): submit → 202 with an absolute operation-location,
+ * poll with GET, DELETE once it has ended.
+ */
+
+/** POST /openai/images/generations:submit — no deployment in the URL: the first dall-e-2 deployment serves it. */
+export async function submit(request: FastifyRequest, reply: FastifyReply) {
+  const services = request.server.services;
+  const body = request.body;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw errors.invalidJson('the body must be a JSON object');
+  const deployment = [...services.deployments.values()].find((d) => d.model === 'dall-e-2');
+  if (!deployment) throw errors.deploymentNotFound();
+  if (deployment.unavailable) throw errors.deploymentUnavailable(deployment.name, deployment.unavailable);
+
+  const values = validateParams(FAMILIES['dall-e-2'], 'generation', body as Record<string, unknown>, 'json');
+  // Operation results are always URLs.
+  const imageRequest = { ...toImageRequest(deployment.family, 'generation', deployment.name, values), responseFormat: 'url' as const };
+  const verdict = await services.promptFilter.check(imageRequest.prompt, { deployment: deployment.name, moderation: 'auto' });
+  const operation = verdict.blocked
+    ? await services.operations.submitFiltered(imageRequest)
+    : await services.operations.submit(imageRequest);
+
+  const apiVersion = (request.query as { 'api-version'?: string })['api-version']!;
+  const location = `${publicBase(request, services)}/openai/operations/images/${operation.id}?api-version=${encodeURIComponent(apiVersion)}`;
+  return reply
+    .code(202)
+    .header('operation-location', location)
+    .header('retry-after', '1')
+    .send({ id: operation.id, status: operation.status, created: operation.created });
+}
+
+/** GET /openai/operations/images/{id} */
+export async function get(request: FastifyRequest, reply: FastifyReply) {
+  const services = request.server.services;
+  const operation = await services.operations.get(idOf(request));
+  if (!operation) throw errors.operationNotFound(idOf(request));
+  const images = new Map((await services.store.listImagesOfOperation(operation.id)).map((image) => [image.id, image]));
+  const base = publicBase(request, services);
+  const body = operationResponse(operation, (imageId) => {
+    const image = images.get(imageId);
+    return image ? imageUrl(base, services, image) : null;
+  });
+  // The legacy python client sleeps `retry-after` seconds between polls.
+  if (operation.status === 'notRunning' || operation.status === 'running') reply.header('retry-after', '1');
+  return reply.send(body);
+}
+
+/** DELETE /openai/operations/images/{id} — 204 once the operation has ended; its images go with it. */
+export async function remove(request: FastifyRequest, reply: FastifyReply) {
+  const services: Services = request.server.services;
+  const id = idOf(request);
+  const outcome = await services.operations.delete(id);
+  if (outcome.deleted) return reply.code(204).send();
+  if (outcome.status === null || outcome.status === 'deleted') throw errors.operationNotFound(id);
+  throw errors.operationNotTerminal(id, outcome.status);
+}
+
+function idOf(request: FastifyRequest): string {
+  return (request.params as { id: string }).id;
+}

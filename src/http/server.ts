@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import multipart from '@fastify/multipart';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { ApiError, errors } from '../contract/errors.ts';
+import { apiVersionHook } from './api-version.ts';
+import { authHook } from './auth.ts';
+import { sendApiError, toApiError } from './errors.ts';
+import { ROUTES } from './routes.ts';
+import type { Services } from './services.ts';
+
+export interface ServerOptions {
+  logger: FastifyBaseLogger | boolean | object;
+}
+
+/** Assemble Fastify: request ids and Azure's headers, uploads, the route table, one error handler. */
+export async function buildServer(services: Services, options: ServerOptions): Promise<FastifyInstance> {
+  const { limits } = services.config;
+  const app = Fastify({
+    ...(typeof options.logger === 'object' && 'child' in options.logger
+      ? { loggerInstance: options.logger as FastifyBaseLogger }
+      : { logger: options.logger }),
+    genReqId: () => randomUUID(),
+    bodyLimit: limits.maxJsonBodyBytes,
+    return503OnClosing: true,
+  });
+  app.decorate('services', services);
+
+  await app.register(multipart, {
+    limits: {
+      fileSize: limits.maxImageBytes,
+      files: 17, // 16 images and a mask
+      fields: 40,
+      parts: 60,
+      fieldSize: 256 * 1024, // a 32,000-character prompt in UTF-8
+    },
+  });
+
+  // Azure's troubleshooting headers on every answer, errors and 404s included (reference §6).
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id).header('apim-request-id', request.id).header('x-ms-region', 'local');
+    const clientId = request.headers['x-ms-client-request-id'];
+    if (typeof clientId === 'string') reply.header('x-ms-client-request-id', clientId);
+  });
+
+  const requireKey = authHook(services.isValidKey);
+  for (const route of ROUTES) {
+    const checkVersion = apiVersionHook(route);
+    app.route({
+      method: route.method,
+      url: route.url,
+      onRequest: route.auth ? [requireKey, checkVersion] : [checkVersion],
+      handler: route.handler,
+    });
+  }
+
+  app.setNotFoundHandler((_request, reply) => sendApiError(reply, errors.resourceNotFound()));
+  app.setErrorHandler((error, request, reply) => {
+    const apiError = toApiError(error, request, limits);
+    if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
+    else if (!(error instanceof ApiError)) request.log.info({ code: apiError.code, detail: (error as Error).message }, 'rejected');
+    return sendApiError(reply, apiError);
+  });
+  return app;
+}

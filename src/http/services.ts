@@ -1,0 +1,35 @@
+import type { Config, DeploymentConfig } from '../config/index.ts';
+import type { Family } from '../contract/families.ts';
+import type { Operations } from '../jobs/operations.ts';
+import type { OperationStore } from '../jobs/operation-store.ts';
+import type { JobQueue } from '../jobs/queue.ts';
+import type { GenerationResult, JobData } from '../jobs/runner.ts';
+import type { PromptFilter } from '../safety/prompt-filter.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import type { UrlSigner } from '../storage/signing.ts';
+
+export interface Deployment extends DeploymentConfig {
+  family: Family;
+  /** Why it cannot serve, when its engine failed to load. */
+  unavailable: string | null;
+  engineName: string;
+}
+
+/** Everything the handlers use; chosen once at start-up (src/app.ts) and decorated on Fastify. */
+export interface Services {
+  config: Config;
+  deployments: ReadonlyMap<string, Deployment>;
+  isValidKey(key: string | null): boolean;
+  promptFilter: PromptFilter;
+  queue: JobQueue<JobData, GenerationResult>;
+  operations: Operations;
+  store: OperationStore;
+  blobs: BlobStore;
+  signer: UrlSigner;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: Services;
+  }
+}

@@ -1,0 +1,97 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError, errors } from '../contract/errors.ts';
+import type { ImageRequest } from '../contract/request.ts';
+import { estimateUsage } from '../contract/usage.ts';
+import type { EngineProgress } from '../engines/engine.ts';
+import { encodeImage } from '../storage/encoding.ts';
+import { toApiError } from './errors.ts';
+import { gptImageFields } from './wire.ts';
+
+/**
+ * `stream: true` (gpt-image-1): server-sent events as the OpenAI SDKs parse them (reference §3.2):
+ * up to `partial_images` `<kind>.partial_image` events fed by the engine's progress, then one
+ * `<kind>.completed` per image. Admission happens before the stream opens, so a full queue is
+ * still an ordinary 429; a failure after that is an `error` event.
+ */
+export async function streamImages(request: FastifyRequest, reply: FastifyReply, imageRequest: ImageRequest) {
+  const kind = imageRequest.operation === 'edit' ? 'image_edit' : 'image_generation';
+  const fields = gptImageFields(imageRequest);
+  const hangUp = new AbortController();
+  let open = false;
+  const pending: string[] = [];
+  const write = (event: string, data: object) => {
+    const chunk = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    if (open) reply.raw.write(chunk);
+    else pending.push(chunk);
+  };
+
+  // Partial images are encoded off the progress callback; the chain keeps them in order.
+  let encoding: Promise<void> = Promise.resolve();
+  const sent = new Array<number>(imageRequest.n).fill(0);
+  const onProgress = (progress: EngineProgress) => {
+    if (!progress.previews || progress.step >= progress.totalSteps) return;
+    progress.previews.forEach((preview, index) => {
+      if (!isPartialStep(progress, sent[index]!, imageRequest.partialImages)) return;
+      const partialIndex = sent[index]!++;
+      encoding = encoding.then(async () => {
+        const bytes = await encodeImage(preview, imageRequest.outputFormat, imageRequest.outputCompression);
+        write(`${kind}.partial_image`, {
+          type: `${kind}.partial_image`,
+          b64_json: bytes.toString('base64'),
+          created_at: Math.floor(Date.now() / 1000),
+          ...fields,
+          partial_image_index: partialIndex,
+        });
+      });
+    });
+  };
+
+  const { finished } = await request.server.services.queue.add(
+    request.id,
+    { request: imageRequest, operationId: null },
+    { signal: hangUp.signal, onProgress },
+  );
+
+  reply.hijack();
+  reply.raw.writeHead(200, {
+    ...(reply.getHeaders() as Record<string, string>),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+    connection: 'keep-alive',
+  });
+  open = true;
+  for (const chunk of pending.splice(0)) reply.raw.write(chunk);
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableEnded) hangUp.abort(new Error('the client went away'));
+  });
+
+  try {
+    const result = await finished;
+    await encoding;
+    if (result.items.some((item) => item.filtered)) throw errors.generatedImageFiltered();
+    const usage = estimateUsage(imageRequest);
+    for (const item of result.items) {
+      if (item.filtered) continue;
+      write(`${kind}.completed`, {
+        type: `${kind}.completed`,
+        b64_json: item.bytes.toString('base64'),
+        created_at: result.created,
+        ...fields,
+        usage,
+      });
+    }
+  } catch (error) {
+    const apiError = error instanceof ApiError ? error : toApiError(error, request, request.server.services.config.limits);
+    if (!(error instanceof ApiError)) request.log.error({ err: error }, 'streamed generation failed');
+    write('error', { type: 'error', ...apiError.toWire() });
+  } finally {
+    reply.raw.end();
+  }
+}
+
+/** Spread `wanted` partial images evenly over the engine's steps (the last step is the final image). */
+function isPartialStep(progress: EngineProgress, alreadySent: number, wanted: number): boolean {
+  if (alreadySent >= wanted) return false;
+  return progress.step >= Math.ceil(((alreadySent + 1) * progress.totalSteps) / (wanted + 1));
+}

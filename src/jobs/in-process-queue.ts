@@ -1,0 +1,122 @@
+import type { EngineProgress } from '../engines/engine.ts';
+import { QueueFullError, type AddOptions, type JobProcessor, type JobQueue } from './queue.ts';
+
+export interface InProcessQueueOptions {
+  /** Jobs running at once. */
+  concurrency: number;
+  /** Jobs waiting beyond the running ones; one more is refused with QueueFullError. */
+  maxWaiting: number;
+  /** A running job is aborted after this long (its signal fires). 0 = no limit. */
+  jobTimeoutSeconds: number;
+  /** Typical seconds one job takes, to compute retry-after. */
+  estimatedJobSeconds?: number;
+}
+
+interface Entry<T, R> {
+  id: string;
+  data: T;
+  options: AddOptions;
+  resolve: (value: R) => void;
+  reject: (reason: unknown) => void;
+}
+
+/** The embedded JobQueue: FIFO, a concurrency limit and a bounded waiting list, all in memory. */
+export class InProcessQueue<T, R> implements JobQueue<T, R> {
+  private processor: JobProcessor<T, R> | null = null;
+  private readonly waiting: Entry<T, R>[] = [];
+  private readonly running = new Map<string, { controller: AbortController; done: Promise<unknown> }>();
+  private closed = false;
+
+  constructor(private readonly options: InProcessQueueOptions) {
+    if (options.concurrency < 1) throw new RangeError('concurrency must be at least 1');
+  }
+
+  process(processor: JobProcessor<T, R>): void {
+    this.processor = processor;
+    this.pump();
+  }
+
+  async add(id: string, data: T, options: AddOptions = {}): Promise<{ finished: Promise<R> }> {
+    if (this.closed) throw new Error('the queue is closed');
+    const free = this.options.concurrency - this.running.size;
+    if (free <= 0 && this.waiting.length >= this.options.maxWaiting) {
+      throw new QueueFullError(this.retryAfterSeconds());
+    }
+    const finished = new Promise<R>((resolve, reject) => {
+      this.waiting.push({ id, data, options, resolve, reject });
+    });
+    // A job that was admitted but is only awaited later must not count as an unhandled rejection.
+    finished.catch(() => {});
+    this.pump();
+    return { finished };
+  }
+
+  counts() {
+    return { waiting: this.waiting.length, active: this.running.size };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const entry of this.waiting.splice(0)) entry.reject(new Error('the queue closed before the job started'));
+    for (const { controller } of this.running.values()) controller.abort(new Error('the queue is closing'));
+    await Promise.allSettled([...this.running.values()].map((r) => r.done));
+  }
+
+  /** Seconds until a slot is likely free: the queue ahead, divided among the workers. */
+  private retryAfterSeconds(): number {
+    const perJob = this.options.estimatedJobSeconds ?? 2;
+    const ahead = this.waiting.length + this.running.size;
+    // The openai client honours retry-after only below 60 s; above that it uses its own backoff.
+    return Math.min(59, Math.max(1, Math.ceil((ahead * perJob) / this.options.concurrency)));
+  }
+
+  private pump(): void {
+    while (this.processor && this.running.size < this.options.concurrency && this.waiting.length > 0) {
+      const entry = this.waiting.shift()!;
+      if (entry.options.signal?.aborted) {
+        entry.reject(entry.options.signal.reason ?? new Error('aborted before it started'));
+        continue;
+      }
+      this.start(entry, this.processor);
+    }
+  }
+
+  private start(entry: Entry<T, R>, processor: JobProcessor<T, R>): void {
+    const controller = new AbortController();
+    const onCallerAbort = () => controller.abort(entry.options.signal?.reason);
+    entry.options.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const timer =
+      this.options.jobTimeoutSeconds > 0
+        ? setTimeout(() => controller.abort(new JobTimeoutError()), this.options.jobTimeoutSeconds * 1000)
+        : null;
+    const reportProgress = (progress: EngineProgress) => {
+      try {
+        entry.options.onProgress?.(progress);
+      } catch {
+        // A listener that throws (a closed stream) must not fail the job.
+      }
+    };
+
+    const done = (async () => {
+      try {
+        entry.resolve(await processor(entry.data, { id: entry.id, reportProgress, signal: controller.signal }));
+      } catch (error) {
+        entry.reject(error);
+      } finally {
+        if (timer) clearTimeout(timer);
+        entry.options.signal?.removeEventListener('abort', onCallerAbort);
+        this.running.delete(entry.id);
+        this.pump();
+      }
+    })();
+    this.running.set(entry.id, { controller, done });
+  }
+}
+
+/** The reason a job's signal fires when it ran past the queue's time limit. */
+export class JobTimeoutError extends Error {
+  constructor() {
+    super('the job ran past its time limit');
+    this.name = 'JobTimeoutError';
+  }
+}

@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import type { ContentFilterResults } from '../contract/annotations.ts';
+import type { ImageRequest } from '../contract/request.ts';
+import type { Engine } from '../engines/engine.ts';
+import type { ImageFilter } from '../safety/image-filter.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import { contentTypeOf, encodeImage, imageKey } from '../storage/encoding.ts';
+import type { ImageRecord, OperationStore } from './operation-store.ts';
+import type { JobContext } from './queue.ts';
+
+export type StoredImage = Pick<ImageRecord, 'id' | 'key' | 'expires'>;
+
+/** One generated image after filtering and encoding. */
+export type GeneratedItem =
+  | {
+      filtered: false;
+      bytes: Buffer;
+      contentType: string;
+      /** Set when the image was stored for a URL (response_format url, DALL-E 2 operations). */
+      stored: StoredImage | null;
+      contentFilterResults: ContentFilterResults;
+    }
+  | { filtered: true; contentFilterResults: ContentFilterResults };
+
+export interface GenerationResult {
+  /** Unix seconds. */
+  created: number;
+  revisedPrompt: string | null;
+  items: GeneratedItem[];
+}
+
+export interface JobData {
+  request: ImageRequest;
+  /** Set for DALL-E 2 operations: stored images belong to it and are swept with it. */
+  operationId: string | null;
+}
+
+export interface RunnerDeps {
+  engineFor(deployment: string): Engine;
+  imageFilter: ImageFilter;
+  store: OperationStore;
+  blobs: BlobStore;
+  imageUrlTtlSeconds: number;
+  now?: () => number;
+}
+
+/**
+ * Drives one request through the engine, the image filter, encoding and storage. It knows nothing
+ * of HTTP; the handlers shape its result for the wire.
+ */
+export function createRunner(deps: RunnerDeps) {
+  const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+
+  return async function run({ request, operationId }: JobData, context: JobContext): Promise<GenerationResult> {
+    // 1. Generate raw pixels; the engine reports progress and checks the signal between steps.
+    const output = await deps.engineFor(request.deployment).run(request, {
+      onProgress: context.reportProgress,
+      signal: context.signal,
+    });
+    const created = now();
+
+    // 2. Filter, encode and (for URLs) store each image. A filtered image is never stored.
+    const items: GeneratedItem[] = [];
+    for (const image of output.images) {
+      const verdict = await deps.imageFilter.check(image, { deployment: request.deployment, moderation: request.moderation });
+      if (verdict.blocked) {
+        items.push({ filtered: true, contentFilterResults: verdict.results });
+        continue;
+      }
+      const bytes = await encodeImage(image, request.outputFormat, request.outputCompression);
+      const contentType = contentTypeOf(request.outputFormat);
+      let stored: StoredImage | null = null;
+      if (request.responseFormat === 'url') {
+        const imageId = randomUUID();
+        const key = imageKey(imageId, request.outputFormat);
+        const expires = created + deps.imageUrlTtlSeconds;
+        // Bytes first, record second: a crash in between leaves an orphan the sweeper removes,
+        // never a record that points at nothing.
+        await deps.blobs.put(key, bytes);
+        await deps.store.putImage({
+          id: imageId,
+          key,
+          contentType,
+          width: image.width,
+          height: image.height,
+          deployment: request.deployment,
+          operationId,
+          created,
+          expires,
+        });
+        stored = { id: imageId, key, expires };
+      }
+      items.push({ filtered: false, bytes, contentType, stored, contentFilterResults: verdict.results });
+    }
+    return { created, revisedPrompt: output.revisedPrompt ?? null, items };
+  };
+}
