@@ -1,3 +1,4 @@
+import { rejectOnAbort } from './abort.ts';
 import type { EngineProgress } from '../engines/engine.ts';
 import { QueueFullError, type AddOptions, type JobProcessor, type JobQueue } from './queue.ts';
 
@@ -99,7 +100,10 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
 
     const done = (async () => {
       try {
-        entry.resolve(await processor(entry.data, { id: entry.id, reportProgress, signal: controller.signal }));
+        // Settle when the signal fires even if the job ignores it (a hung engine), so a timed-out
+        // job always ends and its slot is freed.
+        const work = processor(entry.data, { id: entry.id, reportProgress, signal: controller.signal });
+        entry.resolve(await Promise.race([work, rejectOnAbort(controller.signal)]));
       } catch (error) {
         entry.reject(error);
       } finally {

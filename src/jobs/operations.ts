@@ -1,3 +1,4 @@
+import { rejectOnAbort } from './abort.ts';
 import { randomUUID } from 'node:crypto';
 import { operationErrors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
@@ -78,7 +79,7 @@ export class Operations {
       throw new Error(`operation ${id} is no longer waiting to run`);
     }
     try {
-      const result = await work();
+      const result = await Promise.race([work(), rejectOnAbort(signal)]);
       await this.move(id, ['running'], 'succeeded', {
         result: {
           created: result.created,

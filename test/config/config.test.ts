@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { resolveApiKeys } from '../../src/config/keys.ts';
+
+test('defaults: 127.0.0.1:8080, ./data, the three usual deployments, 24-hour links', () => {
+  const config = loadConfig({});
+  assert.equal(config.host, '127.0.0.1');
+  assert.equal(config.port, 8080);
+  assert.equal(config.dataDir, join(process.cwd(), 'data'));
+  assert.equal(config.publicUrl, null);
+  assert.deepEqual(
+    config.deployments.map((d) => [d.name, d.model]),
+    [
+      ['dall-e-2', 'dall-e-2'],
+      ['dall-e-3', 'dall-e-3'],
+      ['gpt-image-1', 'gpt-image-1'],
+    ],
+  );
+  assert.equal(config.imageUrlTtlSeconds, 86400);
+});
+
+test('environment variables override the defaults', () => {
+  const config = loadConfig({
+    HOST: '0.0.0.0',
+    PORT: '9000',
+    EASEL_DATA_DIR: '/tmp/x',
+    EASEL_PUBLIC_URL: 'https://images.example.com/',
+    EASEL_API_KEYS: 'key-one-123, key-two-456',
+    EASEL_QUEUE_CONCURRENCY: '4',
+  });
+  assert.equal(config.host, '0.0.0.0');
+  assert.equal(config.port, 9000);
+  assert.equal(config.dataDir, '/tmp/x');
+  assert.equal(config.publicUrl, 'https://images.example.com');
+  assert.deepEqual(config.apiKeys, ['key-one-123', 'key-two-456']);
+  assert.equal(config.queue.concurrency, 4);
+});
+
+test('a config file names deployments; aliases of model names are accepted', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
+  try {
+    const file = join(dir, 'easel.json');
+    writeFileSync(file, JSON.stringify({ deployments: [{ name: 'my-dalle3', model: 'dalle3' }, { name: 'img', model: 'gpt-image-1-mini' }] }));
+    const config = loadConfig({ EASEL_CONFIG: file });
+    assert.deepEqual(
+      config.deployments.map((d) => [d.name, d.model]),
+      [
+        ['my-dalle3', 'dall-e-3'],
+        ['img', 'gpt-image-1'],
+      ],
+    );
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('invalid settings stop start-up with a message naming the setting', () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: 'eighty' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ EASEL_PUBLIC_URL: 'not a url' }, /EASEL_PUBLIC_URL/],
+    [{ EASEL_API_KEYS: 'short' }, /EASEL_API_KEYS/],
+    [{ EASEL_CONFIG: '/nonexistent/easel.json' }, /EASEL_CONFIG/],
+    [{ EASEL_QUEUE_CONCURRENCY: '0' }, /EASEL_QUEUE_CONCURRENCY/],
+  ];
+  for (const [env, setting] of cases) {
+    assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && setting.test(e.message));
+  }
+});
+
+test('a config file with an unknown model or a repeated name is refused, naming the entry', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
+  try {
+    const file = join(dir, 'easel.json');
+    writeFileSync(file, JSON.stringify({ deployments: [{ name: 'a', model: 'midjourney' }] }));
+    assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[0\]\.model/);
+    writeFileSync(file, JSON.stringify({ deployments: [{ name: 'a', model: 'dall-e-3' }, { name: 'a', model: 'dall-e-2' }] }));
+    assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[1\]\.name/);
+    writeFileSync(file, '{ not json');
+    assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /EASEL_CONFIG/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test('without EASEL_API_KEYS one key is generated once, kept private in the data directory', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-keys-'));
+  try {
+    const first = resolveApiKeys([], dir);
+    assert.match(first.generated!, /^[0-9a-f]{32}$/);
+    assert.deepEqual(first.keys, [first.generated]);
+    assert.equal(statSync(join(dir, 'api-keys.json')).mode & 0o777, 0o600);
+    const second = resolveApiKeys([], dir);
+    assert.equal(second.generated, null);
+    assert.deepEqual(second.keys, first.keys);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'api-keys.json'), 'utf8')).keys, first.keys);
+    assert.deepEqual(resolveApiKeys(['configured-key'], dir).keys, ['configured-key']);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
