@@ -92,7 +92,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     apiKeys,
     async close() {
       await server.close();
-      await queue.close();
+      // Running generations get a few seconds to finish; DALL-E 2 operations cut short run again
+      // after the next start.
+      await queue.close({ graceSeconds: config.queue.shutdownGraceSeconds });
       await sweeper.stop();
       await engine.close?.();
       await store.close();

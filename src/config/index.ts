@@ -27,7 +27,7 @@ export interface Config {
     /** Decoded pixels allowed per uploaded image (decompression bombs stop here). */
     maxInputPixels: number;
   };
-  queue: { concurrency: number; maxWaiting: number; jobTimeoutSeconds: number };
+  queue: { concurrency: number; maxWaiting: number; jobTimeoutSeconds: number; shutdownGraceSeconds: number };
   imageUrlTtlSeconds: number;
   sweepIntervalSeconds: number;
   safety: { blocklists: { id: string; terms: string[] }[] };
@@ -60,7 +60,7 @@ const DEFAULTS: Config = {
     maxMaskBytes: 4 * 1024 * 1024,
     maxInputPixels: 4096 * 4096,
   },
-  queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600 },
+  queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600, shutdownGraceSeconds: 10 },
   imageUrlTtlSeconds: 24 * 60 * 60,
   sweepIntervalSeconds: 300,
   safety: { blocklists: [] },
@@ -71,8 +71,8 @@ const DEFAULTS: Config = {
  * Build the one typed configuration: defaults, then the file named by EASEL_CONFIG (JSON, same
  * shape as Config), then environment variables. Throws ConfigError naming the setting.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
-  const file = env.EASEL_CONFIG ? readConfigFile(env.EASEL_CONFIG) : {};
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
+  const file: ConfigOverrides = env.EASEL_CONFIG ? readConfigFile(env.EASEL_CONFIG) : {};
   const merged: Config = {
     ...DEFAULTS,
     ...file,
@@ -101,10 +101,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       { id: 'EASEL_BLOCKLIST', terms: env.EASEL_BLOCKLIST.split(',').map((t) => t.trim()).filter(Boolean) },
     ];
   }
-  return validate({ ...merged, ...overrides });
+  return validate({
+    ...merged,
+    ...overrides,
+    limits: { ...merged.limits, ...overrides.limits },
+    queue: { ...merged.queue, ...overrides.queue },
+    safety: { ...merged.safety, ...overrides.safety },
+  });
 }
 
-function readConfigFile(path: string): Partial<Config> {
+/** What a config file (or a caller) may set: any field, nested groups in part. */
+export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'queue' | 'safety'>> & {
+  limits?: Partial<Config['limits']>;
+  queue?: Partial<Config['queue']>;
+  safety?: Partial<Config['safety']>;
+};
+
+function readConfigFile(path: string): ConfigOverrides {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -114,7 +127,7 @@ function readConfigFile(path: string): Partial<Config> {
   try {
     const parsed = JSON.parse(text) as unknown;
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
-    return parsed as Partial<Config>;
+    return parsed as ConfigOverrides;
   } catch (error) {
     throw new ConfigError('EASEL_CONFIG', `file ${path} is not a JSON object: ${(error as Error).message}`);
   }
@@ -161,6 +174,7 @@ function validate(config: Config): Config {
   intSetting('queue.concurrency', config.queue.concurrency, 1, 1024);
   intSetting('queue.maxWaiting', config.queue.maxWaiting, 0, 1_000_000);
   intSetting('queue.jobTimeoutSeconds', config.queue.jobTimeoutSeconds, 0, 86400);
+  intSetting('queue.shutdownGraceSeconds', config.queue.shutdownGraceSeconds, 0, 3600);
   intSetting('imageUrlTtlSeconds', config.imageUrlTtlSeconds, 1, 30 * 86400);
   intSetting('sweepIntervalSeconds', config.sweepIntervalSeconds, 1, 86400);
   for (const [i, list] of config.safety.blocklists.entries()) {

@@ -1,6 +1,6 @@
 import { rejectOnAbort } from './abort.ts';
 import type { EngineProgress } from '../engines/engine.ts';
-import { QueueFullError, type AddOptions, type JobProcessor, type JobQueue } from './queue.ts';
+import { QueueClosedError, QueueFullError, type AddOptions, type JobProcessor, type JobQueue } from './queue.ts';
 
 export interface InProcessQueueOptions {
   /** Jobs running at once. */
@@ -38,7 +38,7 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
   }
 
   async add(id: string, data: T, options: AddOptions = {}): Promise<{ finished: Promise<R> }> {
-    if (this.closed) throw new Error('the queue is closed');
+    if (this.closed) throw new QueueClosedError();
     const free = this.options.concurrency - this.running.size;
     if (free <= 0 && this.waiting.length >= this.options.maxWaiting) {
       throw new QueueFullError(this.retryAfterSeconds());
@@ -56,11 +56,17 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
     return { waiting: this.waiting.length, active: this.running.size };
   }
 
-  async close(): Promise<void> {
+  async close({ graceSeconds = 0 }: { graceSeconds?: number } = {}): Promise<void> {
     this.closed = true;
-    for (const entry of this.waiting.splice(0)) entry.reject(new Error('the queue closed before the job started'));
-    for (const { controller } of this.running.values()) controller.abort(new Error('the queue is closing'));
-    await Promise.allSettled([...this.running.values()].map((r) => r.done));
+    for (const entry of this.waiting.splice(0)) entry.reject(new QueueClosedError('the queue closed before the job started'));
+    const settled = Promise.allSettled([...this.running.values()].map((r) => r.done));
+    if (graceSeconds > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, graceSeconds * 1000)))]);
+      clearTimeout(timer);
+    }
+    for (const { controller } of this.running.values()) controller.abort(new QueueClosedError());
+    await settled;
   }
 
   /** Seconds until a slot is likely free: the queue ahead, divided among the workers. */

@@ -10,7 +10,7 @@ import {
   type OperationStatus,
   type OperationStore,
 } from './operation-store.ts';
-import type { JobQueue } from './queue.ts';
+import { QueueClosedError, type JobQueue } from './queue.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { GenerationResult, JobData } from './runner.ts';
 
@@ -90,8 +90,14 @@ export class Operations {
       });
       return result;
     } catch (error) {
-      if (signal.reason instanceof JobTimeoutError) await this.move(id, ['running'], 'canceled', { error: operationErrors.timedOut });
-      else await this.move(id, ['running'], 'failed', { error: operationErrors.engineFailed(messageOf(error)) });
+      if (signal.reason instanceof QueueClosedError) {
+        // Shutting down is not the operation's fault: it runs again after the restart.
+        await this.move(id, ['running'], 'notRunning');
+      } else if (signal.reason instanceof JobTimeoutError) {
+        await this.move(id, ['running'], 'canceled', { error: operationErrors.timedOut });
+      } else {
+        await this.move(id, ['running'], 'failed', { error: operationErrors.engineFailed(messageOf(error)) });
+      }
       throw error;
     }
   }

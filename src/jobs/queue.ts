@@ -8,6 +8,14 @@ export class QueueFullError extends Error {
   }
 }
 
+/** The reason a job is aborted or refused because the queue is shutting down (not the job's fault). */
+export class QueueClosedError extends Error {
+  constructor(message = 'the job queue is shutting down') {
+    super(message);
+    this.name = 'QueueClosedError';
+  }
+}
+
 export interface JobContext {
   id: string;
   reportProgress(progress: EngineProgress): void;
@@ -36,6 +44,9 @@ export interface JobQueue<T, R> {
    */
   add(id: string, data: T, options?: AddOptions): Promise<{ finished: Promise<R> }>;
   counts(): { waiting: number; active: number };
-  /** Stop admitting, abort running jobs and wait for them to settle. */
-  close(): Promise<void>;
+  /**
+   * Stop admitting; refuse the waiting jobs with QueueClosedError; give running jobs up to
+   * `graceSeconds` to finish, then abort them with QueueClosedError and wait for them to settle.
+   */
+  close(options?: { graceSeconds?: number }): Promise<void>;
 }

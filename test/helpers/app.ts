@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import sharp from 'sharp';
 import { createApp, type App, type AppOptions } from '../../src/app.ts';
-import { loadConfig, type Config } from '../../src/config/index.ts';
+import { loadConfig, type ConfigOverrides } from '../../src/config/index.ts';
 
 export const TEST_KEY = 'test-key-0123456789abcdef';
 export const SECOND_KEY = 'test-key-second-rotation';
@@ -20,7 +20,7 @@ export interface TestApp extends App {
  * end-to-end tests. Pass `dataDir` to reopen an existing one (restart tests).
  */
 export async function startTestApp(
-  options: { config?: Partial<Config>; env?: Record<string, string>; dataDir?: string } & Partial<Omit<AppOptions, 'logger'>> = {},
+  options: { config?: ConfigOverrides; env?: Record<string, string>; dataDir?: string } & Partial<Omit<AppOptions, 'logger'>> = {},
 ): Promise<TestApp> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'easel-test-'));
   const config = loadConfig(

@@ -91,3 +91,19 @@ test('after a restart, running operations fail and waiting ones run again', asyn
   await queue.close();
   await store.close();
 });
+
+test('an operation cut short by shutdown goes back to notRunning and runs after the restart', async () => {
+  const { store, queue, operations } = setup(() => new Promise(() => {})); // still running at shutdown
+  const op = await operations.submit(makeRequest({ family: 'dall-e-2' }));
+  await until(() => operations.get(op.id), (r) => r.status === 'running');
+  await queue.close({ graceSeconds: 0 });
+  assert.equal((await operations.get(op.id))?.status, 'notRunning');
+
+  const restartedQueue = new InProcessQueue<JobData, GenerationResult>({ concurrency: 1, maxWaiting: 10, jobTimeoutSeconds: 1 });
+  const restarted = new Operations({ store, blobs: noBlobs, queue: restartedQueue, ttlSeconds: 86400, log: quiet });
+  restartedQueue.process((data, context) => restarted.runJob(data.operationId!, context.signal, oneImage));
+  assert.deepEqual(await restarted.recover(), { resumed: 1, failed: 0 });
+  assert.equal((await until(() => restarted.get(op.id), ended)).status, 'succeeded');
+  await restartedQueue.close();
+  await store.close();
+});

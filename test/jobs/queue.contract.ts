@@ -107,4 +107,16 @@ export function jobQueueContract(name: string, make: () => JobQueue<string, stri
     await assert.rejects(finished, { name: 'JobTimeoutError' });
     await queue.close();
   });
+
+  test(`${name}: close lets running jobs finish within the grace period and refuses new ones`, async () => {
+    const queue = make();
+    queue.process(async (data) => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return data;
+    });
+    const { finished } = await queue.add('r', 'done in time');
+    await queue.close({ graceSeconds: 5 });
+    assert.equal(await finished, 'done in time');
+    await assert.rejects(queue.add('late', 'x'), { name: 'QueueClosedError' });
+  });
 }
