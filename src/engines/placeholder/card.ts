@@ -29,44 +29,36 @@ interface Line {
 }
 
 /** Font scale from picture size: 1 at 256 px, 2 at 512, 3 at 1024. */
-export function textScale(width: number, height: number): number {
+function textScale(width: number, height: number): number {
   return Math.max(1, Math.round(Math.min(width, height) / 320));
+}
+
+/** A rectangle of the picture, in pixels. */
+export interface Frame {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
 }
 
 /**
  * Draw the text card: a semi-opaque rounded panel (alpha 255 even on transparent pictures) with
- * the PLACEHOLDER label, easel's note, the request summary and the wrapped prompt. `centre` is
- * where the card goes (clamped inside the picture); edits put it in the region being edited.
+ * the PLACEHOLDER label, easel's note, the request summary and the wrapped prompt, laid out to fit
+ * and centred in `frame` (the whole picture, or the region an edit changes).
  */
-export function paintCard(image: RawImage, palette: Palette, text: CardText, centre: { x: number; y: number }): void {
+export function paintCard(image: RawImage, palette: Palette, text: CardText, frame: Frame): void {
   const { width, height } = image;
   const s = textScale(width, height);
   const margin = 4 * s;
   const pad = 6 * s + 2;
-  const maxChars = Math.max(1, Math.floor((width - 2 * margin - 2 * pad + s) / (GLYPH_ADVANCE * s)));
-  const labelScale = textWidth(text.label.length, 2 * s) <= width - 2 * margin - 2 * pad ? 2 * s : s;
-
-  const header: Line[] = [
-    { text: text.label, scale: labelScale, colour: LABEL_COLOUR, gapBefore: 0 },
-    ...wrap(toFontText(text.subtitle), maxChars, 2).map((t, k) => line(t, s, SUBTITLE_COLOUR, k === 0 ? 4 * s : 2 * s)),
-    ...wrap(toFontText(text.meta), maxChars, 2).map((t) => line(t, s, META_COLOUR, 2 * s)),
-  ];
-  const headerChars = Math.max(...header.map((l) => (l.text.length * l.scale) / s));
-  const promptChars = Math.min(maxChars, Math.max(headerChars, MAX_PROMPT_CHARS));
-  const lineStep = (GLYPH_HEIGHT + 2) * s;
-  const ruleGap = 5 * s;
-  const headerHeight = header.reduce((sum, l) => sum + l.gapBefore + GLYPH_HEIGHT * l.scale, 0);
-  const roomForPrompt = height * 0.85 - 2 * pad - headerHeight - 2 * ruleGap;
-  const promptLines = wrap(`"${toFontText(text.prompt)}"`, promptChars, Math.min(12, Math.floor(roomForPrompt / lineStep)));
-  const body = promptLines.map((t, k) => line(t, s, PROMPT_COLOUR, k === 0 ? 2 * ruleGap + s : 2 * s));
+  const { header, body, ruleGap } = layoutLines(text, s, frame, { width, height, room: 2 * (pad + margin) });
 
   const lines = [...header, ...body];
   const innerWidth = Math.max(...lines.map((l) => textWidth(l.text.length, l.scale)));
-  const innerHeight = lines.reduce((sum, l) => sum + l.gapBefore + GLYPH_HEIGHT * l.scale, 0);
   const cardWidth = innerWidth + 2 * pad;
-  const cardHeight = innerHeight + 2 * pad;
-  const left = clamp(Math.round(centre.x - cardWidth / 2), margin, width - margin - cardWidth);
-  const top = clamp(Math.round(centre.y - cardHeight / 2), margin, height - margin - cardHeight);
+  const cardHeight = linesHeight(lines) + 2 * pad;
+  const left = clamp(Math.round(frame.left + (frame.width - cardWidth) / 2), margin, width - margin - cardWidth);
+  const top = clamp(Math.round(frame.top + (frame.height - cardHeight) / 2), margin, height - margin - cardHeight);
 
   paintPanel(image, palette, left, top, cardWidth, cardHeight, 3 * s + 2);
   let y = top + pad;
@@ -76,10 +68,46 @@ export function paintCard(image: RawImage, palette: Palette, text: CardText, cen
     y += GLYPH_HEIGHT * l.scale;
   }
   if (body.length > 0) {
-    const ruleY = top + pad + headerHeight + ruleGap;
     const [r, g, b] = palette.accent;
-    fillRect(image, left + pad, ruleY, Math.min(innerWidth, 12 * GLYPH_ADVANCE * s), s, [r, g, b, 255]);
+    const ruleWidth = Math.min(innerWidth, 12 * GLYPH_ADVANCE * s);
+    fillRect(image, left + pad, top + pad + linesHeight(header) + ruleGap, ruleWidth, s, [r, g, b, 255]);
   }
+}
+
+/**
+ * The card's lines at text scale `s`: the label (twice as large, when it fits), the note and
+ * summary, then as much of the prompt as fits in about three quarters of the frame's height.
+ * `room` is the horizontal space padding and margins take.
+ */
+function layoutLines(
+  text: CardText,
+  s: number,
+  frame: Frame,
+  picture: { width: number; height: number; room: number },
+): { header: Line[]; body: Line[]; ruleGap: number } {
+  // A frame narrower than the label still gets a card as wide as the label; edges may clip.
+  const labelWidth = textWidth(text.label.length, 2 * s);
+  const usable = Math.max(frame.width, Math.min(picture.width, labelWidth + picture.room)) - picture.room;
+  const maxChars = Math.max(1, Math.floor((usable + s) / (GLYPH_ADVANCE * s)));
+  const header: Line[] = [
+    line(toFontText(text.label), labelWidth <= usable ? 2 * s : s, LABEL_COLOUR, 0),
+    ...wrap(toFontText(text.subtitle), maxChars, 2).map((t, k) => line(t, s, SUBTITLE_COLOUR, k === 0 ? 4 * s : 2 * s)),
+    ...wrap(toFontText(text.meta), maxChars, 2).map((t) => line(t, s, META_COLOUR, 2 * s)),
+  ];
+  const headerChars = Math.max(...header.map((l) => (l.text.length * l.scale) / s));
+  const promptChars = Math.min(maxChars, Math.max(headerChars, MAX_PROMPT_CHARS));
+  const ruleGap = 5 * s;
+  // Leave some of the picture visible around the card, even for long prompts.
+  const room = Math.max(frame.height, picture.height / 3) * 0.72 - picture.room - linesHeight(header) - 2 * ruleGap;
+  const maxLines = Math.min(12, Math.floor(room / ((GLYPH_HEIGHT + 2) * s)));
+  const body = wrap(`"${toFontText(text.prompt)}"`, promptChars, maxLines).map((t, k) =>
+    line(t, s, PROMPT_COLOUR, k === 0 ? 2 * ruleGap + s : 2 * s),
+  );
+  return { header, body, ruleGap };
+}
+
+function linesHeight(lines: readonly Line[]): number {
+  return lines.reduce((sum, l) => sum + l.gapBefore + GLYPH_HEIGHT * l.scale, 0);
 }
 
 function line(text: string, scale: number, colour: Colour, gapBefore: number): Line {

@@ -47,10 +47,10 @@ function checkSameSize(render: RawImage, other: RawImage, what: string): void {
 }
 
 /**
- * Centre of the region a mask marks for editing (alpha below half), so the placeholder's card
- * lands where it will be seen; null when the mask marks nothing.
+ * The bounding box of the region a mask marks for editing (alpha below half), so the placeholder's
+ * card lands where it will be seen; null when the mask marks nothing.
  */
-export function editRegionCentre(mask: RawImage): { x: number; y: number } | null {
+export function editRegion(mask: RawImage): { left: number; top: number; width: number; height: number } | null {
   const { width, height, data, channels } = mask;
   if (channels !== 4) return null;
   let [minX, minY, maxX, maxY] = [width, height, -1, -1];
@@ -64,5 +64,7 @@ export function editRegionCentre(mask: RawImage): { x: number; y: number } | nul
       if (y > maxY) maxY = y;
     }
   }
-  return maxX < 0 ? null : { x: (minX + maxX) / 2, y: (minY + maxY) / 2 };
+  if (maxX < 0) return null;
+  const [right, bottom] = [Math.min(width, maxX + 4), Math.min(height, maxY + 4)];
+  return { left: minX, top: minY, width: right - minX, height: bottom - minY };
 }

@@ -46,7 +46,7 @@ const ASCII_GLYPHS: readonly string[] = [
 
 // Characters outside ASCII that the placeholder draws itself: its own label and truncation mark.
 const EXTRA_GLYPHS: Readonly<Record<string, string>> = {
-  '·': '000000000c0c0000',
+  '·': '0000000c0c000000',
   '…': '0000000000001500',
 };
 
@@ -68,11 +68,6 @@ const FALLBACK = GLYPHS.get('?') as Uint8Array;
 /** The 8 row bitmaps of a character; characters the font lacks draw as '?'. */
 export function glyphRows(ch: string): Uint8Array {
   return GLYPHS.get(ch) ?? FALLBACK;
-}
-
-/** Every character this font draws as itself (not as '?'). */
-export function fontCharacters(): string[] {
-  return [...GLYPHS.keys()];
 }
 
 // Typographic characters common in prompts, mapped to their nearest ASCII look-alike.

@@ -78,7 +78,7 @@ function mix(a: number, b: number, t: number): number {
 }
 
 /** HSL (hue in degrees, any range; saturation and lightness 0–1) to 8-bit RGB. */
-export function hsl(hue: number, saturation: number, lightness: number): Rgb {
+function hsl(hue: number, saturation: number, lightness: number): Rgb {
   const h = (((hue % 360) + 360) % 360) / 360;
   const q = lightness < 0.5 ? lightness * (1 + saturation) : lightness + saturation - lightness * saturation;
   const p = 2 * lightness - q;

@@ -3,7 +3,7 @@ import type { ImageRequest, RawImage } from '../../contract/request.ts';
 import type { Engine, EngineOutput, EngineRunContext } from '../engine.ts';
 import { EngineAbortedError } from '../engine.ts';
 import { type CardText, paintCard } from './card.ts';
-import { blendWithInput, editRegionCentre } from './edit.ts';
+import { blendWithInput, editRegion } from './edit.ts';
 import { type Palette, averageColour, makePalette } from './palette.ts';
 import { blockAverage } from './preview.ts';
 import { fnv1a, mixSeed, mulberry32 } from './random.ts';
@@ -29,13 +29,15 @@ export class PlaceholderEngine implements Engine {
     const images: RawImage[] = [];
     for (let index = 0; index < request.n; index++) {
       images.push(renderOne(request, index, palette));
+      // Let the server breathe (and a cancel arrive) between images and steps, as a real engine would.
+      await nextTurn();
       throwIfAborted(signal);
     }
     for (let step = 1; step <= TOTAL_STEPS; step++) {
-      // Let the server breathe (and a cancel arrive) between steps, as a real engine would.
-      await nextTurn();
+      if (step > 1) await nextTurn();
       throwIfAborted(signal);
       if (!onProgress) continue;
+      // The last step's previews are the final images themselves.
       const previews = step === TOTAL_STEPS ? images : images.map((image) => preview(image, step));
       onProgress({ step, totalSteps: TOTAL_STEPS, previews });
     }
@@ -64,10 +66,19 @@ function renderOne(request: ImageRequest, index: number, palette: Palette): RawI
     if (!request.transparentBackground) paintShadow(image, shape);
     paintShape(image, shape);
   }
+  const whole = { left: 0, top: 0, width, height };
   const input = request.operation === 'edit' ? request.images[0] : undefined;
-  const centre = (input && request.mask && editRegionCentre(request.mask)) || { x: width / 2, y: height / 2 };
-  paintCard(image, palette, cardText(request, index), centre);
-  if (input) blendWithInput(image, input, request.mask);
+  if (!input) {
+    paintCard(image, palette, cardText(request, index), whole);
+  } else if (request.mask) {
+    // The card goes inside the edited region, the only part of the render that shows.
+    paintCard(image, palette, cardText(request, index), editRegion(request.mask) ?? whole);
+    blendWithInput(image, input, request.mask);
+  } else {
+    // Unmasked: the render is blended over all of the input, and the card on top stays legible.
+    blendWithInput(image, input, null);
+    paintCard(image, palette, cardText(request, index), whole);
+  }
   return image;
 }
 
