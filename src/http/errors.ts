@@ -11,7 +11,10 @@ export function toApiError(error: unknown, request: FastifyRequest, limits: { ma
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return errors.payloadTooLarge(null, limits.maxJsonBodyBytes);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return errors.unsupportedMediaType('application/json', request.headers['content-type']);
+      return errors.unsupportedMediaType(
+        request.routeOptions.url?.endsWith('/edits') ? 'multipart/form-data' : 'application/json',
+        request.headers['content-type'],
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return errors.invalidJson('the body is empty');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

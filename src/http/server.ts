@@ -24,6 +24,9 @@ export async function buildServer(services: Services, options: ServerOptions): P
     return503OnClosing: true,
   });
   app.decorate('services', services);
+  // Every body is JSON or multipart; without this, Fastify's built-in text/plain parser hands the
+  // handlers a string and a wrong Content-Type reads as invalid JSON (400) instead of a 415.
+  app.removeContentTypeParser('text/plain');
 
   await app.register(multipart, {
     limits: {
