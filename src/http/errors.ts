@@ -34,7 +34,7 @@ export function toApiError(error: unknown, request: FastifyRequest, limits: { ma
   // Fastify's JSON parser rejects bad JSON with a SyntaxError carrying status 400.
   if (error instanceof SyntaxError && e.statusCode === 400) return errors.invalidJson(e.message);
   // Busboy: a body that is not well-formed multipart.
-  if (/Unexpected end of form|Malformed part header|Multipart: Boundary not found/i.test(e.message ?? '')) {
+  if (/Unexpected end of (form|multipart data)|Malformed part header|Multipart: Boundary not found/i.test(e.message ?? '')) {
     return errors.invalidParameter('image', `The multipart body is malformed: ${e.message}`);
   }
   return errors.internal(request.id);
