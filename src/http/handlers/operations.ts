@@ -13,6 +13,7 @@ import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 /** POST /openai/images/generations:submit — no deployment in the URL: the first dall-e-2 deployment serves it. */
 export async function submit(request: FastifyRequest, reply: FastifyReply) {
   const services = request.server.services;
+  if (request.isMultipart()) throw errors.unsupportedMediaType('application/json', request.headers['content-type']);
   const body = request.body;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw errors.invalidJson('the body must be a JSON object');
   const deployment = [...services.deployments.values()].find((d) => d.model === 'dall-e-2');
