@@ -14,6 +14,7 @@ import {
   send,
   submit,
   submitUrl,
+  type Headers,
 } from './helpers.ts';
 
 let app: TestApp;
@@ -50,7 +51,7 @@ describe('keys', () => {
     assertError(res, 401, '401');
   });
 
-  const accepted: Array<[string, Record<string, string>]> = [
+  const accepted: Array<[string, Headers]> = [
     ['api-key', { 'api-key': TEST_KEY }],
     ['Api-Key', { 'Api-Key': TEST_KEY }],
     ['API-KEY', { 'API-KEY': TEST_KEY }],
@@ -58,7 +59,7 @@ describe('keys', () => {
     ['Authorization: bearer (lower case)', { Authorization: `bearer ${TEST_KEY}` }],
     ['the second configured key (rotation)', { 'api-key': SECOND_KEY }],
     ['the second key as Bearer', { authorization: `Bearer ${SECOND_KEY}` }],
-    ['Ocp-Apim-Subscription-Key', { 'Ocp-Apim-Subscription-Key': TEST_KEY, 'api-key': undefined } as Record<string, string>],
+    ['Ocp-Apim-Subscription-Key', { 'Ocp-Apim-Subscription-Key': TEST_KEY, 'api-key': undefined }],
   ];
   for (const [name, headers] of accepted) {
     test(`the key is accepted as ${name}`, async () => {
