@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
+  APIUserAbortError,
   AuthenticationError,
   AzureOpenAI,
   BadRequestError,
@@ -80,7 +81,7 @@ describe('AzureOpenAI with a client-level deployment (gpt-image-1)', () => {
     assert.ok(response.usage);
   });
 
-  it('images.edit: an array of images (image[]), a mask, and a requested size', async () => {
+  it('images.edit: an array of images (image[]) and a mask; the unmasked half is unchanged', async () => {
     const first = await solidPng(128, 128, [10, 200, 30, 255]);
     const second = await solidPng(128, 128, [250, 250, 0, 255]);
     const response = await gpt().images.edit({
@@ -171,6 +172,21 @@ describe('AzureOpenAI without a client-level deployment', () => {
   });
 });
 
+describe('client construction variants', () => {
+  it("endpoint with the portal's trailing slash", async () => {
+    const response = await client({ endpoint: `${base}/` }).images.generate({ model: 'dall-e-3', prompt: PROMPT });
+    assert.ok(response.data![0]!.url);
+  });
+
+  it('azureADTokenProvider: the token arrives as Authorization: Bearer and is checked like a key', async () => {
+    const withToken = (token: string) =>
+      new AzureOpenAI({ endpoint: base, azureADTokenProvider: async () => token, apiVersion: API_VERSION, maxRetries: 0 });
+    const response = await withToken(TEST_KEY).images.generate({ model: 'dall-e-3', prompt: PROMPT });
+    assert.ok(response.data![0]!.url);
+    await assert.rejects(withToken('not-a-known-key').images.generate({ model: 'dall-e-3', prompt: PROMPT }), AuthenticationError);
+  });
+});
+
 describe('errors surface as SDK exceptions', () => {
   it('a wrong key → AuthenticationError (401, code "401") with a request id', async () => {
     await assert.rejects(client({ apiKey: 'not-the-key-at-all' }).images.generate({ model: 'dall-e-3', prompt: PROMPT }), (error: unknown) => {
@@ -239,7 +255,28 @@ describe('streaming', () => {
   });
 });
 
-describe('429 when the queue is full', () => {
+describe('queue admission', () => {
+  it('a request aborted by the client (AbortSignal) cancels its job and frees the slot', async () => {
+    const engine = new BlockingEngine();
+    const busy = await startListening({ engine, config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } } });
+    try {
+      const sdk = new AzureOpenAI({ endpoint: busy.base, apiKey: TEST_KEY, apiVersion: API_VERSION, maxRetries: 0 });
+      const hangUp = new AbortController();
+      const first = sdk.images.generate({ model: 'dall-e-3', prompt: 'first' }, { signal: hangUp.signal });
+      await waitFor('the first job to reach the engine', () => (engine.started >= 1 ? true : undefined));
+      hangUp.abort();
+      await assert.rejects(first, APIUserAbortError);
+      await waitFor('the slot to be free', () => (busy.app.services.queue.counts().active === 0 ? true : undefined));
+      const second = sdk.images.generate({ model: 'dall-e-3', prompt: 'second' });
+      await waitFor('the second job to reach the engine', () => (engine.started >= 2 ? true : undefined));
+      engine.release();
+      assert.ok((await second).data![0]!.url);
+    } finally {
+      engine.release();
+      await busy.app.dispose();
+    }
+  });
+
   it('maxRetries 0 → RateLimitError; maxRetries 2 → the retry (honouring retry-after) succeeds', async () => {
     const engine = new BlockingEngine();
     const busy = await startListening({ engine, config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } } });
