@@ -1,0 +1,149 @@
+// Signed image links (GET /files/images/{name}?se=…&sig=…): the signature is the credential, a
+// tampered or expired link serves nothing (reference §3.1: Azure's are 24-hour blob SAS URLs).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { decode, startTestApp, type TestApp } from '../helpers/app.ts';
+import { assertError, generationsUrl, operationUrl, pathOf, pollOperation, postJson, send, submit, type Response } from './helpers.ts';
+
+let app: TestApp;
+/** Path and query of a fresh dall-e-3 image link. */
+let link: string;
+before(async () => {
+  app = await startTestApp();
+  link = await newLink(app);
+});
+after(() => app.dispose());
+
+async function newLink(target: TestApp): Promise<string> {
+  const res = await postJson(target, generationsUrl('dall-e-3'), { prompt: 'a green door' });
+  assert.equal(res.statusCode, 200, res.body);
+  return pathOf(res.json().data[0].url);
+}
+
+const get = (url: string, target = app) => target.server.inject({ method: 'GET', url });
+
+function assertRefused(res: Response) {
+  assertError(res, 403, 'AuthenticationFailed');
+  assert.doesNotMatch(res.body, /PNG/);
+}
+
+function parts(url: string) {
+  const parsed = new URL(url, 'http://x');
+  return { path: parsed.pathname, se: parsed.searchParams.get('se')!, sig: parsed.searchParams.get('sig')! };
+}
+
+describe('a valid link', () => {
+  test('GET of the returned url path answers 200 image/png with the image bytes', async () => {
+    const res = await get(link);
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-type'], 'image/png');
+    const image = await decode(res.rawPayload);
+    assert.deepEqual([image.width, image.height, image.format], [1024, 1024, 'png']);
+  });
+
+  test('the link is absolute, under /files/images/, with se and sig, and se is 24 hours ahead', async () => {
+    const { path, se, sig } = parts(link);
+    assert.match(path, /^\/files\/images\/[0-9a-f-]{36}\.png$/);
+    assert.match(sig, /^[A-Za-z0-9_-]+$/);
+    const ahead = Number(se) - Date.now() / 1000;
+    assert.ok(ahead > 86400 - 600 && ahead <= 86400, `se is ${ahead} s ahead`);
+  });
+
+  test('the image answer says inline with its file name and a private cache lifetime', async () => {
+    const res = await get(link);
+    assert.equal(res.headers['content-disposition'], `inline; filename="${parts(link).path.split('/').pop()}"`);
+    assert.match(String(res.headers['cache-control']), /^private, max-age=\d+$/);
+  });
+
+  test('no key is needed, and a wrong key does not matter', async () => {
+    const res = await app.server.inject({ method: 'GET', url: link, headers: { 'api-key': 'wrong-wrong-wrong' } });
+    assert.equal(res.statusCode, 200);
+  });
+});
+
+describe('tampered links answer 403 and no image', () => {
+  test('a tampered sig answers 403', async () => {
+    const { path, se, sig } = parts(link);
+    const flipped = (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+    assertRefused(await get(`${path}?se=${se}&sig=${flipped}`));
+  });
+
+  test('a sig with an extra character answers 403', async () => {
+    const { path, se, sig } = parts(link);
+    assertRefused(await get(`${path}?se=${se}&sig=${sig}A`));
+  });
+
+  test('a later se (extended expiry) answers 403', async () => {
+    const { path, se, sig } = parts(link);
+    assertRefused(await get(`${path}?se=${Number(se) + 3600}&sig=${sig}`));
+  });
+
+  test('an se that is not a number answers 403', async () => {
+    const { path, sig } = parts(link);
+    assertRefused(await get(`${path}?se=soon&sig=${sig}`));
+  });
+
+  test('the signature of one image does not open another path', async () => {
+    const other = parts(await newLink(app));
+    const { se, sig } = parts(link);
+    assertRefused(await get(`${other.path}?se=${se}&sig=${sig}`));
+  });
+
+  test('a tampered path answers 403', async () => {
+    const { path, se, sig } = parts(link);
+    assertRefused(await get(`${path.replace(/\.png$/, '.webp')}?se=${se}&sig=${sig}`));
+  });
+
+  test('a link without a query answers 403', async () => {
+    assertRefused(await get(parts(link).path));
+  });
+
+  test('a link with only se, or only sig, answers 403', async () => {
+    const { path, se, sig } = parts(link);
+    assertRefused(await get(`${path}?se=${se}`));
+    assertRefused(await get(`${path}?sig=${sig}`));
+  });
+
+  test('a path outside images/ with a valid signature for it still serves nothing', async () => {
+    const path = '/files/images/../easel.db';
+    const res = await get(`${path}?${app.services.signer.sign(path, Math.floor(Date.now() / 1000) + 60)}`);
+    assert.notEqual(res.statusCode, 200);
+    assert.doesNotMatch(res.body, /SQLite/);
+  });
+});
+
+describe('expired and deleted images', () => {
+  test('a link signed with a past expiry answers 403', async () => {
+    const { path } = parts(link);
+    const past = Math.floor(Date.now() / 1000) - 10;
+    assertRefused(await get(`${path}?${app.services.signer.sign(path, past)}`));
+  });
+
+  test('a link expires after EASEL_IMAGE_URL_TTL_SECONDS', async () => {
+    const shortLived = await startTestApp({ env: { EASEL_IMAGE_URL_TTL_SECONDS: '1' } });
+    try {
+      const url = await newLink(shortLived);
+      const { se } = parts(url);
+      // Wait until the expiry second has passed, whatever the clock's phase.
+      while (Date.now() / 1000 < Number(se) + 0.05) await new Promise((r) => setTimeout(r, 100));
+      assertRefused(await get(url, shortLived));
+    } finally {
+      await shortLived.dispose();
+    }
+  });
+
+  test('a correctly signed link to an image that does not exist answers 404 BlobNotFound', async () => {
+    const path = '/files/images/00000000-0000-4000-8000-000000000000.png';
+    const res = await get(`${path}?${app.services.signer.sign(path, Math.floor(Date.now() / 1000) + 60)}`);
+    assertError(res, 404, 'BlobNotFound');
+  });
+
+  test('after a DALL-E 2 operation is deleted its image links answer 404', async () => {
+    const id = await submit(app, { prompt: 'a kite', size: '256x256' });
+    const { body } = await pollOperation(app, id);
+    const url = pathOf(body.result.data[0].url);
+    assert.equal((await get(url)).statusCode, 200);
+    assert.equal((await send(app, { method: 'DELETE', url: operationUrl(id) })).statusCode, 204);
+    assertError(await get(url), 404, 'BlobNotFound');
+  });
+});
