@@ -16,7 +16,7 @@ const FILE_FIELDS = new Set(['image', 'image[]', 'mask']);
  * Read an edit form into memory. @fastify/multipart enforces the per-file and part-count limits
  * (registered in server.ts); the smaller mask limit is checked here.
  */
-export async function readEditForm(request: FastifyRequest, limits: { maxMaskBytes: number }): Promise<EditForm> {
+export async function readEditForm(request: FastifyRequest, limits: { maxImageBytes: number; maxMaskBytes: number }): Promise<EditForm> {
   if (!request.isMultipart()) throw errors.unsupportedMediaType('multipart/form-data', request.headers['content-type']);
   const known = knownParams('edit');
   const form: EditForm = { fields: {}, images: [], mask: null };
@@ -27,7 +27,7 @@ export async function readEditForm(request: FastifyRequest, limits: { maxMaskByt
     let bytes: Buffer;
     if (part.type === 'file') {
       if (!FILE_FIELDS.has(name)) throw errors.invalidParameter(name, `'${name}' must be a text field, not a file.`);
-      bytes = await part.toBuffer();
+      bytes = await readFile(part, name === 'mask' ? 'mask' : 'image', limits.maxImageBytes);
     } else if (FILE_FIELDS.has(name)) {
       // Azure's how-to says an image may also be sent as base64 data in a text field.
       bytes = fromBase64Field(name, String(part.value));
@@ -45,6 +45,16 @@ export async function readEditForm(request: FastifyRequest, limits: { maxMaskByt
     }
   }
   return form;
+}
+
+/** The plugin's per-file limit applies to every file; name the field that went over it. */
+async function readFile(part: { toBuffer(): Promise<Buffer> }, param: string, limitBytes: number): Promise<Buffer> {
+  try {
+    return await part.toBuffer();
+  } catch (error) {
+    if ((error as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw errors.payloadTooLarge(param, limitBytes);
+    throw error;
+  }
 }
 
 function fromBase64Field(name: string, value: string): Buffer {
