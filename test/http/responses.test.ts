@@ -53,7 +53,7 @@ describe('dall-e-3', () => {
     assert.equal((await decode(b64(item))).format, 'png');
   });
 
-  for (const size of (FAMILIES['dall-e-3'].generation.size as { values: string[] }).values) {
+  for (const size of (FAMILIES['dall-e-3'].generation.size as { values: readonly string[] }).values) {
     test(`dall-e-3 size ${size} decodes to exactly ${size}`, async () => {
       const body = await generate('dall-e-3', { prompt: 'a barn', size, response_format: 'b64_json' });
       const image = await decode(b64(body.data[0]!));
