@@ -115,14 +115,20 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
   const base = `http://127.0.0.1:${port}`;
   let ended = false;
   void exited.then(() => (ended = true));
-  await waitFor('the server process to answer /healthz', async () => {
-    if (ended) throw new Error(`the server exited before answering.\nstdout:\n${out}\nstderr:\n${err}`);
-    try {
-      return (await fetch(`${base}/healthz`)).ok ? true : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 30_000, 100);
+  try {
+    await waitFor('the server process to answer /healthz', async () => {
+      if (ended) throw new Error(`the server exited before answering.\nstdout:\n${out}\nstderr:\n${err}`);
+      try {
+        return (await fetch(`${base}/healthz`)).ok ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    }, 30_000, 100);
+  } catch (error) {
+    // Never leave a half-started server behind.
+    if (!ended) child.kill('SIGKILL');
+    throw error;
+  }
   return { child, base, stdout: () => out, stderr: () => err, exited };
 }
 
