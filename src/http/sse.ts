@@ -60,6 +60,8 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
     'x-accel-buffering': 'no',
     connection: 'keep-alive',
   });
+  // Send the headers now: a slow job must not keep the client (or a proxy) waiting for them.
+  reply.raw.flushHeaders();
   open = true;
   for (const chunk of pending.splice(0)) reply.raw.write(chunk);
   reply.raw.once('close', () => {

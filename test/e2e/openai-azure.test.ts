@@ -255,6 +255,32 @@ describe('streaming', () => {
   });
 });
 
+describe('streaming with a slow engine', () => {
+  it('bug: SSE headers were held back until the first event — the stream opens while the job still runs', async () => {
+    const engine = new BlockingEngine();
+    const slow = await startListening({ engine });
+    let cleanup = () => {};
+    try {
+      const sdk = new AzureOpenAI({ endpoint: slow.base, apiKey: TEST_KEY, apiVersion: API_VERSION, deployment: 'gpt-image-1', maxRetries: 0 });
+      let opened = false;
+      const hangUp = new AbortController();
+      cleanup = () => hangUp.abort();
+      const streaming = sdk.images.generate({ model: 'gpt-image-1', prompt: PROMPT, stream: true, partial_images: 0 }, { signal: hangUp.signal });
+      void streaming.then(() => (opened = true), () => {});
+      await waitFor('the job to reach the engine', () => (engine.started >= 1 ? true : undefined));
+      await waitFor('the stream to open while the engine is still blocked', () => (opened ? true : undefined), 5_000);
+      engine.release();
+      const types: string[] = [];
+      for await (const event of await streaming) types.push(event.type);
+      assert.deepEqual(types, ['image_generation.completed']);
+    } finally {
+      cleanup();
+      engine.release();
+      await slow.app.dispose();
+    }
+  });
+});
+
 describe('queue admission', () => {
   it('a request aborted by the client (AbortSignal) cancels its job and frees the slot', async () => {
     const engine = new BlockingEngine();
