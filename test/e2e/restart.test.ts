@@ -110,51 +110,55 @@ describe('restart on the same data directory (in process)', () => {
 });
 
 describe('a real server process', () => {
-  it('SIGKILL while operations run or wait: after a restart every operation ends, failed ones with an error', async () => {
-    const dataDir = newDataDir();
-    const env = { EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: TEST_KEY, EASEL_QUEUE_CONCURRENCY: '1' };
-    const first = await start(env);
-    const ids: string[] = [];
-    for (let i = 0; i < 3; i++) ids.push(await submit(first.base, TEST_KEY, { prompt: `lighthouse ${i}`, n: 10, size: '1024x1024' }));
+  for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+    it(`${signal} while operations run or wait: after a restart every operation ends, failed ones with an error`, async () => {
+      const dataDir = newDataDir();
+      const env = { EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: TEST_KEY, EASEL_QUEUE_CONCURRENCY: '1' };
+      const first = await start(env);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push(await submit(first.base, TEST_KEY, { prompt: `lighthouse ${i}`, n: 10, size: '1024x1024' }));
 
-    // Kill it while at least one operation has not ended (concurrency 1, ten 1024² images each).
-    const pendingAtKill = await waitFor('an operation to be running', async () => {
-      const statuses = await Promise.all(ids.map(async (id) => (await getOperation(first.base, TEST_KEY, id)).status));
-      return statuses.includes('running') ? statuses.filter((s) => !ended(s)).length : undefined;
-    });
-    await stopServer(first, 'SIGKILL');
-    assert.ok(pendingAtKill > 0);
+      // Kill it while at least one operation has not ended (concurrency 1, ten 1024² images each).
+      const pendingAtKill = await waitFor('an operation to be running', async () => {
+        const statuses = await Promise.all(ids.map(async (id) => (await getOperation(first.base, TEST_KEY, id)).status));
+        return statuses.includes('running') ? statuses.filter((s) => !ended(s)).length : undefined;
+      });
+      await stopServer(first, signal);
+      assert.ok(pendingAtKill > 0);
+      // SIGTERM is a clean stop: the waiting operations stay queued for the next start.
+      if (signal === 'SIGTERM') assert.equal(first.child.exitCode, 0, first.stderr());
 
-    const second = await start(env);
-    const final = await waitFor('every operation to end after the restart', async () => {
-      const ops = await Promise.all(ids.map((id) => getOperation(second.base, TEST_KEY, id)));
-      return ops.every((op) => ended(op.status)) ? ops : undefined;
-    }, 60_000, 200);
+      const second = await start(env);
+      const final = await waitFor('every operation to end after the restart', async () => {
+        const ops = await Promise.all(ids.map((id) => getOperation(second.base, TEST_KEY, id)));
+        return ops.every((op) => ended(op.status)) ? ops : undefined;
+      }, 60_000, 200);
 
-    for (const op of final) {
-      assert.ok(['succeeded', 'failed'].includes(op.status), `${op.id} ended ${op.status}`);
-      if (op.status === 'failed') {
-        assert.equal(typeof op.error?.code, 'string', JSON.stringify(op));
-        assert.equal(typeof op.error?.message, 'string', JSON.stringify(op));
-      } else {
-        assert.equal(op.result?.data.length, 10);
+      for (const op of final) {
+        assert.ok(['succeeded', 'failed'].includes(op.status), `${op.id} ended ${op.status}`);
+        if (op.status === 'failed') {
+          assert.equal(typeof op.error?.code, 'string', JSON.stringify(op));
+          assert.equal(typeof op.error?.message, 'string', JSON.stringify(op));
+        } else {
+          assert.equal(op.result?.data.length, 10);
+        }
       }
-    }
-    const succeeded = final.find((op) => op.status === 'succeeded');
-    assert.ok(succeeded, 'the waiting operations were resumed and finished');
-    const file = await download(succeeded.result!.data[9]!.url!);
-    assert.equal(file.status, 200);
-    const image = await decode(file.bytes);
-    assert.deepEqual([image.width, image.height], [1024, 1024]);
+      const succeeded = final.find((op) => op.status === 'succeeded');
+      assert.ok(succeeded, 'the waiting operations were resumed and finished');
+      const file = await download(succeeded.result!.data[9]!.url!);
+      assert.equal(file.status, 200);
+      const image = await decode(file.bytes);
+      assert.deepEqual([image.width, image.height], [1024, 1024]);
 
-    assert.equal((await fetch(`${second.base}/healthz`)).status, 200);
-    await stopServer(second, 'SIGTERM');
-    assert.equal(second.child.exitCode, 0, second.stderr());
-    assert.equal(second.stderr(), '');
-    const logged = second.stdout().split('\n').filter((line) => line.startsWith('{'));
-    const errors = logged.filter((line) => (JSON.parse(line) as { level: number }).level >= 50);
-    assert.deepEqual(errors, [], 'no error-level log lines after the restart');
-  });
+      assert.equal((await fetch(`${second.base}/healthz`)).status, 200);
+      await stopServer(second, 'SIGTERM');
+      assert.equal(second.child.exitCode, 0, second.stderr());
+      assert.equal(second.stderr(), '');
+      const logged = second.stdout().split('\n').filter((line) => line.startsWith('{'));
+      const errors = logged.filter((line) => (JSON.parse(line) as { level: number }).level >= 50);
+      assert.deepEqual(errors, [], 'no error-level log lines after the restart');
+    });
+  }
 
   it('npm start without EASEL_API_KEYS: prints a new key once, saves it, and keeps it on the next start', async () => {
     const dataDir = newDataDir();
