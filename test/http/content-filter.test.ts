@@ -5,7 +5,20 @@ import { after, before, describe, test } from 'node:test';
 import { categoriesAt } from '../../src/contract/annotations.ts';
 import type { ImageFilter } from '../../src/safety/index.ts';
 import { solidPng, startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
-import { assertError, assertNothingStored, editsUrl, file, generationsUrl, parseSse, pollOperation, postForm, postJson, submit } from './helpers.ts';
+import {
+  assertError,
+  assertNothingStored,
+  editsUrl,
+  file,
+  generationsUrl,
+  operationUrl,
+  parseSse,
+  pollOperation,
+  postForm,
+  postJson,
+  send,
+  submit,
+} from './helpers.ts';
 
 function assertPromptBlocked(res: Awaited<ReturnType<typeof postJson>>) {
   const error = assertError(res, 400, 'content_policy_violation', null);
@@ -58,13 +71,14 @@ describe('prompt blocklist (EASEL_BLOCKLIST)', () => {
     assert.deepEqual(res.json().data[0].prompt_filter_results.custom_blocklists, { filtered: false, details: [] });
   });
 
-  test('a DALL-E 2 submit answers 202 and the operation reads failed with error code contentFilter', async () => {
+  test('a DALL-E 2 submit answers 202; the operation reads failed with error code contentFilter and can be deleted', async () => {
     const id = await submit(app, { prompt: 'a forbiddenword kite' });
     const { body } = await pollOperation(app, id);
     assert.equal(body.status, 'failed');
     assert.equal(body.error.code, 'contentFilter');
     assert.equal(typeof body.error.message, 'string');
     assert.equal(body.result, undefined);
+    assert.equal((await send(app, { method: 'DELETE', url: operationUrl(id) })).statusCode, 204);
   });
 });
 

@@ -12,9 +12,11 @@ import {
   file,
   GatedEngine,
   generationsUrl,
+  operationUrl,
   pollOperation,
   postForm,
   postJson,
+  send,
   submit,
   submitUrl,
   type Response,
@@ -112,13 +114,14 @@ describe('an engine that throws', () => {
     assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'again' }), 500, 'InternalServerError');
   });
 
-  test('a DALL-E 2 operation ends failed with an error object and no result', async () => {
+  test('a DALL-E 2 operation ends failed with an error object and no result, and can be deleted', async () => {
     const id = await submit(app, { prompt: 'a cat', size: '256x256' });
     const { body } = await pollOperation(app, id);
     assert.equal(body.status, 'failed');
     assert.equal(typeof body.error.code, 'string');
     assert.equal(typeof body.error.message, 'string');
     assert.equal(body.result, undefined);
+    assert.equal((await send(app, { method: 'DELETE', url: operationUrl(id) })).statusCode, 204);
   });
 });
 
@@ -134,11 +137,12 @@ describe('a job past jobTimeoutSeconds', () => {
     await app.dispose();
   });
 
-  test('a DALL-E 2 operation that runs past jobTimeoutSeconds ends canceled with a timeout error', async () => {
+  test('a DALL-E 2 operation that runs past jobTimeoutSeconds ends canceled with a timeout error, and can be deleted', async () => {
     const id = await submit(app, { prompt: 'a slow cat', size: '256x256' });
     const { body } = await pollOperation(app, id);
     assert.equal(body.status, 'canceled');
     assert.equal(body.error.code, 'timeout');
     assert.equal(body.result, undefined);
+    assert.equal((await send(app, { method: 'DELETE', url: operationUrl(id) })).statusCode, 204);
   });
 });
