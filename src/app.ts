@@ -14,6 +14,7 @@ import { Operations } from './jobs/operations.ts';
 import { createRunner, type GenerationResult, type JobData } from './jobs/runner.ts';
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
 import { BlocklistPromptFilter, PassImageFilter, type ImageFilter } from './safety/index.ts';
+import { DataDirLock } from './storage/data-dir-lock.ts';
 import { FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
 
 export interface App {
@@ -39,6 +40,7 @@ export interface AppOptions {
 export async function createApp(config: Config, options: AppOptions): Promise<App> {
   const log = options.logger;
   mkdirSync(config.dataDir, { recursive: true });
+  const lock = DataDirLock.acquire(config.dataDir);
   const apiKeys = resolveApiKeys(config.apiKeys, config.dataDir);
   const store = new SqliteOperationStore(join(config.dataDir, 'easel.db'));
   const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
@@ -98,6 +100,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       await sweeper.stop();
       await engine.close?.();
       await store.close();
+      lock.release();
     },
   };
 }

@@ -30,7 +30,9 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (error: unknown) => {
-    process.stderr.write(`easel: ${error instanceof ConfigError ? error.message : (error as Error).stack ?? String(error)}\n`);
+    // Known failures (bad configuration, a data directory in use) need their message, not a stack.
+    const detail = error instanceof Error ? (process.env.EASEL_LOG_LEVEL === 'debug' ? error.stack : error.message) : String(error);
+    process.stderr.write(`easel: ${detail}\n`);
     process.exit(error instanceof ConfigError ? 78 : 1);
   },
 );

@@ -126,7 +126,10 @@ export class Operations {
 
   private async enqueue(id: string, request: ImageRequest): Promise<void> {
     const { finished } = await this.deps.queue.add(id, { request, operationId: id });
-    finished.catch((error) => this.deps.log.warn({ operationId: id, err: messageOf(error) }, 'operation failed'));
+    finished.catch((error) => {
+      if (error instanceof QueueClosedError) this.deps.log.info({ operationId: id }, 'operation left waiting; it runs after the next start');
+      else this.deps.log.warn({ operationId: id, err: messageOf(error) }, 'operation failed');
+    });
   }
 
   private newRecord(request: ImageRequest, status: OperationStatus): OperationRecord {
