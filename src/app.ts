@@ -56,9 +56,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     maxWaiting: config.queue.maxWaiting,
     jobTimeoutSeconds: config.queue.jobTimeoutSeconds,
   });
+  const imageFilter = options.imageFilter ?? new PassImageFilter();
   const runner = createRunner({
     engineFor: () => engine,
-    imageFilter: options.imageFilter ?? new PassImageFilter(),
+    imageFilter,
     store,
     blobs,
     imageUrlTtlSeconds: config.imageUrlTtlSeconds,
@@ -75,6 +76,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     deployments,
     isValidKey: createKeyCheck(apiKeys.keys),
     promptFilter: new BlocklistPromptFilter(config.safety.blocklists),
+    imageFilter,
     queue,
     operations,
     store,

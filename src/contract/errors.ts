@@ -197,6 +197,15 @@ export const errors = {
       headers: { 'retry-after': String(retryAfterSeconds), 'retry-after-ms': String(retryAfterSeconds * 1000) },
     }),
 
+  /** The job ran past queue.jobTimeoutSeconds. 500, not 408: the SDKs would retry a 408 at once. */
+  generationTimedOut: () =>
+    new ApiError({
+      status: 500,
+      code: 'Timeout',
+      message: 'The image generation did not finish in the allotted time and was canceled.',
+      type: 'server_error',
+    }),
+
   deploymentUnavailable: (deployment: string, reason: string) =>
     new ApiError({
       status: 503,

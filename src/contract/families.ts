@@ -21,6 +21,8 @@ export interface Family {
   /** Minimum Azure api-version on the deployment routes (older versions answer BadRequest). */
   minApiVersion: string;
   generation: ParamTable;
+  /** DALL-E 2's asynchronous `:submit`; null for the other families. */
+  submit: ParamTable | null;
   /** null: the family has no edit operation on Azure. */
   edit: ParamTable | null;
   /** How many input images an edit accepts. */
@@ -42,6 +44,14 @@ const common = {
 
 const responseFormat: ParamSpec = { kind: 'enum', values: ['url', 'b64_json'], default: 'url' };
 
+const dalle2Generation: ParamTable = {
+  ...common,
+  prompt: { kind: 'string', maxLength: 1000, required: true },
+  // The how-to says 1–10, the REST reference 1–5; easel allows the larger range.
+  n: { kind: 'int', min: 1, max: 10, default: 1 },
+  size: { kind: 'enum', values: ['256x256', '512x512', '1024x1024'], default: '1024x1024' },
+};
+
 const gptImageGeneration: ParamTable = {
   ...common,
   prompt: { kind: 'string', maxLength: 32000, required: true },
@@ -61,22 +71,11 @@ export const FAMILIES: Readonly<Record<FamilyId, Family>> = {
   'dall-e-2': {
     id: 'dall-e-2',
     minApiVersion: '2023-06-01-preview',
-    generation: {
-      ...common,
-      prompt: { kind: 'string', maxLength: 1000, required: true },
-      // The how-to says 1–10, the REST reference 1–5; easel allows the larger range.
-      n: { kind: 'int', min: 1, max: 10, default: 1 },
-      size: { kind: 'enum', values: ['256x256', '512x512', '1024x1024'], default: '1024x1024' },
-      response_format: responseFormat,
-    },
+    generation: { ...dalle2Generation, response_format: responseFormat },
+    // The asynchronous flow has no response_format: its results are always URLs (reference §2.1).
+    submit: dalle2Generation,
     // Azure has no DALL-E edits; the OpenAI platform does, and its SDK sends them this way.
-    edit: {
-      ...common,
-      prompt: { kind: 'string', maxLength: 1000, required: true },
-      n: { kind: 'int', min: 1, max: 10, default: 1 },
-      size: { kind: 'enum', values: ['256x256', '512x512', '1024x1024'], default: '1024x1024' },
-      response_format: responseFormat,
-    },
+    edit: { ...dalle2Generation, response_format: responseFormat },
     maxEditImages: 1,
     revisesPrompt: false,
     annotatesItems: false,
@@ -95,6 +94,7 @@ export const FAMILIES: Readonly<Record<FamilyId, Family>> = {
       style: { kind: 'enum', values: ['vivid', 'natural'], default: 'vivid' },
       response_format: responseFormat,
     },
+    submit: null,
     edit: null,
     maxEditImages: 0,
     revisesPrompt: true,
@@ -106,6 +106,7 @@ export const FAMILIES: Readonly<Record<FamilyId, Family>> = {
     id: 'gpt-image-1',
     minApiVersion: '2025-04-01-preview',
     generation: gptImageGeneration,
+    submit: null,
     edit: {
       ...gptImageGeneration,
       // `auto` keeps the size of the input image (see docs/deviations.md).
@@ -121,7 +122,7 @@ export const FAMILIES: Readonly<Record<FamilyId, Family>> = {
 };
 
 /** Every parameter name any family accepts on an operation; others are unknown parameters. */
-export function knownParams(op: 'generation' | 'edit'): ReadonlySet<string> {
+export function knownParams(op: 'generation' | 'submit' | 'edit'): ReadonlySet<string> {
   const names = new Set<string>();
   for (const family of Object.values(FAMILIES)) {
     for (const name of Object.keys(family.generation)) names.add(name);

@@ -3,6 +3,8 @@ import { knownParams, type Family, type ParamSpec, type ParamTable } from './fam
 import type { ImageRequest, OutputFormat, RawImage } from './request.ts';
 
 export type Operation = 'generation' | 'edit';
+/** The parameter tables: an ImageRequest's operation, or DALL-E 2's asynchronous submit. */
+export type ParamOperation = Operation | 'submit';
 /** JSON bodies carry typed values; multipart bodies carry every scalar as a string. */
 export type BodySource = 'json' | 'multipart';
 export type ParamValue = string | number | boolean;
@@ -13,12 +15,12 @@ export type ParamValue = string | number | boolean;
  */
 export function validateParams(
   family: Family,
-  operation: Operation,
+  operation: ParamOperation,
   body: Record<string, unknown>,
   source: BodySource,
 ): Record<string, ParamValue> {
-  const table: ParamTable | null = operation === 'edit' ? family.edit : family.generation;
-  if (!table) throw errors.operationNotSupported(family.id, operation === 'edit' ? 'images/edits' : 'images/generations');
+  const table: ParamTable | null = family[operation];
+  if (!table) throw errors.operationNotSupported(family.id, `images/${operation === 'submit' ? 'generations:submit' : `${operation}s`}`);
   const known = knownParams(operation);
   const values: Record<string, ParamValue> = {};
 

@@ -1,11 +1,13 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, errors } from '../contract/errors.ts';
+import { JobTimeoutError } from '../jobs/in-process-queue.ts';
 import { QueueFullError } from '../jobs/queue.ts';
 
 /** Map anything thrown while handling a request to one catalogue error. */
 export function toApiError(error: unknown, request: FastifyRequest, limits: { maxJsonBodyBytes: number; maxImageBytes: number }): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof QueueFullError) return errors.tooManyRequests(error.retryAfterSeconds);
+  if (error instanceof JobTimeoutError) return errors.generationTimedOut();
   const e = error as Partial<FastifyError> & Error;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

@@ -4,6 +4,7 @@ import type { Operations } from '../jobs/operations.ts';
 import type { OperationStore } from '../jobs/operation-store.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { GenerationResult, JobData } from '../jobs/runner.ts';
+import type { ImageFilter } from '../safety/image-filter.ts';
 import type { PromptFilter } from '../safety/prompt-filter.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { UrlSigner } from '../storage/signing.ts';
@@ -21,6 +22,8 @@ export interface Services {
   deployments: ReadonlyMap<string, Deployment>;
   isValidKey(key: string | null): boolean;
   promptFilter: PromptFilter;
+  /** Also checks streamed partial images, so a preview never shows what the final image may not. */
+  imageFilter: ImageFilter;
   queue: JobQueue<JobData, GenerationResult>;
   operations: Operations;
   store: OperationStore;

@@ -25,24 +25,31 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
     else pending.push(chunk);
   };
 
-  // Partial images are encoded off the progress callback; the chain keeps them in order.
+  // Partial images are filtered and encoded off the progress callback; the chain keeps them in
+  // order. A preview the image filter blocks is not sent (the final image will fail too).
   let encoding: Promise<void> = Promise.resolve();
+  const planned = new Array<number>(imageRequest.n).fill(0);
   const sent = new Array<number>(imageRequest.n).fill(0);
+  const { imageFilter } = request.server.services;
   const onProgress = (progress: EngineProgress) => {
     if (!progress.previews || progress.step >= progress.totalSteps) return;
     progress.previews.forEach((preview, index) => {
-      if (!isPartialStep(progress, sent[index]!, imageRequest.partialImages)) return;
-      const partialIndex = sent[index]!++;
+      if (!isPartialStep(progress, planned[index]!, imageRequest.partialImages)) return;
+      planned[index]!++;
       encoding = encoding.then(async () => {
+        const verdict = await imageFilter.check(preview, { deployment: imageRequest.deployment, moderation: imageRequest.moderation });
+        if (verdict.blocked) return;
         const bytes = await encodeImage(preview, imageRequest.outputFormat, imageRequest.outputCompression);
         write(`${kind}.partial_image`, {
           type: `${kind}.partial_image`,
           b64_json: bytes.toString('base64'),
           created_at: Math.floor(Date.now() / 1000),
           ...fields,
-          partial_image_index: partialIndex,
+          partial_image_index: sent[index]!++,
         });
       });
+      // Handled here so a failure waits for `await encoding` below instead of crashing the process.
+      encoding.catch(() => {});
     });
   };
 

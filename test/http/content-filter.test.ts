@@ -115,6 +115,12 @@ describe('image filter that blocks everything', () => {
     assert.ok(!events.some((e) => e.event.endsWith('.completed')));
   });
 
+  test('bug: partial images were streamed before the image filter saw them — blocked previews are not sent', async () => {
+    const res = await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a cat', stream: true, partial_images: 3 });
+    const events = parseSse(res.body);
+    assert.deepEqual(events.map((e) => e.event), ['error']);
+  });
+
   test('a DALL-E 2 operation succeeds with result.data[0].error.code contentFilter and stores nothing', async () => {
     const id = await submit(app, { prompt: 'a cat', size: '256x256' });
     const { body } = await pollOperation(app, id);

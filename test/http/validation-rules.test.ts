@@ -92,6 +92,10 @@ describe('parameters of another family', () => {
     assertError(await dalle3({ prompt: 'a cat', stream: true }), 400, 'unsupported_parameter', 'stream');
   });
 
+  test('dall-e-2 submit rejects response_format with 400 unsupported_parameter: its results are always URLs', async () => {
+    assertError(await dalle2({ prompt: 'a cat', response_format: 'b64_json' }), 400, 'unsupported_parameter', 'response_format');
+  });
+
   test('dall-e-2 submit rejects quality with 400 unsupported_parameter', async () => {
     assertError(await dalle2({ prompt: 'a cat', quality: 'hd' }), 400, 'unsupported_parameter', 'quality');
   });

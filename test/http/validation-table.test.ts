@@ -18,14 +18,14 @@ after(() => app.dispose());
 type Source = 'json' | 'multipart';
 interface Target {
   family: FamilyId;
-  operation: 'generation' | 'edit';
+  operation: 'generation' | 'submit' | 'edit';
   route: string;
   source: Source;
   send(body: Record<string, unknown>): Promise<Response>;
 }
 
 const TARGETS: Target[] = [
-  { family: 'dall-e-2', operation: 'generation', route: 'generations:submit', source: 'json', send: (b) => postJson(app, submitUrl(), b) },
+  { family: 'dall-e-2', operation: 'submit', route: 'generations:submit', source: 'json', send: (b) => postJson(app, submitUrl(), b) },
   { family: 'dall-e-3', operation: 'generation', route: 'generations', source: 'json', send: (b) => postJson(app, generationsUrl('dall-e-3'), b) },
   { family: 'gpt-image-1', operation: 'generation', route: 'generations', source: 'json', send: (b) => postJson(app, generationsUrl('gpt-image-1'), b) },
   { family: 'gpt-image-1', operation: 'edit', route: 'edits', source: 'multipart', send: (b) => sendEdit('gpt-image-1', b) },
@@ -70,7 +70,7 @@ function badValues(name: string, spec: ParamSpec, source: Source): Array<[unknow
 
 function tableOf(target: Target): ParamTable {
   const family = FAMILIES[target.family];
-  return (target.operation === 'edit' ? family.edit : family.generation)!;
+  return family[target.operation]!;
 }
 
 for (const target of TARGETS) {

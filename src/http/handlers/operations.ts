@@ -20,9 +20,9 @@ export async function submit(request: FastifyRequest, reply: FastifyReply) {
   if (!deployment) throw errors.deploymentNotFound();
   if (deployment.unavailable) throw errors.deploymentUnavailable(deployment.name, deployment.unavailable);
 
-  const values = validateParams(FAMILIES['dall-e-2'], 'generation', body as Record<string, unknown>, 'json');
-  // Operation results are always URLs.
-  const imageRequest = { ...toImageRequest(deployment.family, 'generation', deployment.name, values), responseFormat: 'url' as const };
+  const values = validateParams(FAMILIES['dall-e-2'], 'submit', body as Record<string, unknown>, 'json');
+  // The submit table has no response_format, so results default to URLs, as operations need.
+  const imageRequest = toImageRequest(deployment.family, 'generation', deployment.name, values);
   const verdict = await services.promptFilter.check(imageRequest.prompt, { deployment: deployment.name, moderation: 'auto' });
   const operation = verdict.blocked
     ? await services.operations.submitFiltered(imageRequest)
