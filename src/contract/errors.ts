@@ -118,11 +118,11 @@ export const errors = {
       type: INVALID_REQUEST,
     }),
 
-  invalidJson: (detail: string) =>
+  invalidJson: (detail?: string) =>
     new ApiError({
       status: 400,
       code: 'invalid_json',
-      message: `The request body is not valid JSON: ${detail}`,
+      message: `The request body is not valid JSON${detail ? `: ${detail}` : '.'}`,
       param: null,
       type: INVALID_REQUEST,
     }),

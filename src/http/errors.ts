@@ -20,7 +20,7 @@ export function toApiError(error: unknown, request: FastifyRequest, limits: { ma
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return errors.invalidJson('the body is empty');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return errors.invalidJson(e.message);
+      return errors.invalidJson(); // Fastify's text only repeats that the body is not JSON
     case 'FST_REQ_FILE_TOO_LARGE':
       return errors.payloadTooLarge('image', limits.maxImageBytes);
     case 'FST_FILES_LIMIT':

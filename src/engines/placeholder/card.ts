@@ -99,7 +99,8 @@ function layoutLines(
   const ruleGap = 5 * s;
   // Leave some of the picture visible around the card, even for long prompts.
   const room = Math.max(frame.height, picture.height / 3) * 0.72 - picture.room - linesHeight(header) - 2 * ruleGap;
-  const maxLines = Math.min(12, Math.floor(room / ((GLYPH_HEIGHT + 2) * s)));
+  // The prompt always gets two lines, even in a small edit region: it is what the image reflects.
+  const maxLines = Math.max(2, Math.min(12, Math.floor(room / ((GLYPH_HEIGHT + 2) * s))));
   const body = wrap(`"${toFontText(text.prompt)}"`, promptChars, maxLines).map((t, k) =>
     line(t, s, PROMPT_COLOUR, k === 0 ? 2 * ruleGap + s : 2 * s),
   );
