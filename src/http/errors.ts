@@ -1,7 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, errors } from '../contract/errors.ts';
-import { JobTimeoutError } from '../jobs/in-process-queue.ts';
-import { QueueFullError } from '../jobs/queue.ts';
+import { JobTimeoutError, QueueFullError } from '../jobs/queue.ts';
 
 /** Map anything thrown while handling a request to one catalogue error. */
 export function toApiError(error: unknown, request: FastifyRequest, limits: { maxJsonBodyBytes: number; maxImageBytes: number }): ApiError {

@@ -1,6 +1,6 @@
 import { rejectOnAbort } from './abort.ts';
 import type { EngineProgress } from '../engines/engine.ts';
-import { QueueClosedError, QueueFullError, type AddOptions, type JobProcessor, type JobQueue } from './queue.ts';
+import { JobTimeoutError, QueueClosedError, QueueFullError, type AddOptions, type JobProcessor, type JobQueue } from './queue.ts';
 
 export interface InProcessQueueOptions {
   /** Jobs running at once. */
@@ -120,13 +120,5 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
       }
     })();
     this.running.set(entry.id, { controller, done });
-  }
-}
-
-/** The reason a job's signal fires when it ran past the queue's time limit. */
-export class JobTimeoutError extends Error {
-  constructor() {
-    super('the job ran past its time limit');
-    this.name = 'JobTimeoutError';
   }
 }

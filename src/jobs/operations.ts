@@ -2,7 +2,6 @@ import { rejectOnAbort } from './abort.ts';
 import { randomUUID } from 'node:crypto';
 import { operationErrors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
-import { JobTimeoutError } from './in-process-queue.ts';
 import {
   TERMINAL_STATUSES,
   type OperationError,
@@ -10,7 +9,7 @@ import {
   type OperationStatus,
   type OperationStore,
 } from './operation-store.ts';
-import { QueueClosedError, type JobQueue } from './queue.ts';
+import { JobTimeoutError, QueueClosedError, type JobQueue } from './queue.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { GenerationResult, JobData } from './runner.ts';
 

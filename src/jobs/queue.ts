@@ -16,6 +16,14 @@ export class QueueClosedError extends Error {
   }
 }
 
+/** The reason a job's signal fires when it ran past the queue's time limit. */
+export class JobTimeoutError extends Error {
+  constructor() {
+    super('the job ran past its time limit');
+    this.name = 'JobTimeoutError';
+  }
+}
+
 export interface JobContext {
   id: string;
   reportProgress(progress: EngineProgress): void;
