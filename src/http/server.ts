@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { ApiError, errors } from '../contract/errors.ts';
@@ -36,6 +37,16 @@ export async function buildServer(services: Services, options: ServerOptions): P
       parts: 60,
       fieldSize: 256 * 1024, // a 32,000-character prompt in UTF-8
     },
+  });
+
+  // Azure answers browsers from any origin (access-control-allow-origin: *), so web apps that call
+  // it directly work against easel too. The key travels in a header, never in a cookie.
+  await app.register(cors, {
+    origin: '*',
+    methods: ['GET', 'POST', 'DELETE'],
+    allowedHeaders: ['api-key', 'authorization', 'content-type', 'x-ms-client-request-id', 'ocp-apim-subscription-key'],
+    exposedHeaders: ['x-request-id', 'apim-request-id', 'operation-location', 'retry-after', 'retry-after-ms'],
+    maxAge: 600,
   });
 
   // Azure's troubleshooting headers on every answer, errors and 404s included (reference §6).

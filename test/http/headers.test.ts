@@ -102,3 +102,27 @@ describe('error envelope', () => {
     assertError(await send(app, { method: 'GET', url: operationUrl('00000000-0000-4000-8000-000000000000') }), 404, 'NotFound');
   });
 });
+
+describe('browsers (CORS), as Azure answers them', () => {
+  test('a preflight for a generation with an api-key header is allowed from any origin', async () => {
+    const res = await send(app, {
+      method: 'OPTIONS',
+      url: generationsUrl('dall-e-3'),
+      headers: {
+        origin: 'http://localhost:5173',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'api-key,content-type',
+      },
+    });
+    assert.equal(res.statusCode, 204);
+    assert.equal(res.headers['access-control-allow-origin'], '*');
+    assert.match(String(res.headers['access-control-allow-headers']), /api-key/);
+  });
+
+  test('answers carry access-control-allow-origin and expose the request id and operation-location', async () => {
+    const res = await postJson(app, submitUrl(), { prompt: 'a cat', size: '256x256' }, { origin: 'http://localhost:5173' });
+    assert.equal(res.statusCode, 202);
+    assert.equal(res.headers['access-control-allow-origin'], '*');
+    assert.match(String(res.headers['access-control-expose-headers']), /operation-location/);
+  });
+});
