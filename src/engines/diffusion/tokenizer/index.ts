@@ -1,0 +1,12 @@
+// Public face of the CLIP tokenizer used by the diffusion engine's text encoders.
+export {
+  ClipTokenizer,
+  CLIP_BOS_TOKEN_ID,
+  CLIP_EOS_TOKEN_ID,
+  CLIP_MAX_LENGTH,
+  type ClipEncoding,
+  type ClipTokenizerOptions,
+} from './clip-tokenizer.ts';
+export { CLIP_MERGES_KEPT, parseMerges } from './bpe.ts';
+export { loadClipTokenizer, TokenizerLoadError } from './load.ts';
+export { buildClipVocab } from './clip-vocab.ts';
