@@ -1,7 +1,7 @@
 // A minimal ONNX writer: just enough of onnx.proto to write the tiny test models (onnx-diffusion.md §4).
 //
 // Hand-written on purpose: an ONNX file is a protobuf ModelProto, and the handful of messages needed
-// here take ~150 lines of varint/length-delimited encoding. The alternative (npm onnx-proto) drags in
+// here take under 200 lines of varint/length-delimited encoding. The alternative (npm onnx-proto) drags in
 // protobufjs 6 and its generated code, and its packed float_data path was slow for real tables.
 // Field numbers are those of onnx.proto (checked against onnx-proto's generated encoder, §4.1).
 
