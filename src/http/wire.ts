@@ -28,9 +28,9 @@ export function imagesResponse(
   urlOf: (image: Pick<ImageRecord, 'key' | 'expires'>) => string,
 ): Record<string, unknown> {
   // A filtered image is never returned; Azure fails the whole request (reference §5.2).
-  if (result.items.some((item) => item.filtered)) throw errors.generatedImageFiltered();
-  const data = result.items.map((item) => {
-    if (item.filtered) throw new Error('unreachable');
+  const items = result.items.filter((item) => !item.filtered);
+  if (items.length < result.items.length) throw errors.generatedImageFiltered();
+  const data = items.map((item) => {
     const entry: Record<string, unknown> =
       item.stored !== null ? { url: urlOf(item.stored) } : { b64_json: item.bytes.toString('base64') };
     if (family.revisesPrompt) entry.revised_prompt = result.revisedPrompt ?? request.prompt;
