@@ -149,3 +149,10 @@ test('a missing external data file is named at load', async () => {
   const error = await rejects(loadModel(dir));
   assert.match(error.message, /unet\/model\.onnx could not be loaded/);
 });
+
+test('a tokenizer problem surfaces as a ModelFolderError naming the file', async () => {
+  const dir = await copy();
+  await writeFile(join(dir, 'tokenizer/vocab.json'), '[]');
+  const error = await rejects(loadModel(dir));
+  assert.match(error.message, /tokenizer\/vocab\.json/);
+});

@@ -145,8 +145,7 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
     const { unet } = contracts;
     // Symbolic channels (real exporters name them) fall back to the folder's own evidence.
     const inpainting = unet!.sampleChannels === 9 || (unet!.sampleChannels === null && folder.inpainting);
-    const tokenizer = await loadClipTokenizer(parts.tokenizer);
-    const tokenizer2 = parts.tokenizer2 ? await loadClipTokenizer(parts.tokenizer2) : undefined;
+    const [tokenizer, tokenizer2] = await Promise.all([tokenizerOf(folder.path, parts.tokenizer), parts.tokenizer2 && tokenizerOf(folder.path, parts.tokenizer2)]);
     return {
       folder,
       family: folder.family,
@@ -164,6 +163,15 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
   } catch (error) {
     await releaseAll();
     throw error;
+  }
+}
+
+/** Tokenizer problems surface as folder problems too, so callers catch one error type. */
+async function tokenizerOf(folderPath: string, path: string): Promise<ClipTokenizer> {
+  try {
+    return await loadClipTokenizer(path);
+  } catch (error) {
+    throw new ModelFolderError(folderPath, [firstLine(error)], { cause: error });
   }
 }
 
