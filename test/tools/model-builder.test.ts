@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { parseSchedulerConfig } from '../../src/engines/diffusion/schedulers/config.ts';
 import { loadClipTokenizer } from '../../src/engines/diffusion/tokenizer/index.ts';
-import { fromFloat16Array, fromFloat16Bits, toFloat16Array, toFloat16Bits } from '../../tools/model-builder/float16.ts';
+import { fromFloat16Array, fromFloat16Bits, toFloat16Array, toFloat16Bits } from '../../src/engines/diffusion/float16.ts';
 import { SCHEDULER_PRESETS, writeTinyModel, type TinyModelOptions } from '../../tools/model-builder/tiny-sd.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'easel-model-builder-'));

@@ -2,7 +2,7 @@
 // the exact I/O contract of the real export (names, dtypes, ranks, dim names; onnx-diffusion.md §1.2)
 // with a few cheap ops chosen so that every output depends on every input, which is what an engine
 // test needs to see that it feeds the right tensor to the right place.
-import { toFloat16Array } from './float16.ts';
+import { toFloat16Array } from '../../src/engines/diffusion/float16.ts';
 import { GraphBuilder, ONNX_TYPE, type DataType, type Dim } from './onnx.ts';
 
 export type IdsType = 'int32' | 'int64';
