@@ -30,10 +30,10 @@ export class EulerDiscreteScheduler implements Scheduler {
   readonly alphasCumprod: Float32Array;
   /** σ for each training timestep, ascending in t. */
   readonly trainingSigmas: Float32Array;
-  private sigmaList: number[];
-  private timestepList: number[];
-  private steps: number | null = null;
-  private readonly counter = new StepCounter();
+  protected sigmaList: number[];
+  protected timestepList: number[];
+  protected steps: number | null = null;
+  protected readonly counter = new StepCounter();
 
   constructor(readonly config: SchedulerConfig) {
     const alphasCumprod = alphasCumprodFor(betasFor(config));
@@ -73,11 +73,11 @@ export class EulerDiscreteScheduler implements Scheduler {
   }
 
   setTimesteps(numInferenceSteps: number, options?: SetTimestepsOptions): void {
-    refuseOptions(options, NAME);
+    refuseOptions(options, this.name);
     checkStepCount(this.config, numInferenceSteps);
     const timesteps = spacedTimesteps(this.config, numInferenceSteps, 'float32');
     const sigmas = interpolateSigmas(timesteps, this.trainingSigmas);
-    const final = this.config.final_sigmas_type === 'sigma_min' ? (this.trainingSigmas[0] as number) : 0;
+    const final = this.finalSigma();
     this.steps = numInferenceSteps;
     this.timestepList = this.continuous() ? continuousTimesteps(sigmas) : timesteps;
     this.sigmaList = [...sigmas, final];
@@ -99,7 +99,7 @@ export class EulerDiscreteScheduler implements Scheduler {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _rng?: NormalSource): StepResult {
     checkSameLength(modelOutput, sample);
     const index = this.counter.current(this.timestepList, timestep);
-    if (index + 1 >= this.sigmaList.length) throw new SchedulerError(`${NAME}: stepped past the last timestep`);
+    if (index + 1 >= this.sigmaList.length) throw new SchedulerError(`${this.name}: stepped past the last timestep`);
     const sigma = this.sigmaList[index] as number;
     const sigmaNext = this.sigmaList[index + 1] as number;
     // 1. x0 from the model output; 2. the ODE derivative d = (x − x0)/σ; 3. an Euler step to σ_next.
@@ -122,7 +122,16 @@ export class EulerDiscreteScheduler implements Scheduler {
     return original.map((x, i) => x + (noise[i] as number) * sigma);
   }
 
-  private continuous(): boolean {
+  /** For messages; subclasses name themselves. */
+  protected get name(): string {
+    return NAME;
+  }
+
+  protected continuous(): boolean {
     return this.config.timestep_type === 'continuous' && this.config.prediction_type === 'v_prediction';
+  }
+
+  protected finalSigma(): number {
+    return this.config.final_sigmas_type === 'sigma_min' ? (this.trainingSigmas[0] as number) : 0;
   }
 }
