@@ -4,13 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ImageRequest } from '../../src/contract/request.ts';
-import type { Engine, EngineOutput, EngineRunContext } from '../../src/engines/engine.ts';
-import { EngineAbortedError } from '../../src/engines/engine.ts';
-import { PlaceholderEngine } from '../../src/engines/placeholder/index.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
 export const JPEG_MAGIC = Buffer.from([0xff, 0xd8, 0xff]);
 
@@ -31,39 +26,6 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
     await sleep(everyMs);
-  }
-}
-
-/**
- * An engine that holds every job until `release()` is called, then paints it with the real
- * placeholder engine. `started` counts the jobs that reached the engine.
- */
-export class BlockingEngine implements Engine {
-  readonly name = 'blocking-test-engine';
-  started = 0;
-  private readonly inner = new PlaceholderEngine();
-  private release_!: () => void;
-  private readonly gate = new Promise<void>((resolve) => {
-    this.release_ = resolve;
-  });
-
-  release(): void {
-    this.release_();
-  }
-
-  async run(request: ImageRequest, context: EngineRunContext = {}): Promise<EngineOutput> {
-    this.started++;
-    const { signal } = context;
-    await new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(new EngineAbortedError());
-      const onAbort = () => reject(new EngineAbortedError());
-      signal?.addEventListener('abort', onAbort, { once: true });
-      void this.gate.then(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      });
-    });
-    return this.inner.run(request, context);
   }
 }
 
@@ -143,3 +105,5 @@ export async function download(url: string): Promise<{ status: number; type: str
   const response = await fetch(url);
   return { status: response.status, type: response.headers.get('content-type'), bytes: Buffer.from(await response.arrayBuffer()) };
 }
+
+export { GatedEngine, UUID_RE } from '../helpers/engines.ts';

@@ -11,7 +11,7 @@ import {
   toFile,
 } from 'openai';
 import { decode, halfMask, solidPng, TEST_KEY, type TestApp } from '../helpers/app.ts';
-import { BlockingEngine, download, JPEG_MAGIC, PNG_MAGIC, startListening, UUID_RE, waitFor } from './helpers.ts';
+import { GatedEngine, download, JPEG_MAGIC, PNG_MAGIC, startListening, UUID_RE, waitFor } from './helpers.ts';
 
 const API_VERSION = '2025-04-01-preview';
 const PROMPT = 'a red bicycle leaning on a blue wall';
@@ -257,7 +257,7 @@ describe('streaming', () => {
 
 describe('streaming with a slow engine', () => {
   it('bug: SSE headers were held back until the first event — the stream opens while the job still runs', async () => {
-    const engine = new BlockingEngine();
+    const engine = new GatedEngine();
     const slow = await startListening({ engine });
     let cleanup = () => {};
     try {
@@ -267,7 +267,7 @@ describe('streaming with a slow engine', () => {
       cleanup = () => hangUp.abort();
       const streaming = sdk.images.generate({ model: 'gpt-image-1', prompt: PROMPT, stream: true, partial_images: 0 }, { signal: hangUp.signal });
       void streaming.then(() => (opened = true), () => {});
-      await waitFor('the job to reach the engine', () => (engine.started >= 1 ? true : undefined));
+      await waitFor('the job to reach the engine', () => (engine.runs >= 1 ? true : undefined));
       await waitFor('the stream to open while the engine is still blocked', () => (opened ? true : undefined), 5_000);
       engine.release();
       const types: string[] = [];
@@ -283,18 +283,18 @@ describe('streaming with a slow engine', () => {
 
 describe('queue admission', () => {
   it('a request aborted by the client (AbortSignal) cancels its job and frees the slot', async () => {
-    const engine = new BlockingEngine();
+    const engine = new GatedEngine();
     const busy = await startListening({ engine, config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } } });
     try {
       const sdk = new AzureOpenAI({ endpoint: busy.base, apiKey: TEST_KEY, apiVersion: API_VERSION, maxRetries: 0 });
       const hangUp = new AbortController();
       const first = sdk.images.generate({ model: 'dall-e-3', prompt: 'first' }, { signal: hangUp.signal });
-      await waitFor('the first job to reach the engine', () => (engine.started >= 1 ? true : undefined));
+      await waitFor('the first job to reach the engine', () => (engine.runs >= 1 ? true : undefined));
       hangUp.abort();
       await assert.rejects(first, APIUserAbortError);
       await waitFor('the slot to be free', () => (busy.app.services.queue.counts().active === 0 ? true : undefined));
       const second = sdk.images.generate({ model: 'dall-e-3', prompt: 'second' });
-      await waitFor('the second job to reach the engine', () => (engine.started >= 2 ? true : undefined));
+      await waitFor('the second job to reach the engine', () => (engine.runs >= 2 ? true : undefined));
       engine.release();
       assert.ok((await second).data![0]!.url);
     } finally {
@@ -304,13 +304,13 @@ describe('queue admission', () => {
   });
 
   it('maxRetries 0 → RateLimitError; maxRetries 2 → the retry (honouring retry-after) succeeds', async () => {
-    const engine = new BlockingEngine();
+    const engine = new GatedEngine();
     const busy = await startListening({ engine, config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } } });
     try {
       const make = (maxRetries: number) =>
         new AzureOpenAI({ endpoint: busy.base, apiKey: TEST_KEY, apiVersion: API_VERSION, deployment: 'dall-e-3', maxRetries });
       const first = make(0).images.generate({ model: 'dall-e-3', prompt: 'first' });
-      await waitFor('the first job to reach the engine', () => (engine.started >= 1 ? true : undefined));
+      await waitFor('the first job to reach the engine', () => (engine.runs >= 1 ? true : undefined));
 
       await assert.rejects(make(0).images.generate({ model: 'dall-e-3', prompt: 'second' }), (error: unknown) => {
         assert.ok(error instanceof RateLimitError, String(error));

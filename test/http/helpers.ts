@@ -8,10 +8,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import type { ImageRequest } from '../../src/contract/request.ts';
-import type { Engine, EngineOutput } from '../../src/engines/engine.ts';
-import { PlaceholderEngine } from '../../src/engines/placeholder/index.ts';
 import { multipartBody, TEST_KEY, type TestApp } from '../helpers/app.ts';
+import { failingEngine, GatedEngine, UUID_RE } from '../helpers/engines.ts';
 
 export type Response = LightMyRequestResponse;
 export type Part = Parameters<typeof multipartBody>[0][number];
@@ -23,7 +21,6 @@ export const VERSIONS = {
   gptImage: '2025-04-01-preview',
 } as const;
 
-export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The Azure generations path of a deployment, with the api-version it needs. */
 export function generationsUrl(deployment: string, version: string | null = versionFor(deployment)): string {
@@ -158,48 +155,6 @@ export async function submit(app: TestApp, body: unknown = { prompt: 'a red kite
   return (res.json() as { id: string }).id;
 }
 
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-/** An engine whose runs wait until the test releases them; `started` resolves when one begins. */
-export class GatedEngine implements Engine {
-  readonly name = 'gated';
-  private readonly inner = new PlaceholderEngine();
-  private readonly gate = deferred();
-  private readonly startedSignal = deferred();
-  runs = 0;
-
-  get started(): Promise<void> {
-    return this.startedSignal.promise;
-  }
-
-  release(): void {
-    this.gate.resolve();
-  }
-
-  async run(request: ImageRequest, context: { signal?: AbortSignal } = {}): Promise<EngineOutput> {
-    this.runs++;
-    this.startedSignal.resolve();
-    const aborted = new Promise<never>((_, reject) => {
-      context.signal?.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
-    });
-    aborted.catch(() => {});
-    await Promise.race([this.gate.promise, aborted]);
-    return this.inner.run(request);
-  }
-}
-
-/** An engine that always throws. */
-export const failingEngine: Engine = {
-  name: 'failing',
-  async run() {
-    throw new Error('the engine broke on purpose');
-  },
-};
-
 /** Nothing was written: no blob files and no image records. */
 export async function assertNothingStored(app: TestApp): Promise<void> {
   const blobs = join(app.dataDir, 'blobs');
@@ -230,3 +185,5 @@ export function b64(data: Record<string, unknown>): Buffer {
   assert.equal(typeof data.b64_json, 'string');
   return Buffer.from(data.b64_json as string, 'base64');
 }
+
+export { failingEngine, GatedEngine, UUID_RE };
