@@ -18,8 +18,7 @@ export type DeploymentSource = 'path' | 'model';
 /** POST …/images/generations (JSON). */
 export async function generate(request: FastifyRequest, reply: FastifyReply, source: DeploymentSource) {
   const services = request.server.services;
-  if (request.isMultipart()) throw errors.unsupportedMediaType('application/json', request.headers['content-type']);
-  const body = jsonObject(request.body);
+  const body = jsonBody(request);
   const deployment = findDeployment(services, request, source, body.model);
   const values = validateParams(deployment.family, 'generation', body, 'json');
   const imageRequest = toImageRequest(deployment.family, 'generation', deployment.name, values);
@@ -59,10 +58,15 @@ export function findDeployment(services: Services, request: FastifyRequest, sour
     if (typeof model !== 'string') throw errors.invalidParameter('model', "'model' must be a string.");
     name = model;
   }
-  const deployment = typeof name === 'string' ? services.deployments.get(name) : undefined;
+  const deployment = usable(typeof name === 'string' ? services.deployments.get(name) : undefined);
+  requireModelVersion(request, deployment.family.id, deployment.family.minApiVersion);
+  return deployment;
+}
+
+/** DeploymentNotFound, or a 503 while the deployment's engine is unavailable. */
+export function usable(deployment: Deployment | undefined): Deployment {
   if (!deployment) throw errors.deploymentNotFound();
   if (deployment.unavailable) throw errors.deploymentUnavailable(deployment.name, deployment.unavailable);
-  requireModelVersion(request, deployment.family.id, deployment.family.minApiVersion);
   return deployment;
 }
 
@@ -100,7 +104,10 @@ export async function runNow(
   }
 }
 
-function jsonObject(body: unknown): Record<string, unknown> {
+/** The JSON object body of a generations or submit request. */
+export function jsonBody(request: FastifyRequest): Record<string, unknown> {
+  if (request.isMultipart()) throw errors.unsupportedMediaType('application/json', request.headers['content-type']);
+  const body = request.body;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw errors.invalidJson('the body must be a JSON object');
   }

@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from '../../contract/errors.ts';
-import { FAMILIES } from '../../contract/families.ts';
 import { toImageRequest, validateParams } from '../../contract/validate.ts';
 import type { Services } from '../services.ts';
+import { jsonBody, usable } from './images.ts';
 import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 
 /**
@@ -13,14 +13,9 @@ import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 /** POST /openai/images/generations:submit — no deployment in the URL: the first dall-e-2 deployment serves it. */
 export async function submit(request: FastifyRequest, reply: FastifyReply) {
   const services = request.server.services;
-  if (request.isMultipart()) throw errors.unsupportedMediaType('application/json', request.headers['content-type']);
-  const body = request.body;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw errors.invalidJson('the body must be a JSON object');
-  const deployment = [...services.deployments.values()].find((d) => d.model === 'dall-e-2');
-  if (!deployment) throw errors.deploymentNotFound();
-  if (deployment.unavailable) throw errors.deploymentUnavailable(deployment.name, deployment.unavailable);
-
-  const values = validateParams(FAMILIES['dall-e-2'], 'submit', body as Record<string, unknown>, 'json');
+  const body = jsonBody(request);
+  const deployment = usable([...services.deployments.values()].find((d) => d.model === 'dall-e-2'));
+  const values = validateParams(deployment.family, 'submit', body, 'json');
   // The submit table has no response_format, so results default to URLs, as operations need.
   const imageRequest = toImageRequest(deployment.family, 'generation', deployment.name, values);
   const verdict = await services.promptFilter.check(imageRequest.prompt, { deployment: deployment.name, moderation: 'auto' });
