@@ -4,6 +4,7 @@ import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
 import type { EngineProgress } from '../engines/engine.ts';
 import { encodeImage } from '../storage/encoding.ts';
+import { admit } from './admit.ts';
 import { toApiError } from './errors.ts';
 import { gptImageFields } from './wire.ts';
 
@@ -16,7 +17,6 @@ import { gptImageFields } from './wire.ts';
 export async function streamImages(request: FastifyRequest, reply: FastifyReply, imageRequest: ImageRequest) {
   const kind = imageRequest.operation === 'edit' ? 'image_edit' : 'image_generation';
   const fields = gptImageFields(imageRequest);
-  const hangUp = new AbortController();
   let open = false;
   const pending: string[] = [];
   const write = (event: string, data: object) => {
@@ -53,11 +53,7 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
     });
   };
 
-  const { finished } = await request.server.services.queue.add(
-    request.id,
-    { request: imageRequest, operationId: null },
-    { signal: hangUp.signal, onProgress },
-  );
+  const { finished } = await admit(request, reply, imageRequest, onProgress);
 
   reply.hijack();
   reply.raw.writeHead(200, {
@@ -71,9 +67,6 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
   reply.raw.flushHeaders();
   open = true;
   for (const chunk of pending.splice(0)) reply.raw.write(chunk);
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableEnded) hangUp.abort(new Error('the client went away'));
-  });
 
   try {
     const result = await finished;

@@ -3,9 +3,8 @@ import type { PromptFilterResults } from '../../contract/annotations.ts';
 import { errors } from '../../contract/errors.ts';
 import type { ImageRequest, RawImage } from '../../contract/request.ts';
 import { resolveSize, toImageRequest, validateParams, type EditInputs } from '../../contract/validate.ts';
-import type { AddOptions } from '../../jobs/queue.ts';
-import type { GenerationResult } from '../../jobs/runner.ts';
 import { decodeUpload, resizeTo } from '../../storage/encoding.ts';
+import { admit } from '../admit.ts';
 import { requireModelVersion } from '../api-version.ts';
 import { readEditForm, type EditForm } from '../multipart.ts';
 import type { Deployment, Services } from '../services.ts';
@@ -41,7 +40,7 @@ async function respond(request: FastifyRequest, reply: FastifyReply, deployment:
   const services = request.server.services;
   const promptResults = await checkPrompt(services, imageRequest);
   if (imageRequest.stream) return streamImages(request, reply, imageRequest);
-  const result = await runNow(request, reply, imageRequest);
+  const result = await (await admit(request, reply, imageRequest)).finished;
   const base = publicBase(request, services);
   return reply.send(
     imagesResponse(deployment.family, imageRequest, result, promptResults, (image) => imageUrl(base, services, image)),
@@ -78,30 +77,6 @@ export async function checkPrompt(services: Services, request: ImageRequest): Pr
   });
   if (verdict.blocked) throw errors.contentPolicyViolation(verdict.results);
   return verdict.results;
-}
-
-/** Queue the request and wait for it; a client that hangs up cancels its job. */
-export async function runNow(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  imageRequest: ImageRequest,
-  onProgress?: AddOptions['onProgress'],
-): Promise<GenerationResult> {
-  const hangUp = new AbortController();
-  const onClose = () => {
-    if (!reply.raw.writableEnded) hangUp.abort(new Error('the client went away'));
-  };
-  reply.raw.once('close', onClose);
-  try {
-    const { finished } = await request.server.services.queue.add(
-      request.id,
-      { request: imageRequest, operationId: null },
-      { signal: hangUp.signal, onProgress },
-    );
-    return await finished;
-  } finally {
-    reply.raw.off('close', onClose);
-  }
 }
 
 /** The JSON object body of a generations or submit request. */
