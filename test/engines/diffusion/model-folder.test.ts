@@ -45,6 +45,7 @@ test('a complete tiny folder: parts, scheduler, scale factor and resolution from
   assert.equal(folder.parts.textEncoder2, undefined);
   assert.equal(folder.schedulerConfig._class_name, 'EulerDiscreteScheduler');
   assert.equal(folder.vaeScaleFactor, 8); // four VAE blocks
+  assert.equal(folder.vaeScalingFactor, 0.18215); // from vae_decoder/config.json
   assert.equal(folder.nativeResolution, 512); // sample_size 64 × 8
 });
 
@@ -75,6 +76,7 @@ test('family: SD 2 by pad token or text width, LCM by scheduler or pipeline, SDX
   const folder = await inspectModelFolder(xl);
   assert.equal(folder.family, 'sdxl');
   assert.equal(folder.nativeResolution, 1024);
+  assert.equal(folder.vaeScalingFactor, 0.18215); // the copied config's value wins over the SDXL default
   assert.equal(folder.parts.textEncoder2, join(xl, 'text_encoder_2/model.onnx'));
   assert.equal(folder.parts.tokenizer2, join(xl, 'tokenizer_2'));
   // An SDXL UNet without text_embeds/time_ids contradicts the folder.

@@ -51,6 +51,8 @@ export interface ModelFolder {
   configs: { unet?: Json; vae?: Json; textEncoder?: Json; tokenizer?: Json };
   /** 2^(len(block_out_channels)-1) from the VAE config, else 8 (§1.3, §6.5). */
   vaeScaleFactor: number;
+  /** Latents = scaling_factor × VAE latents: the VAE config's value, else 0.13025 for SDXL and 0.18215 otherwise (§1.3). */
+  vaeScalingFactor: number;
   /** unet sample_size × vaeScaleFactor when known, else 1024 for SDXL and 512 otherwise. */
   nativeResolution: number;
 }
@@ -114,6 +116,8 @@ export async function inspectModelFolder(path: string): Promise<ModelFolder> {
 
   const { family, reason } = decideFamily({ pipelineClass, isXl, configs, schedulerConfig });
   const vaeScaleFactor = scaleFactor(configs.vae);
+  const configured = configs.vae?.scaling_factor;
+  const vaeScalingFactor = typeof configured === 'number' && configured > 0 ? configured : family === 'sdxl' ? 0.13025 : 0.18215;
   const sampleSize = configs.unet?.sample_size;
   const nativeResolution =
     typeof sampleSize === 'number' && sampleSize > 0 ? sampleSize * vaeScaleFactor : family === 'sdxl' ? 1024 : 512;
@@ -127,6 +131,7 @@ export async function inspectModelFolder(path: string): Promise<ModelFolder> {
     schedulerConfig,
     configs,
     vaeScaleFactor,
+    vaeScalingFactor,
     nativeResolution,
   };
 }

@@ -93,6 +93,8 @@ export interface LoadedModel {
   tokenizer2?: ClipTokenizer;
   schedulerConfig: SchedulerConfig;
   vaeScaleFactor: number;
+  /** Multiplies VAE latents into the UNet's latent space (and divides them before decoding). */
+  vaeScalingFactor: number;
   latentChannels: 4;
   nativeResolution: number;
   /** A 9-channel UNet (latents ‖ mask ‖ masked-image latents; §1.5). */
@@ -155,6 +157,7 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
       ...(tokenizer2 ? { tokenizer2 } : {}),
       schedulerConfig: folder.schedulerConfig,
       vaeScaleFactor: folder.vaeScaleFactor,
+      vaeScalingFactor: folder.vaeScalingFactor,
       latentChannels: 4,
       nativeResolution: folder.nativeResolution,
       inpainting,
