@@ -2,14 +2,42 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { familyOf, type FamilyId } from '../contract/families.ts';
 
-export interface DeploymentConfig {
+interface DeploymentBase {
   /** The name clients use in URLs and `model` ("dall-e-3"). */
   name: string;
   /** The model family that decides validation and response shape. */
   model: FamilyId;
-  /** Which engine renders it; only "placeholder" until a diffusion engine is configured. */
+}
+
+/** The built-in engine: deterministic pictures with the prompt written on them (no model needed). */
+export interface PlaceholderDeployment extends DeploymentBase {
   engine: 'placeholder';
 }
+
+export const SCHEDULER_NAMES = ['euler', 'euler-ancestral', 'ddim', 'lcm'] as const;
+export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
+
+/** How a diffusion deployment generates; every field but the folder has a per-model default. */
+export interface DiffusionSettings {
+  /** Absolute path of the model folder (config: absolute, or a name under models.dir). */
+  folder: string;
+  /** Denoising steps; default from the model family (SD-Turbo/SDXL-Turbo 1–4, LCM 4, others 25). */
+  steps?: number;
+  /** Replaces the model's own scheduler_config.json class (its β schedule is kept). */
+  scheduler?: SchedulerName;
+  /** Classifier-free guidance; ≤ 1 turns it off (the Turbo models' setting). */
+  guidanceScale?: number;
+  /** Edge of the native square in pixels (512 SD 1.5/2.1 base/Turbo, 1024 SDXL); default from the model. */
+  resolution?: number;
+}
+
+/** A Stable Diffusion family model in the diffusers/optimum ONNX layout, run with onnxruntime-node. */
+export interface DiffusionDeployment extends DeploymentBase {
+  engine: 'diffusion';
+  diffusion: DiffusionSettings;
+}
+
+export type DeploymentConfig = PlaceholderDeployment | DiffusionDeployment;
 
 export interface Config {
   host: string;
@@ -20,6 +48,15 @@ export interface Config {
   /** Accepted keys from EASEL_API_KEYS; empty = generate one and keep it in the data directory. */
   apiKeys: string[];
   deployments: DeploymentConfig[];
+  /** Where `easel pull` installs model folders and where bare folder names resolve; default <dataDir>/models. */
+  models: { dir: string };
+  /** onnxruntime-node settings shared by every diffusion deployment. */
+  onnx: {
+    /** "cuda" needs onnxruntime-node's CUDA 12 libraries (README); falls back to nothing: the deployment is unavailable. */
+    executionProvider: 'cpu' | 'cuda';
+    /** intra-op threads per session; 0 = onnxruntime's choice (the physical cores). */
+    threads: number;
+  };
   limits: {
     maxJsonBodyBytes: number;
     maxImageBytes: number;
@@ -54,6 +91,8 @@ const DEFAULTS: Config = {
   publicUrl: null,
   apiKeys: [],
   deployments: DEFAULT_DEPLOYMENTS,
+  models: { dir: '' },
+  onnx: { executionProvider: 'cpu', threads: 0 },
   limits: {
     maxJsonBodyBytes: 1024 * 1024,
     maxImageBytes: 50 * 1024 * 1024,
@@ -79,6 +118,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     limits: { ...DEFAULTS.limits, ...(file.limits ?? {}) },
     queue: { ...DEFAULTS.queue, ...(file.queue ?? {}) },
     safety: { ...DEFAULTS.safety, ...(file.safety ?? {}) },
+    models: { ...DEFAULTS.models, ...(file.models ?? {}) },
+    onnx: { ...DEFAULTS.onnx, ...(file.onnx ?? {}) },
   };
   if (env.HOST) merged.host = env.HOST;
   if (env.PORT !== undefined && env.PORT !== '') merged.port = intSetting('PORT', env.PORT, 0, 65535);
@@ -95,6 +136,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (env.EASEL_QUEUE_MAX_WAITING) {
     merged.queue.maxWaiting = intSetting('EASEL_QUEUE_MAX_WAITING', env.EASEL_QUEUE_MAX_WAITING, 0, 1_000_000);
   }
+  if (env.EASEL_MODELS_DIR) merged.models.dir = env.EASEL_MODELS_DIR;
+  if (env.EASEL_EXECUTION_PROVIDER) merged.onnx.executionProvider = env.EASEL_EXECUTION_PROVIDER as Config['onnx']['executionProvider'];
+  if (env.EASEL_ONNX_THREADS) merged.onnx.threads = intSetting('EASEL_ONNX_THREADS', env.EASEL_ONNX_THREADS, 0, 1024);
+  // The quick way to real images: every placeholder deployment generates with this model instead.
+  if (env.EASEL_MODEL) {
+    const folder = env.EASEL_MODEL;
+    merged.deployments = merged.deployments.map((d) =>
+      (d.engine ?? 'placeholder') === 'placeholder' ? { name: d.name, model: d.model, engine: 'diffusion' as const, diffusion: { folder } } : d,
+    );
+  }
   if (env.EASEL_BLOCKLIST) {
     merged.safety.blocklists = [
       ...merged.safety.blocklists,
@@ -107,11 +158,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     limits: { ...merged.limits, ...overrides.limits },
     queue: { ...merged.queue, ...overrides.queue },
     safety: { ...merged.safety, ...overrides.safety },
+    models: { ...merged.models, ...overrides.models },
+    onnx: { ...merged.onnx, ...overrides.onnx },
   });
 }
 
 /** What a config file (or a caller) may set: any field, nested groups in part. */
-export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'queue' | 'safety'>> & {
+export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'queue' | 'safety' | 'models' | 'onnx'>> & {
+  models?: Partial<Config['models']>;
+  onnx?: Partial<Config['onnx']>;
   limits?: Partial<Config['limits']>;
   queue?: Partial<Config['queue']>;
   safety?: Partial<Config['safety']>;
@@ -157,8 +212,10 @@ function validate(config: Config): Config {
   if (!Array.isArray(config.deployments) || config.deployments.length === 0) {
     throw new ConfigError('deployments', 'must list at least one deployment');
   }
+  const dataDir = resolve(config.dataDir);
+  const modelsDir = resolve(dataDir, config.models.dir || 'models');
   const names = new Set<string>();
-  config.deployments = config.deployments.map((d, i) => {
+  config.deployments = config.deployments.map((d, i): DeploymentConfig => {
     const where = `deployments[${i}]`;
     if (typeof d?.name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(d.name)) {
       throw new ConfigError(`${where}.name`, 'must be 1–64 letters, digits, ".", "_" or "-"');
@@ -167,9 +224,15 @@ function validate(config: Config): Config {
     names.add(d.name);
     const model = typeof d.model === 'string' ? familyOf(d.model) : undefined;
     if (!model) throw new ConfigError(`${where}.model`, 'must be one of dall-e-2, dall-e-3, gpt-image-1');
-    if ((d.engine ?? 'placeholder') !== 'placeholder') throw new ConfigError(`${where}.engine`, 'must be "placeholder"');
-    return { name: d.name, model, engine: 'placeholder' as const };
+    const engine = d.engine ?? 'placeholder';
+    if (engine === 'placeholder') return { name: d.name, model, engine };
+    if (engine !== 'diffusion') throw new ConfigError(`${where}.engine`, 'must be "placeholder" or "diffusion"');
+    return { name: d.name, model, engine, diffusion: diffusionSettings(`${where}.diffusion`, (d as DiffusionDeployment).diffusion, modelsDir) };
   });
+  if (config.onnx.executionProvider !== 'cpu' && config.onnx.executionProvider !== 'cuda') {
+    throw new ConfigError('onnx.executionProvider (EASEL_EXECUTION_PROVIDER)', `must be "cpu" or "cuda", got ${JSON.stringify(config.onnx.executionProvider)}`);
+  }
+  intSetting('onnx.threads', config.onnx.threads, 0, 1024);
   for (const [name, value] of Object.entries(config.limits)) intSetting(`limits.${name}`, value, 1, Number.MAX_SAFE_INTEGER);
   intSetting('queue.concurrency', config.queue.concurrency, 1, 1024);
   intSetting('queue.maxWaiting', config.queue.maxWaiting, 0, 1_000_000);
@@ -182,5 +245,28 @@ function validate(config: Config): Config {
       throw new ConfigError(`safety.blocklists[${i}]`, 'must be { "id": string, "terms": string[] }');
     }
   }
-  return { ...config, dataDir: resolve(config.dataDir) };
+  return { ...config, dataDir, models: { dir: modelsDir } };
+}
+
+function diffusionSettings(where: string, raw: unknown, modelsDir: string): DiffusionSettings {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(where, 'must be an object with at least "folder"');
+  const d = raw as Record<string, unknown>;
+  const known = new Set(['folder', 'steps', 'scheduler', 'guidanceScale', 'resolution']);
+  for (const key of Object.keys(d)) if (!known.has(key)) throw new ConfigError(`${where}.${key}`, `is not a setting (known: ${[...known].join(', ')})`);
+  if (typeof d.folder !== 'string' || d.folder.trim() === '') throw new ConfigError(`${where}.folder`, 'must name a model folder (a path, or a name under models.dir)');
+  const settings: DiffusionSettings = { folder: resolve(modelsDir, d.folder) };
+  if (d.steps !== undefined) settings.steps = intSetting(`${where}.steps`, d.steps as number, 1, 200);
+  if (d.scheduler !== undefined) {
+    if (!SCHEDULER_NAMES.includes(d.scheduler as SchedulerName)) throw new ConfigError(`${where}.scheduler`, `must be one of ${SCHEDULER_NAMES.join(', ')}`);
+    settings.scheduler = d.scheduler as SchedulerName;
+  }
+  if (d.guidanceScale !== undefined) {
+    if (typeof d.guidanceScale !== 'number' || !(d.guidanceScale >= 0 && d.guidanceScale <= 30)) throw new ConfigError(`${where}.guidanceScale`, 'must be a number from 0 to 30');
+    settings.guidanceScale = d.guidanceScale;
+  }
+  if (d.resolution !== undefined) {
+    settings.resolution = intSetting(`${where}.resolution`, d.resolution as number, 64, 2048);
+    if (settings.resolution % 64 !== 0) throw new ConfigError(`${where}.resolution`, 'must be a multiple of 64');
+  }
+  return settings;
 }

@@ -9,12 +9,12 @@ import type { PromptFilter } from '../safety/prompt-filter.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { UrlSigner } from '../storage/signing.ts';
 
-export interface Deployment extends DeploymentConfig {
+export type Deployment = DeploymentConfig & {
   family: Family;
   /** Why it cannot serve, when its engine failed to load. */
   unavailable: string | null;
   engineName: string;
-}
+};
 
 /** Everything the handlers use; chosen once at start-up (src/app.ts) and decorated on Fastify. */
 export interface Services {

@@ -103,3 +103,48 @@ test('without EASEL_API_KEYS one key is generated once, kept private in the data
     rmSync(dir, { recursive: true });
   }
 });
+
+test('diffusion deployments: folders resolve under models.dir, settings are checked, EASEL_MODEL binds the placeholder ones', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
+  try {
+    const file = join(dir, 'easel.json');
+    const deployments = [
+      { name: 'turbo', model: 'dall-e-3', engine: 'diffusion', diffusion: { folder: 'sd-turbo', steps: 4, guidanceScale: 0, scheduler: 'euler-ancestral' } },
+      { name: 'abs', model: 'gpt-image-1', engine: 'diffusion', diffusion: { folder: '/opt/models/sd15', resolution: 512 } },
+      { name: 'card', model: 'dall-e-2' },
+    ];
+    writeFileSync(file, JSON.stringify({ deployments }));
+    const config = loadConfig({ EASEL_CONFIG: file, EASEL_DATA_DIR: dir });
+    assert.equal(config.models.dir, join(dir, 'models'));
+    assert.deepEqual(config.deployments[0], {
+      name: 'turbo', model: 'dall-e-3', engine: 'diffusion',
+      diffusion: { folder: join(dir, 'models', 'sd-turbo'), steps: 4, guidanceScale: 0, scheduler: 'euler-ancestral' },
+    });
+    assert.deepEqual(config.deployments[1], { name: 'abs', model: 'gpt-image-1', engine: 'diffusion', diffusion: { folder: '/opt/models/sd15', resolution: 512 } });
+    assert.equal(config.deployments[2]!.engine, 'placeholder');
+
+    const bound = loadConfig({ EASEL_CONFIG: file, EASEL_DATA_DIR: dir, EASEL_MODEL: 'lcm', EASEL_MODELS_DIR: '/srv/models' });
+    assert.deepEqual(bound.deployments.map((d) => (d.engine === 'diffusion' ? d.diffusion.folder : d.engine)), ['/srv/models/sd-turbo', '/opt/models/sd15', '/srv/models/lcm']);
+    assert.deepEqual(loadConfig({ EASEL_MODEL: '/m/x' }).deployments.map((d) => d.engine), ['diffusion', 'diffusion', 'diffusion']);
+
+    const bad: [unknown, RegExp][] = [
+      [{ folder: '' }, /deployments\[0\]\.diffusion\.folder/],
+      [{ folder: 'x', steps: 0 }, /diffusion\.steps/],
+      [{ folder: 'x', scheduler: 'pndm' }, /diffusion\.scheduler/],
+      [{ folder: 'x', guidanceScale: -1 }, /diffusion\.guidanceScale/],
+      [{ folder: 'x', resolution: 500 }, /diffusion\.resolution/],
+      [{ folder: 'x', strength: 1 }, /diffusion\.strength is not a setting/],
+      [undefined, /deployments\[0\]\.diffusion must be an object/],
+    ];
+    for (const [diffusion, message] of bad) {
+      writeFileSync(file, JSON.stringify({ deployments: [{ name: 'a', model: 'dall-e-3', engine: 'diffusion', diffusion }] }));
+      assert.throws(() => loadConfig({ EASEL_CONFIG: file }), message);
+    }
+    writeFileSync(file, JSON.stringify({ deployments: [{ name: 'a', model: 'dall-e-3', engine: 'comfy' }] }));
+    assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[0\]\.engine/);
+    assert.throws(() => loadConfig({ EASEL_EXECUTION_PROVIDER: 'tpu' }), /EASEL_EXECUTION_PROVIDER/);
+    assert.throws(() => loadConfig({ EASEL_ONNX_THREADS: 'many' }), /EASEL_ONNX_THREADS/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
