@@ -122,7 +122,7 @@ export async function writeTinyModel(folder: string, options: TinyModelOptions =
   return { folder, files, vocabSize, bosTokenId: vocab['<|startoftext|>']!, eosTokenId: vocab['<|endoftext|>']!, hiddenSize, unetInChannels: inChannels };
 }
 
-function modelIndex(options: TinyModelOptions, inpainting: boolean) {
+export function modelIndex(options: TinyModelOptions, inpainting: boolean) {
   const scheduler = options.scheduler ?? 'euler-trailing';
   const schedulerClass = typeof scheduler === 'string' ? SCHEDULER_PRESETS[scheduler]._class_name : String(scheduler._class_name);
   const onnxModel = ['diffusers', 'OnnxRuntimeModel'];
@@ -144,7 +144,7 @@ function modelIndex(options: TinyModelOptions, inpainting: boolean) {
 type WriteJson = (path: string, value: unknown) => Promise<void>;
 
 /** The slow CLIPTokenizer files, with ids in the real CLIP layout (bytes, merges, BOS, EOS). */
-async function writeTokenizer(json: WriteJson, write: (path: string, text: string) => Promise<void>, vocab: Record<string, number>, pad: string) {
+export async function writeTokenizer(json: WriteJson, write: (path: string, text: string) => Promise<void>, vocab: Record<string, number>, pad: string) {
   const special = { bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', pad_token: pad, unk_token: '<|endoftext|>' };
   await json('tokenizer/vocab.json', vocab);
   await write('tokenizer/merges.txt', ['#version: 0.2', ...TINY_MERGES, ''].join('\n'));
