@@ -61,11 +61,62 @@ export function textEncoderGraph(ctx: PartContext, options: { ids: IdsType; voca
 }
 
 /**
+ * The SDXL encoders as optimum exports them with output_hidden_states (§1.2, §1.4): `layers` stacked
+ * tanh layers, hidden_states.0 (the embeddings) … hidden_states.L, and last_hidden_state (a copy of
+ * hidden_states.L; real CLIP adds a final layer norm). Without `projectionDim` it is CLIPTextModel
+ * (outputs last_hidden_state, pooler_output, hidden_states.*); with it CLIPTextModelWithProjection
+ * (text_embeds [batch_size, P] = pooled·W, last_hidden_state, hidden_states.*), in optimum's output order.
+ */
+export function textEncoderWithHiddenStatesGraph(
+  ctx: PartContext,
+  options: { ids: IdsType; vocabSize: number; maxLength: number; layers: number; projectionDim?: number },
+): GraphBuilder {
+  const D = ctx.hiddenSize;
+  const g = new GraphBuilder(options.projectionDim === undefined ? 'text_encoder' : 'text_encoder_2');
+  const ids = g.input('input_ids', options.ids, ['batch_size', 'sequence_length']);
+  const tokens = weight(g, ctx, 'token_embedding', [options.vocabSize, D], 1);
+  const positions = weight(g, ctx, 'position_embedding', [options.maxLength, D], 0.3);
+  const embedded = g.node('Gather', [tokens, ids], ['token_embeds'], { axis: 0 });
+  let hidden = g.node('Add', [embedded, positions], ['hidden_states.0']);
+  for (let i = 1; i <= options.layers; i++) {
+    const proj = weight(g, ctx, `layers.${i}.projection`, [D, D], 1 / Math.sqrt(D));
+    const projected = g.node('MatMul', [hidden, proj], [`layers.${i}.projected`]);
+    hidden = g.node('Tanh', [projected], [`hidden_states.${i}`]);
+  }
+  g.node('Identity', [hidden], ['last_hidden_state']);
+  const hiddenDims = ['batch_size', 'sequence_length', D];
+  if (options.projectionDim === undefined) {
+    g.node('ReduceMean', [hidden], ['pooler_output'], { axes: [1], keepdims: 0 });
+    g.output('last_hidden_state', ctx.float, hiddenDims);
+    g.output('pooler_output', ctx.float, ['batch_size', D]);
+  } else {
+    const pooled = g.node('ReduceMean', [hidden], ['pooled'], { axes: [1], keepdims: 0 });
+    const projection = weight(g, ctx, 'text_projection', [D, options.projectionDim], 1 / Math.sqrt(D));
+    g.node('MatMul', [pooled, projection], ['text_embeds']);
+    g.output('text_embeds', ctx.float, ['batch_size', options.projectionDim]);
+    g.output('last_hidden_state', ctx.float, hiddenDims);
+  }
+  for (let i = 0; i <= options.layers; i++) g.output(`hidden_states.${i}`, ctx.float, hiddenDims);
+  return g;
+}
+
+export interface UnetGraphOptions {
+  inChannels: number;
+  timestep: TimestepKind;
+  symbolicChannels: boolean;
+  /** SDXL (addition_embed_type 'text_time'): inputs text_embeds [batch_size, P] and time_ids [batch_size, 6]. */
+  textEmbedsDim?: number;
+  /** LCM: input timestep_cond [batch_size, time_cond_proj_dim], the guidance-scale embedding. */
+  timestepCondDim?: number;
+}
+
+/**
  * UNet stand-in: out_sample = Conv3×3(sample) + (mean over tokens of encoder_hidden_states)·W
  * + sin(timestep·f), the last two broadcast over the image. A [steps] timestep broadcasts over the
- * batch when steps is 1 or equals the batch, as the real UNet's time embedding does.
+ * batch when steps is 1 or equals the batch, as the real UNet's time embedding does. SDXL's added
+ * conditioning adds text_embeds·W + sin(time_ids·F), LCM's adds timestep_cond·W, each per channel.
  */
-export function unetGraph(ctx: PartContext, options: { inChannels: number; timestep: TimestepKind; symbolicChannels: boolean }): GraphBuilder {
+export function unetGraph(ctx: PartContext, options: UnetGraphOptions): GraphBuilder {
   const D = ctx.hiddenSize;
   const g = new GraphBuilder('unet');
   const channels: Dim = options.symbolicChannels ? 'num_channels' : options.inChannels;
@@ -79,7 +130,8 @@ export function unetGraph(ctx: PartContext, options: { inChannels: number; times
   const pooled = g.node('ReduceMean', [context], ['context_mean'], { axes: [1], keepdims: 0 });
   const contextProj = weight(g, ctx, 'context_proj', [D, 4], 1 / Math.sqrt(D));
   const perChannel = g.node('MatMul', [pooled, contextProj], ['context_channels']);
-  const contextTerm = g.node('Unsqueeze', [perChannel, int64s(g, 'spatial_axes', [2, 3])], ['context_term']);
+  const spatialAxes = int64s(g, 'spatial_axes', [2, 3]);
+  const contextTerm = g.node('Unsqueeze', [perChannel, spatialAxes], ['context_term']);
 
   // Cast even a float timestep: a no-op there, and one graph shape for all three kinds.
   const t = g.node('Cast', [timestep], ['timestep_float'], { to: ONNX_TYPE[ctx.float] });
@@ -88,8 +140,28 @@ export function unetGraph(ctx: PartContext, options: { inChannels: number; times
   const phase = g.node('Mul', [tColumn, frequencies], ['time_phase']);
   const timeTerm = g.node('Sin', [phase], ['time_term']);
 
+  // The added conditioning, each input [batch_size, size] → a per-channel [batch, 4, 1, 1] term,
+  // in optimum's input order (UNetOnnxConfig.inputs); none for SD 1.x/2.x.
+  const extras: string[] = [];
+  const addedInput = (name: string, size: number, scale: number, wrap?: 'Sin') => {
+    const input = g.input(name, ctx.float, ['batch_size', size]);
+    const w = weight(g, ctx, `${name}_proj`, [size, 4], scale);
+    const mixed = g.node('MatMul', [input, w], [`${name}_channels`]);
+    const bounded = wrap ? g.node(wrap, [mixed], [`${name}_sin`]) : mixed;
+    extras.push(g.node('Unsqueeze', [bounded, spatialAxes], [`${name}_term`]));
+  };
+  if (options.textEmbedsDim !== undefined) {
+    addedInput('text_embeds', options.textEmbedsDim, 1 / Math.sqrt(options.textEmbedsDim));
+    // time_ids are pixel sizes (~1024), so small frequencies and a sine keep the term O(1).
+    addedInput('time_ids', 6, 1e-3, 'Sin');
+  }
+  if (options.timestepCondDim !== undefined) addedInput('timestep_cond', options.timestepCondDim, 1 / Math.sqrt(options.timestepCondDim));
+
   const withContext = g.node('Add', [image, contextTerm], ['with_context']);
-  g.node('Add', [withContext, timeTerm], ['out_sample']);
+  let sum = g.node('Add', [withContext, timeTerm], [extras.length > 0 ? 'with_time' : 'out_sample']);
+  extras.forEach((term, i) => {
+    sum = g.node('Add', [sum, term], [i === extras.length - 1 ? 'out_sample' : `with_extra_${i}`]);
+  });
   g.output('out_sample', ctx.float, ['batch_size', 4, 'height', 'width']);
   return g;
 }
