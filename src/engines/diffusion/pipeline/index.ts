@@ -1,0 +1,4 @@
+// The diffusion pipelines: text-to-image, image-to-image and inpainting over a loaded model.
+export { runPipeline, mixSeed, PipelineAbortedError, PipelineInputError, type PipelineHooks, type PipelineJob, type PipelineResult } from './pipeline.ts';
+export { repaintMask } from './images.ts';
+export type { Stage, StageTimings } from './timer.ts';
