@@ -77,7 +77,7 @@ export interface TinyModelOptions {
   hiddenSize2?: number;
   /** sdxl: size of text_encoder_2's `text_embeds` (projection_dim; real 1280). Default hiddenSize2. */
   projectionDim?: number;
-  /** lcm: size of the UNet's `timestep_cond` (time_cond_proj_dim; real 256). Default 8. */
+  /** lcm: size of the UNet's `timestep_cond` (time_cond_proj_dim; real 256). Default 8. With sdxl: an LCM-SDXL UNet (latent-consistency/lcm-sdxl); default none. */
   timeCondProjDim?: number;
   /** The VAE config's `scaling_factor`. Default 0.13025 for sdxl, else 0.18215 (§1.3). */
   vaeScalingFactor?: number;
@@ -100,7 +100,7 @@ export interface TinyModelInfo {
   /** sdxl only. */
   hiddenSize2?: number;
   projectionDim?: number;
-  /** lcm only. */
+  /** lcm (and an LCM-SDXL UNet) only. */
   timeCondProjDim?: number;
 }
 
@@ -120,12 +120,12 @@ const ADDITION_TIME_EMBED_DIM = 8;
 function familySizes(options: TinyModelOptions) {
   const family = options.family ?? 'sd';
   if (!FAMILIES.includes(family)) throw new Error(`family must be one of ${FAMILIES.join(', ')}, got "${String(family)}"`);
-  const only = (name: keyof TinyModelOptions, allowed: TinyFamily) => {
-    if (options[name] !== undefined && family !== allowed) throw new Error(`${name} is for family ${allowed} only (family is ${family})`);
+  const only = (name: keyof TinyModelOptions, ...allowed: TinyFamily[]) => {
+    if (options[name] !== undefined && !allowed.includes(family)) throw new Error(`${name} is for family ${allowed.join(' or ')} only (family is ${family})`);
   };
   only('hiddenSize2', 'sdxl');
   only('projectionDim', 'sdxl');
-  only('timeCondProjDim', 'lcm');
+  only('timeCondProjDim', 'lcm', 'sdxl');
   if (family === 'lcm' && options.inpainting) throw new Error('inpainting is not available for family lcm (diffusers has no LCM inpainting pipeline)');
   const size = (name: string, value: number | undefined, fallback: number) => {
     const v = value ?? fallback;
@@ -135,7 +135,8 @@ function familySizes(options: TinyModelOptions) {
   const hiddenSize = size('hiddenSize', options.hiddenSize, 32);
   const hiddenSize2 = family === 'sdxl' ? size('hiddenSize2', options.hiddenSize2, 48) : undefined;
   const projectionDim = hiddenSize2 !== undefined ? size('projectionDim', options.projectionDim, hiddenSize2) : undefined;
-  const timeCondProjDim = family === 'lcm' ? size('timeCondProjDim', options.timeCondProjDim, 8) : undefined;
+  const timeCondProjDim =
+    family === 'lcm' || options.timeCondProjDim !== undefined ? size('timeCondProjDim', options.timeCondProjDim, 8) : undefined;
   const vaeScalingFactor = options.vaeScalingFactor ?? (family === 'sdxl' ? 0.13025 : 0.18215);
   if (!(vaeScalingFactor > 0)) throw new Error(`vaeScalingFactor must be positive, got ${vaeScalingFactor}`);
   const crossAttentionDim = hiddenSize + (hiddenSize2 ?? 0);
