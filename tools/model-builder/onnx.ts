@@ -1,15 +1,24 @@
-// A minimal ONNX writer: just enough of onnx.proto to write the tiny test models (onnx-diffusion.md §4).
+// A minimal ONNX writer: just enough of onnx.proto to write the tiny test models (onnx-diffusion.md §4)
+// and the full-size architecture presets, whose weights are made lazily and streamed to disk.
 //
 // Hand-written on purpose: an ONNX file is a protobuf ModelProto, and the handful of messages needed
 // here take under 200 lines of varint/length-delimited encoding. The alternative (npm onnx-proto) drags in
 // protobufjs 6 and its generated code, and its packed float_data path was slow for real tables.
 // Field numbers are those of onnx.proto (checked against onnx-proto's generated encoder, §4.1).
 
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
 export type DataType = 'float32' | 'float16' | 'int32' | 'int64';
 /** A dimension: a fixed size, or a symbolic name (`dim_param`) such as "batch_size". */
 export type Dim = number | string;
 /** float16 data is given as its IEEE half bits (Node 20 has no Float16Array). */
 export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array;
+/**
+ * Weights made on demand, when the model is encoded or written: a 3.5 GB UNet then never sits in
+ * memory whole, only one tensor at a time.
+ */
+export type LazyTensorData = () => TensorData;
 export type Attribute = number | string | number[] | { ints: number[] } | { floats: number[] } | { float: number } | { tensor: Tensor };
 
 const ELEM_TYPE: Record<DataType, number> = { float32: 1, int32: 6, int64: 7, float16: 10 };
@@ -100,6 +109,26 @@ function tensorProto(t: Tensor, external?: { location: string; offset: number })
     .varint(14, 1);
 }
 
+const BYTES_PER_ELEMENT: Record<DataType, number> = { float32: 4, float16: 2, int32: 4, int64: 8 };
+
+interface InitializerEntry {
+  name: string;
+  type: DataType;
+  dims: number[];
+  data: TensorData | LazyTensorData;
+  external: boolean;
+}
+
+/** The tensor of an entry, its lazy data made now and checked against the declared dims. */
+function materialize(entry: InitializerEntry): Tensor {
+  const data = typeof entry.data === 'function' ? entry.data() : entry.data;
+  const count = entry.dims.reduce((a, b) => a * b, 1);
+  if (data.length !== count || data.BYTES_PER_ELEMENT !== BYTES_PER_ELEMENT[entry.type]) {
+    throw new RangeError(`initializer ${entry.name}: ${data.length} values of ${data.BYTES_PER_ELEMENT} bytes for ${entry.type} [${entry.dims}]`);
+  }
+  return { name: entry.name, type: entry.type, dims: entry.dims, data };
+}
+
 /** AttributeProto: name=1, f=2, i=3, s=4, t=5, floats=7, ints=8, type=20. */
 function attributeProto(name: string, value: Attribute): Message {
   const m = new Message().string(1, name);
@@ -128,7 +157,7 @@ export class GraphBuilder {
   private readonly nodes: Message[] = [];
   private readonly inputs: Message[] = [];
   private readonly outputs: Message[] = [];
-  private readonly initializers: Array<{ tensor: Tensor; external: boolean }> = [];
+  private readonly initializers: InitializerEntry[] = [];
   private nodeCount = 0;
 
   constructor(readonly name: string) {}
@@ -151,12 +180,20 @@ export class GraphBuilder {
     this.nodes.push(m);
     return outputs[0] ?? '';
   }
-  /** A weight; with `external` it goes to the external-data file when `encode` is given one. */
-  initializer(name: string, type: DataType, dims: number[], data: TensorData, options: { external?: boolean } = {}): string {
+  /**
+   * A weight; with `external` it goes to the external-data file when `encode` or `write` is given
+   * one. Lazy data is made when the model is encoded or written, once per call.
+   */
+  initializer(name: string, type: DataType, dims: number[], data: TensorData | LazyTensorData, options: { external?: boolean } = {}): string {
     const count = dims.reduce((a, b) => a * b, 1);
-    if (data.length !== count) throw new RangeError(`initializer ${name}: ${data.length} values for dims [${dims}]`);
-    this.initializers.push({ tensor: { name, type, dims, data }, external: options.external ?? false });
+    if (typeof data !== 'function' && data.length !== count) throw new RangeError(`initializer ${name}: ${data.length} values for dims [${dims}]`);
+    this.initializers.push({ name, type, dims, data, external: options.external ?? false });
     return name;
+  }
+
+  /** Name, type and dims of every initializer, in order (no lazy data is made). */
+  initializerInfo(): Array<{ name: string; type: DataType; dims: readonly number[]; external: boolean }> {
+    return this.initializers.map(({ name, type, dims, external }) => ({ name, type, dims, external }));
   }
 
   /**
@@ -164,16 +201,49 @@ export class GraphBuilder {
    *   "model.onnx_data"; its bytes come back as `data`, each tensor 64-byte aligned.
    */
   encode(options: { externalData?: string; producer?: string } = {}): { model: Uint8Array; data?: Uint8Array } {
+    const chunks: Uint8Array[] = [];
+    const model = this.modelProto(options, (bytes) => chunks.push(bytes));
+    return { model, data: options.externalData !== undefined ? concat(chunks) : undefined };
+  }
+
+  /**
+   * Writes the model to `modelPath` and, with `externalData`, the external initializers to that file
+   * beside it, one tensor at a time (protobuf caps a message at 2 GB, and the sd-turbo UNet is 3.5 GB
+   * of weights). Returns the bytes written to each file.
+   */
+  write(modelPath: string, options: { externalData?: string; producer?: string } = {}): { modelBytes: number; dataBytes: number } {
+    let dataBytes = 0;
+    let model: Uint8Array;
+    if (options.externalData === undefined) {
+      model = this.modelProto(options, () => undefined);
+    } else {
+      const fd = openSync(join(dirname(modelPath), options.externalData), 'w');
+      try {
+        model = this.modelProto(options, (bytes) => {
+          for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
+          dataBytes += bytes.length;
+        });
+      } finally {
+        closeSync(fd);
+      }
+    }
+    writeFileSync(modelPath, model);
+    return { modelBytes: model.length, dataBytes };
+  }
+
+  /** The ModelProto, handing external tensor bytes (with alignment padding) to `sink` in file order. */
+  private modelProto(options: { externalData?: string; producer?: string }, sink: (bytes: Uint8Array) => void): Uint8Array {
     const graph = new Message();
     for (const n of this.nodes) graph.message(1, n);
     graph.string(2, this.name);
-    const chunks: Uint8Array[] = [];
     let offset = 0;
-    for (const { tensor, external } of this.initializers) {
-      if (external && options.externalData !== undefined) {
+    for (const entry of this.initializers) {
+      const tensor = materialize(entry);
+      if (entry.external && options.externalData !== undefined) {
         const padding = (64 - (offset % 64)) % 64;
-        chunks.push(new Uint8Array(padding), rawBytes(tensor.data));
+        if (padding > 0) sink(new Uint8Array(padding));
         offset += padding;
+        sink(rawBytes(tensor.data));
         graph.message(5, tensorProto(tensor, { location: options.externalData, offset }));
         offset += tensor.data.byteLength;
       } else {
@@ -182,11 +252,11 @@ export class GraphBuilder {
     }
     for (const i of this.inputs) graph.message(11, i);
     for (const o of this.outputs) graph.message(12, o);
-    const model = new Message()
+    return new Message()
       .varint(1, 8)
       .string(2, options.producer ?? 'easel model-builder')
       .message(7, graph)
-      .message(8, new Message().string(1, '').varint(2, 17));
-    return { model: model.finish(), data: options.externalData !== undefined ? concat(chunks) : undefined };
+      .message(8, new Message().string(1, '').varint(2, 17))
+      .finish();
   }
 }
