@@ -212,3 +212,45 @@ test('float16 conversion rounds to nearest even and keeps subnormals, infinities
   assert.deepEqual([0x3555, 0x0001, 0xfc00].map(fromFloat16Bits), [0.333251953125, 2 ** -24, -Infinity]);
   assert.ok(Number.isNaN(fromFloat16Bits(toFloat16Bits(NaN))));
 });
+
+test('SDXL and LCM folders: the same seed writes byte-identical files and another seed other weights', async () => {
+  const cases: TinyModelOptions[] = [
+    { family: 'sdxl', seed: 42 },
+    { family: 'sdxl', inpainting: true, fp16: true, externalData: true, seed: 42 },
+    { family: 'lcm', idsType: 'int64', timestep: 'float-scalar', seed: 42 },
+  ];
+  for (const [i, options] of cases.entries()) {
+    const [a, b, c] = await Promise.all([build(`family-${i}-a`, options), build(`family-${i}-b`, options), build(`family-${i}-c`, { ...options, seed: 43 })]);
+    assert.deepEqual(a.files, b.files);
+    for (const file of a.files) {
+      const [bytesA, bytesB] = await Promise.all([readFile(join(a.folder, file)), readFile(join(b.folder, file))]);
+      assert.ok(bytesA.equals(bytesB), `${options.family} ${file} is identical`);
+    }
+    const part = options.family === 'sdxl' ? 'text_encoder_2/model.onnx' : 'unet/model.onnx';
+    const [partA, partC] = await Promise.all([readFile(join(a.folder, part)), readFile(join(c.folder, part))]);
+    assert.ok(!partA.equals(partC), `${options.family}: seed 43 changes ${part}`);
+  }
+});
+
+test('an SDXL folder adds tokenizer_2 (pad "!") and text_encoder_2 with its config; vaeScalingFactor reaches the VAE config', async () => {
+  const xl = await build('sdxl-layout', { family: 'sdxl', vaeScalingFactor: 0.5 });
+  for (const file of ['tokenizer_2/vocab.json', 'tokenizer_2/merges.txt', 'text_encoder_2/model.onnx', 'text_encoder_2/config.json']) {
+    assert.ok(xl.files.includes(file), file);
+  }
+  const read = async (file: string) => JSON.parse(await readFile(join(xl.folder, file), 'utf8'));
+  assert.equal((await read('tokenizer_2/special_tokens_map.json')).pad_token, '!');
+  assert.equal((await read('tokenizer/special_tokens_map.json')).pad_token, '<|endoftext|>');
+  const config2 = await read('text_encoder_2/config.json');
+  assert.deepEqual([config2._class_name, config2.hidden_size, config2.projection_dim], ['CLIPTextModelWithProjection', 48, 48]);
+  assert.deepEqual([(await read('vae_decoder/config.json')).scaling_factor, (await read('vae_encoder/config.json')).scaling_factor], [0.5, 0.5]);
+  assert.equal((await read('unet/config.json')).sample_size, 128);
+  assert.deepEqual([xl.crossAttentionDim, xl.hiddenSize2, xl.projectionDim], [80, 48, 48]);
+});
+
+test('options that make no sense for a family are refused, naming the option', async () => {
+  await assert.rejects(build('bad-1', { family: 'lcm', inpainting: true }), /inpainting is not available for family lcm/);
+  await assert.rejects(build('bad-2', { hiddenSize2: 64 }), /hiddenSize2 is for family sdxl only/);
+  await assert.rejects(build('bad-3', { family: 'lcm', projectionDim: 64 }), /projectionDim is for family sdxl only/);
+  await assert.rejects(build('bad-4', { timeCondProjDim: 8 }), /timeCondProjDim is for family lcm or sdxl only/);
+  await assert.rejects(build('bad-5', { family: 'sd3' as never }), /family must be one of sd, sdxl, lcm/);
+});
