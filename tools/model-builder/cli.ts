@@ -1,10 +1,10 @@
 // Writes a tiny random SD ONNX folder for manual tests of the engine and server:
-//   npx tsx tools/model-builder/cli.ts <folder> [--ids int64] [--timestep int64-vector] [--inpainting]
+//   npx tsx tools/model-builder/cli.ts <folder> [--family sdxl] [--ids int64] [--timestep int64-vector] [--inpainting]
 //     [--fp16] [--external-data] [--latent-parameters] [--symbolic-channels] [--scheduler lcm] [--seed 7]
 import { parseArgs } from 'node:util';
-import { SCHEDULER_PRESETS, writeTinyModel, type IdsType, type SchedulerPreset, type TimestepKind } from './tiny-sd.ts';
+import { SCHEDULER_PRESETS, writeTinyModel, type IdsType, type SchedulerPreset, type TimestepKind, type TinyFamily } from './tiny-sd.ts';
 
-const USAGE = 'usage: cli.ts <folder> [--ids int32|int64] [--timestep float-scalar|float-vector|int64-vector] [--inpainting] [--fp16] '
+const USAGE = 'usage: cli.ts <folder> [--family sd|sdxl|lcm] [--ids int32|int64] [--timestep float-scalar|float-vector|int64-vector] [--inpainting] [--fp16] '
   + `[--external-data] [--latent-parameters] [--symbolic-channels] [--pad "!"] [--scheduler ${Object.keys(SCHEDULER_PRESETS).join('|')}] [--seed N]`;
 
 function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
@@ -19,7 +19,7 @@ try {
     options: {
       ids: { type: 'string' }, timestep: { type: 'string' }, inpainting: { type: 'boolean' }, fp16: { type: 'boolean' },
       'external-data': { type: 'boolean' }, 'latent-parameters': { type: 'boolean' }, 'symbolic-channels': { type: 'boolean' },
-      pad: { type: 'string' }, scheduler: { type: 'string' }, seed: { type: 'string' },
+      pad: { type: 'string' }, scheduler: { type: 'string' }, seed: { type: 'string' }, family: { type: 'string' },
     },
   });
   const folder = positionals[0];
@@ -27,6 +27,7 @@ try {
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && !Number.isSafeInteger(seed)) throw new Error(`--seed must be an integer, got "${values.seed}"`);
   const info = await writeTinyModel(folder, {
+    family: oneOf<TinyFamily>('family', values.family, ['sd', 'sdxl', 'lcm']),
     idsType: oneOf<IdsType>('ids', values.ids, ['int32', 'int64']),
     timestep: oneOf<TimestepKind>('timestep', values.timestep, ['float-scalar', 'float-vector', 'int64-vector']),
     inpainting: values.inpainting,
@@ -38,7 +39,7 @@ try {
     scheduler: oneOf<SchedulerPreset>('scheduler', values.scheduler, Object.keys(SCHEDULER_PRESETS) as SchedulerPreset[]),
     seed,
   });
-  console.log(`wrote ${info.files.length} files to ${folder} (vocab ${info.vocabSize}, hidden ${info.hiddenSize}, UNet in ${info.unetInChannels})`);
+  console.log(`wrote ${info.files.length} ${info.family} files to ${folder} (vocab ${info.vocabSize}, hidden ${info.hiddenSize}, UNet in ${info.unetInChannels})`);
 } catch (error) {
   console.error(`${(error as Error).message}\n${USAGE}`);
   process.exit(2);
