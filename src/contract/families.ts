@@ -11,6 +11,8 @@ export type ParamSpec =
   | { kind: 'string'; maxLength?: number; required?: boolean }
   | { kind: 'enum'; values: readonly string[]; default?: string }
   | { kind: 'int'; min: number; max: number; default?: number }
+  /** A finite number; `exclusiveMin` makes `min` itself invalid. */
+  | { kind: 'number'; min: number; max: number; exclusiveMin?: boolean; default?: number }
   | { kind: 'bool'; default?: boolean };
 
 /** Parameters of one operation (generation or edit) of one family, by wire name. */
@@ -41,6 +43,13 @@ const common = {
   /** easel extension: the same request with the same seed gives the same bytes. */
   seed: { kind: 'int', min: 0, max: 2 ** 32 - 1 } as ParamSpec,
 };
+
+/**
+ * easel extension on edits: how much of the picture may change (diffusion engines). 1 repaints the
+ * edited area from noise; small values keep the input's composition. Default 0.75 without a mask,
+ * 1 with one (README, "Diffusion").
+ */
+const strength: ParamSpec = { kind: 'number', min: 0, max: 1, exclusiveMin: true };
 
 const responseFormat: ParamSpec = { kind: 'enum', values: ['url', 'b64_json'], default: 'url' };
 
@@ -75,7 +84,7 @@ export const FAMILIES: Readonly<Record<FamilyId, Family>> = {
     // The asynchronous flow has no response_format: its results are always URLs (reference §2.1).
     submit: dalle2Generation,
     // Azure has no DALL-E edits; the OpenAI platform does, and its SDK sends them this way.
-    edit: { ...dalle2Generation, response_format: responseFormat },
+    edit: { ...dalle2Generation, response_format: responseFormat, strength },
     maxEditImages: 1,
     revisesPrompt: false,
     annotatesItems: false,
@@ -112,6 +121,7 @@ export const FAMILIES: Readonly<Record<FamilyId, Family>> = {
       // `auto` keeps the size of the input image (see docs/deviations.md).
       quality: { kind: 'enum', values: ['standard', 'low', 'medium', 'high', 'auto'], default: 'high' },
       input_fidelity: { kind: 'enum', values: ['high', 'low'], default: 'low' },
+      strength,
     },
     maxEditImages: 16,
     revisesPrompt: false,

@@ -42,4 +42,6 @@ export interface ImageRequest {
   images: RawImage[];
   /** Edits: RGBA mask at the output size; alpha 0 marks where to edit. */
   mask: RawImage | null;
+  /** Edits (easel extension): 0 < strength ≤ 1, how much may change; null = the engine's default. */
+  strength: number | null;
 }

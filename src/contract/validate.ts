@@ -74,6 +74,15 @@ function coerce(name: string, spec: ParamSpec, raw: unknown, source: BodySource)
       }
       return value;
     }
+    case 'number': {
+      const value = source === 'multipart' && typeof raw === 'string' && /^-?(\d+\.?\d*|\.\d+)$/.test(raw.trim()) ? Number(raw) : raw;
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw errors.invalidParameter(name, `'${name}' must be a number.`);
+      if ((spec.exclusiveMin ? value <= spec.min : value < spec.min) || value > spec.max) {
+        const low = spec.exclusiveMin ? `greater than ${spec.min}` : `at least ${spec.min}`;
+        throw errors.invalidParameter(name, `'${name}' must be ${low} and at most ${spec.max}.`);
+      }
+      return value;
+    }
     case 'bool': {
       if (typeof raw === 'boolean') return raw;
       if (source === 'multipart' && (raw === 'true' || raw === 'false')) return raw === 'true';
@@ -146,6 +155,7 @@ export function toImageRequest(
     partialImages: (values.partial_images as number | undefined) ?? 0,
     images: edit?.images ?? [],
     mask: edit?.mask ?? null,
+    strength: (values.strength as number | undefined) ?? null,
   };
   const seed = (values.seed as number | undefined) ?? deriveSeed(request);
   return { ...request, seed };

@@ -23,6 +23,7 @@ export function generationRequest(overrides: Partial<ImageRequest> = {}): ImageR
     partialImages: 0,
     images: [],
     mask: null,
+    strength: null,
     ...overrides,
   };
 }

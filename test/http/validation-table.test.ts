@@ -60,6 +60,14 @@ function badValues(name: string, spec: ParamSpec, source: Source): Array<[unknow
         ['abc', '"abc"'],
         ...(json ? ([[String(spec.min), `the string "${spec.min}"`], [true, 'true']] as Array<[unknown, string]>) : []),
       ];
+    case 'number':
+      return [
+        ...(spec.exclusiveMin ? ([[spec.min, String(spec.min)]] as Array<[unknown, string]>) : []),
+        [spec.min - 0.5, String(spec.min - 0.5)],
+        [spec.max + 0.5, String(spec.max + 0.5)],
+        ['abc', '"abc"'],
+        ...(json ? ([[String(spec.max), `the string "${spec.max}"`], [true, 'true'], [null, 'null']] as Array<[unknown, string]>) : []),
+      ];
     case 'bool':
       return json
         ? [['true', 'the string "true"'], [1, '1']]
@@ -128,6 +136,8 @@ function sampleValue(name: string): unknown {
         return spec.values[0];
       case 'int':
         return spec.min;
+      case 'number':
+        return spec.max;
       case 'bool':
         return false;
       case 'string':

@@ -171,7 +171,11 @@ test('inpainting with a 9-channel UNet feeds latents ‖ mask ‖ masked-image l
   const values = tensorToFloat32(sample);
   const maskChannel = Array.from(values.subarray(4 * 64, 5 * 64));
   assert.deepEqual(maskChannel, Array.from({ length: 64 }, (_, i) => (i < 32 ? 1 : 0)));
-  await assert.rejects(runPipeline(inpaint, job()), /inpainting model/);
+  // Without a mask it repaints everything: all-ones mask, a blank image to start from.
+  calls.length = 0;
+  await runPipeline(inpaint, job());
+  assert.deepEqual(parts(calls), ['textEncoder', 'vaeEncoder', 'unet', 'unet', 'vaeDecoder']);
+  assert.ok(Array.from(tensorToFloat32(calls[2]!.feeds.sample!).subarray(4 * 64, 5 * 64)).every((v) => v === 1));
 });
 
 test('exporter variants: fp16 tensors, int64 timesteps, scalar timesteps, latent_parameters', async () => {

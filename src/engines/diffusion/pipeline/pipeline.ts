@@ -50,6 +50,8 @@ export interface PipelineResult {
   /** The prompt was cut to the encoder's 77 tokens. */
   truncated: boolean;
   usedTokens: number;
+  /** When truncated: the part of the prompt the model saw. */
+  usedPrompt?: string;
   steps: number;
   schedulerNote?: string;
 }
@@ -77,6 +79,7 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
   };
   check(model, job);
   abort();
+  if (model.inpainting && !job.init?.mask) job = asInpainting(job);
 
   const { n, width, height } = job;
   const factor = model.vaeScaleFactor;
@@ -210,6 +213,7 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     timings: { runs: timer.runs, totalMs: performance.now() - started },
     truncated: cond.truncated,
     usedTokens: cond.usedTokens,
+    ...(cond.usedPrompt !== undefined ? { usedPrompt: cond.usedPrompt } : {}),
     steps: timesteps.length,
     ...(note ? { schedulerNote: note } : {}),
   };
@@ -231,10 +235,17 @@ function check(model: LoadedModel, job: PipelineJob): void {
     if (mask && mask.length !== job.width * job.height) throw new PipelineInputError('the mask does not match the image size');
     if (!model.sessions.vaeEncoder) throw new PipelineInputError('this model has no vae_encoder, so it cannot edit images');
   }
-  if (model.inpainting && !job.init?.mask) {
-    // A 9-channel UNet still runs without a mask: everything is repainted from the (fully masked) image.
-    throw new PipelineInputError('this is an inpainting model: it edits images with a mask and cannot generate or edit without one');
-  }
+}
+/**
+ * A 9-channel UNet always needs a mask and a masked image. Without a mask it repaints everything:
+ * the mask is all ones, and a generation starts from a blank (mid-grey) image at strength 1, as
+ * diffusers' inpainting pipeline does when it is given an empty picture.
+ */
+function asInpainting(job: PipelineJob): PipelineJob {
+  const mask = new Uint8Array(job.width * job.height).fill(1);
+  if (job.init) return { ...job, init: { ...job.init, mask } };
+  const image = { width: job.width, height: job.height, channels: 3 as const, data: Buffer.alloc(job.width * job.height * 3, 128) };
+  return { ...job, init: { image, strength: 1, mask } };
 }
 
 /** VAE-encode one [3, H, W] image into scaled latents [4, h, w]. */

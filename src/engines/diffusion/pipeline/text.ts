@@ -18,6 +18,8 @@ export interface PromptEmbedding {
   truncated: boolean;
   /** How many prompt tokens the encoder saw (without BOS/EOS). */
   usedTokens: number;
+  /** When truncated: the text the encoder saw, decoded back from its tokens. */
+  usedPrompt?: string;
 }
 
 export async function encodePrompt(model: LoadedModel, timer: RunTimer, prompt: string): Promise<PromptEmbedding> {
@@ -39,7 +41,7 @@ export async function encodePrompt(model: LoadedModel, timer: RunTimer, prompt: 
     hidden.set(first.hidden.subarray(s * first.width, (s + 1) * first.width), s * width);
     hidden.set(second.hidden.subarray(s * second.width, (s + 1) * second.width), s * width + first.width);
   }
-  return { hidden, seq: first.seq, width, pooled: second.pooled, truncated: first.truncated || second.truncated, usedTokens: first.usedTokens };
+  return { ...first, hidden, width, pooled: second.pooled };
 }
 
 /** SDXL's `force_zeros_for_empty_prompt`: the unconditional embedding of an empty negative prompt is zeros. */
@@ -79,6 +81,7 @@ async function runEncoder(
     pooled: pooledTensor && Float32Array.from(tensorToFloat32(pooledTensor)),
     truncated: encoding.truncated,
     usedTokens: Math.min(encoding.tokenCount, tokenizer.maxLength - 2),
+    ...(encoding.truncated ? { usedPrompt: tokenizer.decode(ids) } : {}),
   };
 }
 
