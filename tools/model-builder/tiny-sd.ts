@@ -197,7 +197,7 @@ export async function writeTinyModel(folder: string, options: TinyModelOptions =
   };
 }
 
-function modelIndex(family: TinyFamily, schedulerClass: string, inpainting: boolean) {
+export function modelIndex(family: TinyFamily, schedulerClass: string, inpainting: boolean) {
   if (family !== 'sd') return torchModelIndex(family, schedulerClass, inpainting);
   const onnxModel = ['diffusers', 'OnnxRuntimeModel'];
   return {
@@ -248,7 +248,7 @@ function torchModelIndex(family: 'sdxl' | 'lcm', schedulerClass: string, inpaint
 type WriteJson = (path: string, value: unknown) => Promise<void>;
 
 /** The slow CLIPTokenizer files, with ids in the real CLIP layout (bytes, merges, BOS, EOS). */
-async function writeTokenizer(
+export async function writeTokenizer(
   json: WriteJson, write: (path: string, text: string) => Promise<void>, vocab: Record<string, number>, pad: string, dir = 'tokenizer',
 ) {
   const special = { bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', pad_token: pad, unk_token: '<|endoftext|>' };
