@@ -1,38 +1,13 @@
-import { ConfigError } from '../config/index.ts';
-import { serve } from './serve.ts';
+// The CLI entry (bin/easel.js and `npm start` run it): one commander program, one command per file.
+import { addModelsCommand } from './models.ts';
+import { createProgram, runProgram, type CliContext } from './program.ts';
+import { addPullCommand } from './pull.ts';
+import { addServeCommand } from './serve.ts';
 
-const USAGE = `Usage: easel <command>
-
-Commands:
-  serve     Start the server (HOST, PORT, EASEL_DATA_DIR, EASEL_API_KEYS, EASEL_CONFIG …; see README)
-  help      Show this help
-`;
-
-async function main(argv: string[]): Promise<number> {
-  const [command = 'help'] = argv;
-  switch (command) {
-    case 'serve':
-      await serve();
-      return -1; // keeps running
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE);
-      return 0;
-    default:
-      process.stderr.write(`easel: unknown command '${command}'\n\n${USAGE}`);
-      return 2;
-  }
-}
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code >= 0) process.exit(code);
-  },
-  (error: unknown) => {
-    // Known failures (bad configuration, a data directory in use) need their message, not a stack.
-    const detail = error instanceof Error ? (process.env.EASEL_LOG_LEVEL === 'debug' ? error.stack : error.message) : String(error);
-    process.stderr.write(`easel: ${detail}\n`);
-    process.exit(error instanceof ConfigError ? 78 : 1);
-  },
-);
+const context: CliContext = { env: process.env, stdout: process.stdout, stderr: process.stderr, keepRunning: false };
+const program = createProgram(context, [addServeCommand, addPullCommand, addModelsCommand]);
+const code = await runProgram(program, context, process.argv.slice(2));
+// serve answers undefined: the server keeps the process alive and exits on SIGINT/SIGTERM.
+// Exit once what was written has been flushed (pipes are asynchronous on some systems), without
+// waiting for idle keep-alive sockets of a finished pull.
+if (code !== undefined) process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

@@ -1,6 +1,23 @@
+import type { Command } from 'commander';
 import { pino } from 'pino';
 import { createApp } from '../app.ts';
 import { loadConfig } from '../config/index.ts';
+import type { CliContext } from './program.ts';
+
+export function addServeCommand(program: Command, context: CliContext): void {
+  program
+    .command('serve')
+    .description('start the server')
+    .addHelpText(
+      'after',
+      '\nSettings come from the environment (HOST, PORT, EASEL_DATA_DIR, EASEL_API_KEYS, EASEL_MODEL, EASEL_MODELS_DIR …)\n' +
+        'and the JSON file named by EASEL_CONFIG; see the README, "Configuration".\n',
+    )
+    .action(async () => {
+      await serve();
+      context.keepRunning = true;
+    });
+}
 
 /** `easel serve`: load the configuration, start the server, stop cleanly on SIGINT/SIGTERM. */
 export async function serve(): Promise<void> {

@@ -1,0 +1,123 @@
+// `easel pull`: the command around pullModel (src/models): options, the progress display, Ctrl-C,
+// and a summary that says how to use the model.
+import type { Command } from 'commander';
+import { loadConfig } from '../config/index.ts';
+import { hubOptionsFromEnv, MODEL_ALIASES, pullModel, PullError, type ModelAlias, type PullResult } from '../models/index.ts';
+import { formatBytes, formatDuration } from './format.ts';
+import { CliError, EXIT, usageError, type CliContext } from './program.ts';
+import { pullReporter } from './progress.ts';
+
+interface PullFlags {
+  revision?: string;
+  name?: string;
+  force?: boolean;
+  quiet?: boolean;
+  listAliases?: boolean;
+}
+
+export function addPullCommand(program: Command, context: CliContext): void {
+  program
+    .command('pull')
+    .description('download an ONNX Stable Diffusion model from the Hugging Face hub into the models folder')
+    .argument('[repo-or-alias]', 'a repository id (owner/name) or an alias (see --list-aliases)')
+    .option('-r, --revision <revision>', "branch, tag or commit (default: the alias's, else main)")
+    .option('-n, --name <name>', "folder name under the models folder (default: the alias, else the repository's name)")
+    .option('-f, --force', 'delete the folder first and download everything again')
+    .option('-q, --quiet', 'no progress and no summary; errors only')
+    .option('--list-aliases', 'list the model aliases and exit')
+    .addHelpText(
+      'after',
+      `
+Only the ONNX diffusers layout is downloaded (model_index.json, scheduler/, tokenizer*/, and model.onnx,
+external data and config.json of text_encoder*, unet, vae_decoder, vae_encoder); PyTorch weights are skipped.
+An interrupted pull (Ctrl-C, a dropped connection) keeps its partial files: run the same command to resume.
+
+Environment:
+  HF_ENDPOINT        the hub (default https://huggingface.co)
+  HF_TOKEN           a Hugging Face access token, for gated or private repositories
+  EASEL_MODELS_DIR   where model folders go (default <EASEL_DATA_DIR>/models)
+
+Examples:
+  easel pull sdxl-turbo
+  easel pull aislamov/stable-diffusion-2-1-base-onnx --revision cpu --name sd21
+`,
+    )
+    .action(async (source: string | undefined, flags: PullFlags, command: Command) => {
+      if (flags.listAliases) {
+        context.stdout.write(formatAliases(MODEL_ALIASES));
+        return;
+      }
+      if (!source) usageError(command, "missing argument 'repo-or-alias' (or use --list-aliases)");
+      await runPull(context, source, flags);
+    });
+}
+
+async function runPull(context: CliContext, source: string, flags: PullFlags): Promise<void> {
+  const config = loadConfig(context.env);
+  const reporter = pullReporter(context.stderr, flags.quiet ? 'quiet' : context.stderr.isTTY ? 'bars' : 'lines');
+  const abort = new AbortController();
+  const onSigint = () => {
+    // The first Ctrl-C stops the downloads cleanly (partial files stay); a second one does not wait.
+    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const started = Date.now();
+  let result: PullResult;
+  try {
+    result = await pullModel({
+      source,
+      revision: flags.revision,
+      name: flags.name,
+      force: flags.force,
+      modelsDir: config.models.dir,
+      hub: hubOptionsFromEnv(context.env),
+      onEvent: (event) => reporter.onEvent(event),
+      signal: abort.signal,
+    });
+  } catch (error) {
+    if (!(error instanceof PullError)) throw error;
+    if (error.code === 'interrupted') {
+      throw new CliError(`${error.message}\n  run the same command again to resume`, EXIT.interrupted);
+    }
+    if (error.code === 'bad-request') throw new CliError(error.message, EXIT.usage);
+    const problems = error.code === 'invalid-model' ? error.problems : [];
+    throw new CliError(problems.length > 0 ? `${error.message.split(':')[0]}:\n${problems.map((p) => `  - ${p}`).join('\n')}` : error.message);
+  } finally {
+    reporter.stop();
+    process.off('SIGINT', onSigint);
+  }
+  if (!flags.quiet) context.stdout.write(summary(result, (Date.now() - started) / 1000));
+}
+
+function summary(result: PullResult, seconds: number): string {
+  const { marker, model, alias } = result;
+  const size = marker.files.reduce((sum, f) => sum + f.size, 0);
+  const reused = [result.alreadyThere > 0 ? `${result.alreadyThere} already there` : '', result.resumed > 0 ? `${result.resumed} resumed` : '']
+    .filter(Boolean)
+    .join(', ');
+  const deployment = {
+    name: result.name,
+    model: 'dall-e-3',
+    engine: 'diffusion',
+    diffusion: { folder: result.name, ...(alias?.settings ?? {}) },
+  };
+  return (
+    `Pulled ${marker.repo}@${marker.revision} (commit ${marker.commit.slice(0, 10)}) into ${result.folder}\n` +
+    `  ${model.family}${model.inpainting ? ' inpainting' : ''}, ${model.nativeResolution}×${model.nativeResolution}, ` +
+    `${marker.files.length} files, ${formatBytes(size)}${reused ? ` (${reused})` : ''}; ` +
+    `${formatBytes(result.receivedBytes)} downloaded in ${formatDuration(seconds)}\n` +
+    (alias ? `  Needs: ${alias.needs}\n` : '') +
+    `\nUse it for every placeholder deployment:\n  EASEL_MODEL=${result.name} npm start\n` +
+    `or as a deployment in the config file (EASEL_CONFIG):\n  ${JSON.stringify(deployment)}\n`
+  );
+}
+
+function formatAliases(aliases: readonly ModelAlias[]): string {
+  const blocks = aliases.map((a) => {
+    const settings = Object.entries(a.settings).map(([k, v]) => `"${k}": ${v}`).join(', ');
+    return `${a.name}  →  ${a.repo}${a.revision === 'main' ? '' : ` (revision ${a.revision})`}\n` +
+      `    ${a.description}\n    Needs: ${a.needs}\n    Deployment settings: ${settings}\n`;
+  });
+  return `Aliases for easel pull:\n\n${blocks.join('\n')}`;
+}

@@ -1,0 +1,217 @@
+// One file of a pull: resumable (bytes go to `<file>.incomplete`, a later attempt asks for the rest
+// with Range), retried on network trouble, checked against the hub's size and hash, and only then
+// renamed into place. A check that fails deletes the file: a corrupt byte cannot be resumed past.
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { diskError, PullError } from './errors.ts';
+import { networkError, type Hub, type HubFile } from './hub.ts';
+
+export interface DownloadSettings {
+  hub: Hub;
+  repo: string;
+  commit: string;
+  /** The caller's abort (Ctrl-C): stops at once, keeping the partial file. */
+  signal: AbortSignal;
+  /** Further attempts after a network failure, 5xx or stall; each resumes where the last stopped. */
+  retries: number;
+  /** Wait before the first retry; doubles each time. */
+  retryDelayMs: number;
+  /** A response that sends nothing for this long counts as a network failure. */
+  idleTimeoutMs: number;
+}
+
+export const INCOMPLETE_SUFFIX = '.incomplete';
+
+/** The hashes a hub file is checked with: sha256 of the content (LFS) or its git blob sha1. */
+class FileHash {
+  private readonly sha256: Hash = createHash('sha256');
+  private readonly gitSha1?: Hash;
+
+  constructor(private readonly file: HubFile) {
+    if (!file.sha256) this.gitSha1 = createHash('sha1').update(`blob ${file.size}\0`);
+  }
+
+  update(chunk: Uint8Array): void {
+    this.sha256.update(chunk);
+    this.gitSha1?.update(chunk);
+  }
+
+  /** The content's sha256, or the reason it does not match the listing. */
+  finish(): { sha256: string; mismatch?: string } {
+    const sha256 = this.sha256.digest('hex');
+    if (this.file.sha256) {
+      return sha256 === this.file.sha256 ? { sha256 } : { sha256, mismatch: `sha256 ${sha256} differs from the hub's ${this.file.sha256}` };
+    }
+    const sha1 = this.gitSha1!.digest('hex');
+    return sha1 === this.file.blobId ? { sha256 } : { sha256, mismatch: `git blob sha1 ${sha1} differs from the hub's ${this.file.blobId}` };
+  }
+}
+
+async function hashInto(hash: FileHash, path: string, signal?: AbortSignal): Promise<void> {
+  for await (const chunk of createReadStream(path, { signal, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+}
+
+/** The sha256 of a complete file at `path` when its size and hash match the listing, else undefined. */
+export async function verifyExisting(path: string, file: HubFile, signal?: AbortSignal): Promise<string | undefined> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile() || info.size !== file.size) return undefined;
+  const hash = new FileHash(file);
+  await hashInto(hash, path, signal);
+  const result = hash.finish();
+  return result.mismatch ? undefined : result.sha256;
+}
+
+class Transient extends Error {}
+
+/**
+ * Downloads `file` to `dest`, resuming `dest.incomplete` when present. `onProgress` gets the bytes
+ * of this file on disk so far. Answers the content's sha256 and where it resumed from.
+ */
+export async function downloadFile(
+  file: HubFile,
+  dest: string,
+  settings: DownloadSettings,
+  onProgress: (bytes: number) => void,
+): Promise<{ sha256: string; resumedFrom: number }> {
+  if (!file.sha256 && !file.blobId) throw new PullError('hub', `the hub listed ${file.path} without a hash, so it cannot be checked`);
+  const partial = dest + INCOMPLETE_SUFFIX;
+  let fh: FileHandle;
+  try {
+    fh = await open(partial, 'a');
+  } catch (error) {
+    throw diskError(partial, error);
+  }
+  try {
+    const state = { have: (await fh.stat()).size, hash: new FileHash(file) };
+    if (state.have > file.size) {
+      await fh.truncate(0);
+      state.have = 0;
+    }
+    const resumedFrom = state.have;
+    if (state.have > 0) await hashInto(state.hash, partial, settings.signal).catch((error) => rethrowAbort(settings.signal, error));
+    onProgress(state.have);
+
+    for (let failures = 0; state.have < file.size; ) {
+      const before = state.have;
+      try {
+        await attempt(file, fh, state, settings, onProgress);
+      } catch (error) {
+        if (settings.signal.aborted) throw interrupted(file.path);
+        if (!(error instanceof Transient)) throw error;
+        if (state.have > before) failures = 0; // progress was made: a flaky link, not a dead one
+        if (failures >= settings.retries) {
+          throw new PullError('network', `${error.message}; ${state.have} of ${file.size} bytes of ${file.path} are kept: run the pull again to resume`);
+        }
+        failures++;
+        await sleep(settings.retryDelayMs * 2 ** (failures - 1), undefined, { signal: settings.signal }).catch(() => {
+          throw interrupted(file.path);
+        });
+      }
+    }
+    await fh.close().catch((error) => {
+      throw diskError(partial, error);
+    });
+
+    const { sha256, mismatch } = state.hash.finish();
+    if (mismatch) {
+      await unlink(partial).catch(() => {});
+      throw new PullError('integrity', `${file.path} is corrupt: ${mismatch}. The file was deleted; run the pull again to download it again`);
+    }
+    await rename(partial, dest).catch((error) => {
+      throw diskError(dest, error);
+    });
+    return { sha256, resumedFrom };
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/** One request: from `state.have` to the end of the body. Throws Transient for what a retry may fix. */
+async function attempt(
+  file: HubFile,
+  fh: FileHandle,
+  state: { have: number; hash: FileHash },
+  settings: DownloadSettings,
+  onProgress: (bytes: number) => void,
+): Promise<void> {
+  const idle = new AbortController();
+  const signal = AbortSignal.any([settings.signal, idle.signal]);
+  let timer: NodeJS.Timeout | undefined;
+  const stillAlive = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => idle.abort(new Transient(`no data for ${settings.idleTimeoutMs / 1000} s`)), settings.idleTimeoutMs);
+  };
+  let host = settings.hub.host;
+  try {
+    stillAlive();
+    let response: Response;
+    try {
+      response = await settings.hub.openFile(settings.repo, settings.commit, file.path, { from: state.have, signal });
+    } catch (error) {
+      if (idle.signal.aborted) throw new Transient(`${host} sent no answer for ${file.path} in ${settings.idleTimeoutMs / 1000} s`);
+      if (error instanceof PullError && (error.code === 'network' || (error.code === 'hub' && isTransientStatus(error.status)))) {
+        throw new Transient(error.message);
+      }
+      throw error;
+    }
+    host = new URL(response.url || settings.hub.options.endpoint).host;
+    if (response.status === 206 ? contentRangeStart(response) !== state.have : state.have > 0) {
+      // The server sent the whole file (200) or another range: start this file over.
+      await fh.truncate(0).catch((error) => {
+        throw diskError(file.path, error);
+      });
+      state.have = 0;
+      state.hash = new FileHash(file);
+      if (response.status === 206) {
+        await response.body?.cancel();
+        return;
+      }
+    }
+    if (!response.body) throw new Transient(`${host} sent an empty body for ${file.path}`);
+    try {
+      for await (const chunk of response.body) {
+        stillAlive();
+        if (state.have + chunk.length > file.size) {
+          throw new PullError('integrity', `${file.path} is corrupt: ${host} sent more than the ${file.size} bytes the hub lists. Run the pull again`);
+        }
+        try {
+          await fh.write(chunk);
+        } catch (error) {
+          throw diskError(file.path, error);
+        }
+        state.hash.update(chunk);
+        state.have += chunk.length;
+        onProgress(state.have);
+      }
+    } catch (error) {
+      if (error instanceof PullError) throw error;
+      if (settings.signal.aborted) throw error;
+      if (idle.signal.aborted) throw new Transient(`${host} sent no data for ${file.path} in ${settings.idleTimeoutMs / 1000} s`);
+      throw new Transient(networkError(error, host, `downloading ${file.path}`).message);
+    }
+    if (state.have < file.size) throw new Transient(`${host} ended ${file.path} after ${state.have} of ${file.size} bytes`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Server trouble and rate limits pass; other refusals do not. */
+function isTransientStatus(status: number | undefined): boolean {
+  return status === undefined || status === 408 || status === 429 || status >= 500;
+}
+
+function contentRangeStart(response: Response): number | undefined {
+  const match = /^bytes (\d+)-/.exec(response.headers.get('content-range') ?? '');
+  return match ? Number(match[1]) : undefined;
+}
+
+function interrupted(path: string): PullError {
+  return new PullError('interrupted', `interrupted while downloading ${path}`);
+}
+
+function rethrowAbort(signal: AbortSignal, error: unknown): never {
+  if (signal.aborted) throw new PullError('interrupted', 'interrupted');
+  throw error;
+}

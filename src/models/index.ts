@@ -1,0 +1,11 @@
+// Public face of model management: pull ONNX diffusers folders from the Hugging Face hub into
+// models.dir, and report what is installed there. Nothing here writes to the terminal: progress
+// goes to a callback, failures are PullError with a code.
+export { findAlias, MODEL_ALIASES, type ModelAlias } from './aliases.ts';
+export { PullError, type PullErrorCode } from './errors.ts';
+export { DEFAULT_HUB_ENDPOINT, hubOptionsFromEnv, type HubFile, type HubOptions } from './hub.ts';
+export { listModels, type DeploymentFolder, type InstalledModel, type InstalledStatus, type ModelsReport } from './installed.ts';
+export { isLayoutFile } from './layout.ts';
+export { MARKER_FILE, PULL_NOTE_FILE, type ModelMarker } from './marker.ts';
+export { pullModel, type PullEvent, type PullOptions, type PullResult } from './pull.ts';
+export { INCOMPLETE_SUFFIX } from './download.ts';
