@@ -69,12 +69,12 @@ function formatReport(report: ModelsReport): string {
         m.inpainting === null ? '-' : m.inpainting ? 'yes' : 'no',
         m.nativeResolution === null ? '-' : String(m.nativeResolution),
         formatBytes(m.sizeBytes),
-        STATUS_TEXT[m.status] + (m.partialFiles > 0 ? ` (${m.partialFiles} partial files)` : ''),
+        STATUS_TEXT[m.status] + (m.partialFiles > 0 ? ` (${m.partialFiles} partial file${m.partialFiles === 1 ? '' : 's'})` : ''),
         m.source ? `${m.source.repo}@${m.source.commit.slice(0, 7)}` : '-',
         m.deployments.join(', ') || '-',
       ]);
     }
-    out += formatTable(rows).replace(/^/gm, '  ');
+    out += formatTable(rows).replace(/^(?=.)/gm, '  ');
     for (const m of report.models.filter((x) => x.status === 'invalid' || x.status === 'incomplete')) {
       const hint = m.status === 'incomplete' && m.source ? `; resume with: easel pull ${m.source.repo} --name ${m.name}` : '';
       out += `\n  ${m.name}: ${m.problems.join('; ')}${hint}\n`;

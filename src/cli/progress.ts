@@ -49,6 +49,7 @@ function linesReporter(stream: NodeJS.WriteStream): PullReporter {
     onEvent(e) {
       switch (e.type) {
         case 'listed':
+          lastLine = Date.now();
           stream.write(listedLine(e));
           break;
         case 'file-checking':
@@ -114,6 +115,9 @@ function barsReporter(stream: NodeJS.WriteStream): PullReporter {
           speed.add(e.receivedBytes);
           files.get(e.path)?.update(e.bytes);
           total?.update(e.totalBytes);
+          break;
+        case 'inspecting':
+          total?.update(total.getTotal());
           break;
         case 'file-done': {
           const fileBar = files.get(e.path);

@@ -78,7 +78,7 @@ async function runPull(context: CliContext, source: string, flags: PullFlags): P
   } catch (error) {
     if (!(error instanceof PullError)) throw error;
     if (error.code === 'interrupted') {
-      throw new CliError(`${error.message}\n  run the same command again to resume`, EXIT.interrupted);
+      throw new CliError(error.message, EXIT.interrupted);
     }
     if (error.code === 'bad-request') throw new CliError(error.message, EXIT.usage);
     const problems = error.code === 'invalid-model' ? error.problems : [];

@@ -125,6 +125,8 @@ export async function downloadFile(
     return { sha256, resumedFrom };
   } finally {
     await fh.close().catch(() => {});
+    // Nothing to resume in an empty partial file (a download stopped before its first byte).
+    if ((await stat(partial).catch(() => undefined))?.size === 0) await unlink(partial).catch(() => {});
   }
 }
 

@@ -81,10 +81,10 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
   const { keep, skipped } = selectLayoutFiles(repo, revision, listing.files);
   const folder = join(options.modelsDir, name);
   const totalSize = keep.reduce((sum, f) => sum + f.size, 0);
-  emit({ type: 'listed', repo, revision, commit: listing.commit, name, folder, files: keep, skipped: skipped.map((f) => f.path), totalSize });
 
   // 2. The folder.
   await claimFolder(folder, { repo, revision, commit: listing.commit, force: options.force ?? false, keep });
+  emit({ type: 'listed', repo, revision, commit: listing.commit, name, folder, files: keep, skipped: skipped.map((f) => f.path), totalSize });
 
   // 3. The files.
   const progress = new Map<string, number>();
@@ -202,11 +202,11 @@ async function runPool<T>(items: readonly T[], concurrency: number, signal: Abor
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
-  if (signal.aborted) throw new PullError('interrupted', 'interrupted: the partial files are kept, and the same pull resumes them');
+  if (signal.aborted) throw new PullError('interrupted', 'interrupted: the partial files are kept; run the same pull again to resume');
   if (failure !== undefined) throw failure;
 }
 
 function rethrowInterrupted(signal: AbortSignal, error: unknown): never {
-  if (signal.aborted) throw new PullError('interrupted', 'interrupted: the partial files are kept, and the same pull resumes them');
+  if (signal.aborted) throw new PullError('interrupted', 'interrupted: the partial files are kept; run the same pull again to resume');
   throw error;
 }
