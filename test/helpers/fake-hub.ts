@@ -92,7 +92,8 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     let content = original;
     if (corrupted.has(path)) {
       content = Buffer.from(original);
-      content[content.length >> 1] ^= 0xff;
+      const middle = content.length >> 1;
+      content[middle] = content[middle]! ^ 0xff;
     }
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     let start = 0;
