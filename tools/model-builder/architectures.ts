@@ -53,7 +53,8 @@ const ARCHITECTURES: Record<ArchitecturePreset, Architecture> = {
   small: {
     unet: { blockOutChannels: [32, 64, 64, 64], layersPerBlock: 2, crossAttention: [true, true, true, false], heads: [2, 2, 2, 2], crossAttentionDim: 64, useLinearProjection: true, normGroups: 32, sampleSize: 64 },
     text: { hiddenSize: 64, layers: 2, heads: 2, intermediateSize: 256, activation: 'gelu', vocabSize: null, maxPositions: CLIP_POSITIONS },
-    vae: { ...SD_VAE, blockOutChannels: [32, 64, 64, 64] },
+    // The VAE's full-resolution blocks dominate a small generation, hence its narrow widths (and 8 groups to allow them).
+    vae: { ...SD_VAE, blockOutChannels: [8, 16, 32, 32], normGroups: 8 },
     scheduler: 'euler-trailing',
     padToken: '!',
   },

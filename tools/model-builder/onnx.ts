@@ -144,11 +144,17 @@ function attributeProto(name: string, value: Attribute): Message {
   return m.message(5, tensorProto(value.tensor)).varint(20, 4);
 }
 
-/** ValueInfoProto { name=1, type=2 { tensor_type=1 { elem_type=1, shape=2 { dim=1 { dim_value=1 | dim_param=2 } } } } }. */
-function valueInfoProto(name: string, type: DataType, dims: readonly Dim[]): Message {
-  const shape = new Message();
-  for (const d of dims) shape.message(1, typeof d === 'number' ? new Message().varint(1, d) : new Message().string(2, d));
-  const tensorType = new Message().varint(1, ELEM_TYPE[type]).message(2, shape);
+/**
+ * ValueInfoProto { name=1, type=2 { tensor_type=1 { elem_type=1, shape=2 { dim=1 { dim_value=1 | dim_param=2 } } } } };
+ * dims null leaves the shape out (rank unknown).
+ */
+function valueInfoProto(name: string, type: DataType, dims: readonly Dim[] | null): Message {
+  const tensorType = new Message().varint(1, ELEM_TYPE[type]);
+  if (dims) {
+    const shape = new Message();
+    for (const d of dims) shape.message(1, typeof d === 'number' ? new Message().varint(1, d) : new Message().string(2, d));
+    tensorType.message(2, shape);
+  }
   return new Message().string(1, name).message(2, new Message().message(1, tensorType));
 }
 
@@ -166,7 +172,8 @@ export class GraphBuilder {
     this.inputs.push(valueInfoProto(name, type, dims));
     return name;
   }
-  output(name: string, type: DataType, dims: readonly Dim[]): string {
+  /** dims null: shape not declared (e.g. to expose an intermediate tensor while debugging). */
+  output(name: string, type: DataType, dims: readonly Dim[] | null): string {
     this.outputs.push(valueInfoProto(name, type, dims));
     return name;
   }
