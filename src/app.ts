@@ -4,8 +4,8 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from './config/index.ts';
 import { resolveApiKeys, type ApiKeys } from './config/keys.ts';
 import { FAMILIES } from './contract/families.ts';
+import { createDeploymentEngines } from './engines/deployment-engines.ts';
 import type { Engine } from './engines/engine.ts';
-import { PlaceholderEngine } from './engines/placeholder/index.ts';
 import { createKeyCheck } from './http/auth.ts';
 import { buildServer } from './http/server.ts';
 import type { Deployment, Services } from './http/services.ts';
@@ -21,6 +21,8 @@ export interface App {
   server: FastifyInstance;
   services: Services;
   apiKeys: ApiKeys;
+  /** Settles when every diffusion model has loaded or been marked unavailable. */
+  modelsLoaded: Promise<void>;
   /** Stop accepting, finish or abort running jobs, close the database. */
   close(): Promise<void>;
 }
@@ -46,9 +48,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
   const signer = new UrlSigner(loadOrCreateSecret(config.dataDir));
 
-  const engine: Engine = options.engine ?? new PlaceholderEngine();
+  const engines = createDeploymentEngines(config, log, options.engine);
   const deployments = new Map<string, Deployment>(
-    config.deployments.map((d) => [d.name, { ...d, family: FAMILIES[d.model], unavailable: null, engineName: engine.name }]),
+    config.deployments.map((d) => {
+      const runtime = engines.get(d.name);
+      return [d.name, { ...d, family: FAMILIES[d.model], runtime, engineName: runtime.engine.name }];
+    }),
   );
 
   const queue = new InProcessQueue<JobData, GenerationResult>({
@@ -58,7 +63,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   });
   const imageFilter = options.imageFilter ?? new PassImageFilter();
   const runner = createRunner({
-    engineFor: () => engine,
+    engineFor: (deployment) => engines.get(deployment).engine,
     imageFilter,
     store,
     blobs,
@@ -94,13 +99,14 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     server,
     services,
     apiKeys,
+    modelsLoaded: engines.loaded,
     async close() {
       await server.close();
       // Running generations get a few seconds to finish; DALL-E 2 operations cut short run again
       // after the next start.
       await queue.close({ graceSeconds: config.queue.shutdownGraceSeconds });
       await sweeper.stop();
-      await engine.close?.();
+      await engines.close();
       await store.close();
       lock.release();
     },

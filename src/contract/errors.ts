@@ -206,6 +206,15 @@ export const errors = {
       type: 'server_error',
     }),
 
+  /** The engine failed on this job (a model error, not bad input); other jobs are unaffected. */
+  generationFailed: (reason: string, requestId: string) =>
+    new ApiError({
+      status: 500,
+      code: 'InternalServerError',
+      message: `The image generation failed: ${reason}. Request id: ${requestId}.`,
+      type: 'server_error',
+    }),
+
   deploymentUnavailable: (deployment: string, reason: string) =>
     new ApiError({
       status: 503,

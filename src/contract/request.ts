@@ -8,6 +8,13 @@ export interface RawImage {
   data: Buffer;
 }
 
+/** Whether any pixel is less than half opaque: in a mask (or a maskless edit's image), the area to edit. */
+export function hasTransparentPixel(image: RawImage): boolean {
+  if (image.channels !== 4) return false;
+  for (let i = 3; i < image.data.length; i += 4) if (image.data[i]! < 128) return true;
+  return false;
+}
+
 export type OutputFormat = 'png' | 'jpeg' | 'webp';
 
 /**

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { ApiRoute } from '../contract/api-versions.ts';
 import * as files from './handlers/files.ts';
+import * as health from './handlers/health.ts';
 import * as images from './handlers/images.ts';
 import * as operations from './handlers/operations.ts';
 
@@ -35,5 +36,7 @@ export const ROUTES: RouteDef[] = [
   { method: 'POST', url: '/v1/images/edits', apiVersion: 'v1', auth: true, handler: (q, r) => images.edit(q, r, 'model') },
   // Signed image links: the signature is the credential.
   { method: 'GET', url: '/files/images/:name', apiVersion: null, auth: false, handler: files.download },
-  { method: 'GET', url: '/healthz', apiVersion: null, auth: false, handler: async (_q, r) => r.send({ status: 'ok' }) },
+  // Operators: liveness, and readiness with each deployment's state.
+  { method: 'GET', url: '/healthz', apiVersion: null, auth: false, handler: health.healthz },
+  { method: 'GET', url: '/readyz', apiVersion: null, auth: false, handler: health.readyz },
 ];

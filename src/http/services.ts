@@ -1,5 +1,6 @@
 import type { Config, DeploymentConfig } from '../config/index.ts';
 import type { Family } from '../contract/families.ts';
+import type { DeploymentEngine } from '../engines/deployment-engines.ts';
 import type { Operations } from '../jobs/operations.ts';
 import type { OperationStore } from '../jobs/operation-store.ts';
 import type { JobQueue } from '../jobs/queue.ts';
@@ -11,8 +12,8 @@ import type { UrlSigner } from '../storage/signing.ts';
 
 export type Deployment = DeploymentConfig & {
   family: Family;
-  /** Why it cannot serve, when its engine failed to load. */
-  unavailable: string | null;
+  /** Its engine and the live state of its model (loading, ready, or unavailable with a reason). */
+  runtime: DeploymentEngine;
   engineName: string;
 };
 

@@ -105,6 +105,13 @@ describe('masks', () => {
     assertError(await edit([file('image', small), file('mask', await jpeg(16, 16), 'image/jpeg')]), 400, 'invalid_image', 'mask');
   });
 
+  test('a fully opaque mask (nothing to edit) answers 400 invalid_image naming mask; a fully transparent one edits everything', async () => {
+    const opaque = await solidPng(16, 16, [0, 0, 0, 255]);
+    assertError(await edit([file('image', small), file('mask', opaque)]), 400, 'invalid_image', 'mask');
+    const clear = await solidPng(16, 16, [0, 0, 0, 0]);
+    await editOk([file('image', small), file('mask', clear)]);
+  });
+
   test('two masks answer 400 naming mask', async () => {
     const mask = await halfMask(16, 16);
     assertError(await edit([file('image', small), file('mask', mask), file('mask', mask)]), 400, 'invalid_parameter', 'mask');
@@ -182,7 +189,7 @@ describe('multipart scalars', () => {
   });
 
   test('an unknown form field answers 400 unknown_parameter naming it', async () => {
-    assertError(await edit([{ name: 'strength', value: '0.5' }, file('image', small)]), 400, 'unknown_parameter', 'strength');
+    assertError(await edit([{ name: 'guidance', value: '0.5' }, file('image', small)]), 400, 'unknown_parameter', 'guidance');
   });
 
   test('response_format on a gpt-image-1 edit answers 400 unsupported_parameter', async () => {

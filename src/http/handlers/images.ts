@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PromptFilterResults } from '../../contract/annotations.ts';
 import { errors } from '../../contract/errors.ts';
-import type { ImageRequest, RawImage } from '../../contract/request.ts';
+import { hasTransparentPixel, type ImageRequest, type RawImage } from '../../contract/request.ts';
 import { resolveSize, toImageRequest, validateParams, type EditInputs } from '../../contract/validate.ts';
 import { decodeUpload, resizeTo } from '../../storage/encoding.ts';
 import { admit } from '../admit.ts';
@@ -65,7 +65,8 @@ export function findDeployment(services: Services, request: FastifyRequest, sour
 /** DeploymentNotFound, or a 503 while the deployment's engine is unavailable. */
 export function usable(deployment: Deployment | undefined): Deployment {
   if (!deployment) throw errors.deploymentNotFound();
-  if (deployment.unavailable) throw errors.deploymentUnavailable(deployment.name, deployment.unavailable);
+  const { runtime } = deployment;
+  if (runtime.status === 'unavailable') throw errors.deploymentUnavailable(deployment.name, runtime.reason ?? 'its engine is unavailable');
   return deployment;
 }
 
@@ -114,6 +115,11 @@ async function decodeEditInputs(services: Services, deployment: Deployment, form
         'mask',
         `The mask is ${upload.image.width}x${upload.image.height}; it must be the size of the image, ${first.width}x${first.height}.`,
       );
+    }
+    // Deliberate: a mask without a transparent pixel asks for no change at all, which is almost
+    // always an inverted or wrong mask; say so rather than return the input (docs/deviations.md).
+    if (!hasTransparentPixel(upload.image)) {
+      throw errors.invalidImage('mask', 'The mask has no transparent pixels, so there is nothing to edit: alpha 0 marks the area to change.');
     }
     mask = await fit(upload.image, out.width, out.height, 'fill');
   }

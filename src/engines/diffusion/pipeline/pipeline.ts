@@ -24,6 +24,8 @@ export interface PipelineJob {
   /** > 1 turns on classifier-free guidance (LCM embeds it instead). */
   guidanceScale: number;
   seed: number;
+  /** Index of this batch's first image in the request: image k's noise depends on (seed, firstImage + k) only. */
+  firstImage?: number;
   /** Overrides the model's scheduler class (its βs and spacing are kept). */
   scheduler?: SchedulerConfig['_class_name'];
   /** img2img and inpainting: the picture to start from, at width × height. */
@@ -139,10 +141,10 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
   // 3. Initial latents: one noise stream per image, so image k depends on (seed, k) only.
   const noise = new Float32Array(n * perImage);
   for (let k = 0; k < n; k++) {
-    const normal = normalSource(mixSeed(job.seed, k));
+    const normal = normalSource(mixSeed(job.seed, (job.firstImage ?? 0) + k));
     for (let i = 0; i < perImage; i++) noise[k * perImage + i] = normal();
   }
-  const stepNoise = normalSource(mixSeed(job.seed, 0x5eed));
+  const stepNoise = normalSource(mixSeed(job.seed, 0x5eed + (job.firstImage ?? 0)));
 
   let imageLatents: Float32Array | undefined;
   let maskLatent: Float32Array | undefined;

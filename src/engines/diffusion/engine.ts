@@ -1,0 +1,131 @@
+// The diffusion engine of one deployment: plans each API request into pipeline jobs (plan.ts),
+// runs them in the model's worker thread, and brings the pictures to exactly the requested size.
+// Deployments that name the same model folder share one worker, so its sessions exist once.
+import type { DiffusionSettings } from '../../config/index.ts';
+import { hasTransparentPixel, type ImageRequest, type RawImage } from '../../contract/request.ts';
+import { resizeTo } from '../../storage/encoding.ts';
+import { EngineAbortedError, EngineError, type Engine, type EngineOutput, type EngineRunContext } from '../engine.ts';
+import { repaintMask, type PipelineJob, type PipelineResult } from './pipeline/index.ts';
+import { editStrength, generationSize, modelDefaults, SCHEDULER_CLASSES, stepsFor, styledPrompt } from './plan.ts';
+import { WorkerJobError, type ModelWorker } from './worker/host.ts';
+import type { ModelInfo } from './worker/protocol.ts';
+
+/** Images generated per pipeline call; larger `n` runs as several batches (memory grows with the batch). */
+export const MAX_BATCH = 4;
+
+/** One request's pipeline settings, also what `revised_prompt` and the logs report. */
+export interface Planned {
+  job: Omit<PipelineJob, 'n' | 'seed'>;
+  /** Per-pixel repaint mask at the requested size, for pasting the untouched area back exactly. */
+  mask: Uint8Array | null;
+  input: RawImage | null;
+}
+
+export class DiffusionEngine implements Engine {
+  readonly name: string;
+  private info: ModelInfo | undefined;
+
+  constructor(
+    private readonly worker: ModelWorker,
+    private readonly settings: DiffusionSettings,
+    modelName: string,
+  ) {
+    this.name = `diffusion:${modelName}`;
+  }
+
+  /** Loads the model (once per folder); rejects with the reason the deployment cannot serve. */
+  async load(): Promise<ModelInfo> {
+    this.info = await this.worker.load();
+    return this.info;
+  }
+
+  async run(request: ImageRequest, context: EngineRunContext = {}): Promise<EngineOutput> {
+    const info = this.info ?? (await this.load());
+    const planned = await plan(request, info, this.settings);
+    const batches: number[] = [];
+    for (let left = request.n; left > 0; left -= MAX_BATCH) batches.push(Math.min(MAX_BATCH, left));
+    const images: RawImage[] = [];
+    let result: PipelineResult | undefined;
+    let done = 0;
+    // Previews cost a resize per image and step: only streamed requests that asked for partial images get them.
+    const wantPreviews = request.stream && request.partialImages > 0;
+    // Progress is delivered in order and before run() returns, however long a preview takes to scale.
+    let delivered: Promise<void> = Promise.resolve();
+    const report = (step: number, totalSteps: number, previews: RawImage[] | undefined) => {
+      const { onProgress } = context;
+      if (!onProgress) return;
+      const progress = { step: done + step, totalSteps: totalSteps * batches.length };
+      delivered = delivered
+        .then(async () => {
+          const scaled = previews && (await Promise.all(previews.map((p) => resizeTo(p, request.width, request.height, 'fill'))));
+          // Earlier batches are final already; their images stand in as their own previews.
+          onProgress(scaled ? { ...progress, previews: [...images, ...scaled] } : progress);
+        })
+        .catch(() => {});
+    };
+    for (const [b, n] of batches.entries()) {
+      try {
+        result = await this.worker.run(
+          { ...planned.job, n, seed: request.seed, firstImage: b * MAX_BATCH },
+          { previews: wantPreviews, signal: context.signal, onStep: report },
+        );
+      } catch (error) {
+        throw asEngineError(error);
+      }
+      await delivered;
+      done += result.steps;
+      for (const image of result.images) images.push(await finish(image, request, planned));
+    }
+    const used = result?.usedPrompt ?? planned.job.prompt;
+    return { images, ...(used !== request.prompt ? { revisedPrompt: used } : {}) };
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
+}
+
+/** The pipeline job for a request, in the model's native area, with the edit inputs prepared. */
+export async function plan(request: ImageRequest, info: ModelInfo, settings: DiffusionSettings): Promise<Planned> {
+  const defaults = modelDefaults(info);
+  const distilled = info.family === 'lcm' || info.timestepSpacing === 'trailing';
+  const resolution = settings.resolution ?? info.nativeResolution;
+  const size = generationSize(request.width, request.height, resolution, info.vaeScaleFactor * 8);
+  const job: Planned['job'] = {
+    prompt: styledPrompt(request.prompt, request.style),
+    width: size.width,
+    height: size.height,
+    steps: stepsFor(request.quality, settings.steps ?? defaults.steps, distilled && settings.steps === undefined),
+    guidanceScale: settings.guidanceScale ?? defaults.guidanceScale,
+    ...(settings.scheduler ? { scheduler: SCHEDULER_CLASSES[settings.scheduler] } : {}),
+  };
+  const input = request.operation === 'edit' ? (request.images[0] ?? null) : null;
+  if (!input) return { job, mask: null, input: null };
+  if (!info.canEdit) throw new EngineError('this model has no vae_encoder, so it cannot edit images');
+
+  // Without a mask, the input's own transparent pixels mark the area to edit (as DALL-E 2 edits do).
+  const maskImage = request.mask ?? (hasTransparentPixel(input) ? input : null);
+  const mask = maskImage && repaintMask(maskImage);
+  const scaledInput = await resizeTo(input, size.width, size.height, 'fill');
+  const init: NonNullable<PipelineJob['init']> = { image: scaledInput, strength: editStrength(request, mask !== null) };
+  if (maskImage) init.mask = repaintMask(await resizeTo(maskImage, size.width, size.height, 'fill'));
+  return { job: { ...job, init }, mask, input };
+}
+
+/** To the requested size and RGBA; for masked edits the untouched area is the input's own pixels. */
+async function finish(image: RawImage, request: ImageRequest, planned: Planned): Promise<RawImage> {
+  const out = await resizeTo(image, request.width, request.height, 'fill');
+  const { mask, input } = planned;
+  if (mask && input) {
+    for (let i = 0; i < mask.length; i++) {
+      if (!mask[i]) input.data.copy(out.data, i * 4, i * 4, i * 4 + 4);
+    }
+  }
+  return out;
+}
+
+function asEngineError(error: unknown): Error {
+  if (error instanceof WorkerJobError && error.kind === 'aborted') return new EngineAbortedError();
+  if (error instanceof EngineError) return error;
+  return new EngineError(`diffusion failed: ${(error as Error).message}`, { cause: error });
+}

@@ -1,0 +1,43 @@
+import { access, constants } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+/** GET /healthz: the process is alive and its event loop answers. */
+export async function healthz(_request: FastifyRequest, reply: FastifyReply) {
+  return reply.send({ status: 'ok' });
+}
+
+/**
+ * GET /readyz: 200 once no model is still loading, storage is writable and at least one deployment
+ * can serve; 503 otherwise. The body gives each deployment's state and, for an unavailable one, the
+ * reason. No keys, prompts or full paths.
+ */
+export async function readyz(request: FastifyRequest, reply: FastifyReply) {
+  const { deployments, config } = request.server.services;
+  let storage = 'ok';
+  try {
+    await access(config.dataDir, constants.W_OK);
+  } catch (error) {
+    storage = `not writable: ${(error as NodeJS.ErrnoException).code ?? 'error'}`;
+  }
+  const states = Object.fromEntries(
+    [...deployments.values()].map((d) => {
+      const { status, reason, model } = d.runtime;
+      return [
+        d.name,
+        {
+          model: d.model,
+          engine: d.engineName,
+          status,
+          ...(reason ? { reason } : {}),
+          ...(model ? { family: model.family, inpainting: model.inpainting, resolution: model.nativeResolution, folder: basename(model.folder) } : {}),
+        },
+      ];
+    }),
+  );
+  const list = [...deployments.values()];
+  const loading = list.some((d) => d.runtime.status === 'loading');
+  const serving = list.some((d) => d.runtime.status === 'ready');
+  const status = loading ? 'loading' : storage === 'ok' && serving ? 'ready' : 'not ready';
+  return reply.code(status === 'ready' ? 200 : 503).send({ status, storage, deployments: states });
+}
