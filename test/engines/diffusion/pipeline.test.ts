@@ -209,3 +209,30 @@ test('LCM guidance embedding: sin half then cos half of (w − 1)·1000 times th
   expected.forEach((v, i) => assert.ok(Math.abs(e[i]! - v) < 1e-6, `${i}: ${e[i]} vs ${v}`));
   assert.equal(guidanceEmbedding(3, 5)[4], 0, 'odd sizes are zero-padded');
 });
+
+test('SDXL: both encoders concatenated, pooled text_embeds and time_ids fed, zeros as the empty negative prompt', async () => {
+  const { model: xl, calls } = await model('sdxl', { family: 'sdxl' });
+  await runPipeline(xl, job({ n: 2, guidanceScale: 5, width: 64, height: 128 }));
+  assert.deepEqual(parts(calls), ['textEncoder', 'textEncoder2', 'unet', 'unet', 'vaeDecoder', 'vaeDecoder']);
+  const unet = calls.find((c) => c.part === 'unet')!.feeds;
+  const width = xl.contracts.textEncoder.hiddenSize! + xl.contracts.textEncoder2!.hiddenSize!;
+  assert.deepEqual(unet.encoder_hidden_states!.dims, [4, 77, width]);
+  assert.deepEqual(unet.text_embeds!.dims, [4, xl.contracts.unet.textEmbeds!.size]);
+  assert.deepEqual(Array.from(tensorToFloat32(unet.time_ids!).subarray(0, 6)), [128, 64, 0, 0, 128, 64]);
+  const context = tensorToFloat32(unet.encoder_hidden_states!);
+  const pooled = tensorToFloat32(unet.text_embeds!);
+  assert.ok(context.subarray(0, context.length / 2).every((v) => v === 0), 'uncond hidden states are zeros');
+  assert.ok(pooled.subarray(0, pooled.length / 2).every((v) => v === 0), 'uncond text_embeds are zeros');
+  assert.ok(context.subarray(context.length / 2).some((v) => v !== 0));
+});
+
+test('LCM: guidance goes into timestep_cond, never into a doubled batch', async () => {
+  const { model: lcm, calls } = await model('lcm', { family: 'lcm' });
+  await runPipeline(lcm, job({ n: 2, steps: 4, guidanceScale: 8.5 }));
+  assert.deepEqual(parts(calls), ['textEncoder', 'unet', 'unet', 'unet', 'unet', 'vaeDecoder', 'vaeDecoder']);
+  const unet = calls.find((c) => c.part === 'unet')!.feeds;
+  assert.deepEqual(unet.sample!.dims, [2, 4, 8, 8]);
+  const dim = lcm.contracts.unet.timestepCond!.size!;
+  assert.deepEqual(unet.timestep_cond!.dims, [2, dim]);
+  assert.deepEqual(Array.from(tensorToFloat32(unet.timestep_cond!).subarray(0, dim)), Array.from(guidanceEmbedding(8.5, dim)));
+});
