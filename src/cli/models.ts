@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.ts';
 import { findAlias, listModels, type InstalledModel, type ModelsReport } from '../models/index.ts';
-import { formatBytes, formatTable } from './format.ts';
+import { count, formatBytes, formatTable } from './format.ts';
 import type { CliContext } from './program.ts';
 
 const STATUS_TEXT: Record<InstalledModel['status'], string> = {
@@ -69,7 +69,7 @@ function formatReport(report: ModelsReport): string {
         m.inpainting === null ? '-' : m.inpainting ? 'yes' : 'no',
         m.nativeResolution === null ? '-' : String(m.nativeResolution),
         formatBytes(m.sizeBytes),
-        STATUS_TEXT[m.status] + (m.partialFiles > 0 ? ` (${m.partialFiles} partial file${m.partialFiles === 1 ? '' : 's'})` : ''),
+        STATUS_TEXT[m.status] + (m.partialFiles > 0 ? ` (${count(m.partialFiles, 'partial file')})` : ''),
         m.source ? `${m.source.repo}@${m.source.commit.slice(0, 7)}` : '-',
         m.deployments.join(', ') || '-',
       ]);

@@ -2,7 +2,7 @@
 // seconds otherwise (CI logs, redirected output), nothing with --quiet. src/models only emits events.
 import cliProgress from 'cli-progress';
 import type { PullEvent } from '../models/index.ts';
-import { formatBytes, formatDuration } from './format.ts';
+import { count, formatBytes, formatDuration } from './format.ts';
 
 /** Hashing a file this big takes seconds: say so rather than look stuck. */
 const BIG_FILE = 100_000_000;
@@ -32,8 +32,8 @@ class Speed {
 }
 
 function listedLine(e: Extract<PullEvent, { type: 'listed' }>): string {
-  const skipped = e.skipped.length > 0 ? `; ${e.skipped.length} files outside the ONNX layout skipped` : '';
-  return `Pulling ${e.repo}@${e.revision} (commit ${e.commit.slice(0, 10)}) into ${e.folder}: ${e.files.length} files, ${formatBytes(e.totalSize)}${skipped}\n`;
+  const skipped = e.skipped.length > 0 ? `; ${count(e.skipped.length, 'file')} outside the ONNX layout skipped` : '';
+  return `Pulling ${e.repo}@${e.revision} (commit ${e.commit.slice(0, 10)}) into ${e.folder}: ${count(e.files.length, 'file')}, ${formatBytes(e.totalSize)}${skipped}\n`;
 }
 
 function totalsLine(totalBytes: number, totalSize: number, speed: number): string {

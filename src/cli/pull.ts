@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.ts';
 import { hubOptionsFromEnv, MODEL_ALIASES, pullModel, PullError, type ModelAlias, type PullResult } from '../models/index.ts';
-import { formatBytes, formatDuration } from './format.ts';
+import { count, formatBytes, formatDuration } from './format.ts';
 import { CliError, EXIT, usageError, type CliContext } from './program.ts';
 import { pullReporter } from './progress.ts';
 
@@ -105,7 +105,7 @@ function summary(result: PullResult, seconds: number): string {
   return (
     `Pulled ${marker.repo}@${marker.revision} (commit ${marker.commit.slice(0, 10)}) into ${result.folder}\n` +
     `  ${model.family}${model.inpainting ? ' inpainting' : ''}, ${model.nativeResolution}×${model.nativeResolution}, ` +
-    `${marker.files.length} files, ${formatBytes(size)}${reused ? ` (${reused})` : ''}; ` +
+    `${count(marker.files.length, 'file')}, ${formatBytes(size)}${reused ? ` (${reused})` : ''}; ` +
     `${formatBytes(result.receivedBytes)} downloaded in ${formatDuration(seconds)}\n` +
     (alias ? `  Needs: ${alias.needs}\n` : '') +
     `\nUse it for every placeholder deployment:\n  EASEL_MODEL=${result.name} npm start\n` +
