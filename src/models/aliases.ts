@@ -23,7 +23,7 @@ export const MODEL_ALIASES: readonly ModelAlias[] = [
     revision: 'main',
     description: 'SD-Turbo (distilled SD 2.1), Olive-optimised fp16, 1–4 steps at 512×512',
     needs: 'the CUDA execution provider only (EASEL_EXECUTION_PROVIDER=cuda): its fused operators do not run on CPU',
-    settings: { steps: 1, guidanceScale: 0, resolution: 512 },
+    settings: { steps: 2, guidanceScale: 0, resolution: 512 },
   },
   {
     name: 'sdxl-turbo',
@@ -31,7 +31,7 @@ export const MODEL_ALIASES: readonly ModelAlias[] = [
     revision: 'main',
     description: 'SDXL-Turbo, the optimum fp32 ONNX export at the repository root (its PyTorch weights are skipped), 1–4 steps',
     needs: 'CPU is fine; ~13 GB download and as much memory; 512×512',
-    settings: { steps: 1, guidanceScale: 0, resolution: 512 },
+    settings: { steps: 2, guidanceScale: 0, resolution: 512 },
   },
   {
     name: 'lcm-dreamshaper-v7',
@@ -55,7 +55,7 @@ export const MODEL_ALIASES: readonly ModelAlias[] = [
     revision: 'main',
     description: 'SD-Turbo fp16 made for ONNX Runtime Web, 1–4 steps at 512×512',
     needs: 'fp16 weights: best with CUDA; on CPU fp16 runs slowly where it runs at all',
-    settings: { steps: 1, guidanceScale: 0, resolution: 512 },
+    settings: { steps: 2, guidanceScale: 0, resolution: 512 },
   },
 ];
 
