@@ -1,0 +1,264 @@
+// Figures of the diffusion engine on a random-weight model with a real architecture (same compute
+// as the published model, meaningless pixels): text-to-image at 512×512 without guidance (the Turbo
+// setting), steps × batch; the time outside onnxruntime; batching; and /healthz latency on a real
+// server while it generates, the proof that model runs stay off the event loop.
+// Run: npx tsx bench/diffusion.bench.ts [--preset small|sd-turbo]  (or EASEL_BENCH_PRESET=sd-turbo)
+// → one JSON line per figure. The model folder is written once under .cache/bench-models/.
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadModel, type LoadedModel } from '../src/engines/diffusion/model/index.ts';
+import { runPipeline } from '../src/engines/diffusion/pipeline/index.ts';
+import { encodeImage } from '../src/storage/encoding.ts';
+import { startTestApp, TEST_KEY } from '../test/helpers/app.ts';
+import { writeArchitectureModel } from '../tools/model-builder/architectures.ts';
+
+type Preset = 'small' | 'sd-turbo';
+
+interface Plan {
+  /** Measured repetitions per configuration, after one warm-up run. */
+  reps: number;
+  /** A configuration whose warm-up + repetitions would take longer than this is skipped (and says so). */
+  budgetSeconds: number;
+  /** Steps of the server's deployment in the /healthz phase, and how long /healthz is polled. */
+  httpSteps: number;
+  healthzSeconds: number;
+}
+
+const PLANS: Record<Preset, Plan> = {
+  small: { reps: 3, budgetSeconds: 120, httpSteps: 4, healthzSeconds: 20 },
+  // A 512² UNet step of SD-Turbo costs seconds on 2 cores: one measured run per configuration.
+  'sd-turbo': { reps: 1, budgetSeconds: 600, httpSteps: 1, healthzSeconds: 60 },
+};
+
+const { values: args } = parseArgs({ options: { preset: { type: 'string' } } });
+const preset = (args.preset ?? process.env.EASEL_BENCH_PRESET ?? 'small') as Preset;
+if (!(preset in PLANS)) {
+  console.error(`preset must be small or sd-turbo, got "${preset}"`);
+  process.exit(2);
+}
+const plan = PLANS[preset];
+const SEED = 0;
+const SIZE = 512;
+const PROMPT = 'a lighthouse on a cliff at dawn, gulls circling, waves breaking on the rocks below';
+const CONFIGS = [
+  { steps: 1, batch: 1 },
+  { steps: 4, batch: 1 },
+  { steps: 1, batch: 4 },
+  { steps: 4, batch: 4 },
+] as const;
+
+const print = (figures: object) => console.log(JSON.stringify({ bench: 'diffusion', preset, ...figures }));
+const round = (value: number, digits = 1) => Math.round(value * 10 ** digits) / 10 ** digits;
+const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
+const sum = (list: readonly number[] = []) => list.reduce((a, b) => a + b, 0);
+function median(list: readonly number[]): number {
+  const sorted = [...list].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** The preset's folder under .cache/bench-models, written once (atomically: a marker, then a rename). */
+async function cachedModel(): Promise<string> {
+  const root = fileURLToPath(new URL('../.cache/bench-models/', import.meta.url));
+  const folder = join(root, `${preset}-${SEED}`);
+  const marker = join(folder, '.complete.json');
+  if (existsSync(marker)) return folder;
+  await mkdir(root, { recursive: true });
+  // A run cut short leaves a partial folder (or, before this marker existed, an incomplete one).
+  for (const name of await readdir(root)) {
+    if (name.startsWith(`${preset}-${SEED}.partial-`)) await rm(join(root, name), { recursive: true, force: true });
+  }
+  await rm(folder, { recursive: true, force: true });
+  const partial = `${folder}.partial-${process.pid}`;
+  const started = performance.now();
+  const info = await writeArchitectureModel(partial, preset, { seed: SEED });
+  const bytes = sum(Object.values(info.bytes));
+  await writeFile(join(partial, '.complete.json'), `${JSON.stringify({ preset, seed: SEED, parameters: info.parameters, bytes: info.bytes })}\n`);
+  await rename(partial, folder);
+  print({ case: 'model written', parameters: info.parameters.total, gb: round(bytes / 1e9, 2), seconds: round((performance.now() - started) / 1000) });
+  return folder;
+}
+
+/** One generation and the PNG encode of its images, in this thread, timed per stage. */
+interface Run {
+  /** runPipeline's wall time plus the PNG encodes, milliseconds. */
+  wallMs: number;
+  modelMs: number;
+  textEncoderMs: number;
+  unetMs: number[];
+  vaeDecodeMs: number[];
+  pngMs: number[];
+}
+
+async function generate(model: LoadedModel, steps: number, batch: number, seed: number): Promise<Run> {
+  const result = await runPipeline(model, { prompt: PROMPT, n: batch, width: SIZE, height: SIZE, steps, guidanceScale: 0, seed });
+  const pngMs: number[] = [];
+  for (const image of result.images) {
+    const started = performance.now();
+    await encodeImage(image, 'png', 100);
+    pngMs.push(performance.now() - started);
+  }
+  const { runs, totalMs } = result.timings;
+  return {
+    wallMs: totalMs + sum(pngMs),
+    modelMs: sum(Object.values(runs).flat()),
+    textEncoderMs: sum(runs.text_encoder),
+    unetMs: runs.unet ?? [],
+    vaeDecodeMs: runs.vae_decoder ?? [],
+    pngMs,
+  };
+}
+
+/** Medians over the repetitions, field by field (each UNet step by its index). */
+function summarise(steps: number, batch: number, runs: Run[]) {
+  const m = (pick: (run: Run) => number) => median(runs.map(pick));
+  const stepMs = Array.from({ length: steps }, (_, i) => round(m((run) => run.unetMs[i]!)));
+  const wallMs = m((run) => run.wallMs);
+  return {
+    case: 'txt2img',
+    size: `${SIZE}x${SIZE}`,
+    guidance: 0,
+    steps,
+    batch,
+    s_per_image: round(wallMs / batch / 1000, 3),
+    wall_s: round(wallMs / 1000, 3),
+    text_encoder_ms: round(m((run) => run.textEncoderMs)),
+    unet_step_ms_mean: round(m((run) => sum(run.unetMs) / run.unetMs.length)),
+    unet_steps_ms: stepMs,
+    vae_decode_ms_per_image: round(m((run) => sum(run.vaeDecodeMs) / batch)),
+    png_ms_per_image: round(m((run) => sum(run.pngMs) / batch)),
+    overhead_ratio: round(m((run) => run.wallMs / run.modelMs), 3),
+    // The process's high-water mark so far; configurations run in order of growing memory.
+    peak_rss_mb: peakRssMb(),
+    reps: runs.length,
+  };
+}
+
+type Figures = ReturnType<typeof summarise>;
+
+/** Seconds one more configuration would take, from the ones measured before it (4 steps × batch 4 from 1 × 4). */
+function predictSeconds(steps: number, batch: number, done: Figures[]): number | undefined {
+  const sameBatch = done.find((f) => f.batch === batch);
+  if (!sameBatch) return undefined;
+  return sameBatch.wall_s + ((steps - sameBatch.steps) * sameBatch.unet_step_ms_mean) / 1000;
+}
+
+async function measureInProcess(folder: string): Promise<Figures[]> {
+  const started = performance.now();
+  const model = await loadModel(folder);
+  print({ case: 'model load', seconds: round((performance.now() - started) / 1000, 2), peak_rss_mb: peakRssMb() });
+  const done: Figures[] = [];
+  try {
+    for (const { steps, batch } of CONFIGS) {
+      const predicted = predictSeconds(steps, batch, done);
+      if (predicted !== undefined && predicted * (1 + plan.reps) > plan.budgetSeconds) {
+        print({ case: 'txt2img', size: `${SIZE}x${SIZE}`, steps, batch, skipped: true, predicted_s_per_run: round(predicted), reason: `warm-up + ${plan.reps} run(s) would exceed ${plan.budgetSeconds} s` });
+        continue;
+      }
+      await generate(model, steps, batch, 1);
+      const runs: Run[] = [];
+      for (let rep = 0; rep < plan.reps; rep++) runs.push(await generate(model, steps, batch, 100 + rep));
+      const figures = summarise(steps, batch, runs);
+      print(figures);
+      done.push(figures);
+    }
+  } finally {
+    await model.release();
+  }
+  return done;
+}
+
+/** Throughput of one batch of 4 against four batches of 1, at each step count measured both ways. */
+function compareBatching(done: Figures[]): void {
+  for (const steps of [1, 4]) {
+    const one = done.find((f) => f.steps === steps && f.batch === 1);
+    const four = done.find((f) => f.steps === steps && f.batch === 4);
+    if (!one || !four) continue;
+    const batched = 4 / four.wall_s;
+    const separate = 4 / (4 * one.wall_s);
+    print({ case: 'batch 4 vs 4 x batch 1', steps, images_per_s_batch4: round(batched, 3), images_per_s_4x1: round(separate, 3), ratio: round(batched / separate, 2) });
+  }
+}
+
+/** GET /healthz every 10 ms for `seconds`; latencies in ms, and the event loop's own delay. */
+async function pollHealthz(base: string, seconds: number) {
+  const latencies: number[] = [];
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  const until = performance.now() + seconds * 1000;
+  while (performance.now() < until) {
+    const started = performance.now();
+    const response = await fetch(`${base}/healthz`);
+    await response.arrayBuffer();
+    if (response.status !== 200) throw new Error(`/healthz answered ${response.status}`);
+    latencies.push(performance.now() - started);
+    await sleep(10);
+  }
+  loop.disable();
+  const sorted = latencies.sort((a, b) => a - b);
+  return {
+    p50_ms: round(quantile(sorted, 0.5)),
+    p99_ms: round(quantile(sorted, 0.99)),
+    max_ms: round(sorted[sorted.length - 1]!),
+    samples: sorted.length,
+    event_loop_delay_p99_ms: round(loop.percentile(99) / 1e6),
+  };
+}
+
+/**
+ * A real server on 127.0.0.1 with a diffusion deployment of the model: two clients keep a
+ * generation each in flight through the HTTP API while /healthz is polled.
+ */
+async function healthzWhileGenerating(folder: string): Promise<void> {
+  const app = await startTestApp({
+    config: {
+      models: { dir: dirname(folder) },
+      deployments: [{ name: 'dall-e-3', model: 'dall-e-3', engine: 'diffusion', diffusion: { folder: basename(folder), steps: plan.httpSteps, resolution: SIZE } }],
+      queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 1800 },
+    },
+  });
+  try {
+    const base = (await app.server.listen({ host: '127.0.0.1', port: 0 })).replace(/\/+$/, '');
+    await app.modelsLoaded;
+    const generateOverHttp = async (seed: number) => {
+      const response = await fetch(`${base}/openai/deployments/dall-e-3/images/generations?api-version=2024-02-01`, {
+        method: 'POST',
+        headers: { 'api-key': TEST_KEY, 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: PROMPT, size: '1024x1024', seed }),
+      });
+      if (response.status !== 200) throw new Error(`generation answered ${response.status}: ${await response.text()}`);
+      await response.arrayBuffer();
+    };
+    print({ case: 'healthz idle', ...(await pollHealthz(base, 3)) });
+    await generateOverHttp(0); // loads the worker's sessions for this shape
+    let generating = true;
+    let completed = 0;
+    const started = performance.now();
+    const clients = [0, 1].map(async (client) => {
+      for (let i = 0; generating; i++) {
+        await generateOverHttp(1000 * client + i);
+        completed++;
+      }
+    });
+    const health = await pollHealthz(base, plan.healthzSeconds);
+    generating = false;
+    await Promise.all(clients);
+    const seconds = (performance.now() - started) / 1000;
+    print({ case: 'healthz during generation', ...health, generations: completed, generations_per_s: round(completed / seconds, 3), steps: plan.httpSteps, in_flight: 2, request: 'dall-e-3 1024x1024 url' });
+  } finally {
+    await app.dispose();
+  }
+}
+
+const folder = await cachedModel();
+const done = await measureInProcess(folder);
+compareBatching(done);
+await healthzWhileGenerating(folder);
