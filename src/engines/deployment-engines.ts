@@ -79,7 +79,7 @@ async function load(d: DeploymentConfig & { engine: 'diffusion' }, engine: Diffu
     entry.model = { ...info, folder };
     log.info(
       { deployment: d.name, folder, family: info.family, inpainting: info.inpainting, resolution: info.nativeResolution, loadMs: Math.round(info.loadMs) },
-      `deployment ${d.name}: model ${basename(folder)} loaded (${info.family}${info.inpainting ? ', inpainting' : ''}) in ${(info.loadMs / 1000).toFixed(1)} s`,
+      `deployment ${d.name}: model ${basename(folder)} loaded (${info.family}${info.inpainting ? ', inpainting' : ''}) in ${info.loadMs < 1000 ? `${Math.round(info.loadMs)} ms` : `${(info.loadMs / 1000).toFixed(1)} s`}`,
     );
     if (info.schedulerNote) log.info({ deployment: d.name }, info.schedulerNote);
   } catch (error) {

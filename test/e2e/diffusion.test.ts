@@ -169,8 +169,8 @@ describe('edits', () => {
   async function postEdit(deployment: string, fields: Record<string, string>, image: Buffer, mask?: Buffer) {
     const form = new FormData();
     for (const [k, v] of Object.entries(fields)) form.append(k, v);
-    form.append('image', new Blob([image], { type: 'image/png' }), 'image.png');
-    if (mask) form.append('mask', new Blob([mask], { type: 'image/png' }), 'mask.png');
+    form.append('image', new Blob([new Uint8Array(image)], { type: 'image/png' }), 'image.png');
+    if (mask) form.append('mask', new Blob([new Uint8Array(mask)], { type: 'image/png' }), 'mask.png');
     return fetch(editUrl(deployment), { method: 'POST', headers: { 'api-key': TEST_KEY }, body: form });
   }
 
