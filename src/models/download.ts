@@ -167,13 +167,13 @@ async function attempt(
       state.have = 0;
       state.hash = new FileHash(file);
       if (response.status === 206) {
-        await response.body?.cancel();
+        response.body?.cancel().catch(() => {});
         return;
       }
     }
     if (!response.body) throw new Transient(`${host} sent an empty body for ${file.path}`);
     try {
-      for await (const chunk of response.body) {
+      for await (const chunk of chunksOf(response.body, signal)) {
         stillAlive();
         if (state.have + chunk.length > file.size) {
           throw new PullError('integrity', `${file.path} is corrupt: ${host} sent more than the ${file.size} bytes the hub lists. Run the pull again`);
@@ -186,6 +186,7 @@ async function attempt(
         state.hash.update(chunk);
         state.have += chunk.length;
         onProgress(state.have);
+        if (state.have === file.size) break; // all there: no need to wait for the end of the stream
       }
     } catch (error) {
       if (error instanceof PullError) throw error;
@@ -196,6 +197,32 @@ async function attempt(
     if (state.have < file.size) throw new Transient(`${host} ended ${file.path} after ${state.have} of ${file.size} bytes`);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * The chunks of a response body until it ends or `signal` aborts. Each read races the signal, and
+ * the reader is cancelled without waiting: an abort that meets the last bytes of a body can leave
+ * undici's stream neither closed nor errored, and a `for await` over it would wait forever.
+ */
+async function* chunksOf(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason ?? new Error('aborted'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), aborted]);
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    reader.cancel().catch(() => {});
   }
 }
 

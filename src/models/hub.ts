@@ -3,6 +3,7 @@
 //   GET {endpoint}/{repo}/resolve/{commit}/{path}                    a file (usually a redirect to a CDN)
 // Redirects are followed here rather than by fetch so that errors name the host that failed and the
 // token only ever goes to the hub's own origin (CDN links are pre-signed and refuse a second credential).
+import { ConfigError } from '../config/index.ts';
 import { PullError } from './errors.ts';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
@@ -40,7 +41,7 @@ export function hubOptionsFromEnv(env: NodeJS.ProcessEnv): HubOptions {
     url = new URL(raw);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
   } catch {
-    throw new PullError('bad-request', `HF_ENDPOINT must be an http(s) URL, got ${JSON.stringify(raw)}`);
+    throw new ConfigError('HF_ENDPOINT', `must be an http(s) URL, got ${JSON.stringify(raw)}`);
   }
   const token = env.HF_TOKEN?.trim() || undefined;
   return { endpoint: url.href.replace(/\/+$/, ''), token };
@@ -48,6 +49,7 @@ export function hubOptionsFromEnv(env: NodeJS.ProcessEnv): HubOptions {
 
 const REPO_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)?$/;
 const MAX_REDIRECTS = 5;
+const LISTING_TIMEOUT_MS = 60_000;
 
 export class Hub {
   readonly host: string;
@@ -63,7 +65,12 @@ export class Hub {
   async listFiles(repo: string, revision: string, signal?: AbortSignal): Promise<HubListing> {
     if (!REPO_ID.test(repo)) throw new PullError('bad-request', `${JSON.stringify(repo)} is not a repository id (owner/name) or a known alias`);
     const url = `${this.options.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
-    const response = await this.request(url, { signal, what: `the file list of ${repo}@${revision}` });
+    const timeout = AbortSignal.timeout(LISTING_TIMEOUT_MS);
+    const what = `the file list of ${repo}@${revision}`;
+    const response = await this.request(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout, what }).catch((error: unknown) => {
+      if (timeout.aborted && !signal?.aborted) throw new PullError('network', `${this.host} did not answer for ${what} in ${LISTING_TIMEOUT_MS / 1000} s`);
+      throw error;
+    });
     if (response.status !== 200) throw await this.refusal(response, { repo, revision });
     let body: unknown;
     try {
@@ -106,7 +113,7 @@ export class Hub {
       }
       const location = response.headers.get('location');
       if (response.status < 300 || response.status > 399 || !location) return response;
-      await response.body?.cancel();
+      response.body?.cancel().catch(() => {}); // not awaited: see chunksOf in download.ts
       if (hop >= MAX_REDIRECTS) throw new PullError('hub', `too many redirects fetching ${options.what} (last: ${url.host})`);
       url = new URL(location, url);
     }
@@ -115,9 +122,13 @@ export class Hub {
   /** A non-success answer as a PullError that says what to do. */
   private async refusal(response: Response, target: { repo: string; revision: string; path?: string }): Promise<PullError> {
     const errorCode = response.headers.get('x-error-code') ?? '';
-    const serverMessage = response.headers.get('x-error-message') ?? (await response.text().catch(() => '')).slice(0, 200);
+    const serverMessage = response.headers.get('x-error-message') ?? (await shortText(response)).slice(0, 200);
     const host = new URL(response.url || this.options.endpoint).host || this.host;
     const { repo, revision, path } = target;
+    if (new URL(response.url || this.options.endpoint).origin !== this.origin) {
+      // A CDN link that failed (expired, throttled): no status, so a retry fetches a fresh link from the hub.
+      return new PullError('hub', `${host} answered ${response.status} for ${path ?? repo}${serverMessage ? `: ${serverMessage}` : ''}`);
+    }
     const what = path ? `${path} of ${repo}@${revision.slice(0, 12)}` : `${repo}@${revision}`;
     const tokenHint = this.options.token
       ? 'the token in HF_TOKEN was not accepted (check that it is valid and has read access)'
@@ -141,6 +152,17 @@ export class Hub {
     return new PullError('hub', `${host} answered ${response.status} for ${what}${serverMessage ? `: ${serverMessage}` : ''}`, [], {
       status: response.status,
     });
+  }
+}
+
+/** The start of an error body, or '' when it does not come within a few seconds. */
+async function shortText(response: Response): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(''), 5000)));
+  try {
+    return await Promise.race([response.text().catch(() => ''), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -63,12 +63,15 @@ describe('easel pull', () => {
     assert.equal(pulled.code, 0, pulled.stderr);
   });
 
-  it('a bad --name is a usage error (exit 2); an unreachable hub exits 1 naming the host', async () => {
+  it('a bad --name is a usage error (exit 2); an unreachable hub exits 1 naming the host; a bad HF_ENDPOINT exits 78', async () => {
     const badName = await runCli(['pull', 'easel-test/tiny-sd', '--name', '../up'], { HF_ENDPOINT: hub.endpoint, EASEL_DATA_DIR: dataDir('e') });
     assert.equal(badName.code, 2);
     const down = await runCli(['pull', 'easel-test/tiny-sd', '-q'], { HF_ENDPOINT: 'http://127.0.0.1:9', EASEL_DATA_DIR: dataDir('e') });
     assert.equal(down.code, 1);
     assert.match(down.stderr, /^easel: cannot reach 127\.0\.0\.1:9 /);
+    const badEndpoint = await runCli(['pull', 'easel-test/tiny-sd'], { HF_ENDPOINT: 'ftp://example', EASEL_DATA_DIR: dataDir('e') });
+    assert.equal(badEndpoint.code, 78);
+    assert.match(badEndpoint.stderr, /^easel: Invalid configuration: HF_ENDPOINT must be an http\(s\) URL/);
   });
 });
 

@@ -6,8 +6,8 @@
 //                                                     S3 link: it refuses requests that carry Authorization
 // Both honour `Range: bytes=N-` with 206. Unknown repositories get 401 RepoNotFound without a token and
 // 404 with one (as the hub hides private repositories); with `token` set, every hub request needs it
-// (401 GatedRepo otherwise). Faults for tests: cut a body off (or stall it) after N bytes, corrupt a
-// file's bytes while the listing keeps its true hash, or ignore Range.
+// (401 GatedRepo otherwise). Faults for tests: cut a body off (or stall it) after N bytes, answer an
+// error status, corrupt a file's bytes while the listing keeps its true hash, or ignore Range.
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -49,6 +49,8 @@ export interface FakeHub {
   addRepo(id: string, files: Map<string, Buffer>, revisions?: string[]): FakeRepo;
   /** The next `times` responses for `path` end after `afterBytes` bytes of body: the connection is destroyed, or left hanging with `stall`. */
   cutOff(path: string, afterBytes: number, options?: { times?: number; stall?: boolean }): void;
+  /** The next `times` downloads of `path` answer `status` (from the CDN for LFS files, as an expired link would). */
+  failWith(path: string, status: number, times?: number): void;
   /** Serve `path` with one byte changed; the listing keeps the true size and hash. */
   corrupt(path: string): void;
   /** Answer Range requests with 200 and the whole file, as some servers do. */
@@ -78,6 +80,7 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
   const requests: SeenRequest[] = [];
   const cuts = new Map<string, { afterBytes: number; times: number; stall: boolean }>();
   const corrupted = new Set<string>();
+  const failures = new Map<string, { status: number; times: number }>();
   let rangeIgnored = false;
 
   const isLfs = (bytes: Buffer) => bytes.length >= lfsThreshold;
@@ -89,6 +92,12 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
 
   /** Sends `content` (the file at `path`) honouring Range and the configured faults. */
   const sendFile = (req: IncomingMessage, res: ServerResponse, path: string, original: Buffer) => {
+    const failure = failures.get(path);
+    if (failure && failure.times > 0) {
+      failure.times--;
+      res.writeHead(failure.status, { 'content-type': 'text/plain' }).end(`failing ${path} as asked`);
+      return;
+    }
     let content = original;
     if (corrupted.has(path)) {
       content = Buffer.from(original);
@@ -195,6 +204,9 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     },
     cutOff(path, afterBytes, cutOptions = {}) {
       cuts.set(path, { afterBytes, times: cutOptions.times ?? 1, stall: cutOptions.stall ?? false });
+    },
+    failWith(path, status, times = 1) {
+      failures.set(path, { status, times });
     },
     corrupt(path) {
       corrupted.add(path);

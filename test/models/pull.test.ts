@@ -138,6 +138,19 @@ describe('easel pull', () => {
     assert.ok(readFileSync(join(result.folder, BIG)).equals(readFileSync(join(modelSource, BIG))));
   });
 
+  it('server trouble (503) and a refused CDN link (403) are retried; a 404 for a listed file is not', async () => {
+    hub.failWith('scheduler/scheduler_config.json', 503);
+    hub.failWith(BIG, 403);
+    await pull({ retries: 1 });
+    assert.equal(cdnRequests(BIG).length, 2);
+    assert.equal(hub.requests.filter((r) => r.path.endsWith('/scheduler/scheduler_config.json')).length, 2);
+
+    hub.failWith('model_index.json', 404);
+    const error = await pullError(pull({ retries: 3, force: true }));
+    assert.equal(error.code, 'not-found');
+    assert.match(error.message, /^model_index\.json of easel-test\/tiny-sd@[0-9a-f]{12} was not found on 127\.0\.0\.1:\d+$/);
+  });
+
   it('a stalled response is abandoned after the idle timeout and resumed', async () => {
     hub.cutOff(BIG, 20_000, { stall: true });
     const result = await pull({ retries: 1, idleTimeoutMs: 300 });
