@@ -125,7 +125,7 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     cut.times--;
     res.write(body.subarray(0, cut.afterBytes), () => {
       // Give the client a moment to take the bytes in before the connection goes.
-      if (!cut.stall) setTimeout(() => res.socket?.destroy(), 30);
+      if (!cut.stall) setTimeout(() => res.socket?.destroy(), 150);
     });
   };
 
