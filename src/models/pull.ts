@@ -8,7 +8,7 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspectModelFolder, ModelFolderError, type ModelFolder } from '../engines/diffusion/model/index.ts';
 import { findAlias, type ModelAlias } from './aliases.ts';
-import { INCOMPLETE_SUFFIX, downloadFile, verifyExisting } from './download.ts';
+import { INCOMPLETE_SUFFIX, downloadFile, verifyExisting, type DownloadSettings } from './download.ts';
 import { diskError, PullError } from './errors.ts';
 import { Hub, type HubFile, type HubOptions } from './hub.ts';
 import { selectLayoutFiles } from './layout.ts';
@@ -87,40 +87,9 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
   emit({ type: 'listed', repo, revision, commit: listing.commit, name, folder, files: keep, skipped: skipped.map((f) => f.path), totalSize });
 
   // 3. The files.
-  const progress = new Map<string, number>();
-  let receivedBytes = 0;
-  const counts = { alreadyThere: 0, resumed: 0 };
-  const hashes = new Map<string, string>();
-  const totalBytes = () => [...progress.values()].reduce((a, b) => a + b, 0);
-  await runPool(keep, options.concurrency ?? 4, signal, async (file, poolSignal) => {
-    const dest = join(folder, ...file.path.split('/'));
-    await mkdir(join(dest, '..'), { recursive: true }).catch((error) => {
-      throw diskError(dest, error);
-    });
-    emit({ type: 'file-checking', path: file.path, size: file.size });
-    const existing = await verifyExisting(dest, file, poolSignal).catch((error) => rethrowInterrupted(poolSignal, error));
-    if (existing) {
-      hashes.set(file.path, existing);
-      progress.set(file.path, file.size);
-      counts.alreadyThere++;
-      emit({ type: 'file-done', path: file.path, size: file.size, alreadyThere: true });
-      return;
-    }
-    const partialSize = (await stat(dest + INCOMPLETE_SUFFIX).catch(() => undefined))?.size ?? 0;
-    const resumedFrom = partialSize <= file.size ? partialSize : 0;
-    if (resumedFrom > 0) counts.resumed++;
-    emit({ type: 'file-started', path: file.path, size: file.size, resumedFrom });
-    let last = resumedFrom;
-    const settings = { hub, repo, commit: listing.commit, signal: poolSignal, retries: options.retries ?? 5, retryDelayMs: options.retryDelayMs ?? 1000, idleTimeoutMs: options.idleTimeoutMs ?? 60_000 };
-    const { sha256 } = await downloadFile(file, dest, settings, (bytes) => {
-      if (bytes > last) receivedBytes += bytes - last;
-      last = bytes;
-      progress.set(file.path, bytes);
-      emit({ type: 'progress', path: file.path, bytes, size: file.size, totalBytes: totalBytes(), totalSize, receivedBytes });
-    });
-    hashes.set(file.path, sha256);
-    emit({ type: 'file-done', path: file.path, size: file.size, alreadyThere: false });
-  });
+  const tally: Tally = { bytes: new Map(), hashes: new Map(), receivedBytes: 0, alreadyThere: 0, resumed: 0, totalSize };
+  const settings = { hub, repo, commit: listing.commit, retries: options.retries ?? 5, retryDelayMs: options.retryDelayMs ?? 1000, idleTimeoutMs: options.idleTimeoutMs ?? 60_000 };
+  await runPool(keep, options.concurrency ?? 4, signal, (file, poolSignal) => pullFile(file, folder, { ...settings, signal: poolSignal }, tally, emit));
 
   // 4. The folder as the engine sees it, then the marker.
   emit({ type: 'inspecting', folder });
@@ -138,11 +107,54 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     alias: alias?.name ?? null,
     endpoint: options.hub.endpoint,
     pulled_at: new Date().toISOString(),
-    files: keep.map((f) => ({ path: f.path, size: f.size, sha256: hashes.get(f.path)! })),
+    files: keep.map((f) => ({ path: f.path, size: f.size, sha256: tally.hashes.get(f.path)! })),
   };
   await writeJsonAtomically(folder, MARKER_FILE, marker);
   await removeFile(folder, PULL_NOTE_FILE);
-  return { name, folder, alias, marker, model, ...counts, receivedBytes };
+  return { name, folder, alias, marker, model, alreadyThere: tally.alreadyThere, resumed: tally.resumed, receivedBytes: tally.receivedBytes };
+}
+
+/** What the files of one pull add up to, as they arrive. */
+interface Tally {
+  /** Bytes on disk per file. */
+  bytes: Map<string, number>;
+  /** sha256 per finished file. */
+  hashes: Map<string, string>;
+  receivedBytes: number;
+  alreadyThere: number;
+  resumed: number;
+  totalSize: number;
+}
+
+/** One file: kept when it is already there and intact, else downloaded (resuming a partial file). */
+async function pullFile(file: HubFile, folder: string, settings: DownloadSettings, tally: Tally, emit: (event: PullEvent) => void): Promise<void> {
+  const dest = join(folder, ...file.path.split('/'));
+  await mkdir(join(dest, '..'), { recursive: true }).catch((error) => {
+    throw diskError(dest, error);
+  });
+  emit({ type: 'file-checking', path: file.path, size: file.size });
+  const existing = await verifyExisting(dest, file, settings.signal).catch((error) => rethrowInterrupted(settings.signal, error));
+  if (existing) {
+    tally.hashes.set(file.path, existing);
+    tally.bytes.set(file.path, file.size);
+    tally.alreadyThere++;
+    emit({ type: 'file-done', path: file.path, size: file.size, alreadyThere: true });
+    return;
+  }
+  const partialSize = (await stat(dest + INCOMPLETE_SUFFIX).catch(() => undefined))?.size ?? 0;
+  const resumedFrom = partialSize <= file.size ? partialSize : 0;
+  if (resumedFrom > 0) tally.resumed++;
+  emit({ type: 'file-started', path: file.path, size: file.size, resumedFrom });
+  let last = resumedFrom;
+  const { sha256 } = await downloadFile(file, dest, settings, (bytes) => {
+    if (bytes > last) tally.receivedBytes += bytes - last;
+    last = bytes;
+    tally.bytes.set(file.path, bytes);
+    const totalBytes = [...tally.bytes.values()].reduce((a, b) => a + b, 0);
+    emit({ type: 'progress', path: file.path, bytes, size: file.size, totalBytes, totalSize: tally.totalSize, receivedBytes: tally.receivedBytes });
+  });
+  tally.hashes.set(file.path, sha256);
+  emit({ type: 'file-done', path: file.path, size: file.size, alreadyThere: false });
 }
 
 /**
