@@ -29,7 +29,7 @@ for (const file of files) {
 const problems = [];
 const rel = (p) => relative(root, p);
 const layer = (p) => rel(p).split('/')[0];
-const forbidden = { engines: ['http', 'cli'], contract: ['http', 'jobs', 'engines', 'storage', 'safety', 'cli', 'config'], storage: ['http'], jobs: ['http'], safety: ['http'] };
+const forbidden = { engines: ['http', 'cli'], models: ['http', 'cli'], contract: ['http', 'jobs', 'engines', 'storage', 'safety', 'cli', 'config'], storage: ['http'], jobs: ['http'], safety: ['http'] };
 for (const [file, deps] of graph) {
   for (const dep of deps) {
     if (!graph.has(dep)) problems.push(`${rel(file)} imports missing ${rel(dep)}`);

@@ -31,8 +31,8 @@ export async function serve(): Promise<void> {
   }
   if ([...app.services.deployments.values()].some((d) => d.engineName === 'placeholder')) {
     logger.warn(
-      'No diffusion model is installed: images are placeholders that show the prompt. ' +
-        'The diffusion engine and its models are described in the README ("Engines").',
+      'Some deployments use the placeholder engine: their images show the prompt, not a picture of it. ' +
+        'For real images: `npx easel pull sdxl-turbo`, then start with EASEL_MODEL=sdxl-turbo (README, "Real images").',
     );
   }
   logger.info({ address, dataDir: config.dataDir, keys: app.apiKeys.source }, `easel listening on ${address}`);
