@@ -44,7 +44,8 @@ export function styledPrompt(prompt: string, style: 'vivid' | 'natural' | null):
  * requested size afterwards.
  */
 export function generationSize(width: number, height: number, resolution: number, align: number): { width: number; height: number } {
-  const aspect = width / height;
+  // Edits keep any input's size; beyond 4:1 the model would make a strip it was never trained on.
+  const aspect = Math.min(4, Math.max(1 / 4, width / height));
   const snap = (v: number) => Math.max(align, Math.round(v / align) * align);
   return { width: snap(resolution * Math.sqrt(aspect)), height: snap(resolution / Math.sqrt(aspect)) };
 }
