@@ -41,7 +41,12 @@ export class DiffusionEngine implements Engine {
 
   async run(request: ImageRequest, context: EngineRunContext = {}): Promise<EngineOutput> {
     // A request admitted while the model was loading waits for it; a failed load fails the request.
-    const info = this.info ?? (await this.load().catch((error: Error) => Promise.reject(new EngineError(`the model could not be loaded: ${error.message}`))));
+    let info = this.info;
+    try {
+      info ??= await this.load();
+    } catch (error) {
+      throw new EngineError(`the model could not be loaded: ${(error as Error).message}`);
+    }
     const planned = await plan(request, info, this.settings);
     const batches: number[] = [];
     for (let left = request.n; left > 0; left -= MAX_BATCH) batches.push(Math.min(MAX_BATCH, left));
