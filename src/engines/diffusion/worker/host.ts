@@ -82,9 +82,16 @@ export class ModelWorker {
     if (!worker) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     this.send(worker, { type: 'close' });
-    // A worker stuck in a native call gets a moment, then is terminated.
-    const timer = setTimeout(() => void worker.terminate(), 5000);
-    await exited;
+    // The worker stops after the model call it is in. One that takes longer is left to end with the
+    // process: terminating a thread inside onnxruntime's native run aborts the whole process.
+    let timer: NodeJS.Timeout | undefined;
+    const patience = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        worker.unref();
+        resolve();
+      }, 5000);
+    });
+    await Promise.race([exited, patience]);
     clearTimeout(timer);
   }
 
@@ -100,8 +107,8 @@ export class ModelWorker {
             resolve(message.info);
             break;
           case 'load-failed':
+            // The worker ends by itself after saying so.
             reject(new ModelLoadError(message.message));
-            void worker.terminate();
             break;
           case 'step':
             this.pending.get(message.id)?.onStep?.(message.step, message.totalSteps, message.previews?.map(reviveImage));

@@ -24,6 +24,7 @@ async function start(): Promise<void> {
     });
   } catch (error) {
     post({ type: 'load-failed', message: (error as Error).message });
+    port.close();
     return;
   }
   const { note } = createScheduler(model.schedulerConfig);
