@@ -4,13 +4,13 @@
 //
 // The proof that the architecture is the real one is the parameter count: countParameters gives
 // the published numbers (test/tools/architectures.test.ts), from the graphs' own initializers.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildClipVocab } from '../../src/engines/diffusion/tokenizer/index.ts';
 import { buildClipText, clipTextConfigJson, type ClipTextConfig } from './clip-text.ts';
 import type { IdsType, TimestepKind } from './graphs.ts';
 import { Net, WeightStream, type FloatType } from './layers.ts';
-import { SCHEDULER_PRESETS, TINY_MERGES, modelIndex, writeTokenizer, type SchedulerPreset } from './tiny-sd.ts';
+import { SCHEDULER_PRESETS, TINY_MERGES, folderWriter, modelIndex, writeTokenizer, type SchedulerPreset } from './tiny-sd.ts';
 import { buildUnet, unetConfigJson, type UnetConfig } from './unet.ts';
 import { buildVaeDecoder, buildVaeEncoder, vaeConfigJson, type VaeConfig } from './vae.ts';
 
@@ -133,13 +133,7 @@ export async function writeArchitectureModel(folder: string, preset: Architectur
   if (!ARCHITECTURE_PRESETS.includes(preset)) throw new Error(`preset must be one of ${ARCHITECTURE_PRESETS.join(', ')}, got "${String(preset)}"`);
   const arch = ARCHITECTURES[preset];
   const seed = options.seed ?? 0;
-  const files: string[] = [];
-  const write = async (path: string, content: string | Uint8Array) => {
-    await mkdir(join(folder, path, '..'), { recursive: true });
-    await writeFile(join(folder, path), content);
-    files.push(path);
-  };
-  const json = (path: string, value: unknown) => write(path, `${JSON.stringify(value, null, 2)}\n`);
+  const { files, write, json } = folderWriter(folder);
 
   await json('model_index.json', modelIndex('sd', SCHEDULER_PRESETS[arch.scheduler]._class_name, false));
   await json('scheduler/scheduler_config.json', SCHEDULER_PRESETS[arch.scheduler]);

@@ -150,13 +150,7 @@ export async function writeTinyModel(folder: string, options: TinyModelOptions =
   const inChannels = options.inpainting ? 9 : 4;
   const vocab = buildClipVocab(TINY_MERGES);
   const vocabSize = Object.keys(vocab).length;
-  const files: string[] = [];
-  const write = async (path: string, content: string | Uint8Array) => {
-    await mkdir(join(folder, path, '..'), { recursive: true });
-    await writeFile(join(folder, path), content);
-    files.push(path);
-  };
-  const json = (path: string, value: unknown) => write(path, `${JSON.stringify(value, null, 2)}\n`);
+  const { files, write, json } = folderWriter(folder);
   const onnx = async (part: string, graph: GraphBuilder, externalData = false) => {
     const { model, data } = graph.encode({ externalData: externalData ? 'model.onnx_data' : undefined });
     await write(`${part}/model.onnx`, model);
@@ -243,6 +237,18 @@ function torchModelIndex(family: 'sdxl' | 'lcm', schedulerClass: string, inpaint
     tokenizer_2: tokenizer,
     ...models,
   };
+}
+
+/** Writes files under `folder`, creating directories, and lists them (relative) in write order. */
+export function folderWriter(folder: string) {
+  const files: string[] = [];
+  const write = async (path: string, content: string | Uint8Array) => {
+    await mkdir(join(folder, path, '..'), { recursive: true });
+    await writeFile(join(folder, path), content);
+    files.push(path);
+  };
+  const json = (path: string, value: unknown) => write(path, `${JSON.stringify(value, null, 2)}\n`);
+  return { files, write, json };
 }
 
 type WriteJson = (path: string, value: unknown) => Promise<void>;
