@@ -6,6 +6,7 @@
 // → one JSON line per figure. The model folder is written once under .cache/bench-models/.
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,7 +31,7 @@ interface Plan {
 }
 
 const PLANS: Record<Preset, Plan> = {
-  small: { reps: 3, budgetSeconds: 120, httpSteps: 4, healthzSeconds: 20 },
+  small: { reps: 5, budgetSeconds: 120, httpSteps: 4, healthzSeconds: 20 },
   // A 512² UNet step of SD-Turbo costs seconds on 2 cores: one measured run per configuration.
   'sd-turbo': { reps: 1, budgetSeconds: 600, httpSteps: 1, healthzSeconds: 60 },
 };
@@ -117,10 +118,18 @@ async function generate(model: LoadedModel, steps: number, batch: number, seed: 
   };
 }
 
+/** One configuration: its warm-up run, the process's peak RSS right after it, and the measured runs. */
+interface Measured {
+  steps: number;
+  batch: number;
+  warmUp: Run;
+  peakRssMb: number;
+  runs: Run[];
+}
+
 /** Medians over the repetitions, field by field (each UNet step by its index). */
-function summarise(steps: number, batch: number, runs: Run[]) {
+function summarise({ steps, batch, runs, peakRssMb }: Measured) {
   const m = (pick: (run: Run) => number) => median(runs.map(pick));
-  const stepMs = Array.from({ length: steps }, (_, i) => round(m((run) => run.unetMs[i]!)));
   const wallMs = m((run) => run.wallMs);
   return {
     case: 'txt2img',
@@ -129,62 +138,68 @@ function summarise(steps: number, batch: number, runs: Run[]) {
     steps,
     batch,
     s_per_image: round(wallMs / batch / 1000, 3),
+    // The fastest repetition is the least disturbed by other work on a shared machine.
+    s_per_image_min: round(Math.min(...runs.map((run) => run.wallMs)) / batch / 1000, 3),
     wall_s: round(wallMs / 1000, 3),
     text_encoder_ms: round(m((run) => run.textEncoderMs)),
     unet_step_ms_mean: round(m((run) => sum(run.unetMs) / run.unetMs.length)),
-    unet_steps_ms: stepMs,
+    unet_steps_ms: Array.from({ length: steps }, (_, i) => round(m((run) => run.unetMs[i]!))),
     vae_decode_ms_per_image: round(m((run) => sum(run.vaeDecodeMs) / batch)),
     png_ms_per_image: round(m((run) => sum(run.pngMs) / batch)),
     overhead_ratio: round(m((run) => run.wallMs / run.modelMs), 3),
-    // The process's high-water mark so far; configurations run in order of growing memory.
-    peak_rss_mb: peakRssMb(),
+    peak_rss_mb: peakRssMb,
     reps: runs.length,
   };
 }
 
-type Figures = ReturnType<typeof summarise>;
-
-/** Seconds one more configuration would take, from the ones measured before it (4 steps × batch 4 from 1 × 4). */
-function predictSeconds(steps: number, batch: number, done: Figures[]): number | undefined {
-  const sameBatch = done.find((f) => f.batch === batch);
-  if (!sameBatch) return undefined;
-  return sameBatch.wall_s + ((steps - sameBatch.steps) * sameBatch.unet_step_ms_mean) / 1000;
+/** Seconds one run of a configuration would take, from the warm-up of one with the same batch (4 steps × 4 from 1 × 4). */
+function predictSeconds(steps: number, batch: number, done: Measured[]): number | undefined {
+  const same = done.find((d) => d.batch === batch);
+  if (!same) return undefined;
+  const unet = same.warmUp.unetMs;
+  return (same.warmUp.wallMs + (steps - same.steps) * (sum(unet) / unet.length)) / 1000;
 }
 
-async function measureInProcess(folder: string): Promise<Figures[]> {
+async function measureInProcess(folder: string): Promise<Measured[]> {
   const started = performance.now();
   const model = await loadModel(folder);
   print({ case: 'model load', seconds: round((performance.now() - started) / 1000, 2), peak_rss_mb: peakRssMb() });
-  const done: Figures[] = [];
+  const measured: Measured[] = [];
   try {
+    // Warm-ups in order of growing memory, so the high-water mark after each is that configuration's peak.
     for (const { steps, batch } of CONFIGS) {
-      const predicted = predictSeconds(steps, batch, done);
+      const predicted = predictSeconds(steps, batch, measured);
       if (predicted !== undefined && predicted * (1 + plan.reps) > plan.budgetSeconds) {
         print({ case: 'txt2img', size: `${SIZE}x${SIZE}`, steps, batch, skipped: true, predicted_s_per_run: round(predicted), reason: `warm-up + ${plan.reps} run(s) would exceed ${plan.budgetSeconds} s` });
         continue;
       }
-      await generate(model, steps, batch, 1);
-      const runs: Run[] = [];
-      for (let rep = 0; rep < plan.reps; rep++) runs.push(await generate(model, steps, batch, 100 + rep));
-      const figures = summarise(steps, batch, runs);
-      print(figures);
-      done.push(figures);
+      const warmUp = await generate(model, steps, batch, 1);
+      measured.push({ steps, batch, warmUp, peakRssMb: peakRssMb(), runs: [] });
+    }
+    // Repetitions interleaved: a busy moment on a shared machine slows every configuration alike.
+    for (let rep = 0; rep < plan.reps; rep++) {
+      for (const m of measured) m.runs.push(await generate(model, m.steps, m.batch, 100 + rep));
     }
   } finally {
     await model.release();
   }
-  return done;
+  for (const m of measured) print({ ...summarise(m), load_1m: round(loadavg()[0]!, 2) });
+  return measured;
 }
 
-/** Throughput of one batch of 4 against four batches of 1, at each step count measured both ways. */
-function compareBatching(done: Figures[]): void {
+/**
+ * Throughput of one batch of 4 against four batches of 1, at each step count measured both ways.
+ * The ratio is the median of per-repetition ratios (runs of the same round are neighbours in time).
+ */
+function compareBatching(measured: Measured[]): void {
   for (const steps of [1, 4]) {
-    const one = done.find((f) => f.steps === steps && f.batch === 1);
-    const four = done.find((f) => f.steps === steps && f.batch === 4);
+    const one = measured.find((m) => m.steps === steps && m.batch === 1);
+    const four = measured.find((m) => m.steps === steps && m.batch === 4);
     if (!one || !four) continue;
-    const batched = 4 / four.wall_s;
-    const separate = 4 / (4 * one.wall_s);
-    print({ case: 'batch 4 vs 4 x batch 1', steps, images_per_s_batch4: round(batched, 3), images_per_s_4x1: round(separate, 3), ratio: round(batched / separate, 2) });
+    const batched = 4 / (median(four.runs.map((r) => r.wallMs)) / 1000);
+    const separate = 1 / (median(one.runs.map((r) => r.wallMs)) / 1000);
+    const ratio = median(four.runs.map((r, i) => (4 * one.runs[i]!.wallMs) / r.wallMs));
+    print({ case: 'batch 4 vs 4 x batch 1', steps, images_per_s_batch4: round(batched, 3), images_per_s_4x1: round(separate, 3), ratio: round(ratio, 2) });
   }
 }
 
@@ -259,6 +274,6 @@ async function healthzWhileGenerating(folder: string): Promise<void> {
 }
 
 const folder = await cachedModel();
-const done = await measureInProcess(folder);
-compareBatching(done);
+const measured = await measureInProcess(folder);
+compareBatching(measured);
 await healthzWhileGenerating(folder);
