@@ -7,6 +7,10 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({ options: { preset: { type: 'string' } } });
+if (values.preset !== undefined && !['small', 'sd-turbo'].includes(values.preset)) {
+  console.error(`--preset must be small or sd-turbo, got "${values.preset}"`);
+  process.exit(2);
+}
 const env = values.preset ? { ...process.env, EASEL_BENCH_PRESET: values.preset } : process.env;
 const onnxruntime = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
 
