@@ -2,29 +2,17 @@
 // and one forward pass of every part runs on feeds built only from those contracts: the SDXL
 // conditioning (penultimate hidden states of both encoders, text_embeds, time_ids) and LCM's
 // timestep_cond each reach the UNet. Batch 2, 16×16 latents (128 px) keep it fast.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type ort from 'onnxruntime-node';
 import {
-  floatTensor, idsTensor, loadModel, tensorToFloat32, timestepTensor, type LoadedModel, type TextEncoderContract,
+  floatTensor, idsTensor, tensorToFloat32, timestepTensor, type LoadedModel, type TextEncoderContract,
 } from '../../../src/engines/diffusion/model/index.ts';
-import { writeTinyModel, type TinyModelOptions } from '../../../tools/model-builder/tiny-sd.ts';
+import { tinyModels } from '../../helpers/tiny-models.ts';
 
-const root = await mkdtemp(join(tmpdir(), 'easel-model-families-'));
-const loaded: LoadedModel[] = [];
-after(async () => {
-  await Promise.all(loaded.map((m) => m.release()));
-  await rm(root, { recursive: true, force: true });
-});
-async function load(name: string, options: TinyModelOptions): Promise<LoadedModel> {
-  await writeTinyModel(join(root, name), options);
-  const model = await loadModel(join(root, name), { intraOpNumThreads: 1 });
-  loaded.push(model);
-  return model;
-}
+const { load } = await tinyModels('easel-model-families-');
 
 const sdxl = await load('sdxl', { family: 'sdxl' });
 const sdxl16 = await load('sdxl-fp16', { family: 'sdxl', fp16: true, idsType: 'int64', timestep: 'float-scalar' });

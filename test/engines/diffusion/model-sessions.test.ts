@@ -1,26 +1,14 @@
 // loadModel reads each exporter variant's I/O contract from the sessions (onnx-diffusion.md §1.2),
 // and refuses parts whose metadata contradicts the folder, naming the part and the tensor.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadModel, ModelFolderError, type LoadedModel } from '../../../src/engines/diffusion/model/index.ts';
+import { loadModel, ModelFolderError } from '../../../src/engines/diffusion/model/index.ts';
 import { GraphBuilder, type DataType, type Dim } from '../../../tools/model-builder/onnx.ts';
-import { writeTinyModel, type TinyModelOptions } from '../../../tools/model-builder/tiny-sd.ts';
+import { tinyModels } from '../../helpers/tiny-models.ts';
 
-const root = await mkdtemp(join(tmpdir(), 'easel-model-sessions-'));
-const loaded: LoadedModel[] = [];
-after(async () => {
-  await Promise.all(loaded.map((m) => m.release()));
-  await rm(root, { recursive: true, force: true });
-});
-async function load(name: string, options: TinyModelOptions): Promise<LoadedModel> {
-  await writeTinyModel(join(root, name), options);
-  const model = await loadModel(join(root, name), { intraOpNumThreads: 1 });
-  loaded.push(model);
-  return model;
-}
+const { root, load } = await tinyModels('easel-model-sessions-');
 
 test('legacy diffusers script: int32 ids, float [steps] timestep, latent_sample', async () => {
   const m = await load('legacy', {});

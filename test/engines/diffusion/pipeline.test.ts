@@ -1,24 +1,17 @@
 // The pipelines on tiny random models: what is fed to each part, in which order and shape, and
 // that the same job gives the same pixels. The tiny models are not diffusion models, so these
 // tests check the plumbing (batching, guidance, strength, masks, progress, cancellation), not beauty.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type ort from 'onnxruntime-node';
 import type { RawImage } from '../../../src/contract/request.ts';
-import { loadModel, tensorToFloat32, type LoadedModel } from '../../../src/engines/diffusion/model/index.ts';
+import { tensorToFloat32, type LoadedModel } from '../../../src/engines/diffusion/model/index.ts';
 import { PipelineAbortedError, PipelineInputError, runPipeline, type PipelineJob } from '../../../src/engines/diffusion/pipeline/index.ts';
 import { guidanceEmbedding } from '../../../src/engines/diffusion/pipeline/text.ts';
-import { writeTinyModel, type TinyModelOptions } from '../../../tools/model-builder/tiny-sd.ts';
+import { tinyModels } from '../../helpers/tiny-models.ts';
+import type { TinyModelOptions } from '../../../tools/model-builder/tiny-sd.ts';
 
-const root = await mkdtemp(join(tmpdir(), 'easel-pipeline-'));
-const loaded: LoadedModel[] = [];
-after(async () => {
-  await Promise.all(loaded.map((m) => m.release()));
-  await rm(root, { recursive: true, force: true });
-});
+const tiny = await tinyModels('easel-pipeline-');
 
 interface Call {
   part: string;
@@ -27,9 +20,7 @@ interface Call {
 
 /** A tiny model whose sessions record every feed they are given. */
 async function model(name: string, options: TinyModelOptions = {}): Promise<{ model: LoadedModel; calls: Call[] }> {
-  await writeTinyModel(join(root, name), options);
-  const m = await loadModel(join(root, name), { intraOpNumThreads: 1 });
-  loaded.push(m);
+  const m = await tiny.load(name, options);
   const calls: Call[] = [];
   for (const part of ['textEncoder', 'textEncoder2', 'unet', 'vaeDecoder', 'vaeEncoder'] as const) {
     const session = m.sessions[part];
