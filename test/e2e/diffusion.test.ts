@@ -42,6 +42,8 @@ before(async () => {
   await writeTinyModel(join(modelsDir, 'tiny-inpaint'), { inpainting: true });
   await writeTinyModel(join(modelsDir, 'broken'), {});
   await breakUnet(join(modelsDir, 'broken'));
+  await writeTinyModel(join(modelsDir, 'no-encoder'), {});
+  await rm(join(modelsDir, 'no-encoder', 'vae_encoder'), { recursive: true });
   ({ app, base } = await startListening({
     config: {
       models: { dir: modelsDir },
@@ -53,6 +55,7 @@ before(async () => {
         diffusion('inpaint', 'gpt-image-1', 'tiny-inpaint', { resolution: 128 }),
         diffusion('broken', 'dall-e-3', 'broken', { resolution: 128 }),
         diffusion('missing', 'dall-e-3', 'not-pulled-yet'),
+        diffusion('no-encoder', 'gpt-image-1', 'no-encoder', { resolution: 128 }),
         { name: 'cards', model: 'dall-e-3', engine: 'placeholder' },
       ],
     },
@@ -198,6 +201,15 @@ describe('edits', () => {
       assert.ok(changedLeft > 1000, 'the masked half was repainted');
     });
   }
+
+  it('a model without a vae_encoder generates, and refuses edits with 400 OperationNotSupported', async () => {
+    assert.ok((await client().images.generate({ model: 'no-encoder', prompt: 'a cat' })).data?.[0]?.b64_json);
+    const response = await postEdit('no-encoder', { prompt: 'a cat' }, await solidPng(64, 64));
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'OperationNotSupported');
+    assert.match(body.error.message, /no vae_encoder/);
+  });
 
   it('an unmasked edit takes strength; out-of-range strength answers 400 naming it', async () => {
     const input = await solidPng(64, 64, [20, 160, 90, 255]);

@@ -29,6 +29,8 @@ export async function edit(request: FastifyRequest, reply: FastifyReply, source:
   const services = request.server.services;
   const form = await readEditForm(request, services.config.limits);
   const deployment = findDeployment(services, request, source, form.fields.model);
+  // A diffusion model without a vae_encoder can only generate.
+  if (deployment.runtime.model?.canEdit === false) throw errors.operationNotSupported(`${deployment.name} (its model has no vae_encoder)`, 'edits');
   const values = validateParams(deployment.family, 'edit', form.fields, 'multipart');
   const inputs = await decodeEditInputs(services, deployment, form, values.size as string | undefined);
   const imageRequest = toImageRequest(deployment.family, 'edit', deployment.name, values, inputs);
