@@ -12,17 +12,18 @@ export function imageToTensor(image: RawImage): Float32Array {
   return out;
 }
 
-/** [3, H, W] in [-1, 1] at `offset` → RGB 8-bit (diffusers `postprocess`: (x/2 + 0.5) clamped, × 255, rounded). */
+/**
+ * [3, H, W] in [-1, 1] at `offset` → RGB 8-bit: (x/2 + 0.5)·255, clamped and rounded half to even,
+ * as diffusers' numpy postprocess does. Uint8ClampedArray does both in the store, one plane at a time.
+ */
 export function tensorToImage(values: Float32Array, offset: number, width: number, height: number): RawImage {
   const plane = width * height;
-  const data = Buffer.alloc(plane * 3);
-  for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 3; c++) {
-      const v = values[offset + c * plane + i]! / 2 + 0.5;
-      data[i * 3 + c] = Math.round(255 * (v < 0 ? 0 : v > 1 ? 1 : v));
-    }
+  const out = new Uint8ClampedArray(plane * 3);
+  for (let c = 0; c < 3; c++) {
+    const base = offset + c * plane;
+    for (let i = 0, j = c; i < plane; i++, j += 3) out[j] = (values[base + i]! + 1) * 127.5;
   }
-  return { width, height, channels: 3, data };
+  return { width, height, channels: 3, data: Buffer.from(out.buffer, out.byteOffset, out.byteLength) };
 }
 
 /**
