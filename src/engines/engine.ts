@@ -20,6 +20,12 @@ export interface EngineOutput {
   images: RawImage[];
   /** What was actually used to generate, when it differs from the prompt (DALL-E 3 `revised_prompt`). */
   revisedPrompt?: string;
+  /**
+   * Milliseconds of each model call, per stage (diffusion: text_encoder, text_encoder_2, unet once
+   * per step, vae_encoder, vae_decoder), in call order across batches. For metrics; engines without
+   * models leave it out.
+   */
+  stageTimings?: Partial<Record<string, number[]>>;
 }
 
 /**

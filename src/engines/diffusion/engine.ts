@@ -53,6 +53,7 @@ export class DiffusionEngine implements Engine {
     const images: RawImage[] = [];
     let result: PipelineResult | undefined;
     let done = 0;
+    const stageTimings: Partial<Record<string, number[]>> = {};
     // Previews cost a resize per image and step: only streamed requests that asked for partial images get them.
     const wantPreviews = request.stream && request.partialImages > 0;
     // Progress is delivered in order and before run() returns, however long a preview takes to scale.
@@ -80,10 +81,11 @@ export class DiffusionEngine implements Engine {
       }
       await delivered;
       done += result.steps;
+      for (const [stage, runs] of Object.entries(result.timings.runs)) (stageTimings[stage] ??= []).push(...runs);
       for (const image of result.images) images.push(await finish(image, request, planned));
     }
     const used = result?.usedPrompt ?? planned.job.prompt;
-    return { images, ...(used !== request.prompt ? { revisedPrompt: used } : {}) };
+    return { images, stageTimings, ...(used !== request.prompt ? { revisedPrompt: used } : {}) };
   }
 
   async close(): Promise<void> {

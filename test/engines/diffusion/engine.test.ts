@@ -69,3 +69,13 @@ test('a worker that dies is replaced by the next job', async () => {
   assert.equal(next.images.length, 1);
   assert.notEqual((worker as unknown as { worker?: unknown }).worker, thread, 'a new thread');
 });
+
+test('stageTimings hold every model call of every batch, in ms: a UNet run per step and batch, one decode per image', async () => {
+  const output = await engine.run(generationRequest({ n: 5, width: 64, height: 64, style: null }));
+  const timings = output.stageTimings!;
+  assert.equal(timings.text_encoder!.length, 2, 'the prompt, once per batch');
+  assert.equal(timings.unet!.length, 4, '2 steps × 2 batches');
+  assert.equal(timings.vae_decoder!.length, 5, 'the decoder runs one image at a time');
+  assert.equal(timings.vae_encoder, undefined, 'a generation never encodes');
+  for (const runs of Object.values(timings)) for (const ms of runs!) assert.ok(ms >= 0 && ms < 60_000, `${ms} ms`);
+});
