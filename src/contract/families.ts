@@ -7,13 +7,17 @@
 export type FamilyId = 'dall-e-2' | 'dall-e-3' | 'gpt-image-1';
 export const FAMILY_IDS: readonly FamilyId[] = ['dall-e-2', 'dall-e-3', 'gpt-image-1'];
 
-export type ParamSpec =
+export type ParamSpec = (
   | { kind: 'string'; maxLength?: number; required?: boolean }
   | { kind: 'enum'; values: readonly string[]; default?: string }
   | { kind: 'int'; min: number; max: number; default?: number }
   /** A finite number; `exclusiveMin` makes `min` itself invalid. */
   | { kind: 'number'; min: number; max: number; exclusiveMin?: boolean; default?: number }
-  | { kind: 'bool'; default?: boolean };
+  | { kind: 'bool'; default?: boolean }
+) & {
+  /** easel's own parameter, not Azure's: the OpenAPI document marks it `x-easel-extension`. */
+  extension?: true;
+};
 
 /** Parameters of one operation (generation or edit) of one family, by wire name. */
 export type ParamTable = Readonly<Record<string, ParamSpec>>;
@@ -41,7 +45,7 @@ const common = {
   model: { kind: 'string' } as ParamSpec,
   user: { kind: 'string', maxLength: 256 } as ParamSpec,
   /** easel extension: the same request with the same seed gives the same bytes. */
-  seed: { kind: 'int', min: 0, max: 2 ** 32 - 1 } as ParamSpec,
+  seed: { kind: 'int', min: 0, max: 2 ** 32 - 1, extension: true } as ParamSpec,
 };
 
 /**
@@ -49,7 +53,7 @@ const common = {
  * edited area from noise; small values keep the input's composition. Default 0.75 without a mask,
  * 1 with one (README, "Diffusion").
  */
-const strength: ParamSpec = { kind: 'number', min: 0, max: 1, exclusiveMin: true };
+const strength: ParamSpec = { kind: 'number', min: 0, max: 1, exclusiveMin: true, extension: true };
 
 const responseFormat: ParamSpec = { kind: 'enum', values: ['url', 'b64_json'], default: 'url' };
 

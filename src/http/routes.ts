@@ -3,6 +3,7 @@ import type { ApiRoute } from '../contract/api-versions.ts';
 import * as files from './handlers/files.ts';
 import * as health from './handlers/health.ts';
 import * as images from './handlers/images.ts';
+import * as metrics from './handlers/metrics.ts';
 import * as operations from './handlers/operations.ts';
 
 export interface RouteDef {
@@ -36,7 +37,9 @@ export const ROUTES: RouteDef[] = [
   { method: 'POST', url: '/v1/images/edits', apiVersion: 'v1', auth: true, handler: (q, r) => images.edit(q, r, 'model') },
   // Signed image links: the signature is the credential.
   { method: 'GET', url: '/files/images/:name', apiVersion: null, auth: false, handler: files.download },
-  // Operators: liveness, and readiness with each deployment's state.
+  // Operators: liveness, readiness with each deployment's state, Prometheus metrics (keep them off
+  // the public internet).
   { method: 'GET', url: '/healthz', apiVersion: null, auth: false, handler: health.healthz },
   { method: 'GET', url: '/readyz', apiVersion: null, auth: false, handler: health.readyz },
+  { method: 'GET', url: '/metrics', apiVersion: null, auth: false, handler: metrics.metrics },
 ];
