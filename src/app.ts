@@ -1,12 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
 import type { Config } from './config/index.ts';
 import { resolveApiKeys, type ApiKeys } from './config/keys.ts';
 import { FAMILIES } from './contract/families.ts';
 import { createDeploymentEngines } from './engines/deployment-engines.ts';
 import type { Engine } from './engines/engine.ts';
 import { createKeyCheck } from './http/auth.ts';
+import { Metrics } from './http/metrics.ts';
 import { buildServer } from './http/server.ts';
 import type { Deployment, Services } from './http/services.ts';
 import { InProcessQueue } from './jobs/in-process-queue.ts';
@@ -56,10 +58,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     }),
   );
 
+  // The app's own registry, not prom-client's global one: apps in one process count separately.
+  const metrics = new Metrics(new Registry(), { deployments, queueCounts: () => queue.counts() });
   const queue = new InProcessQueue<JobData, GenerationResult>({
     concurrency: config.queue.concurrency,
     maxWaiting: config.queue.maxWaiting,
     jobTimeoutSeconds: config.queue.jobTimeoutSeconds,
+    onStart: (job) => metrics.queueWait(job.waitedMs),
   });
   const imageFilter = options.imageFilter ?? new PassImageFilter();
   const runner = createRunner({
@@ -68,6 +73,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     store,
     blobs,
     imageUrlTtlSeconds: config.imageUrlTtlSeconds,
+    metrics,
   });
   const operations = new Operations({ store, blobs, queue, ttlSeconds: config.imageUrlTtlSeconds, log });
   queue.process((data, context) =>
@@ -87,6 +93,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     store,
     blobs,
     signer,
+    metrics,
   };
   const server = await buildServer(services, { logger: log });
 

@@ -56,6 +56,9 @@ export async function buildServer(services: Services, options: ServerOptions): P
     if (typeof clientId === 'string') reply.header('x-ms-client-request-id', clientId);
   });
 
+  // Every answer is counted, 404s and errors included (GET /metrics).
+  app.addHook('onResponse', services.metrics.onResponse);
+
   const requireKey = authHook(services.isValidKey);
   for (const route of ROUTES) {
     const checkVersion = apiVersionHook(route);

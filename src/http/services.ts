@@ -9,6 +9,7 @@ import type { ImageFilter } from '../safety/image-filter.ts';
 import type { PromptFilter } from '../safety/prompt-filter.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { UrlSigner } from '../storage/signing.ts';
+import type { Metrics } from './metrics.ts';
 
 export type Deployment = DeploymentConfig & {
   family: Family;
@@ -30,6 +31,8 @@ export interface Services {
   store: OperationStore;
   blobs: BlobStore;
   signer: UrlSigner;
+  /** The app's own Prometheus registry and the counters fed by requests and jobs (GET /metrics). */
+  metrics: Metrics;
 }
 
 declare module 'fastify' {

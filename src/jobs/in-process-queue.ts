@@ -11,12 +11,16 @@ export interface InProcessQueueOptions {
   jobTimeoutSeconds: number;
   /** Typical seconds one job takes, to compute retry-after. */
   estimatedJobSeconds?: number;
+  /** Called as each job starts, with how long it waited since it was admitted (for metrics). */
+  onStart?: (job: { id: string; waitedMs: number }) => void;
 }
 
 interface Entry<T, R> {
   id: string;
   data: T;
   options: AddOptions;
+  /** performance.now() at admission. */
+  admitted: number;
   resolve: (value: R) => void;
   reject: (reason: unknown) => void;
 }
@@ -44,7 +48,7 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
       throw new QueueFullError(this.retryAfterSeconds());
     }
     const finished = new Promise<R>((resolve, reject) => {
-      this.waiting.push({ id, data, options, resolve, reject });
+      this.waiting.push({ id, data, options, admitted: performance.now(), resolve, reject });
     });
     // A job that was admitted but is only awaited later must not count as an unhandled rejection.
     finished.catch(() => {});
@@ -89,6 +93,11 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
   }
 
   private start(entry: Entry<T, R>, processor: JobProcessor<T, R>): void {
+    try {
+      this.options.onStart?.({ id: entry.id, waitedMs: performance.now() - entry.admitted });
+    } catch {
+      // Observability must never stop a job.
+    }
     const controller = new AbortController();
     const onCallerAbort = () => controller.abort(entry.options.signal?.reason);
     entry.options.signal?.addEventListener('abort', onCallerAbort, { once: true });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ContentFilterResults } from '../contract/annotations.ts';
 import type { ImageRequest } from '../contract/request.ts';
-import type { Engine } from '../engines/engine.ts';
+import type { Engine, EngineOutput } from '../engines/engine.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { contentTypeOf, encodeImage, imageKey } from '../storage/encoding.ts';
@@ -35,12 +35,23 @@ export interface JobData {
   operationId: string | null;
 }
 
+export type JobOutcome = 'succeeded' | 'failed' | 'canceled';
+
+/** What the runner counts, for the operators' metrics (GET /metrics); labels are deployment names only. */
+export interface RunnerMetrics {
+  /** The engine returned `count` images (those the filter blocks included), with its per-stage model times. */
+  imagesGenerated(deployment: string, engine: string, count: number, stageTimings: EngineOutput['stageTimings']): void;
+  imageFiltered(deployment: string): void;
+  jobFinished(deployment: string, outcome: JobOutcome, seconds: number): void;
+}
+
 export interface RunnerDeps {
   engineFor(deployment: string): Engine;
   imageFilter: ImageFilter;
   store: OperationStore;
   blobs: BlobStore;
   imageUrlTtlSeconds: number;
+  metrics?: RunnerMetrics;
   now?: () => number;
 }
 
@@ -51,12 +62,33 @@ export interface RunnerDeps {
 export function createRunner(deps: RunnerDeps) {
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
 
-  return async function run({ request, operationId }: JobData, context: JobContext): Promise<GenerationResult> {
+  const { metrics } = deps;
+
+  return async function run(data: JobData, context: JobContext): Promise<GenerationResult> {
+    if (!metrics) return generate(data, context);
+    const { deployment } = data.request;
+    const started = performance.now();
+    let outcome: JobOutcome = 'failed';
+    try {
+      const result = await generate(data, context);
+      outcome = 'succeeded';
+      return result;
+    } catch (error) {
+      if (context.signal.aborted) outcome = 'canceled';
+      throw error;
+    } finally {
+      metrics.jobFinished(deployment, outcome, (performance.now() - started) / 1000);
+    }
+  };
+
+  async function generate({ request, operationId }: JobData, context: JobContext): Promise<GenerationResult> {
     // 1. Generate raw pixels; the engine reports progress and checks the signal between steps.
-    const output = await deps.engineFor(request.deployment).run(request, {
+    const engine = deps.engineFor(request.deployment);
+    const output = await engine.run(request, {
       onProgress: context.reportProgress,
       signal: context.signal,
     });
+    metrics?.imagesGenerated(request.deployment, engine.name, output.images.length, output.stageTimings);
     const created = now();
 
     // 2. Filter, encode and (for URLs) store each image. A filtered image is never stored.
@@ -64,6 +96,7 @@ export function createRunner(deps: RunnerDeps) {
     for (const image of output.images) {
       const verdict = await deps.imageFilter.check(image, { deployment: request.deployment, moderation: request.moderation });
       if (verdict.blocked) {
+        metrics?.imageFiltered(request.deployment);
         items.push({ filtered: true, contentFilterResults: verdict.results });
         continue;
       }
@@ -93,5 +126,5 @@ export function createRunner(deps: RunnerDeps) {
       items.push({ filtered: false, bytes, contentType, stored, contentFilterResults: verdict.results });
     }
     return { created, revisedPrompt: output.revisedPrompt ?? null, items };
-  };
+  }
 }

@@ -236,3 +236,19 @@ describe('edits', () => {
     assert.equal(out.data[(10 * 64 + 5) * 4 + 3], 255, 'the edited area is opaque');
   });
 });
+
+describe('metrics', () => {
+  it('/metrics has per-stage model times, load times and each deployment\'s state after a diffusion generation', async () => {
+    await client().images.generate({ model: 'dall-e-3', prompt: 'a metered cat', response_format: 'b64_json' });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const value = (series: string) => Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1]);
+    for (const stage of ['text_encoder', 'unet', 'vae_decoder']) {
+      assert.ok(value(`easel_engine_stage_seconds_count{deployment="dall-e-3",stage="${stage}"}`) >= 1, stage);
+    }
+    assert.ok(value('easel_model_load_seconds{deployment="dall-e-3"}') > 0);
+    assert.equal(value('easel_deployment_up{deployment="dall-e-3",engine="diffusion:tiny"}'), 1);
+    assert.equal(value('easel_deployment_up{deployment="missing",engine="diffusion:not-pulled-yet"}'), 0);
+    assert.ok(value('easel_images_generated_total{deployment="dall-e-3",engine="diffusion:tiny"}') >= 1);
+    assert.doesNotMatch(text, /metered|easel-models-/, 'no prompts, no paths');
+  });
+});
