@@ -42,4 +42,5 @@ export const ROUTES: RouteDef[] = [
   { method: 'GET', url: '/healthz', apiVersion: null, auth: false, handler: health.healthz },
   { method: 'GET', url: '/readyz', apiVersion: null, auth: false, handler: health.readyz },
   { method: 'GET', url: '/metrics', apiVersion: null, auth: false, handler: metrics.metrics },
+  { method: 'GET', url: '/openapi.json', apiVersion: null, auth: false, handler: async (_q, r) => (await import('./openapi.ts')).serveOpenApi(r, ROUTES) },
 ];
