@@ -69,6 +69,8 @@ export interface Config {
   sweepIntervalSeconds: number;
   safety: { blocklists: { id: string; terms: string[] }[] };
   logLevel: string;
+  /** Log each request's prompt (with its request id). Off by default: prompts are users' data. */
+  logPrompts: boolean;
 }
 
 export class ConfigError extends Error {
@@ -104,6 +106,7 @@ const DEFAULTS: Config = {
   sweepIntervalSeconds: 300,
   safety: { blocklists: [] },
   logLevel: 'info',
+  logPrompts: false,
 };
 
 /**
@@ -127,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (env.EASEL_PUBLIC_URL) merged.publicUrl = env.EASEL_PUBLIC_URL;
   if (env.EASEL_API_KEYS) merged.apiKeys = env.EASEL_API_KEYS.split(',').map((k) => k.trim()).filter(Boolean);
   if (env.EASEL_LOG_LEVEL) merged.logLevel = env.EASEL_LOG_LEVEL;
+  if (env.EASEL_LOG_PROMPTS) merged.logPrompts = boolSetting('EASEL_LOG_PROMPTS', env.EASEL_LOG_PROMPTS);
   if (env.EASEL_IMAGE_URL_TTL_SECONDS) {
     merged.imageUrlTtlSeconds = intSetting('EASEL_IMAGE_URL_TTL_SECONDS', env.EASEL_IMAGE_URL_TTL_SECONDS, 1, 30 * 86400);
   }
@@ -186,6 +190,13 @@ function readConfigFile(path: string): ConfigOverrides {
   } catch (error) {
     throw new ConfigError('EASEL_CONFIG', `file ${path} is not a JSON object: ${(error as Error).message}`);
   }
+}
+
+function boolSetting(name: string, raw: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (value === '1' || value === 'true') return true;
+  if (value === '0' || value === 'false') return false;
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 function intSetting(name: string, raw: string | number, min: number, max: number): number {

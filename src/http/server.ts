@@ -13,12 +13,26 @@ export interface ServerOptions {
   logger: FastifyBaseLogger | boolean | object;
 }
 
+/**
+ * What a log line says of a request: method, URL, host and peer, with the signature of signed
+ * image links redacted (a `sig` is a credential for that image). Keys travel in headers, which are
+ * never logged.
+ */
+export function requestForLog(request: { method: string; url: string; host?: string; hostname?: string; ip?: string }) {
+  return {
+    method: request.method,
+    url: request.url.replace(/([?&]sig=)[^&]*/g, '$1[redacted]'),
+    host: request.host ?? request.hostname,
+    remoteAddress: request.ip,
+  };
+}
+
 /** Assemble Fastify: request ids and Azure's headers, uploads, the route table, one error handler. */
 export async function buildServer(services: Services, options: ServerOptions): Promise<FastifyInstance> {
   const { limits } = services.config;
   const app = Fastify({
     ...(typeof options.logger === 'object' && 'child' in options.logger
-      ? { loggerInstance: options.logger as FastifyBaseLogger }
+      ? { loggerInstance: (options.logger as FastifyBaseLogger).child({}, { serializers: { req: requestForLog } }) }
       : { logger: options.logger }),
     genReqId: () => randomUUID(),
     bodyLimit: limits.maxJsonBodyBytes,

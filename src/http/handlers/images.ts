@@ -37,9 +37,15 @@ export async function edit(request: FastifyRequest, reply: FastifyReply, source:
   return respond(request, reply, deployment, imageRequest);
 }
 
+/** With EASEL_LOG_PROMPTS on, one log line per request with its prompt (and the request id, as every line). */
+export function logPrompt(request: FastifyRequest, imageRequest: ImageRequest): void {
+  if (request.server.services.config.logPrompts) request.log.info({ deployment: imageRequest.deployment, prompt: imageRequest.prompt }, 'prompt');
+}
+
 /** Prompt filter, then the queue, then the wire answer (JSON, or server-sent events). */
 async function respond(request: FastifyRequest, reply: FastifyReply, deployment: Deployment, imageRequest: ImageRequest) {
   const services = request.server.services;
+  logPrompt(request, imageRequest);
   const promptResults = await checkPrompt(services, imageRequest);
   if (imageRequest.stream) return streamImages(request, reply, imageRequest);
   const result = await (await admit(request, reply, imageRequest)).finished;

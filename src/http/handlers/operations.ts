@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from '../../contract/errors.ts';
 import { toImageRequest, validateParams } from '../../contract/validate.ts';
 import type { Services } from '../services.ts';
-import { jsonBody, usable } from './images.ts';
+import { jsonBody, logPrompt, usable } from './images.ts';
 import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 
 /**
@@ -18,10 +18,13 @@ export async function submit(request: FastifyRequest, reply: FastifyReply) {
   const values = validateParams(deployment.family, 'submit', body, 'json');
   // The submit table has no response_format, so results default to URLs, as operations need.
   const imageRequest = toImageRequest(deployment.family, 'generation', deployment.name, values);
+  logPrompt(request, imageRequest);
   const verdict = await services.promptFilter.check(imageRequest.prompt, { deployment: deployment.name, moderation: 'auto' });
   const operation = verdict.blocked
     ? await services.operations.submitFiltered(imageRequest)
     : await services.operations.submit(imageRequest);
+  // The operation's own log lines carry its id; this line ties it to the request id.
+  request.log.info({ operationId: operation.id, status: operation.status }, 'operation submitted');
 
   const apiVersion = (request.query as { 'api-version'?: string })['api-version']!;
   const location = `${publicBase(request, services)}/openai/operations/images/${operation.id}?api-version=${encodeURIComponent(apiVersion)}`;
