@@ -16,7 +16,7 @@ export interface RouteShape {
   auth: boolean;
 }
 
-type Kind = ParamOperation | 'getOperation' | 'deleteOperation' | 'file' | 'healthz' | 'readyz' | 'openapi' | 'other';
+type Kind = ParamOperation | 'getOperation' | 'deleteOperation' | 'file' | 'healthz' | 'readyz' | 'openapi' | 'playground' | 'other';
 
 /** What a route does, read from its method and path. */
 function kindOf(method: string, url: string): Kind {
@@ -27,6 +27,7 @@ function kindOf(method: string, url: string): Kind {
   if (url.startsWith('/files/images/')) return 'file';
   if (url === '/healthz' || url === '/readyz') return url.slice(1) as Kind;
   if (url === '/openapi.json') return 'openapi';
+  if (url === '/' || url.startsWith('/playground/')) return 'playground';
   return 'other';
 }
 
@@ -132,6 +133,7 @@ const SUMMARIES: Record<Kind, string> = {
   healthz: 'Liveness',
   readyz: 'Readiness, with each deployment state',
   openapi: 'This document',
+  playground: 'The playground page, its files, and its config (deployments and FAMILIES parameter tables)',
   other: '',
 };
 
@@ -191,6 +193,8 @@ function successResponses(kind: Kind): Record<string, unknown> {
     }
     case 'openapi':
       return { 200: { description: 'This OpenAPI document.', content: json({ type: 'object' }) } };
+    case 'playground':
+      return { 200: { description: 'An HTML page, a script or stylesheet, or the JSON config.' } };
     case 'other':
       return { 200: { description: 'OK.' } };
   }

@@ -5,6 +5,7 @@ import * as health from './handlers/health.ts';
 import * as images from './handlers/images.ts';
 import * as metrics from './handlers/metrics.ts';
 import * as operations from './handlers/operations.ts';
+import * as playground from './handlers/playground.ts';
 
 export interface RouteDef {
   method: HTTPMethods;
@@ -42,5 +43,10 @@ export const ROUTES: RouteDef[] = [
   { method: 'GET', url: '/healthz', apiVersion: null, auth: false, handler: health.healthz },
   { method: 'GET', url: '/readyz', apiVersion: null, auth: false, handler: health.readyz },
   { method: 'GET', url: '/metrics', apiVersion: null, auth: false, handler: metrics.metrics },
+  // The playground page and its assets; its config lists the deployments and FAMILIES' tables
+  // (no key: the page asks for one before it calls the API).
+  { method: 'GET', url: '/', apiVersion: null, auth: false, handler: playground.page },
+  { method: 'GET', url: '/playground/config.json', apiVersion: null, auth: false, handler: playground.config },
+  { method: 'GET', url: '/playground/:file', apiVersion: null, auth: false, handler: playground.asset },
   { method: 'GET', url: '/openapi.json', apiVersion: null, auth: false, handler: async (_q, r) => (await import('./openapi.ts')).serveOpenApi(r, ROUTES) },
 ];
