@@ -131,7 +131,7 @@ describe('playground page', { skip: SKIP }, () => {
     await page.click('#submit');
     const card = page.locator('#gallery .card[data-deployment=gpt-image-1]').first();
     await card.waitFor();
-    const edit = engine.requests.findLast((r) => r.operation === 'edit')!;
+    const edit = engine.requests.filter((r) => r.operation === 'edit').at(-1)!;
     assert.equal(edit.prompt, 'add a red ball');
     assert.ok(edit.mask, 'the edit reached the engine without a mask');
     assert.deepEqual([edit.mask.width, edit.mask.height], [256, 192]);
