@@ -169,7 +169,6 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
 
   // 4. The denoising loop.
   const inChannels = inpaint9 ? 9 : 4;
-  let preview: Float32Array = latents;
   for (let i = 0; i < timesteps.length; i++) {
     abort();
     const t = timesteps[i]!;
@@ -192,8 +191,8 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
       const known = next === undefined ? imageLatents : scheduler.addNoise(imageLatents, noise, next);
       latents = blend(latents, known, maskLatent, n, plane);
     }
-    preview = stepped.predOriginalSample ?? latents;
-    const shown = preview;
+    // Previews show the current estimate of the clean image when the scheduler gives one.
+    const shown = stepped.predOriginalSample ?? latents;
     hooks.onStep?.(i + 1, timesteps.length, () => previews(shown, n, lw, lh, model.family === 'sdxl' ? 'sdxl' : 'sd'));
   }
   abort();
