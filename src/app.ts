@@ -15,7 +15,7 @@ import { InProcessQueue } from './jobs/in-process-queue.ts';
 import { Operations } from './jobs/operations.ts';
 import { createRunner, type GenerationResult, type JobData } from './jobs/runner.ts';
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
-import { BlocklistPromptFilter, PassImageFilter, type ImageFilter } from './safety/index.ts';
+import { PassImageFilter, RuleBasedPromptFilter, type ImageFilter } from './safety/index.ts';
 import { DataDirLock } from './storage/data-dir-lock.ts';
 import { FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
 
@@ -86,7 +86,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     config,
     deployments,
     isValidKey: createKeyCheck(apiKeys.keys),
-    promptFilter: new BlocklistPromptFilter(config.safety.blocklists),
+    promptFilter: new RuleBasedPromptFilter({
+      blocklists: config.safety.blocklists,
+      threshold: config.safety.threshold,
+      deploymentThresholds: new Map(config.deployments.flatMap((d) => (d.safety ? [[d.name, d.safety.threshold] as const] : []))),
+    }),
     imageFilter,
     queue,
     operations,

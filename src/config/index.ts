@@ -7,7 +7,13 @@ interface DeploymentBase {
   name: string;
   /** The model family that decides validation and response shape. */
   model: FamilyId;
+  /** Overrides `safety.threshold` for this deployment. */
+  safety?: { threshold: SafetyThreshold };
 }
+
+/** The lowest prompt-filter severity that blocks (Azure's default: medium). */
+export type SafetyThreshold = 'low' | 'medium' | 'high';
+const SAFETY_THRESHOLDS: readonly SafetyThreshold[] = ['low', 'medium', 'high'];
 
 /** The built-in engine: deterministic pictures with the prompt written on them (no model needed). */
 export interface PlaceholderDeployment extends DeploymentBase {
@@ -67,7 +73,11 @@ export interface Config {
   queue: { concurrency: number; maxWaiting: number; jobTimeoutSeconds: number; shutdownGraceSeconds: number };
   imageUrlTtlSeconds: number;
   sweepIntervalSeconds: number;
-  safety: { blocklists: { id: string; terms: string[] }[] };
+  safety: {
+    blocklists: { id: string; terms: string[] }[];
+    /** The lowest harm severity that blocks a prompt; gpt-image-1 `moderation: low` raises it to high. */
+    threshold: SafetyThreshold;
+  };
   logLevel: string;
   /** Log each request's prompt (with its request id). Off by default: prompts are users' data. */
   logPrompts: boolean;
@@ -104,7 +114,7 @@ const DEFAULTS: Config = {
   queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600, shutdownGraceSeconds: 10 },
   imageUrlTtlSeconds: 24 * 60 * 60,
   sweepIntervalSeconds: 300,
-  safety: { blocklists: [] },
+  safety: { blocklists: [], threshold: 'medium' },
   logLevel: 'info',
   logPrompts: false,
 };
@@ -150,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       (d.engine ?? 'placeholder') === 'placeholder' ? { name: d.name, model: d.model, engine: 'diffusion' as const, diffusion: { folder } } : d,
     );
   }
+  if (env.EASEL_SAFETY_THRESHOLD) merged.safety = { ...merged.safety, threshold: env.EASEL_SAFETY_THRESHOLD as SafetyThreshold };
   if (env.EASEL_BLOCKLIST) {
     merged.safety.blocklists = [
       ...merged.safety.blocklists,
@@ -236,9 +247,10 @@ function validate(config: Config): Config {
     const model = typeof d.model === 'string' ? familyOf(d.model) : undefined;
     if (!model) throw new ConfigError(`${where}.model`, 'must be one of dall-e-2, dall-e-3, gpt-image-1');
     const engine = d.engine ?? 'placeholder';
-    if (engine === 'placeholder') return { name: d.name, model, engine };
+    const safety = d.safety === undefined ? {} : { safety: { threshold: threshold(`${where}.safety.threshold`, d.safety?.threshold) } };
+    if (engine === 'placeholder') return { name: d.name, model, engine, ...safety };
     if (engine !== 'diffusion') throw new ConfigError(`${where}.engine`, 'must be "placeholder" or "diffusion"');
-    return { name: d.name, model, engine, diffusion: diffusionSettings(`${where}.diffusion`, (d as DiffusionDeployment).diffusion, modelsDir) };
+    return { name: d.name, model, engine, ...safety, diffusion: diffusionSettings(`${where}.diffusion`, (d as DiffusionDeployment).diffusion, modelsDir) };
   });
   if (config.onnx.executionProvider !== 'cpu' && config.onnx.executionProvider !== 'cuda') {
     throw new ConfigError('onnx.executionProvider (EASEL_EXECUTION_PROVIDER)', `must be "cpu" or "cuda", got ${JSON.stringify(config.onnx.executionProvider)}`);
@@ -256,7 +268,13 @@ function validate(config: Config): Config {
       throw new ConfigError(`safety.blocklists[${i}]`, 'must be { "id": string, "terms": string[] }');
     }
   }
+  threshold('safety.threshold (EASEL_SAFETY_THRESHOLD)', config.safety.threshold);
   return { ...config, dataDir, models: { dir: modelsDir } };
+}
+
+function threshold(name: string, raw: unknown): SafetyThreshold {
+  if (SAFETY_THRESHOLDS.includes(raw as SafetyThreshold)) return raw as SafetyThreshold;
+  throw new ConfigError(name, `must be one of ${SAFETY_THRESHOLDS.join(', ')}, got ${JSON.stringify(raw)}`);
 }
 
 function diffusionSettings(where: string, raw: unknown, modelsDir: string): DiffusionSettings {

@@ -148,3 +148,11 @@ test('diffusion deployments: folders resolve under models.dir, settings are chec
     rmSync(dir, { recursive: true });
   }
 });
+
+test('safety.threshold defaults to medium; EASEL_SAFETY_THRESHOLD and per-deployment values are checked', () => {
+  assert.equal(loadConfig({}).safety.threshold, 'medium');
+  assert.equal(loadConfig({ EASEL_SAFETY_THRESHOLD: 'high' }).safety.threshold, 'high');
+  assert.throws(() => loadConfig({ EASEL_SAFETY_THRESHOLD: 'severe' }), (e: unknown) => e instanceof ConfigError && /safety\.threshold/.test(e.message));
+  const deployments = [{ name: 'd3', model: 'dall-e-3' as const, engine: 'placeholder' as const, safety: { threshold: 'none' as never } }];
+  assert.throws(() => loadConfig({}, { deployments }), (e: unknown) => e instanceof ConfigError && /deployments\[0\]\.safety\.threshold/.test(e.message));
+});

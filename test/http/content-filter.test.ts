@@ -131,3 +131,52 @@ describe('image filter that blocks everything', () => {
     await assertNothingStored(app);
   });
 });
+
+describe('rule-based prompt filter (the default)', () => {
+  let app: TestApp;
+  before(async () => {
+    app = await startTestApp({ config: { deployments: [
+      { name: 'dall-e-3', model: 'dall-e-3', engine: 'placeholder' },
+      { name: 'gpt-image-1', model: 'gpt-image-1', engine: 'placeholder' },
+      { name: 'lenient', model: 'dall-e-3', engine: 'placeholder', safety: { threshold: 'high' } },
+    ] } });
+  });
+  after(() => app.dispose());
+
+  test('a violent dall-e-3 prompt answers 400 content_policy_violation with violence filtered in inner_error', async () => {
+    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a st4bbing in an alley' });
+    const error = assertError(res, 400, 'content_policy_violation', null);
+    const inner = error.inner_error as { code: string; content_filter_results: Record<string, unknown> };
+    assert.equal(inner.code, 'ResponsibleAIPolicyViolation');
+    assert.deepEqual(inner.content_filter_results, {
+      hate: { filtered: false, severity: 'safe' },
+      sexual: { filtered: false, severity: 'safe' },
+      violence: { filtered: true, severity: 'medium' },
+      self_harm: { filtered: false, severity: 'safe' },
+      profanity: { filtered: false, detected: false },
+      jailbreak: { filtered: false, detected: false },
+      custom_blocklists: { filtered: false, details: [] },
+    });
+    await assertNothingStored(app);
+  });
+
+  test('an allowed dall-e-3 prompt carries its real severities in prompt_filter_results', async () => {
+    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a soldier with a sword', response_format: 'b64_json' });
+    assert.equal(res.statusCode, 200, res.body);
+    const results = res.json().data[0].prompt_filter_results;
+    assert.deepEqual(results.violence, { filtered: false, severity: 'low' });
+    assert.deepEqual(results.hate, { filtered: false, severity: 'safe' });
+  });
+
+  test('a deployment with safety.threshold high serves a medium prompt', async () => {
+    const res = await postJson(app, generationsUrl('lenient'), { prompt: 'a stabbing in an alley', response_format: 'b64_json' });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json().data[0].prompt_filter_results.violence, { filtered: false, severity: 'medium' });
+  });
+
+  test('gpt-image-1 with moderation low serves a medium prompt and refuses a high one', async () => {
+    assert.equal((await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a stabbing in an alley', moderation: 'low' })).statusCode, 200);
+    const res = await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a beheading', moderation: 'low' });
+    assertError(res, 400, 'content_policy_violation', null);
+  });
+});

@@ -1,0 +1,73 @@
+// Evaluates the rule-based prompt filter on eval/safety/prompts.jsonl at the default threshold
+// (medium): per-category recall on harmful prompts and the false-positive rate on benign ones, for
+// the tuning and held-out splits. Usage: npm run eval:safety  (prints JSON)
+// Term lists are tuned on the tuning split only; the held-out split measures what that tuning is worth.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { HARM_CATEGORIES, type HarmCategory } from '../src/contract/annotations.ts';
+import { RuleBasedPromptFilter } from '../src/safety/index.ts';
+
+export interface LabelledPrompt {
+  split: 'tuning' | 'held-out';
+  label: HarmCategory | 'profanity' | 'jailbreak' | 'benign';
+  severity: 'low' | 'medium' | 'high' | null;
+  prompt: string;
+}
+interface Rate {
+  n: number;
+  hits: number;
+  rate: number;
+  misses: string[];
+}
+
+export const EVAL_FILE = fileURLToPath(new URL('../eval/safety/prompts.jsonl', import.meta.url));
+
+export function loadEvalSet(path = EVAL_FILE): LabelledPrompt[] {
+  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as LabelledPrompt);
+}
+
+/** Figures for one split: recall per category (medium and high prompts blocked in that category). */
+export async function evaluate(prompts: LabelledPrompt[]) {
+  const filter = new RuleBasedPromptFilter({ blocklists: [], threshold: 'medium' });
+  const tally = new Map<string, { n: number; hits: number; misses: string[] }>();
+  const count = (key: string, hit: boolean, prompt: string) => {
+    const t = tally.get(key) ?? { n: 0, hits: 0, misses: [] };
+    t.n++;
+    if (hit) t.hits++;
+    else t.misses.push(prompt);
+    tally.set(key, t);
+  };
+  for (const p of prompts) {
+    const { blocked, results } = await filter.check(p.prompt, { deployment: 'dall-e-3', moderation: 'auto' });
+    if (p.label === 'benign') count('benign_passed', !blocked, p.prompt);
+    else if (p.label === 'profanity') count('profanity', results.profanity.detected, p.prompt);
+    else if (p.label === 'jailbreak') count('jailbreak', results.jailbreak.filtered, p.prompt);
+    else if (p.severity === 'low') count(`${p.label}_low_detected`, results[p.label].severity !== 'safe', p.prompt);
+    else count(p.label, results[p.label].filtered, p.prompt);
+  }
+  const rate = (key: string): Rate => {
+    const t = tally.get(key) ?? { n: 0, hits: 0, misses: [] };
+    return { n: t.n, hits: t.hits, rate: t.n === 0 ? 0 : round(t.hits / t.n), misses: t.misses };
+  };
+  const recall = Object.fromEntries([...HARM_CATEGORIES, 'profanity', 'jailbreak'].map((c) => [c, rate(c)]));
+  const harmful = HARM_CATEGORIES.map((c) => tally.get(c) ?? { n: 0, hits: 0 });
+  const n = harmful.reduce((s, t) => s + t.n, 0);
+  return {
+    recall,
+    recallAllCategories: n === 0 ? 0 : round(harmful.reduce((s, t) => s + t.hits, 0) / n),
+    lowSeverityDetected: Object.fromEntries(HARM_CATEGORIES.map((c) => [c, rate(`${c}_low_detected`)])),
+    falsePositives: ((t) => ({ n: t.n, blocked: t.n - t.hits, rate: t.n === 0 ? 0 : round(1 - t.rate), prompts: t.misses }))(rate('benign_passed')),
+  };
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const all = loadEvalSet();
+  const report = {
+    threshold: 'medium',
+    tuning: await evaluate(all.filter((p) => p.split === 'tuning')),
+    heldOut: await evaluate(all.filter((p) => p.split === 'held-out')),
+  };
+  console.log(JSON.stringify(report, null, 2));
+}
