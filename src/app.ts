@@ -15,7 +15,7 @@ import { InProcessQueue } from './jobs/in-process-queue.ts';
 import { Operations } from './jobs/operations.ts';
 import { createRunner, type GenerationResult, type JobData } from './jobs/runner.ts';
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
-import { PassImageFilter, RuleBasedPromptFilter, type ImageFilter } from './safety/index.ts';
+import { NsfwImageFilter, PassImageFilter, RuleBasedPromptFilter, sharedNsfwClassifier, type ImageFilter } from './safety/index.ts';
 import { DataDirLock } from './storage/data-dir-lock.ts';
 import { FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
 
@@ -66,7 +66,15 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     jobTimeoutSeconds: config.queue.jobTimeoutSeconds,
     onStart: (job) => metrics.queueWait(job.waitedMs),
   });
-  const imageFilter = options.imageFilter ?? new PassImageFilter();
+  const thresholds = {
+    threshold: config.safety.threshold,
+    deploymentThresholds: new Map(config.deployments.flatMap((d) => (d.safety ? [[d.name, d.safety.threshold] as const] : []))),
+  };
+  const imageFilter =
+    options.imageFilter ??
+    (config.safety.imageClassifier === 'nsfwjs'
+      ? new NsfwImageFilter({ ...thresholds, classifier: sharedNsfwClassifier(), onFailure: config.safety.imageClassifierFailure })
+      : new PassImageFilter());
   const runner = createRunner({
     engineFor: (deployment) => engines.get(deployment).engine,
     imageFilter,
@@ -86,11 +94,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     config,
     deployments,
     isValidKey: createKeyCheck(apiKeys.keys),
-    promptFilter: new RuleBasedPromptFilter({
-      blocklists: config.safety.blocklists,
-      threshold: config.safety.threshold,
-      deploymentThresholds: new Map(config.deployments.flatMap((d) => (d.safety ? [[d.name, d.safety.threshold] as const] : []))),
-    }),
+    promptFilter: new RuleBasedPromptFilter({ blocklists: config.safety.blocklists, ...thresholds }),
     imageFilter,
     queue,
     operations,

@@ -77,6 +77,10 @@ export interface Config {
     blocklists: { id: string; terms: string[] }[];
     /** The lowest harm severity that blocks a prompt; gpt-image-1 `moderation: low` raises it to high. */
     threshold: SafetyThreshold;
+    /** The image filter: "nsfwjs" (the bundled pretrained classifier) or "none" (every image passes, reading safe). */
+    imageClassifier: 'nsfwjs' | 'none';
+    /** When the image classifier throws or times out: "block" the image (default) or "allow" it; either way the annotation carries `error`. */
+    imageClassifierFailure: 'block' | 'allow';
   };
   logLevel: string;
   /** Log each request's prompt (with its request id). Off by default: prompts are users' data. */
@@ -114,7 +118,7 @@ const DEFAULTS: Config = {
   queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600, shutdownGraceSeconds: 10 },
   imageUrlTtlSeconds: 24 * 60 * 60,
   sweepIntervalSeconds: 300,
-  safety: { blocklists: [], threshold: 'medium' },
+  safety: { blocklists: [], threshold: 'medium', imageClassifier: 'nsfwjs', imageClassifierFailure: 'block' },
   logLevel: 'info',
   logPrompts: false,
 };
@@ -161,6 +165,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
     );
   }
   if (env.EASEL_SAFETY_THRESHOLD) merged.safety = { ...merged.safety, threshold: env.EASEL_SAFETY_THRESHOLD as SafetyThreshold };
+  if (env.EASEL_IMAGE_CLASSIFIER) merged.safety = { ...merged.safety, imageClassifier: env.EASEL_IMAGE_CLASSIFIER as Config['safety']['imageClassifier'] };
+  if (env.EASEL_IMAGE_CLASSIFIER_FAILURE) {
+    merged.safety = { ...merged.safety, imageClassifierFailure: env.EASEL_IMAGE_CLASSIFIER_FAILURE as Config['safety']['imageClassifierFailure'] };
+  }
   if (env.EASEL_BLOCKLIST) {
     merged.safety.blocklists = [
       ...merged.safety.blocklists,
@@ -269,12 +277,18 @@ function validate(config: Config): Config {
     }
   }
   threshold('safety.threshold (EASEL_SAFETY_THRESHOLD)', config.safety.threshold);
+  oneOf('safety.imageClassifier (EASEL_IMAGE_CLASSIFIER)', config.safety.imageClassifier, ['nsfwjs', 'none']);
+  oneOf('safety.imageClassifierFailure (EASEL_IMAGE_CLASSIFIER_FAILURE)', config.safety.imageClassifierFailure, ['block', 'allow']);
   return { ...config, dataDir, models: { dir: modelsDir } };
 }
 
 function threshold(name: string, raw: unknown): SafetyThreshold {
   if (SAFETY_THRESHOLDS.includes(raw as SafetyThreshold)) return raw as SafetyThreshold;
   throw new ConfigError(name, `must be one of ${SAFETY_THRESHOLDS.join(', ')}, got ${JSON.stringify(raw)}`);
+}
+
+function oneOf(name: string, raw: unknown, allowed: readonly string[]): void {
+  if (!allowed.includes(raw as string)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
 }
 
 function diffusionSettings(where: string, raw: unknown, modelsDir: string): DiffusionSettings {

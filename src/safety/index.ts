@@ -4,3 +4,7 @@ export { BlocklistPromptFilter, type Blocklist } from './blocklist-filter.ts';
 export { RuleBasedPromptFilter, THRESHOLDS, type Threshold } from './rule-based-filter.ts';
 export { Lexicon } from './lexicon.ts';
 export { PassImageFilter } from './pass-image-filter.ts';
+export { NsfwImageFilter, type ClassifierFailurePolicy, type NsfwImageFilterOptions } from './nsfw-image-filter.ts';
+export type { NsfwClassifier } from './nsfw/classifier.ts';
+export { WorkerNsfwClassifier, sharedNsfwClassifier } from './nsfw/worker-classifier.ts';
+export { sexualSeverity, SEXUAL_SEVERITY_TABLE, NSFW_CLASSES, type NsfwProbabilities } from './nsfw/severity.ts';

@@ -1,11 +1,10 @@
 import { HARM_CATEGORIES, type HarmCategory, type PromptFilterResults, type Severity } from '../contract/annotations.ts';
 import { BlocklistPromptFilter, type Blocklist } from './blocklist-filter.ts';
-import { Lexicon, severityRank } from './lexicon.ts';
+import { Lexicon } from './lexicon.ts';
 import type { PromptFilter, PromptFilterContext, PromptVerdict } from './prompt-filter.ts';
+import { blocksAt, thresholdFor, type Threshold } from './threshold.ts';
 
-/** The lowest severity that blocks: Azure's default blocks medium and high. */
-export type Threshold = Exclude<Severity, 'safe'>;
-export const THRESHOLDS: readonly Threshold[] = ['low', 'medium', 'high'];
+export { THRESHOLDS, type Threshold } from './threshold.ts';
 
 export interface RuleBasedFilterOptions {
   blocklists: Blocklist[];
@@ -35,9 +34,8 @@ export class RuleBasedPromptFilter implements PromptFilter {
   async check(prompt: string, context: PromptFilterContext): Promise<PromptVerdict> {
     const { results: listed } = await this.blocklist.check(prompt);
     const scores = this.lexicon.score(prompt);
-    let threshold = this.options.deploymentThresholds?.get(context.deployment) ?? this.options.threshold;
-    if (context.moderation === 'low') threshold = 'high';
-    const blocks = (severity: Severity) => severity !== 'safe' && severityRank(severity) >= severityRank(threshold);
+    const threshold = thresholdFor(this.options, context);
+    const blocks = (severity: Severity) => blocksAt(threshold, severity);
     const categories = Object.fromEntries(
       HARM_CATEGORIES.map((c) => [c, { filtered: blocks(scores.severities[c]), severity: scores.severities[c] }]),
     ) as PromptFilterResults[HarmCategory] extends infer R ? Record<HarmCategory, R> : never;
