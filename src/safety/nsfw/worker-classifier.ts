@@ -1,13 +1,14 @@
 // The server side of the classifier thread: classification (about 0.1–0.2 s per image on the
 // wasm backend) must not stall the event loop, so the model lives in a worker thread, loaded on
 // the first image. A worker that dies fails the images it held; the next image starts a new one.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorker } from '../../runtime/ts-worker.ts';
 import type { RawImage } from '../../contract/request.ts';
 import type { NsfwClassifier } from './classifier.ts';
 import type { FromClassifier, ToClassifier } from './protocol.ts';
 import type { NsfwProbabilities } from './severity.ts';
 
-const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
+const ENTRY = new URL('./worker.ts', import.meta.url);
 
 interface Pending {
   resolve(p: NsfwProbabilities): void;
@@ -54,7 +55,7 @@ export class WorkerNsfwClassifier implements NsfwClassifier {
 
   private start(): Promise<Worker> {
     this.ready ??= new Promise<Worker>((resolve, reject) => {
-      const worker = new Worker(BOOTSTRAP);
+      const worker = startTsWorker(ENTRY);
       this.worker = worker;
       worker.on('message', (message: FromClassifier) => {
         if (message.type === 'ready') resolve(worker);

@@ -1,7 +1,8 @@
 // The server side of a model worker: starts the thread, waits for the model to load, sends jobs
 // and turns the worker's answers back into promises. A worker that dies (a native crash, out of
 // memory) fails only the jobs it held; the next job starts a fresh worker.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startTsWorker } from '../../../runtime/ts-worker.ts';
 import type { RawImage } from '../../../contract/request.ts';
 import type { PipelineJob, PipelineResult } from '../pipeline/index.ts';
 import { reviveImage, type FailureKind, type FromWorker, type ModelInfo, type ToWorker, type WorkerOptions } from './protocol.ts';
@@ -36,7 +37,7 @@ interface Pending {
   onStep?: WorkerRunOptions['onStep'];
 }
 
-const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
+const ENTRY = new URL('./worker.ts', import.meta.url);
 
 export class ModelWorker {
   private worker: Worker | undefined;
@@ -97,7 +98,7 @@ export class ModelWorker {
 
   private spawn(): Promise<ModelInfo> {
     return new Promise<ModelInfo>((resolve, reject) => {
-      const worker = new Worker(BOOTSTRAP, { workerData: this.options, name: 'easel-model' });
+      const worker = startTsWorker(ENTRY, { workerData: this.options, name: 'easel-model' });
       this.worker = worker;
       let loaded = false;
       worker.on('message', (message: FromWorker) => {
