@@ -15,7 +15,8 @@ import { InProcessQueue } from './jobs/in-process-queue.ts';
 import { Operations } from './jobs/operations.ts';
 import { createRunner, type GenerationResult, type JobData } from './jobs/runner.ts';
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
-import { NsfwImageFilter, PassImageFilter, RuleBasedPromptFilter, sharedNsfwClassifier, type ImageFilter } from './safety/index.ts';
+import { createSafety } from './safety/from-config.ts';
+import type { ImageFilter } from './safety/index.ts';
 import { DataDirLock } from './storage/data-dir-lock.ts';
 import { FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
 
@@ -43,6 +44,8 @@ export interface AppOptions {
  */
 export async function createApp(config: Config, options: AppOptions): Promise<App> {
   const log = options.logger;
+  // First, so a bad blocklist stops the start before anything is held.
+  const safety = createSafety(config, log, options);
   mkdirSync(config.dataDir, { recursive: true });
   const lock = DataDirLock.acquire(config.dataDir);
   const apiKeys = resolveApiKeys(config.apiKeys, config.dataDir);
@@ -66,18 +69,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     jobTimeoutSeconds: config.queue.jobTimeoutSeconds,
     onStart: (job) => metrics.queueWait(job.waitedMs),
   });
-  const thresholds = {
-    threshold: config.safety.threshold,
-    deploymentThresholds: new Map(config.deployments.flatMap((d) => (d.safety ? [[d.name, d.safety.threshold] as const] : []))),
-  };
-  const imageFilter =
-    options.imageFilter ??
-    (config.safety.imageClassifier === 'nsfwjs'
-      ? new NsfwImageFilter({ ...thresholds, classifier: sharedNsfwClassifier(), onFailure: config.safety.imageClassifierFailure })
-      : new PassImageFilter());
   const runner = createRunner({
     engineFor: (deployment) => engines.get(deployment).engine,
-    imageFilter,
+    imageFilter: safety.imageFilter,
     store,
     blobs,
     imageUrlTtlSeconds: config.imageUrlTtlSeconds,
@@ -94,8 +88,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     config,
     deployments,
     isValidKey: createKeyCheck(apiKeys.keys),
-    promptFilter: new RuleBasedPromptFilter({ blocklists: config.safety.blocklists, ...thresholds }),
-    imageFilter,
+    promptFilter: safety.promptFilter,
+    imageFilter: safety.imageFilter,
     queue,
     operations,
     store,
@@ -122,6 +116,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       await queue.close({ graceSeconds: config.queue.shutdownGraceSeconds });
       await sweeper.stop();
       await engines.close();
+      await safety.close();
       await store.close();
       lock.release();
     },

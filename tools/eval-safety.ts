@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HARM_CATEGORIES, type HarmCategory } from '../src/contract/annotations.ts';
-import { RuleBasedPromptFilter } from '../src/safety/index.ts';
+import { SafetyPolicy, SafetyPromptFilter } from '../src/safety/index.ts';
 
 export interface LabelledPrompt {
   split: 'tuning' | 'held-out';
@@ -28,7 +28,7 @@ export function loadEvalSet(path = EVAL_FILE): LabelledPrompt[] {
 
 /** Figures for one split: recall per category (medium and high prompts blocked in that category). */
 export async function evaluate(prompts: LabelledPrompt[]) {
-  const filter = new RuleBasedPromptFilter({ blocklists: [], threshold: 'medium' });
+  const filter = new SafetyPromptFilter({ policy: new SafetyPolicy({ threshold: 'medium' }) });
   const tally = new Map<string, { n: number; hits: number; misses: string[] }>();
   const count = (key: string, hit: boolean, prompt: string) => {
     const t = tally.get(key) ?? { n: 0, hits: 0, misses: [] };

@@ -1,19 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { familyOf, type FamilyId } from '../contract/families.ts';
+import type { DeploymentSafety } from '../safety/policy.ts';
+import { deploymentSafety, SAFETY_DEFAULTS, safetyFromEnv, validateSafety, type SafetyConfig } from './safety.ts';
+
+export type { ClassifierConfig, HttpClassifierConfig, OnnxClassifierConfig, SafetyConfig } from './safety.ts';
 
 interface DeploymentBase {
   /** The name clients use in URLs and `model` ("dall-e-3"). */
   name: string;
   /** The model family that decides validation and response shape. */
   model: FamilyId;
-  /** Overrides `safety.threshold` for this deployment. */
-  safety?: { threshold: SafetyThreshold };
+  /** This deployment's own thresholds, profanity setting, blocklists and classifiers (default: the service's). */
+  safety?: DeploymentSafety;
 }
-
-/** The lowest prompt-filter severity that blocks (Azure's default: medium). */
-export type SafetyThreshold = 'low' | 'medium' | 'high';
-const SAFETY_THRESHOLDS: readonly SafetyThreshold[] = ['low', 'medium', 'high'];
 
 /** The built-in engine: deterministic pictures with the prompt written on them (no model needed). */
 export interface PlaceholderDeployment extends DeploymentBase {
@@ -73,15 +73,7 @@ export interface Config {
   queue: { concurrency: number; maxWaiting: number; jobTimeoutSeconds: number; shutdownGraceSeconds: number };
   imageUrlTtlSeconds: number;
   sweepIntervalSeconds: number;
-  safety: {
-    blocklists: { id: string; terms: string[] }[];
-    /** The lowest harm severity that blocks a prompt; gpt-image-1 `moderation: low` raises it to high. */
-    threshold: SafetyThreshold;
-    /** The image filter: "nsfwjs" (the bundled pretrained classifier) or "none" (every image passes, reading safe). */
-    imageClassifier: 'nsfwjs' | 'none';
-    /** When the image classifier throws or times out: "block" the image (default) or "allow" it; either way the annotation carries `error`. */
-    imageClassifierFailure: 'block' | 'allow';
-  };
+  safety: SafetyConfig;
   logLevel: string;
   /** Log each request's prompt (with its request id). Off by default: prompts are users' data. */
   logPrompts: boolean;
@@ -118,7 +110,7 @@ const DEFAULTS: Config = {
   queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600, shutdownGraceSeconds: 10 },
   imageUrlTtlSeconds: 24 * 60 * 60,
   sweepIntervalSeconds: 300,
-  safety: { blocklists: [], threshold: 'medium', imageClassifier: 'nsfwjs', imageClassifierFailure: 'block' },
+  safety: SAFETY_DEFAULTS,
   logLevel: 'info',
   logPrompts: false,
 };
@@ -164,18 +156,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
       (d.engine ?? 'placeholder') === 'placeholder' ? { name: d.name, model: d.model, engine: 'diffusion' as const, diffusion: { folder } } : d,
     );
   }
-  if (env.EASEL_SAFETY_THRESHOLD) merged.safety = { ...merged.safety, threshold: env.EASEL_SAFETY_THRESHOLD as SafetyThreshold };
-  if (env.EASEL_IMAGE_CLASSIFIER) merged.safety = { ...merged.safety, imageClassifier: env.EASEL_IMAGE_CLASSIFIER as Config['safety']['imageClassifier'] };
-  if (env.EASEL_IMAGE_CLASSIFIER_FAILURE) {
-    merged.safety = { ...merged.safety, imageClassifierFailure: env.EASEL_IMAGE_CLASSIFIER_FAILURE as Config['safety']['imageClassifierFailure'] };
-  }
-  if (env.EASEL_BLOCKLIST) {
-    merged.safety.blocklists = [
-      ...merged.safety.blocklists,
-      { id: 'EASEL_BLOCKLIST', terms: env.EASEL_BLOCKLIST.split(',').map((t) => t.trim()).filter(Boolean) },
-    ];
-  }
-  return validate({
+  merged.safety = safetyFromEnv(merged.safety, env, boolSetting);
+  return validate(env, {
     ...merged,
     ...overrides,
     limits: { ...merged.limits, ...overrides.limits },
@@ -226,7 +208,7 @@ function intSetting(name: string, raw: string | number, min: number, max: number
   return value;
 }
 
-function validate(config: Config): Config {
+function validate(env: NodeJS.ProcessEnv, config: Config): Config {
   if (config.publicUrl !== null) {
     try {
       const url = new URL(config.publicUrl);
@@ -244,6 +226,10 @@ function validate(config: Config): Config {
   }
   const dataDir = resolve(config.dataDir);
   const modelsDir = resolve(dataDir, config.models.dir || 'models');
+  const fail = (setting: string, problem: string): never => {
+    throw new ConfigError(setting, problem);
+  };
+  const safety = validateSafety(config.safety, modelsDir, env, fail);
   const names = new Set<string>();
   config.deployments = config.deployments.map((d, i): DeploymentConfig => {
     const where = `deployments[${i}]`;
@@ -255,10 +241,10 @@ function validate(config: Config): Config {
     const model = typeof d.model === 'string' ? familyOf(d.model) : undefined;
     if (!model) throw new ConfigError(`${where}.model`, 'must be one of dall-e-2, dall-e-3, gpt-image-1');
     const engine = d.engine ?? 'placeholder';
-    const safety = d.safety === undefined ? {} : { safety: { threshold: threshold(`${where}.safety.threshold`, d.safety?.threshold) } };
-    if (engine === 'placeholder') return { name: d.name, model, engine, ...safety };
+    const own = d.safety === undefined ? {} : { safety: deploymentSafety(`${where}.safety`, d.safety, safety, fail) };
+    if (engine === 'placeholder') return { name: d.name, model, engine, ...own };
     if (engine !== 'diffusion') throw new ConfigError(`${where}.engine`, 'must be "placeholder" or "diffusion"');
-    return { name: d.name, model, engine, ...safety, diffusion: diffusionSettings(`${where}.diffusion`, (d as DiffusionDeployment).diffusion, modelsDir) };
+    return { name: d.name, model, engine, ...own, diffusion: diffusionSettings(`${where}.diffusion`, (d as DiffusionDeployment).diffusion, modelsDir) };
   });
   if (config.onnx.executionProvider !== 'cpu' && config.onnx.executionProvider !== 'cuda') {
     throw new ConfigError('onnx.executionProvider (EASEL_EXECUTION_PROVIDER)', `must be "cpu" or "cuda", got ${JSON.stringify(config.onnx.executionProvider)}`);
@@ -271,24 +257,7 @@ function validate(config: Config): Config {
   intSetting('queue.shutdownGraceSeconds', config.queue.shutdownGraceSeconds, 0, 3600);
   intSetting('imageUrlTtlSeconds', config.imageUrlTtlSeconds, 1, 30 * 86400);
   intSetting('sweepIntervalSeconds', config.sweepIntervalSeconds, 1, 86400);
-  for (const [i, list] of config.safety.blocklists.entries()) {
-    if (typeof list?.id !== 'string' || !Array.isArray(list.terms) || !list.terms.every((t) => typeof t === 'string')) {
-      throw new ConfigError(`safety.blocklists[${i}]`, 'must be { "id": string, "terms": string[] }');
-    }
-  }
-  threshold('safety.threshold (EASEL_SAFETY_THRESHOLD)', config.safety.threshold);
-  oneOf('safety.imageClassifier (EASEL_IMAGE_CLASSIFIER)', config.safety.imageClassifier, ['nsfwjs', 'none']);
-  oneOf('safety.imageClassifierFailure (EASEL_IMAGE_CLASSIFIER_FAILURE)', config.safety.imageClassifierFailure, ['block', 'allow']);
-  return { ...config, dataDir, models: { dir: modelsDir } };
-}
-
-function threshold(name: string, raw: unknown): SafetyThreshold {
-  if (SAFETY_THRESHOLDS.includes(raw as SafetyThreshold)) return raw as SafetyThreshold;
-  throw new ConfigError(name, `must be one of ${SAFETY_THRESHOLDS.join(', ')}, got ${JSON.stringify(raw)}`);
-}
-
-function oneOf(name: string, raw: unknown, allowed: readonly string[]): void {
-  if (!allowed.includes(raw as string)) throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+  return { ...config, dataDir, models: { dir: modelsDir }, safety };
 }
 
 function diffusionSettings(where: string, raw: unknown, modelsDir: string): DiffusionSettings {

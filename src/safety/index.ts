@@ -1,10 +1,12 @@
 export type { PromptFilter, PromptVerdict, PromptFilterContext } from './prompt-filter.ts';
 export type { ImageFilter, ImageVerdict } from './image-filter.ts';
-export { BlocklistPromptFilter, type Blocklist } from './blocklist-filter.ts';
-export { RuleBasedPromptFilter, THRESHOLDS, type Threshold } from './rule-based-filter.ts';
+export { Blocklists, BlocklistError, parseBlocklistFile, type BlocklistDefinition } from './blocklists.ts';
+export { SafetyPromptFilter, type ClassifierBinding, type SafetyPromptFilterOptions } from './safety-prompt-filter.ts';
+export { SafetyPolicy, THRESHOLDS, CATEGORY_LEVELS, type Threshold, type CategoryLevel, type ThresholdSetting, type DeploymentSafety } from './policy.ts';
+export type { PromptClassifier, ClassifierScores, ClassifierFailurePolicy, SeverityCutPoints } from './classifier.ts';
 export { Lexicon } from './lexicon.ts';
 export { PassImageFilter } from './pass-image-filter.ts';
-export { NsfwImageFilter, type ClassifierFailurePolicy, type NsfwImageFilterOptions } from './nsfw-image-filter.ts';
+export { NsfwImageFilter, type NsfwImageFilterOptions } from './nsfw-image-filter.ts';
 export type { NsfwClassifier } from './nsfw/classifier.ts';
 export { WorkerNsfwClassifier, sharedNsfwClassifier } from './nsfw/worker-classifier.ts';
 export { sexualSeverity, SEXUAL_SEVERITY_TABLE, NSFW_CLASSES, type NsfwProbabilities } from './nsfw/severity.ts';

@@ -3,11 +3,11 @@ import type { RawImage } from '../contract/request.ts';
 import type { ImageFilter, ImageVerdict } from './image-filter.ts';
 import type { NsfwClassifier } from './nsfw/classifier.ts';
 import { sexualSeverity } from './nsfw/severity.ts';
-import { blocksAt, thresholdFor, type ThresholdSettings } from './threshold.ts';
+import type { ClassifierFailurePolicy } from './classifier.ts';
+import { blocksAt, type SafetyPolicy } from './policy.ts';
 
-export type ClassifierFailurePolicy = 'block' | 'allow';
-
-export interface NsfwImageFilterOptions extends ThresholdSettings {
+export interface NsfwImageFilterOptions {
+  policy: SafetyPolicy;
   classifier: NsfwClassifier;
   /** What happens to an image when the classifier throws or times out. */
   onFailure: ClassifierFailurePolicy;
@@ -42,7 +42,7 @@ export class NsfwImageFilter implements ImageFilter {
       };
       return { blocked: block, results };
     }
-    const filtered = blocksAt(thresholdFor(this.options, context), severity);
+    const filtered = blocksAt(this.options.policy.thresholds(context).sexual, severity);
     return { blocked: filtered, results: { ...categoriesAt('safe'), sexual: { filtered, severity } } };
   }
 }

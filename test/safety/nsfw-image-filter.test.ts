@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import type { RawImage } from '../../src/contract/request.ts';
 import {
   NsfwImageFilter,
+  SafetyPolicy,
   sexualSeverity,
   WorkerNsfwClassifier,
   type NsfwClassifier,
@@ -23,6 +24,7 @@ const throwing: NsfwClassifier = {
 };
 const gray: RawImage = { width: 64, height: 48, channels: 4, data: Buffer.alloc(64 * 48 * 4, 160) };
 const context = { deployment: 'dall-e-3', moderation: 'auto' as const };
+const policy = new SafetyPolicy({ threshold: 'medium' });
 
 describe('the bundled nsfwjs model', () => {
   const classifier = new WorkerNsfwClassifier();
@@ -33,7 +35,7 @@ describe('the bundled nsfwjs model', () => {
     const sum = Object.values(p).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - 1) < 1e-3, `probabilities sum to 1, got ${sum}`);
     assert.equal(sexualSeverity(p), 'safe');
-    const filter = new NsfwImageFilter({ classifier, threshold: 'medium', onFailure: 'block' });
+    const filter = new NsfwImageFilter({ classifier, policy, onFailure: 'block' });
     const verdict = await filter.check({ width: 32, height: 32, channels: 3, data: Buffer.alloc(32 * 32 * 3, 30) }, context);
     assert.equal(verdict.blocked, false);
     assert.equal(verdict.results.sexual.severity, 'safe');
@@ -58,7 +60,7 @@ test('sexual severity follows SEXUAL_SEVERITY_TABLE', () => {
 
 describe('NsfwImageFilter', () => {
   test('blocks at the deployment threshold; moderation low blocks only high; other categories read safe', async () => {
-    const medium = new NsfwImageFilter({ classifier: fixed(probs({ Porn: 0.6, Neutral: 0.4 })), threshold: 'medium', onFailure: 'block', deploymentThresholds: new Map([['lenient', 'high']]) });
+    const medium = new NsfwImageFilter({ classifier: fixed(probs({ Porn: 0.6, Neutral: 0.4 })), policy: new SafetyPolicy({ threshold: 'medium' }, new Map([['lenient', { threshold: 'high' }]])), onFailure: 'block' });
     const verdict = await medium.check(gray, context);
     assert.equal(verdict.blocked, true);
     assert.deepEqual(verdict.results.sexual, { filtered: true, severity: 'medium' });
@@ -67,16 +69,16 @@ describe('NsfwImageFilter', () => {
     const low = await medium.check(gray, { deployment: 'gpt-image-1', moderation: 'low' });
     assert.equal(low.blocked, false);
     assert.deepEqual(low.results.sexual, { filtered: false, severity: 'medium' });
-    const high = new NsfwImageFilter({ classifier: fixed(probs({ Porn: 0.95, Neutral: 0.05 })), threshold: 'medium', onFailure: 'block' });
+    const high = new NsfwImageFilter({ classifier: fixed(probs({ Porn: 0.95, Neutral: 0.05 })), policy, onFailure: 'block' });
     assert.equal((await high.check(gray, { deployment: 'gpt-image-1', moderation: 'low' })).blocked, true);
   });
 
   test('a classifier that throws blocks under policy block and passes under allow, with the error annotation', async () => {
-    const blocking = await new NsfwImageFilter({ classifier: throwing, threshold: 'medium', onFailure: 'block' }).check(gray, context);
+    const blocking = await new NsfwImageFilter({ classifier: throwing, policy, onFailure: 'block' }).check(gray, context);
     assert.equal(blocking.blocked, true);
     assert.equal(blocking.results.error?.code, 'content_filter_error');
     assert.match(blocking.results.error!.message, /boom/);
-    const allowing = await new NsfwImageFilter({ classifier: throwing, threshold: 'medium', onFailure: 'allow' }).check(gray, context);
+    const allowing = await new NsfwImageFilter({ classifier: throwing, policy, onFailure: 'allow' }).check(gray, context);
     assert.equal(allowing.blocked, false);
     assert.equal(allowing.results.error?.code, 'content_filter_error');
   });
@@ -84,7 +86,7 @@ describe('NsfwImageFilter', () => {
   test('a classifier that times out counts as a failure', async () => {
     const classifier = new WorkerNsfwClassifier({ timeoutMs: 1 });
     try {
-      const verdict = await new NsfwImageFilter({ classifier, threshold: 'medium', onFailure: 'block' }).check(gray, context);
+      const verdict = await new NsfwImageFilter({ classifier, policy, onFailure: 'block' }).check(gray, context);
       assert.equal(verdict.blocked, true);
       assert.match(verdict.results.error!.message, /no answer within 1 ms/);
     } finally {
@@ -97,7 +99,7 @@ describe('through HTTP, a classifier that rates every image explicit', () => {
   let app: TestApp;
   before(async () => {
     const classifier = fixed(probs({ Porn: 0.9, Neutral: 0.1 }));
-    app = await startTestApp({ imageFilter: new NsfwImageFilter({ classifier, threshold: 'medium', onFailure: 'block' }) });
+    app = await startTestApp({ imageFilter: new NsfwImageFilter({ classifier, policy, onFailure: 'block' }) });
   });
   after(() => app.dispose());
 
@@ -119,8 +121,8 @@ describe('through HTTP, a classifier that fails', () => {
   let blockApp: TestApp;
   let allowApp: TestApp;
   before(async () => {
-    blockApp = await startTestApp({ imageFilter: new NsfwImageFilter({ classifier: throwing, threshold: 'medium', onFailure: 'block' }) });
-    allowApp = await startTestApp({ imageFilter: new NsfwImageFilter({ classifier: throwing, threshold: 'medium', onFailure: 'allow' }) });
+    blockApp = await startTestApp({ imageFilter: new NsfwImageFilter({ classifier: throwing, policy, onFailure: 'block' }) });
+    allowApp = await startTestApp({ imageFilter: new NsfwImageFilter({ classifier: throwing, policy, onFailure: 'allow' }) });
   });
   after(async () => {
     await blockApp.dispose();

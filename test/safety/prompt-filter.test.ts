@@ -1,14 +1,15 @@
-// The rule-based prompt filter (lexicon.json): evasions, innocent uses, severities, thresholds,
+// The prompt filter's term lists (lexicon.json): evasions, innocent uses, severities, thresholds,
 // pathological inputs, and the evaluation goals on the held-out split.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Lexicon, RuleBasedPromptFilter } from '../../src/safety/index.ts';
+import { Blocklists, Lexicon, SafetyPolicy, SafetyPromptFilter, type Threshold } from '../../src/safety/index.ts';
 import { tokenize } from '../../src/safety/normalize.ts';
 import { evaluate, loadEvalSet } from '../../tools/eval-safety.ts';
 
 const lexicon = Lexicon.load();
-const filter = (threshold: 'low' | 'medium' | 'high' = 'medium', deploymentThresholds = new Map<string, 'low' | 'medium' | 'high'>()) =>
-  new RuleBasedPromptFilter({ blocklists: [{ id: 'house', terms: ['forbiddenword'] }], threshold, deploymentThresholds, lexicon });
+const blocklists = new Blocklists([{ id: 'house', terms: ['forbiddenword'] }]);
+const filter = (threshold: Threshold = 'medium', deployments = new Map<string, { threshold: Threshold }>()) =>
+  new SafetyPromptFilter({ policy: new SafetyPolicy({ threshold }, deployments), blocklists, lexicon });
 const auto = { deployment: 'dall-e-3', moderation: 'auto' as const };
 const severity = (prompt: string) => lexicon.score(prompt).severities;
 
@@ -88,7 +89,7 @@ describe('thresholds and annotations', () => {
     assert.equal((await filter().check('a beheading', low)).blocked, true);
   });
   test('a deployment threshold overrides the default', async () => {
-    const f = filter('medium', new Map([['lenient', 'high']]));
+    const f = filter('medium', new Map([['lenient', { threshold: 'high' }]]));
     assert.equal((await f.check('a nude woman', { deployment: 'lenient', moderation: 'auto' })).blocked, false);
     assert.equal((await f.check('a nude woman', auto)).blocked, true);
   });

@@ -1,0 +1,76 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { ClassifierConfig, Config } from '../config/index.ts';
+import { Blocklists } from './blocklists.ts';
+import type { PromptClassifier } from './classifier.ts';
+import { HttpModerationClassifier } from './classifiers/http-moderation.ts';
+import { OnnxTextClassifier, type OnnxTextClassifierOptions } from './classifiers/onnx-text-classifier.ts';
+import type { ImageFilter } from './image-filter.ts';
+import { NsfwImageFilter } from './nsfw-image-filter.ts';
+import { sharedNsfwClassifier } from './nsfw/worker-classifier.ts';
+import { PassImageFilter } from './pass-image-filter.ts';
+import { SafetyPolicy } from './policy.ts';
+import type { PromptFilter } from './prompt-filter.ts';
+import { SafetyPromptFilter } from './safety-prompt-filter.ts';
+
+export interface Safety {
+  promptFilter: PromptFilter;
+  imageFilter: ImageFilter;
+  /** Stops following blocklist files and releases the classifiers. */
+  close(): Promise<void>;
+}
+
+/**
+ * The filters the configuration asks for. Blocklists compile now (a bad pattern or unreadable
+ * file stops the start with BlocklistError); ONNX classifiers load in the background, and one that
+ * fails to load fails each prompt it is asked about, which its failure policy then decides.
+ */
+export function createSafety(config: Config, log: FastifyBaseLogger, overrides: { imageFilter?: ImageFilter } = {}): Safety {
+  const policy = new SafetyPolicy(
+    { threshold: config.safety.threshold, blockProfanity: config.safety.blockProfanity },
+    new Map(config.deployments.flatMap((d) => (d.safety ? [[d.name, d.safety] as const] : []))),
+  );
+  const blocklists = new Blocklists(config.safety.blocklists, log);
+  blocklists.watch();
+  const classifiers = config.safety.classifiers.map((c) => ({ classifier: createClassifier(c, config), timeoutMs: c.timeoutMs, onFailure: c.onFailure }));
+  for (const { classifier } of classifiers) {
+    classifier.load?.().then(
+      () => log.info({ classifier: classifier.id }, 'prompt classifier loaded'),
+      (error: Error) => log.error({ classifier: classifier.id, err: error.message }, 'prompt classifier failed to load; its failure policy applies to every prompt'),
+    );
+  }
+  const imageFilter =
+    overrides.imageFilter ??
+    (config.safety.imageClassifier === 'nsfwjs'
+      ? new NsfwImageFilter({ policy, classifier: sharedNsfwClassifier(), onFailure: config.safety.imageClassifierFailure })
+      : new PassImageFilter());
+  return {
+    promptFilter: new SafetyPromptFilter({ policy, blocklists, classifiers, log }),
+    imageFilter,
+    async close() {
+      await blocklists.close();
+      await Promise.all(classifiers.map(({ classifier }) => classifier.close?.()));
+    },
+  };
+}
+
+function createClassifier(c: ClassifierConfig, config: Config): PromptClassifier {
+  if (c.kind === 'onnx') {
+    return new OnnxTextClassifier({
+      id: c.id,
+      folder: c.folder,
+      ...(c.labels ? { labels: c.labels as OnnxTextClassifierOptions['labels'] } : {}),
+      ...(c.cutPoints ? { cutPoints: c.cutPoints } : {}),
+      ...(c.maxTokens ? { maxTokens: c.maxTokens } : {}),
+      executionProvider: config.onnx.executionProvider,
+      threads: config.onnx.threads,
+    });
+  }
+  return new HttpModerationClassifier({
+    id: c.id,
+    kind: c.kind,
+    url: c.url,
+    ...(c.key ? { key: c.key } : {}),
+    ...(c.model ? { model: c.model } : {}),
+    ...(c.cutPoints ? { cutPoints: c.cutPoints } : {}),
+  });
+}
