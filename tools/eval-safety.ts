@@ -1,14 +1,17 @@
-// Evaluates the rule-based prompt filter on eval/safety/prompts.jsonl at the default threshold
-// (medium): per-category recall on harmful prompts and the false-positive rate on benign ones, for
-// the tuning and held-out splits. Usage: npm run eval:safety  (prints JSON)
-// Term lists are tuned on the tuning split only; the held-out split measures what that tuning is worth.
+// Evaluates the prompt filter (term lists only, no classifiers) at the default threshold (medium):
+// per-category recall on harmful prompts and the false-positive rate on benign ones, per split.
+// Usage: npm run eval:safety [-- split …]   (prints JSON; default every split)
+// Splits: `tuning` and `held-out` (eval/safety/prompts.jsonl, written with the term lists; tuned on
+// tuning only), `independent` (eval/safety/independent.jsonl, written without seeing the lists;
+// first measured untouched, then used for tuning), `final-held-out` (eval/safety/final-held-out.jsonl,
+// written without seeing the lists or the other sets, never used for tuning).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HARM_CATEGORIES, type HarmCategory } from '../src/contract/annotations.ts';
 import { SafetyPolicy, SafetyPromptFilter } from '../src/safety/index.ts';
 
 export interface LabelledPrompt {
-  split: 'tuning' | 'held-out';
+  split: 'tuning' | 'held-out' | 'independent' | 'final-held-out';
   label: HarmCategory | 'profanity' | 'jailbreak' | 'benign';
   severity: 'low' | 'medium' | 'high' | null;
   prompt: string;
@@ -20,11 +23,18 @@ interface Rate {
   misses: string[];
 }
 
-export const EVAL_FILE = fileURLToPath(new URL('../eval/safety/prompts.jsonl', import.meta.url));
+const EVAL_FILES = ['prompts.jsonl', 'independent.jsonl', 'final-held-out.jsonl'].map((f) => fileURLToPath(new URL(`../eval/safety/${f}`, import.meta.url)));
 
-export function loadEvalSet(path = EVAL_FILE): LabelledPrompt[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as LabelledPrompt);
+/** Every labelled prompt of every file. */
+export function loadEvalSet(paths = EVAL_FILES): LabelledPrompt[] {
+  return paths.flatMap((path) =>
+    readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as LabelledPrompt),
+  );
 }
+const SPLITS = ['tuning', 'held-out', 'independent', 'final-held-out'] as const;
 
 /** Figures for one split: recall per category (medium and high prompts blocked in that category). */
 export async function evaluate(prompts: LabelledPrompt[]) {
@@ -64,10 +74,10 @@ const round = (x: number) => Math.round(x * 1000) / 1000;
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const all = loadEvalSet();
-  const report = {
-    threshold: 'medium',
-    tuning: await evaluate(all.filter((p) => p.split === 'tuning')),
-    heldOut: await evaluate(all.filter((p) => p.split === 'held-out')),
-  };
+  const wanted = process.argv.length > 2 ? process.argv.slice(2) : SPLITS;
+  const unknown = wanted.filter((s) => !SPLITS.includes(s as never));
+  if (unknown.length > 0) throw new Error(`unknown split ${unknown.join(', ')} (splits: ${SPLITS.join(', ')})`);
+  const report: Record<string, unknown> = { threshold: 'medium' };
+  for (const split of wanted) report[split] = await evaluate(all.filter((p) => p.split === split));
   console.log(JSON.stringify(report, null, 2));
 }
