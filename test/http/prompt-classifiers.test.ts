@@ -1,0 +1,148 @@
+// Classifiers and blocklists as an operator configures them, seen through the API: an
+// OpenAI-style moderation endpoint (a local fake) adds its severities to the term lists', its
+// failure policy decides per deployment, and a blocklist file edited while the server runs applies
+// to the next request.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { PassImageFilter } from '../../src/safety/index.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { assertError, assertNothingStored, generationsUrl, pollOperation, postJson, submit } from './helpers.ts';
+
+/** Moderation answers by keyword: "zebra" is hateful, "giraffe" makes the service fail. */
+function fakeModeration(): Promise<{ server: Server; url: string; requests: string[] }> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      const { input } = JSON.parse(body) as { input: string };
+      requests.push(input);
+      if (input.includes('giraffe')) {
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'overloaded', type: 'server_error' } }));
+        return;
+      }
+      const hate = input.includes('zebra') ? 0.93 : 0.01;
+      const scores = { hate, 'hate/threatening': 0, sexual: 0.01, 'sexual/minors': 0, violence: 0.02, 'violence/graphic': 0, 'self-harm': 0, harassment: 0.4 };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'modr-1', model: 'fake', results: [{ flagged: hate > 0.5, categories: {}, category_scores: scores }] }));
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/moderations`, requests })));
+}
+
+describe('a moderation endpoint beside the term lists', () => {
+  let app: TestApp;
+  let fake: Awaited<ReturnType<typeof fakeModeration>>;
+  before(async () => {
+    fake = await fakeModeration();
+    // Prompt filtering only: the image classifier is exercised in nsfw-image-filter.test.ts.
+    app = await startTestApp({
+      imageFilter: new PassImageFilter(),
+      config: {
+        safety: {
+          classifiers: [
+            { id: 'strict', kind: 'openai-moderation', url: fake.url, timeoutMs: 2000, onFailure: 'block' },
+            { id: 'lenient', kind: 'openai-moderation', url: fake.url, timeoutMs: 2000, onFailure: 'allow' },
+          ],
+        },
+        deployments: [
+          { name: 'dall-e-3', model: 'dall-e-3', engine: 'placeholder', safety: { classifiers: ['strict'] } },
+          { name: 'open-dall-e-3', model: 'dall-e-3', engine: 'placeholder', safety: { classifiers: ['lenient'] } },
+          { name: 'dall-e-2', model: 'dall-e-2', engine: 'placeholder', safety: { classifiers: ['strict'] } },
+          { name: 'plain', model: 'dall-e-3', engine: 'placeholder', safety: { classifiers: [] } },
+        ],
+      },
+    });
+  });
+  after(async () => {
+    await app.dispose();
+    fake.server.close();
+  });
+
+  test("the endpoint's severity blocks a prompt the term lists pass, and shows in inner_error", async () => {
+    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a zebra in a meadow' });
+    const error = assertError(res, 400, 'content_policy_violation', null);
+    const results = (error.inner_error as { content_filter_results: Record<string, unknown> }).content_filter_results;
+    assert.deepEqual(results.hate, { filtered: true, severity: 'high' });
+    assert.deepEqual(results.violence, { filtered: false, severity: 'safe' });
+    assert.equal(results.error, undefined);
+    assert.ok(fake.requests.includes('a zebra in a meadow'));
+    await assertNothingStored(app);
+  });
+
+  test('a benign prompt passes with the combined scores in prompt_filter_results', async () => {
+    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a soldier with a sword', response_format: 'b64_json' });
+    assert.equal(res.statusCode, 200, res.body);
+    const results = res.json().data[0].prompt_filter_results;
+    assert.deepEqual(results.violence, { filtered: false, severity: 'low' }, 'from the term lists');
+    assert.deepEqual(results.hate, { filtered: false, severity: 'safe' });
+    assert.equal(results.error, undefined);
+  });
+
+  test('the endpoint failing under "block": 400 with content_filter_error in inner_error', async () => {
+    const error = assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a giraffe' }), 400, 'content_policy_violation', null);
+    const results = (error.inner_error as { content_filter_results: { error: { code: string; message: string } } }).content_filter_results;
+    assert.equal(results.error.code, 'content_filter_error');
+    assert.match(results.error.message, /classifier "strict" failed: .*HTTP 503/);
+  });
+
+  test('the endpoint failing under "allow": 200 with the error in prompt_filter_results', async () => {
+    const res = await postJson(app, generationsUrl('open-dall-e-3'), { prompt: 'a giraffe', response_format: 'b64_json' });
+    assert.equal(res.statusCode, 200, res.body);
+    const results = res.json().data[0].prompt_filter_results;
+    assert.equal(results.error.code, 'content_filter_error');
+    assert.match(results.error.message, /not fully filtered.*"lenient" failed/);
+  });
+
+  test('a DALL-E 2 operation refused by the endpoint ends failed with contentFilter', async () => {
+    const { body } = await pollOperation(app, await submit(app, { prompt: 'a zebra kite' }));
+    assert.equal(body.status, 'failed');
+    assert.equal(body.error.code, 'contentFilter');
+  });
+
+  test('a deployment that names no classifiers never calls the endpoint', async () => {
+    const before = fake.requests.length;
+    assert.equal((await postJson(app, generationsUrl('plain'), { prompt: 'a zebra', response_format: 'b64_json' })).statusCode, 200);
+    assert.equal(fake.requests.length, before);
+  });
+});
+
+describe('a blocklist file edited while the server runs', () => {
+  let app: TestApp;
+  let file: string;
+  before(async () => {
+    app = await startTestApp();
+    await app.dispose();
+    file = join(app.dataDir + '-list.txt');
+    writeFileSync(file, '# house terms\n');
+    app = await startTestApp({ config: { safety: { blocklists: [{ id: 'house', file }] } } });
+  });
+  after(() => app.dispose());
+
+  test('a term added to the file refuses the next request, and removing it serves again', async () => {
+    const ask = () => postJson(app, generationsUrl('dall-e-3'), { prompt: 'a periwinkle teapot', response_format: 'b64_json' });
+    assert.equal((await ask()).statusCode, 200);
+    writeFileSync(file, '# house terms\nperiwinkle\n');
+    const refused = await until(async () => ((await ask()).statusCode === 400 ? ask() : null));
+    const error = assertError(refused, 400, 'content_policy_violation', null);
+    assert.deepEqual((error.inner_error as { content_filter_results: { custom_blocklists: unknown } }).content_filter_results.custom_blocklists, {
+      filtered: true,
+      details: [{ id: 'house', filtered: true }],
+    });
+    writeFileSync(file, '# house terms\n');
+    await until(async () => ((await ask()).statusCode === 200 ? true : null));
+  });
+});
+
+async function until<T>(probe: () => Promise<T | null>, timeoutMs = 5000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
