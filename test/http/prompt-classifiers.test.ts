@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PassImageFilter } from '../../src/safety/index.ts';
+import { writeTextClassifier } from '../../tools/model-builder/text-classifier.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { assertError, assertNothingStored, generationsUrl, pollOperation, postJson, submit } from './helpers.ts';
 
@@ -107,6 +108,38 @@ describe('a moderation endpoint beside the term lists', () => {
     const before = fake.requests.length;
     assert.equal((await postJson(app, generationsUrl('plain'), { prompt: 'a zebra', response_format: 'b64_json' })).statusCode, 200);
     assert.equal(fake.requests.length, before);
+  });
+});
+
+describe('an ONNX text classifier from a local folder', () => {
+  let app: TestApp;
+  before(async () => {
+    app = await startTestApp();
+    await app.dispose();
+    const folder = join(app.dataDir + '-models', 'tiny-moderation');
+    mkdirSync(folder, { recursive: true });
+    // A toxic-bert-like label set: "threat" reads as violence through the built-in aliases.
+    await writeTextClassifier(folder, {
+      labels: ['toxic', 'threat', 'identity_hate'],
+      problemType: 'multi_label_classification',
+      weights: { menace: { threat: 4 }, quokka: { identity_hate: -0.4 } },
+      defaultLogit: -6,
+      words: ['a', 'menace', 'quokka', 'cat'],
+    });
+    app = await startTestApp({
+      imageFilter: new PassImageFilter(),
+      config: { safety: { classifiers: [{ id: 'tiny', kind: 'onnx', folder, timeoutMs: 10_000, onFailure: 'block' }] } },
+    });
+  });
+  after(() => app.dispose());
+
+  test("the model's labels become Azure's categories and block at the threshold", async () => {
+    const error = assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a menace' }), 400, 'content_policy_violation', null);
+    const results = (error.inner_error as { content_filter_results: Record<string, unknown> }).content_filter_results;
+    assert.deepEqual(results.violence, { filtered: true, severity: 'high' }, 'sigmoid(4) = 0.98');
+    const low = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a quokka', response_format: 'b64_json' });
+    assert.equal(low.statusCode, 200, low.body);
+    assert.deepEqual(low.json().data[0].prompt_filter_results.hate, { filtered: false, severity: 'low' }, 'sigmoid(-0.4) = 0.40: low (0.3 ≤ p < 0.5)');
   });
 });
 
