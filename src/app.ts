@@ -90,6 +90,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     isValidKey: createKeyCheck(apiKeys.keys),
     promptFilter: safety.promptFilter,
     imageFilter: safety.imageFilter,
+    classifierStates: safety.classifierStates,
     queue,
     operations,
     store,

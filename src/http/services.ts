@@ -5,6 +5,7 @@ import type { Operations } from '../jobs/operations.ts';
 import type { OperationStore } from '../jobs/operation-store.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { GenerationResult, JobData } from '../jobs/runner.ts';
+import type { ClassifierState } from '../safety/from-config.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
 import type { PromptFilter } from '../safety/prompt-filter.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -26,6 +27,8 @@ export interface Services {
   promptFilter: PromptFilter;
   /** Also checks streamed partial images, so a preview never shows what the final image may not. */
   imageFilter: ImageFilter;
+  /** Each configured prompt classifier's state, for /readyz. */
+  classifierStates(): Record<string, ClassifierState>;
   queue: JobQueue<JobData, GenerationResult>;
   operations: Operations;
   store: OperationStore;

@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ClassifierConfig, Config } from '../config/index.ts';
 import { Blocklists } from './blocklists.ts';
@@ -12,9 +13,17 @@ import { SafetyPolicy } from './policy.ts';
 import type { PromptFilter } from './prompt-filter.ts';
 import { SafetyPromptFilter } from './safety-prompt-filter.ts';
 
+/** A prompt classifier's state for /readyz; `reason` never holds a full path or a key. */
+export interface ClassifierState {
+  kind: string;
+  status: 'loading' | 'ready' | 'unavailable';
+  reason?: string;
+}
+
 export interface Safety {
   promptFilter: PromptFilter;
   imageFilter: ImageFilter;
+  classifierStates(): Record<string, ClassifierState>;
   /** Stops following blocklist files and releases the classifiers. */
   close(): Promise<void>;
 }
@@ -32,10 +41,24 @@ export function createSafety(config: Config, log: FastifyBaseLogger, overrides: 
   const blocklists = new Blocklists(config.safety.blocklists, log);
   blocklists.watch();
   const classifiers = config.safety.classifiers.map((c) => ({ classifier: createClassifier(c, config), timeoutMs: c.timeoutMs, onFailure: c.onFailure }));
-  for (const { classifier } of classifiers) {
-    classifier.load?.().then(
-      () => log.info({ classifier: classifier.id }, 'prompt classifier loaded'),
-      (error: Error) => log.error({ classifier: classifier.id, err: error.message }, 'prompt classifier failed to load; its failure policy applies to every prompt'),
+  const states = new Map<string, ClassifierState>();
+  for (const [i, { classifier }] of classifiers.entries()) {
+    const settings = config.safety.classifiers[i]!;
+    if (!classifier.load) {
+      states.set(classifier.id, { kind: settings.kind, status: 'ready' });
+      continue;
+    }
+    states.set(classifier.id, { kind: settings.kind, status: 'loading' });
+    classifier.load().then(
+      () => {
+        states.set(classifier.id, { kind: settings.kind, status: 'ready' });
+        log.info({ classifier: classifier.id }, 'prompt classifier loaded');
+      },
+      (error: Error) => {
+        const reason = settings.kind === 'onnx' ? error.message.replaceAll(settings.folder, basename(settings.folder)) : error.message;
+        states.set(classifier.id, { kind: settings.kind, status: 'unavailable', reason });
+        log.error({ classifier: classifier.id, err: error.message }, 'prompt classifier failed to load; its failure policy applies to every prompt');
+      },
     );
   }
   const imageFilter =
@@ -46,6 +69,7 @@ export function createSafety(config: Config, log: FastifyBaseLogger, overrides: 
   return {
     promptFilter: new SafetyPromptFilter({ policy, blocklists, classifiers, log }),
     imageFilter,
+    classifierStates: () => Object.fromEntries(states),
     async close() {
       await blocklists.close();
       await Promise.all(classifiers.map(({ classifier }) => classifier.close?.()));

@@ -128,10 +128,36 @@ describe('an ONNX text classifier from a local folder', () => {
     });
     app = await startTestApp({
       imageFilter: new PassImageFilter(),
-      config: { safety: { classifiers: [{ id: 'tiny', kind: 'onnx', folder, timeoutMs: 10_000, onFailure: 'block' }] } },
+      config: {
+        safety: {
+          classifiers: [
+            { id: 'tiny', kind: 'onnx', folder, timeoutMs: 10_000, onFailure: 'block' },
+            { id: 'broken', kind: 'onnx', folder: join(folder, '..', 'no-such-model'), timeoutMs: 10_000, onFailure: 'allow' },
+          ],
+        },
+      },
     });
   });
   after(() => app.dispose());
+
+  test('/readyz shows each classifier: loaded, or unavailable with its reason (no full path)', async () => {
+    await until(async () => {
+      const body = (await app.server.inject({ method: 'GET', url: '/readyz' })).json();
+      return body.classifiers.tiny.status === 'loading' || body.classifiers.broken.status === 'loading' ? null : true;
+    });
+    const body = (await app.server.inject({ method: 'GET', url: '/readyz' })).json();
+    assert.equal(body.status, 'ready', 'a classifier that cannot load does not make the service unready');
+    assert.deepEqual(body.classifiers.tiny, { kind: 'onnx', status: 'ready' });
+    assert.equal(body.classifiers.broken.status, 'unavailable');
+    assert.match(body.classifiers.broken.reason, /no-such-model/);
+    assert.ok(!body.classifiers.broken.reason.includes(app.dataDir), body.classifiers.broken.reason);
+  });
+
+  test('a classifier that failed to load follows its failure policy on every prompt', async () => {
+    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', response_format: 'b64_json' });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.match(res.json().data[0].prompt_filter_results.error.message, /classifier "broken" failed/);
+  });
 
   test("the model's labels become Azure's categories and block at the threshold", async () => {
     const error = assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a menace' }), 400, 'content_policy_violation', null);

@@ -10,10 +10,11 @@ export async function healthz(_request: FastifyRequest, reply: FastifyReply) {
 /**
  * GET /readyz: 200 once no model is still loading, storage is writable and at least one deployment
  * can serve; 503 otherwise. The body gives each deployment's state and, for an unavailable one, the
- * reason. No keys, prompts or full paths.
+ * reason, and each prompt classifier's state (one that failed to load leaves the service ready:
+ * its failure policy decides each prompt). No keys, prompts or full paths.
  */
 export async function readyz(request: FastifyRequest, reply: FastifyReply) {
-  const { deployments, config } = request.server.services;
+  const { deployments, config, classifierStates } = request.server.services;
   let storage = 'ok';
   try {
     await access(config.dataDir, constants.W_OK);
@@ -39,5 +40,6 @@ export async function readyz(request: FastifyRequest, reply: FastifyReply) {
   const loading = list.some((d) => d.runtime.status === 'loading');
   const serving = list.some((d) => d.runtime.status === 'ready');
   const status = loading ? 'loading' : storage === 'ok' && serving ? 'ready' : 'not ready';
-  return reply.code(status === 'ready' ? 200 : 503).send({ status, storage, deployments: states });
+  const classifiers = classifierStates();
+  return reply.code(status === 'ready' ? 200 : 503).send({ status, storage, deployments: states, ...(Object.keys(classifiers).length > 0 ? { classifiers } : {}) });
 }
