@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { OnnxTextClassifier, type OnnxTextClassifierOptions } from '../../src/safety/classifiers/onnx-text-classifier.ts';
+import { windowStarts } from '../../src/safety/classifiers/onnx-text-labels.ts';
 import { writeTextClassifier, type TextClassifierOptions } from '../../tools/model-builder/text-classifier.ts';
 
 let root: string;
@@ -34,11 +35,21 @@ function classifier(folder: string, options: Partial<OnnxTextClassifierOptions> 
   return c;
 }
 
+/** About 200 ms per 512-token window on one core (16 MatMuls of [512 × 1024] × [1024 × 1024]); written once. */
+let slowFolder: Promise<string> | undefined;
+const slowModelFolder = () =>
+  (slowFolder ??= modelFolder({
+    labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } }, maxLength: 512, burn: { width: 1024, layers: 16 },
+  }));
+/** One window's worth of tokens for the slow model. */
+const slowPrompt = `${Array(400).fill('cat').join(' ')} grrr`;
+
 async function classifierFor(model: TextClassifierOptions, options: Partial<OnnxTextClassifierOptions> = {}) {
   return classifier(await modelFolder(model), options);
 }
 
-describe('scores', () => {
+// Each classifier starts a thread (~0.2 s, most of it tsx's loader), so independent tests run side by side.
+describe('scores', { concurrency: true }, () => {
   test('a multi-label model gives each label its sigmoid severity at the default cut points', async () => {
     const probabilities = { ba: 0.29, bb: 0.31, bc: 0.49, bd: 0.51, be: 0.79, bf: 0.81 };
     const weights = Object.fromEntries(Object.entries(probabilities).map(([word, p]) => [word, { hate: logit(p) }]));
@@ -124,14 +135,42 @@ describe('scores', () => {
   });
 });
 
-describe('truncation', () => {
+describe('long prompts are scored in windows', { concurrency: true }, () => {
   const model: TextClassifierOptions = {
     labels: ['hate', 'violence'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 }, '[SEP]': { violence: 4 } },
   };
+  const words = (n: number) => Array(n).fill('cat').join(' ');
 
-  test('a 10 000-word prompt is cut to model_max_length, keeping [SEP]', async () => {
-    const c = await classifierFor({ ...model, maxLength: 512 });
-    const words = (n: number) => Array(n).fill('cat').join(' ');
+  test('windows of 62 text tokens overlap by 16, and the last one ends with the prompt', () => {
+    assert.deepEqual(windowStarts(62, 62, 8), [0]);
+    assert.deepEqual(windowStarts(193, 62, 8), [0, 46, 92, 131]);
+    assert.deepEqual(windowStarts(10_000, 62, 3), [0, 46, 92]);
+    // Windows shorter than 32 tokens overlap by half.
+    assert.deepEqual(windowStarts(5, 2, 8), [0, 1, 2, 3]);
+  });
+
+  for (const fixedBatch of [false, true]) {
+    test(`a harmful word after 3 × maxTokens benign words is found (${fixedBatch ? 'one run per window' : 'windows batched'})`, async () => {
+      const c = await classifierFor({ ...model, maxLength: 64, fixedBatch });
+      assert.deepEqual(await c.classify(`${words(192)} grrr`, noAbort), { severities: { hate: 'high', violence: 'high' } });
+      assert.deepEqual(await c.classify(`grrr ${words(192)}`, noAbort), { severities: { hate: 'high', violence: 'high' } });
+      assert.deepEqual(await c.classify(words(192), noAbort), { severities: { hate: 'safe', violence: 'high' } });
+    });
+  }
+
+  test('a word beyond maxWindows windows is not scored; the default is 8 windows', async () => {
+    // Two windows of 62 text tokens, 16 shared: tokens 0 … 107.
+    const two = await classifierFor({ ...model, maxLength: 64 }, { maxWindows: 2 });
+    assert.equal((await two.classify(`${words(107)} grrr`, noAbort)).severities.hate, 'high');
+    assert.equal((await two.classify(`${words(108)} grrr`, noAbort)).severities.hate, 'safe');
+    // Eight windows of 510 text tokens, 16 shared: tokens 0 … 3 967.
+    const eight = await classifierFor({ ...model, maxLength: 512 });
+    assert.equal((await eight.classify(`${words(3967)} grrr`, noAbort)).severities.hate, 'high');
+    assert.equal((await eight.classify(`${words(3968)} grrr`, noAbort)).severities.hate, 'safe');
+  });
+
+  test('with maxWindows 1 a prompt is cut to model_max_length, keeping [SEP]', async () => {
+    const c = await classifierFor({ ...model, maxLength: 512 }, { maxWindows: 1 });
     assert.deepEqual(await c.classify(`${words(10_000)} grrr`, noAbort), { severities: { hate: 'safe', violence: 'high' } });
     // [CLS] + 509 words + grrr + [SEP] = 512 tokens: still in.
     assert.deepEqual(await c.classify(`${words(509)} grrr`, noAbort), { severities: { hate: 'high', violence: 'high' } });
@@ -139,16 +178,20 @@ describe('truncation', () => {
   });
 
   test('maxTokens overrides the tokenizer, and an implausible model_max_length falls back to 512', async () => {
-    const short = await classifierFor({ ...model }, { maxTokens: 4 });
+    const short = await classifierFor({ ...model }, { maxTokens: 4, maxWindows: 1 });
     assert.deepEqual(await short.classify('a cat grrr', noAbort), { severities: { hate: 'safe', violence: 'high' } });
     assert.deepEqual(await short.classify('a grrr', noAbort), { severities: { hate: 'high', violence: 'high' } });
-    const sentinel = await classifierFor({ ...model, maxLength: 1e30 });
-    assert.deepEqual((await sentinel.classify(`${Array(509).fill('cat').join(' ')} grrr`, noAbort)).severities.hate, 'high');
-    assert.deepEqual((await sentinel.classify(`${Array(510).fill('cat').join(' ')} grrr`, noAbort)).severities.hate, 'safe');
+    const sentinel = await classifierFor({ ...model, maxLength: 1e30 }, { maxWindows: 1 });
+    assert.deepEqual((await sentinel.classify(`${words(509)} grrr`, noAbort)).severities.hate, 'high');
+    assert.deepEqual((await sentinel.classify(`${words(510)} grrr`, noAbort)).severities.hate, 'safe');
+  });
+
+  test('maxWindows must be a positive integer', () => {
+    assert.throws(() => new OnnxTextClassifier({ id: 'tox', folder: root, maxWindows: 0 }), /"tox": maxWindows must be an integer ≥ 1, got 0/);
   });
 });
 
-describe('load errors name the folder and the file', () => {
+describe('load errors name the folder and the file', { concurrency: true }, () => {
   const model: TextClassifierOptions = { labels: ['hate', 'violence'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } } };
   const cases: Array<[string, (folder: string) => Promise<unknown>, RegExp, Partial<OnnxTextClassifierOptions>?]> = [
     ['model.onnx missing', (f) => unlink(join(f, 'model.onnx')), /model\.onnx is missing/],
@@ -223,16 +266,19 @@ describe('abort, concurrency and close', () => {
     const loadingCall = c.classify('grrr', whileLoading.signal);
     whileLoading.abort(new Error('timed out while loading'));
     await assert.rejects(loadingCall, /timed out while loading/);
+    assert.deepEqual(await c.classify('grrr', noAbort), { severities: { hate: 'high' } });
 
-    await c.load();
+    // A slow model, so the run is surely still going when the signal aborts.
+    const slow = classifier(await slowModelFolder(), { threads: 1 });
+    await slow.load();
     const whileRunning = new AbortController();
-    const runningCall = c.classify('grrr', whileRunning.signal);
-    await setImmediate(); // session.run has been called; its work runs in the next check phase, after this abort
+    const runningCall = slow.classify(slowPrompt, whileRunning.signal);
+    await setImmediate(); // the prompt is with the classifier's thread
     const started = performance.now();
     whileRunning.abort(new Error('timed out while running'));
     await assert.rejects(runningCall, /timed out while running/);
     assert.ok(performance.now() - started < 50);
-    assert.deepEqual(await c.classify('grrr', noAbort), { severities: { hate: 'high' } });
+    assert.deepEqual(await slow.classify('grrr', noAbort), { severities: { hate: 'high' } });
   });
 
   test('8 concurrent calls each get their own text scored', async () => {
@@ -253,16 +299,74 @@ describe('abort, concurrency and close', () => {
   test('close() lets a run already started finish, refuses calls that had not started one, then rejects every call', async () => {
     const c = await classifierFor(model);
     await c.load();
-    const notStarted = c.classify('grrr', noAbort);
+    const notStarted = assert.rejects(c.classify('grrr', noAbort), /"tox" is closed/);
     await c.close();
-    await assert.rejects(notStarted, /"tox" is closed/);
+    await notStarted;
     await assert.rejects(c.classify('grrr', noAbort), /"tox" is closed/);
 
     const d = await classifierFor(model);
     await d.load();
     const started = d.classify('grrr', noAbort);
-    await setImmediate(); // classify has called session.run, whose work waits for the next check phase
+    await setImmediate(); // classify has sent the prompt to the classifier's thread
     await d.close();
     assert.deepEqual(await started, { severities: { hate: 'high' } });
+  });
+});
+
+describe('the model runs in a worker thread', () => {
+  const model: TextClassifierOptions = { labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } } };
+  const longPrompt = `${Array(900).fill('cat').join(' ')} grrr`; // two windows
+
+  /** The longest time the event loop went without running a 5 ms interval while `work` ran. */
+  async function longestStall<T>(work: Promise<T>): Promise<{ result: T; stallMs: number; tookMs: number }> {
+    const started = performance.now();
+    let last = started;
+    let stallMs = 0;
+    const tick = () => {
+      const now = performance.now();
+      stallMs = Math.max(stallMs, now - last);
+      last = now;
+    };
+    const interval = setInterval(tick, 5);
+    try {
+      const result = await work;
+      tick();
+      return { result, stallMs, tookMs: performance.now() - started };
+    } finally {
+      clearInterval(interval);
+    }
+  }
+
+  test('the event loop keeps running while a slow model scores a prompt', async (t) => {
+    const c = classifier(await slowModelFolder(), { threads: 1 });
+    await c.load();
+    const { result, stallMs, tookMs } = await longestStall(c.classify(longPrompt, noAbort));
+    t.diagnostic(`classify took ${tookMs.toFixed(0)} ms; longest event-loop gap ${stallMs.toFixed(0)} ms`);
+    assert.deepEqual(result, { severities: { hate: 'high' } });
+    assert.ok(tookMs >= 150, `the model took only ${tookMs.toFixed(0)} ms; it is too fast to show a stall`);
+    assert.ok(stallMs < 50, `the event loop stalled ${stallMs.toFixed(0)} ms during a ${tookMs.toFixed(0)} ms classification`);
+  });
+
+  test('a thread that dies fails the prompt it held with a clear error, and the next prompt starts a new one', async () => {
+    const c = await classifierFor(model);
+    await c.crashWorkerOnNextRun();
+    await assert.rejects(c.classify('grrr', noAbort), /text classifier "tox": its thread exited \(code 1\) before answering/);
+    assert.deepEqual(await c.classify('grrr', noAbort), { severities: { hate: 'high' } });
+  });
+
+  test('close() during a slow run waits for its answer, then every call is refused', async () => {
+    const c = classifier(await slowModelFolder(), { threads: 1 });
+    await c.load();
+    const events: string[] = [];
+    const running = c.classify(slowPrompt, noAbort).then((scores) => {
+      events.push('answered');
+      return scores;
+    });
+    await setImmediate(); // the prompt is with the classifier's thread
+    await c.close().then(() => events.push('closed'));
+    assert.deepEqual(await running, { severities: { hate: 'high' } });
+    assert.deepEqual(events, ['answered', 'closed']);
+    await assert.rejects(c.classify('grrr', noAbort), /text classifier "tox" is closed/);
+    await assert.rejects(c.load(), /"tox" is closed/);
   });
 });

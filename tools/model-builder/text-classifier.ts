@@ -29,6 +29,13 @@ export interface TextClassifierOptions {
   symbolicLabels?: boolean;
   /** Write the model as onnx/model.onnx (the transformers.js/optimum layout). */
   onnxSubfolder?: boolean;
+  /** Inputs with a fixed batch dimension of 1 (as static-shape exports have) instead of a symbolic one. */
+  fixedBatch?: boolean;
+  /**
+   * Makes every run slow, as a real model is, without changing the logits: a side path of `layers`
+   * [width × width] MatMuls over a per-token embedding, added to the logits times zero.
+   */
+  burn?: { width: number; layers: number };
 }
 
 const SPECIAL = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
@@ -71,8 +78,9 @@ export async function writeTextClassifier(folder: string, options: TextClassifie
 /** Opset 17 (GraphBuilder's): ReduceMax takes `axes` as an attribute, Unsqueeze as an input. */
 function classifierGraph(embedding: Float32Array, vocabSize: number, numLabels: number, options: TextClassifierOptions): GraphBuilder {
   const g = new GraphBuilder('tiny_text_classifier');
-  const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
-  const mask = g.input('attention_mask', 'int64', ['batch_size', 'sequence_length']);
+  const batch = options.fixedBatch ? 1 : 'batch_size';
+  const ids = g.input('input_ids', 'int64', [batch, 'sequence_length']);
+  const mask = g.input('attention_mask', 'int64', [batch, 'sequence_length']);
   g.initializer('embedding', 'float32', [vocabSize, numLabels], embedding);
   g.initializer('axis_2', 'int64', [1], BigInt64Array.from([2n]));
   const perToken = g.node('Gather', ['embedding', ids], ['per_token'], { axis: 0 }); // [B, S, L]
@@ -80,12 +88,14 @@ function classifierGraph(embedding: Float32Array, vocabSize: number, numLabels: 
   const gate = g.node('Unsqueeze', [maskF, 'axis_2'], ['gate']); // [B, S, 1]
   // ORT keeps declared graph inputs that no node reads, so these need no nodes.
   for (const name of [...(options.withTokenTypeIds ? ['token_type_ids'] : []), ...(options.extraInputs ?? [])]) {
-    g.input(name, 'int64', ['batch_size', 'sequence_length']);
+    g.input(name, 'int64', [batch, 'sequence_length']);
   }
-  // Masked tokens read 0 instead of their weight; batch 1 with no padding never has any.
+  // Masked tokens read 0 instead of their weight; the classifier never pads (windows of one batch are the same length).
   const gated = g.node('Mul', [perToken, gate], ['gated']);
-  const pooled = g.node('ReduceMax', [gated], [options.symbolicLabels ? 'pooled' : 'logits'], { axes: [1], keepdims: 0 });
-  if (options.symbolicLabels) {
+  let pooled = g.node('ReduceMax', [gated], ['pooled'], { axes: [1], keepdims: 0 });
+  if (options.burn) pooled = g.node('Add', [pooled, burnPath(g, ids, vocabSize, options.burn)], ['pooled_burnt']);
+  if (!options.symbolicLabels) g.node('Identity', [pooled], ['logits']);
+  else {
     // ORT infers through a declared symbolic dim; a Reshape to [batch, -1] with the shape computed
     // from input_ids hides the width until run time.
     g.initializer('zero', 'int64', [1], BigInt64Array.from([0n]));
@@ -96,6 +106,21 @@ function classifierGraph(embedding: Float32Array, vocabSize: number, numLabels: 
   }
   g.output('logits', 'float32', ['batch_size', options.symbolicLabels ? 'num_labels' : numLabels]);
   return g;
+}
+
+/** [batch, 1] zeros that cost `layers` MatMuls of [sequence, width] × [width, width] per window. */
+function burnPath(g: GraphBuilder, ids: string, vocabSize: number, { width, layers }: { width: number; layers: number }): string {
+  // Small pseudo-random weights; Tanh keeps every activation in [-1, 1], so the product with zero is exactly 0.
+  let seed = 1;
+  const random = (n: number, scale: number) => Float32Array.from({ length: n }, () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * scale);
+  g.initializer('burn_embedding', 'float32', [vocabSize, width], random(vocabSize * width, 1));
+  g.initializer('burn_weight', 'float32', [width, width], random(width * width, 2 / Math.sqrt(width)));
+  g.initializer('burn_zero', 'float32', [1], Float32Array.from([0]));
+  let x = g.node('Gather', ['burn_embedding', ids], ['burn_0'], { axis: 0 }); // [B, S, W]
+  for (let i = 1; i <= layers; i++) x = g.node('Tanh', [g.node('MatMul', [x, 'burn_weight'], [`burn_mm_${i}`])], [`burn_${i}`]);
+  const scalar = g.node('ReduceMax', [x], ['burn_max'], { axes: [1, 2], keepdims: 0 }); // [B]
+  g.initializer('burn_axis', 'int64', [1], BigInt64Array.from([1n]));
+  return g.node('Mul', [g.node('Unsqueeze', [scalar, 'burn_axis'], ['burn_column']), 'burn_zero'], ['burn_nothing']); // [B, 1]
 }
 
 /** The shape of bert-base-uncased's tokenizer.json (tokenizers 0.13+), with a small vocabulary. */
