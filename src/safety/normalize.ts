@@ -45,8 +45,11 @@ export function tokenize(prompt: string, isTerm: (word: string) => boolean = () 
   const text = prompt.normalize('NFKC').normalize('NFKD').toLowerCase();
   const tokens: string[] = [];
   let word = '';
+  // How many masked-letter guesses ("f*ck") this prompt may still try: a fixed budget keeps the
+  // whole pass linear however many masked words a prompt has.
+  const budget = { guesses: MASK_BUDGET };
   const flush = () => {
-    if (word !== '') tokens.push(...readWord(word, isTerm));
+    if (word !== '') tokens.push(...readWord(word, isTerm, budget));
     word = '';
   };
   for (const ch of text) {
@@ -66,12 +69,16 @@ export function tokenize(prompt: string, isTerm: (word: string) => boolean = () 
 }
 
 /** One whitespace-delimited word → its tokens. */
-function readWord(raw: string, isTerm: (word: string) => boolean): string[] {
+function readWord(raw: string, isTerm: (word: string) => boolean, budget = { guesses: MASK_BUDGET }): string[] {
   const hasLetter = LETTER.test(raw);
   const chars = [...raw];
   // Pieces split at punctuation, after reading digits and symbols as letters inside lettered words.
   const pieces: string[] = [];
   let piece = '';
+  const push = () => {
+    if (piece) pieces.push(...unmask(piece, isTerm, budget));
+    piece = '';
+  };
   for (let i = 0; i < chars.length; i++) {
     const ch = chars[i]!;
     const leet = hasLetter ? LEET[ch] : undefined;
@@ -80,18 +87,52 @@ function readWord(raw: string, isTerm: (word: string) => boolean): string[] {
     const symbolOk = leet !== undefined && (/[0-9]/.test(ch) || isWordChar(chars[i + 1]) || (piece !== '' && isWordChar(chars[i + 1])));
     if (leet !== undefined && symbolOk) piece += leet;
     else if (LETTER.test(ch) || /[0-9]/.test(ch)) piece += ch;
-    else {
-      if (piece) pieces.push(piece);
-      piece = '';
-    }
+    // An asterisk after a letter and before a letter (or another asterisk) masks a letter: "f*ck".
+    else if (ch === MASK && piece !== '' && (isWordChar(chars[i + 1]) || chars[i + 1] === MASK)) piece += MASK;
+    else push();
   }
-  if (piece) pieces.push(piece);
+  push();
   if (pieces.length > 1) {
     const joined = pieces.join('');
     // "k.i.l.l": every piece one letter → one word; "ki-ll": read joined when that is a known term.
     if (pieces.every((p) => p.length === 1) || isTerm(squeeze(joined))) return [squeeze(joined)];
   }
   return pieces.map(squeeze);
+}
+
+const MASK = '*';
+/** At most this many masked letters in one word are guessed ("f**k"); 26² spellings at most. */
+const MAX_MASKED = 2;
+/** Spellings tried per prompt, all masked words together. */
+const MASK_BUDGET = 20_000;
+const ALPHABET = 'aeiouybcdfghjklmnpqrstvwxz';
+
+/**
+ * A piece with masked letters ("f*ck", "motherf**ker", "tr*nnies") reads as the first spelling,
+ * each asterisk one letter, that is a known term; failing that, the asterisks split it like any
+ * other punctuation. Trailing asterisks are punctuation ("bold**").
+ */
+function unmask(piece: string, isTerm: (word: string) => boolean, budget: { guesses: number }): string[] {
+  let end = piece.length;
+  while (end > 0 && piece[end - 1] === MASK) end--;
+  const word = piece.slice(0, end);
+  if (!word.includes(MASK)) return word ? [word] : [];
+  const masked = [...word].filter((c) => c === MASK).length;
+  if (masked <= MAX_MASKED && budget.guesses >= ALPHABET.length ** masked) {
+    budget.guesses -= ALPHABET.length ** masked;
+    const guess = (prefix: string, rest: string): string | undefined => {
+      const at = rest.indexOf(MASK);
+      if (at < 0) return isTerm(squeeze(prefix + rest)) ? prefix + rest : undefined;
+      for (const letter of ALPHABET) {
+        const found = guess(prefix + rest.slice(0, at) + letter, rest.slice(at + 1));
+        if (found !== undefined) return found;
+      }
+      return undefined;
+    };
+    const found = guess('', word);
+    if (found !== undefined) return [found];
+  }
+  return word.split(MASK).filter((p) => p !== '');
 }
 
 function isWordChar(ch: string | undefined): boolean {
