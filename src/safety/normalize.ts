@@ -105,7 +105,8 @@ const MASK = '*';
 const MAX_MASKED = 2;
 /** Spellings tried per prompt, all masked words together. */
 const MASK_BUDGET = 20_000;
-const ALPHABET = 'aeiouybcdfghjklmnpqrstvwxz';
+// Vowels first, most often masked ones first ("f*ck", "sh*t", "b*tch", "d*mn"), so the usual reading is found first.
+const ALPHABET = 'uiaoeybcdfghjklmnpqrstvwxz';
 
 /**
  * A piece with masked letters ("f*ck", "motherf**ker", "tr*nnies") reads as the first spelling,
