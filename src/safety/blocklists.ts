@@ -30,7 +30,10 @@ interface Entries {
   terms: Set<string>;
   /** Single-word terms, so "b.a.d-w.o.r.d" style spellings read joined. */
   words: Set<string>;
-  patterns: RE2JS[];
+  /** Each pattern's source, checked one by one so an error names the bad one. */
+  patterns: string[];
+  /** All patterns as one alternation: one linear pass over the text instead of one per pattern. */
+  combined: RE2JS | null;
 }
 
 interface List {
@@ -90,7 +93,7 @@ export class Blocklists {
     // Patterns see the prompt as written (folded to NFKC) and as read, so "b@d" meets /bad/.
     const texts = [prompt.normalize('NFKC'), tokens.join(' ')];
     const hits = (entries: Entries) =>
-      phrases.some((p) => entries.terms.has(p)) || entries.patterns.some((p) => texts.some((t) => p.matcher(t).find()));
+      phrases.some((p) => entries.terms.has(p)) || (entries.combined !== null && texts.some((t) => entries.combined!.matcher(t).find()));
     return lists.filter((l) => hits(l.inline) || hits(l.fromFile)).map((l) => ({ id: l.id, filtered: true }));
   }
 
@@ -147,18 +150,23 @@ export function parseBlocklistFile(id: string, file: string, text: string): Entr
     if (line.length > 1 && line.startsWith('/') && line.endsWith('/')) addPattern(entries, where, line.slice(1, -1));
     else addTerm(entries, where, line);
   });
-  return entries;
+  return combine(entries);
 }
 
 function compile(id: string, terms: readonly string[], patterns: readonly string[]): Entries {
   const entries = emptyEntries();
   for (const term of terms) addTerm(entries, `"${id}"`, term);
   for (const pattern of patterns) addPattern(entries, `"${id}"`, pattern);
+  return combine(entries);
+}
+
+function combine(entries: Entries): Entries {
+  if (entries.patterns.length > 0) entries.combined = RE2JS.compile(entries.patterns.map((p) => `(?:${p})`).join('|'), RE2JS.CASE_INSENSITIVE);
   return entries;
 }
 
 function emptyEntries(): Entries {
-  return { terms: new Set(), words: new Set(), patterns: [] };
+  return { terms: new Set(), words: new Set(), patterns: [], combined: null };
 }
 
 function addTerm(entries: Entries, where: string, term: string): void {
@@ -171,7 +179,8 @@ function addTerm(entries: Entries, where: string, term: string): void {
 
 function addPattern(entries: Entries, where: string, pattern: string): void {
   try {
-    entries.patterns.push(RE2JS.compile(pattern, RE2JS.CASE_INSENSITIVE));
+    RE2JS.compile(pattern, RE2JS.CASE_INSENSITIVE);
+    entries.patterns.push(pattern);
   } catch (error) {
     throw new BlocklistError(where, `pattern /${pattern}/ is not a valid RE2 expression (${(error as Error).message})`);
   }
