@@ -1,8 +1,10 @@
 /**
  * Prompt text → lowercase word tokens, seeing through the usual evasions: Unicode look-alikes,
  * letter substitutions (0→o, 4→a, @→a, $→s …), punctuation or spaces inside a word ("k.i.l.l",
- * "k i l l"), stretched letters ("kiiill") and mixed case. Every step is one pass over the text
- * with no backtracking regular expression, so the cost is linear in the prompt's length.
+ * "k i l l"), masked letters ("f*ck", "tr*nnies": one or two asterisks inside a word are tried as
+ * letters, vowels first, until the word reads as a known term), stretched letters ("kiiill") and
+ * mixed case. Every step is one pass over the text with no backtracking regular expression, and
+ * masked-letter guesses have a fixed budget per prompt, so the cost is linear in the prompt's length.
  *
  * The look-alike table is written by hand rather than taken from `unhomoglyph` or `confusables`
  * (both on npm): those fold to Unicode's confusable *skeletons* (digit 1 and capital I both become
