@@ -47,7 +47,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   // First, so a bad blocklist stops the start before anything is held.
   const safety = createSafety(config, log, options);
   mkdirSync(config.dataDir, { recursive: true });
-  const lock = DataDirLock.acquire(config.dataDir);
+  let lock: DataDirLock;
+  try {
+    lock = DataDirLock.acquire(config.dataDir);
+  } catch (error) {
+    await safety.close(); // its file watchers and classifier threads would keep the process alive
+    throw error;
+  }
   const apiKeys = resolveApiKeys(config.apiKeys, config.dataDir);
   const store = new SqliteOperationStore(join(config.dataDir, 'easel.db'));
   const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
