@@ -4,6 +4,9 @@
  */
 
 export type Severity = 'safe' | 'low' | 'medium' | 'high';
+/** Severities from least to most severe. */
+export const SEVERITIES: readonly Severity[] = ['safe', 'low', 'medium', 'high'];
+export const severityRank = (s: Severity): number => SEVERITIES.indexOf(s);
 export const HARM_CATEGORIES = ['hate', 'sexual', 'violence', 'self_harm'] as const;
 export type HarmCategory = (typeof HARM_CATEGORIES)[number];
 

@@ -1,4 +1,4 @@
-import type { HarmCategory, Severity } from '../contract/annotations.ts';
+import { SEVERITIES, severityRank, type HarmCategory, type Severity } from '../contract/annotations.ts';
 
 /**
  * What one prompt classifier found. Categories it does not judge are left out (the combined
@@ -30,8 +30,6 @@ export interface PromptClassifier {
 /** What happens to a prompt when a classifier fails or times out. */
 export type ClassifierFailurePolicy = 'block' | 'allow';
 
-const LEVELS: readonly Severity[] = ['safe', 'low', 'medium', 'high'];
-
 /** Probability (0–1) of a harm label → severity, at the operator's cut points. */
 export interface SeverityCutPoints {
   low: number;
@@ -50,7 +48,7 @@ export function severityFromProbability(p: number, cuts: SeverityCutPoints = DEF
 }
 
 export function higherSeverity(a: Severity | undefined, b: Severity | undefined): Severity {
-  return LEVELS[Math.max(LEVELS.indexOf(a ?? 'safe'), LEVELS.indexOf(b ?? 'safe'))]!;
+  return SEVERITIES[Math.max(severityRank(a ?? 'safe'), severityRank(b ?? 'safe'))]!;
 }
 
 /**

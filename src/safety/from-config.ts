@@ -40,27 +40,25 @@ export function createSafety(config: Config, log: FastifyBaseLogger, overrides: 
   );
   const blocklists = new Blocklists(config.safety.blocklists, log);
   blocklists.watch();
-  const classifiers = config.safety.classifiers.map((c) => ({ classifier: createClassifier(c, config), timeoutMs: c.timeoutMs, onFailure: c.onFailure }));
+  const classifiers = config.safety.classifiers.map((settings) => ({ classifier: createClassifier(settings, config), timeoutMs: settings.timeoutMs, onFailure: settings.onFailure }));
   const states = new Map<string, ClassifierState>();
-  for (const [i, { classifier }] of classifiers.entries()) {
-    const settings = config.safety.classifiers[i]!;
-    if (!classifier.load) {
-      states.set(classifier.id, { kind: settings.kind, status: 'ready' });
-      continue;
-    }
-    states.set(classifier.id, { kind: settings.kind, status: 'loading' });
+  config.safety.classifiers.forEach((settings, i) => {
+    const { classifier } = classifiers[i]!;
+    const state = (status: ClassifierState['status'], reason?: string) =>
+      states.set(settings.id, { kind: settings.kind, status, ...(reason === undefined ? {} : { reason }) });
+    if (!classifier.load) return void state('ready');
+    state('loading');
     classifier.load().then(
       () => {
-        states.set(classifier.id, { kind: settings.kind, status: 'ready' });
-        log.info({ classifier: classifier.id }, 'prompt classifier loaded');
+        state('ready');
+        log.info({ classifier: settings.id }, 'prompt classifier loaded');
       },
       (error: Error) => {
-        const reason = settings.kind === 'onnx' ? error.message.replaceAll(settings.folder, basename(settings.folder)) : error.message;
-        states.set(classifier.id, { kind: settings.kind, status: 'unavailable', reason });
-        log.error({ classifier: classifier.id, err: error.message }, 'prompt classifier failed to load; its failure policy applies to every prompt');
+        state('unavailable', settings.kind === 'onnx' ? error.message.replaceAll(settings.folder, basename(settings.folder)) : error.message);
+        log.error({ classifier: settings.id, err: error.message }, 'prompt classifier failed to load; its failure policy applies to every prompt');
       },
     );
-  }
+  });
   const imageFilter =
     overrides.imageFilter ??
     (config.safety.imageClassifier === 'nsfwjs'

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { HARM_CATEGORIES, type HarmCategory, type Severity } from '../contract/annotations.ts';
+import { HARM_CATEGORIES, SEVERITIES, severityRank, type HarmCategory, type Severity } from '../contract/annotations.ts';
 import { tokenize } from './normalize.ts';
 
 /**
@@ -44,8 +44,6 @@ export interface Scores {
   jailbreak: boolean;
 }
 
-const LEVELS: Severity[] = ['safe', 'low', 'medium', 'high'];
-export const severityRank = (s: Severity): number => LEVELS.indexOf(s);
 
 /** Longest phrase looked for, in words; matching is O(prompt words × this). */
 const MAX_PHRASE = 8;
@@ -130,7 +128,7 @@ export class Lexicon {
       });
       rank[rule.category] = Math.max(rank[rule.category], level);
     }
-    const severities = Object.fromEntries(HARM_CATEGORIES.map((c) => [c, LEVELS[rank[c]]!])) as Record<HarmCategory, Severity>;
+    const severities = Object.fromEntries(HARM_CATEGORIES.map((c) => [c, SEVERITIES[rank[c]]!])) as Record<HarmCategory, Severity>;
     return { severities, profanity: rank.profanity > 0, jailbreak: rank.jailbreak > 0 };
   }
 

@@ -1,4 +1,4 @@
-import { HARM_CATEGORIES, type HarmCategory, type Severity } from '../contract/annotations.ts';
+import { HARM_CATEGORIES, severityRank, type HarmCategory, type Severity } from '../contract/annotations.ts';
 
 /** The lowest severity that blocks: Azure's default blocks medium and high. */
 export type Threshold = Exclude<Severity, 'safe'>;
@@ -11,8 +11,6 @@ export const CATEGORY_LEVELS: readonly CategoryLevel[] = [...THRESHOLDS, 'off'];
 /** One threshold for every category, or one per category (categories left out take the fallback). */
 export type ThresholdSetting = Threshold | Partial<Record<HarmCategory, CategoryLevel>>;
 export type Thresholds = Record<HarmCategory, CategoryLevel>;
-
-const LEVELS: Severity[] = ['safe', 'low', 'medium', 'high'];
 
 /** What a deployment may set for itself; anything left out takes the service-wide setting. */
 export interface DeploymentSafety {
@@ -64,5 +62,5 @@ function pick(setting: ThresholdSetting | undefined, category: HarmCategory): Ca
 }
 
 export function blocksAt(level: CategoryLevel, severity: Severity): boolean {
-  return level !== 'off' && severity !== 'safe' && LEVELS.indexOf(severity) >= LEVELS.indexOf(level);
+  return level !== 'off' && severity !== 'safe' && severityRank(severity) >= severityRank(level);
 }
