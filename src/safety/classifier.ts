@@ -38,6 +38,11 @@ export interface SeverityCutPoints {
 }
 export const DEFAULT_CUT_POINTS: SeverityCutPoints = { low: 0.3, medium: 0.5, high: 0.8 };
 
+/** Numbers with 0 ≤ low ≤ medium ≤ high ≤ 1. */
+export function validCutPoints({ low, medium, high }: SeverityCutPoints): boolean {
+  return [low, medium, high].every((c) => typeof c === 'number') && 0 <= low && low <= medium && medium <= high && high <= 1;
+}
+
 /** Throws on a value that is not a probability, so a broken classifier meets the failure policy. */
 export function severityFromProbability(p: number, cuts: SeverityCutPoints = DEFAULT_CUT_POINTS): Severity {
   if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new Error(`classifier score ${String(p)} is not a probability`);

@@ -12,6 +12,7 @@ import {
   DEFAULT_CUT_POINTS,
   higherSeverity,
   severityFromProbability,
+  validCutPoints,
   type ClassifierScores,
   type PromptClassifier,
   type SeverityCutPoints,
@@ -70,8 +71,7 @@ export class HttpModerationClassifier implements PromptClassifier {
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw this.#error(`url ${JSON.stringify(options.url)} must use http: or https:, not ${parsed.protocol}`);
     }
-    const { low, medium, high } = this.#cuts;
-    if (![low, medium, high].every((c) => typeof c === 'number' && c >= 0 && c <= 1) || !(low <= medium && medium <= high)) {
+    if (!validCutPoints(this.#cuts)) {
       throw this.#error(`cutPoints ${JSON.stringify(this.#cuts)} must be numbers in [0, 1] with low ≤ medium ≤ high`);
     }
     this.#url = options.kind === 'azure-content-safety' ? azureAnalyzeUrl(options.url) : options.url;

@@ -10,7 +10,7 @@
 // dies fails only the prompts it held and the next prompt starts a new one.
 import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from '../../runtime/ts-worker.ts';
-import { DEFAULT_CUT_POINTS, type ClassifierScores, type PromptClassifier, type SeverityCutPoints } from '../classifier.ts';
+import { DEFAULT_CUT_POINTS, validCutPoints, type ClassifierScores, type PromptClassifier, type SeverityCutPoints } from '../classifier.ts';
 import { DEFAULT_MAX_WINDOWS, folderError, mergeScores, scoresOfLogits, widthMessage, type LabelTarget } from './onnx-text-labels.ts';
 import { inspectFolder } from './onnx-text-folder.ts';
 import type { FromTextWorker, TextModelContract, TextModelOptions, TextModelPlan, ToTextWorker } from './onnx-text-protocol.ts';
@@ -87,8 +87,7 @@ export class OnnxTextClassifier implements PromptClassifier {
   constructor(options: OnnxTextClassifierOptions) {
     this.id = options.id;
     this.#cuts = options.cutPoints ?? DEFAULT_CUT_POINTS;
-    const { low, medium, high } = this.#cuts;
-    if (!(low >= 0 && low <= medium && medium <= high && high <= 1)) {
+    if (!validCutPoints(this.#cuts)) {
       throw new Error(`text classifier "${this.id}": cutPoints must satisfy 0 ≤ low ≤ medium ≤ high ≤ 1`);
     }
     if (options.maxTokens !== undefined && !(Number.isSafeInteger(options.maxTokens) && options.maxTokens >= 2)) {
