@@ -4,18 +4,24 @@
 // Splits: `tuning` and `held-out` (eval/safety/prompts.jsonl, written with the term lists; tuned on
 // tuning only), `independent` (eval/safety/independent.jsonl, written without seeing the lists;
 // first measured untouched, then used for tuning), `final-held-out` (eval/safety/final-held-out.jsonl,
-// written without seeing the lists or the other sets, never used for tuning).
+// written without seeing the lists or the other sets, never used for tuning), and `senses-tuning` /
+// `senses-held-out` (eval/safety/benign-senses.jsonl: benign prompts whose words name harm in another
+// sense — drinks, sports, photography, cooking, games, history, art…; written without seeing the
+// innocent-context families, split 2:1 by family before any tuning; only senses-tuning is tuned on).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HARM_CATEGORIES, type HarmCategory } from '../src/contract/annotations.ts';
 import { SafetyPolicy, SafetyPromptFilter } from '../src/safety/index.ts';
 
 export interface LabelledPrompt {
-  split: 'tuning' | 'held-out' | 'independent' | 'final-held-out';
+  split: (typeof SPLITS)[number];
   label: HarmCategory | 'profanity' | 'jailbreak' | 'benign';
   severity: 'low' | 'medium' | 'high' | null;
   prompt: string;
+  /** The kind of innocent context a benign prompt was written for (benign-senses.jsonl only). */
+  family?: string;
 }
+const SPLITS = ['tuning', 'held-out', 'independent', 'final-held-out', 'senses-tuning', 'senses-held-out'] as const;
 interface Rate {
   n: number;
   hits: number;
@@ -23,7 +29,7 @@ interface Rate {
   misses: string[];
 }
 
-const EVAL_FILES = ['prompts.jsonl', 'independent.jsonl', 'final-held-out.jsonl'].map((f) => fileURLToPath(new URL(`../eval/safety/${f}`, import.meta.url)));
+const EVAL_FILES = ['prompts.jsonl', 'independent.jsonl', 'final-held-out.jsonl', 'benign-senses.jsonl'].map((f) => fileURLToPath(new URL(`../eval/safety/${f}`, import.meta.url)));
 
 /** Every labelled prompt of every file. */
 export function loadEvalSet(paths = EVAL_FILES): LabelledPrompt[] {
@@ -34,7 +40,6 @@ export function loadEvalSet(paths = EVAL_FILES): LabelledPrompt[] {
       .map((l) => JSON.parse(l) as LabelledPrompt),
   );
 }
-const SPLITS = ['tuning', 'held-out', 'independent', 'final-held-out'] as const;
 
 /** Figures for one split: recall per category (medium and high prompts blocked in that category). */
 export async function evaluate(prompts: LabelledPrompt[]) {
