@@ -128,7 +128,9 @@ function showItems(body, d, prompt, extra = {}) {
   for (const item of body.data ?? []) {
     const src = imageSource(item, body.output_format);
     if (!src) {
-      addProblemCard({ deployment: d.name, prompt, error: item.error ?? { code: '', message: 'The server returned no image for this item.' } });
+      const error = item.error ?? { code: '', message: 'The server returned no image for this item.' };
+      // The item's own annotations, where an answer puts them beside the error rather than in it.
+      addProblemCard({ deployment: d.name, prompt, error: item.content_filter_results ? { content_filter_results: item.content_filter_results, ...error } : error });
       continue;
     }
     addToGallery(
