@@ -27,7 +27,7 @@ function kindOf(method: string, url: string): Kind {
   if (url.startsWith('/files/images/')) return 'file';
   if (url === '/healthz' || url === '/readyz') return url.slice(1) as Kind;
   if (url === '/openapi.json') return 'openapi';
-  if (url === '/' || url.startsWith('/playground/')) return 'playground';
+  if (url === '/' || url === '/favicon.ico' || url.startsWith('/playground/')) return 'playground';
   return 'other';
 }
 
@@ -133,7 +133,7 @@ const SUMMARIES: Record<Kind, string> = {
   healthz: 'Liveness',
   readyz: 'Readiness, with each deployment state',
   openapi: 'This document',
-  playground: 'The playground page, its files, and its config (deployments and FAMILIES parameter tables)',
+  playground: 'The playground page, its files and icon, and its config (deployments and FAMILIES parameter tables)',
   other: '',
 };
 
@@ -194,7 +194,7 @@ function successResponses(kind: Kind): Record<string, unknown> {
     case 'openapi':
       return { 200: { description: 'This OpenAPI document.', content: json({ type: 'object' }) } };
     case 'playground':
-      return { 200: { description: 'An HTML page, a script or stylesheet, or the JSON config.' } };
+      return { 200: { description: 'An HTML page, a script or stylesheet, an icon, or the JSON config.' } };
     case 'other':
       return { 200: { description: 'OK.' } };
   }

@@ -48,5 +48,6 @@ export const ROUTES: RouteDef[] = [
   { method: 'GET', url: '/', apiVersion: null, auth: false, handler: playground.page },
   { method: 'GET', url: '/playground/config.json', apiVersion: null, auth: false, handler: playground.config },
   { method: 'GET', url: '/playground/:file', apiVersion: null, auth: false, handler: playground.asset },
+  { method: 'GET', url: '/favicon.ico', apiVersion: null, auth: false, handler: playground.favicon },
   { method: 'GET', url: '/openapi.json', apiVersion: null, auth: false, handler: async (_q, r) => (await import('./openapi.ts')).serveOpenApi(r, ROUTES) },
 ];

@@ -7,6 +7,7 @@ import { apiVersionHook } from './api-version.ts';
 import { authHook } from './auth.ts';
 import { sendApiError, toApiError } from './errors.ts';
 import { ROUTES } from './routes.ts';
+import { securityHeaders } from './security-headers.ts';
 import type { Services } from './services.ts';
 
 export interface ServerOptions {
@@ -69,6 +70,9 @@ export async function buildServer(services: Services, options: ServerOptions): P
     const clientId = request.headers['x-ms-client-request-id'];
     if (typeof clientId === 'string') reply.header('x-ms-client-request-id', clientId);
   });
+
+  // nosniff on every answer; the playground's page a strict CSP (security-headers.ts says why by hand).
+  app.addHook('onRequest', securityHeaders(services.config.publicUrl));
 
   // Every answer is counted, 404s and errors included (GET /metrics).
   app.addHook('onResponse', services.metrics.onResponse);

@@ -1,72 +1,26 @@
-// The playground page at GET / in headless Chromium (Debian's /usr/bin/chromium, driven by
-// playwright-core) against a real server with the placeholder engine.
+// The playground page at GET / in headless Chromium against a real server with the placeholder
+// engine: the three generation flows, editing with a painted mask, keys, small screens.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import type { ImageRequest } from '../../src/contract/request.ts';
-import type { EngineOutput, EngineRunContext } from '../../src/engines/engine.ts';
-import { PlaceholderEngine } from '../../src/engines/placeholder/index.ts';
+import { mkdirSync } from 'node:fs';
+import { describe, test } from 'node:test';
 import { solidPng, TEST_KEY } from '../helpers/app.ts';
-import { startListening } from '../e2e/helpers.ts';
-
-/** The placeholder engine, keeping every request it ran: what reached the server from the page. */
-class RecordingEngine extends PlaceholderEngine {
-  readonly requests: ImageRequest[] = [];
-  override async run(request: ImageRequest, context?: EngineRunContext): Promise<EngineOutput> {
-    this.requests.push(request);
-    return super.run(request, context);
-  }
-}
-
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium fonts-dejavu-core) to run the browser tests`;
-const ARTIFACTS = 'test-artifacts';
+import { ARTIFACTS, playgroundHarness, SKIP } from './harness.ts';
 
 describe('playground page', { skip: SKIP }, () => {
-  let server: Awaited<ReturnType<typeof startListening>>;
-  let browser: Browser;
-  const engine = new RecordingEngine();
-
-  before(async () => {
-    server = await startListening({ env: { EASEL_BLOCKLIST: 'forbiddenword' }, engine });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // CI runs as root; the rest keeps Chromium off the (closed) network.
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.app.dispose();
-  });
-
-  /** A fresh page on the playground with `key` saved, ready to use. */
-  async function open(options: { key?: string; viewport?: { width: number; height: number } } = {}): Promise<Page> {
-    const context = await browser.newContext({ viewport: options.viewport ?? { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    page.on('pageerror', (error) => assert.fail(`page error: ${error.message}`));
-    await page.goto(`${server.base}/`);
-    await page.waitForSelector('body[data-ready=true]');
-    await page.fill('#api-key', options.key ?? TEST_KEY);
-    await page.click('#key-form button[type=submit]');
-    return page;
-  }
+  const pg = playgroundHarness();
+  const { open, done, engine } = pg;
 
   test('GET / serves the page and /playground/config.json lists the deployments with FAMILIES tables', async () => {
-    const html = await fetch(`${server.base}/`);
+    const html = await fetch(`${pg.base}/`);
     assert.equal(html.status, 200);
     assert.match(html.headers.get('content-type') ?? '', /^text\/html/);
-    const config = await (await fetch(`${server.base}/playground/config.json`)).json();
+    const config = await (await fetch(`${pg.base}/playground/config.json`)).json();
     assert.deepEqual(
       config.deployments.map((d: { name: string; family: string; status: string }) => [d.name, d.family, d.status]),
       [['dall-e-2', 'dall-e-2', 'ready'], ['dall-e-3', 'dall-e-3', 'ready'], ['gpt-image-1', 'gpt-image-1', 'ready']],
     );
     assert.deepEqual(config.families['dall-e-3'].generation.size.values, ['1024x1024', '1792x1024', '1024x1792']);
-    assert.equal((await fetch(`${server.base}/playground/..%2Fhandlers%2Fplayground.ts`)).status, 404);
+    assert.equal((await fetch(`${pg.base}/playground/..%2Fhandlers%2Fplayground.ts`)).status, 404);
   });
 
   test('dall-e-3: the size select offers the family sizes, and a generation shows the image and revised prompt', async () => {
@@ -85,7 +39,7 @@ describe('playground page', { skip: SKIP }, () => {
     assert.match(src ?? '', /\/files\/images\//);
     assert.equal(await card.locator('img').evaluate((img) => (img as HTMLImageElement).decode().then(() => (img as HTMLImageElement).naturalWidth)), 1024);
     assert.equal(await card.locator('a[download]').getAttribute('href'), src);
-    await page.context().close();
+    await done(page);
   });
 
   test('gpt-image-1 streams: partial images appear before the final image', async () => {
@@ -112,7 +66,7 @@ describe('playground page', { skip: SKIP }, () => {
     assert.equal(seen[0], 'partial');
     assert.ok(seen.indexOf('final') > seen.indexOf('partial'), seen.join(','));
     assert.match(await card.locator('img').getAttribute('src') ?? '', /^blob:/);
-    await page.context().close();
+    await done(page);
   });
 
   test('edit: a mask painted with the mouse reaches the server with transparent pixels and the result appears', async () => {
@@ -141,7 +95,7 @@ describe('playground page', { skip: SKIP }, () => {
     assert.ok(transparent < (256 * 192) / 2, `${transparent} transparent pixels: more than the stroke`);
     const size = await card.locator('img').evaluate((img) => (img as HTMLImageElement).decode().then(() => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight]));
     assert.deepEqual(size, [256, 192]);
-    await page.context().close();
+    await done(page);
   });
 
   test('dall-e-2 uses :submit and polls the operation until the image appears', async () => {
@@ -155,7 +109,7 @@ describe('playground page', { skip: SKIP }, () => {
     await submit;
     await poll;
     await page.locator('#gallery .card[data-deployment=dall-e-2]').first().waitFor();
-    await page.context().close();
+    await done(page);
   });
 
   test('a wrong key shows a readable 401 message, and a blocked prompt shows the server message', async () => {
@@ -175,7 +129,7 @@ describe('playground page', { skip: SKIP }, () => {
     assert.equal(await page.locator('#error').getAttribute('data-code'), 'content_policy_violation');
     // Azure's error.message, not the JSON envelope.
     assert.doesNotMatch(await page.locator('#error').innerText(), /[{}"]/);
-    await page.context().close();
+    await done(page);
   });
 
   test('fits a 390 px wide phone screen without horizontal scrolling (screenshot in test-artifacts/)', async () => {
@@ -192,6 +146,33 @@ describe('playground page', { skip: SKIP }, () => {
     assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 390);
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTIFACTS}/playground.png`, fullPage: true });
-    await page.context().close();
+    await done(page);
+  });
+
+  test('a key typed but not saved is used by Generate, and kept for the next visit', async () => {
+    const page = await open({ save: false });
+    assert.equal(await page.inputValue('#deployment'), 'dall-e-3', 'the default deployment is dall-e-3, not the preview-only dall-e-2');
+    await page.fill('#prompt', 'a lighthouse at dawn');
+    await page.click('#submit');
+    const card = page.locator('#gallery .card[data-deployment=dall-e-3]').first();
+    await card.waitFor();
+    assert.equal(await page.locator('#error').isVisible(), false);
+    assert.equal(await card.locator('img').evaluate((img) => (img as HTMLImageElement).decode().then(() => (img as HTMLImageElement).naturalWidth)), 1024);
+    assert.equal(await page.evaluate(() => localStorage.getItem('easel.apiKey')), TEST_KEY);
+    assert.equal(await page.locator('#key-state').innerText(), 'saved in this browser');
+    await page.reload();
+    await page.waitForSelector('body[data-ready=true]');
+    assert.equal(await page.inputValue('#api-key'), TEST_KEY);
+    await done(page);
+  });
+
+  test('a key changed in the field replaces the saved one on the next request, without Save', async () => {
+    const page = await open({ key: 'not-the-key' });
+    await page.fill('#api-key', TEST_KEY);
+    await page.fill('#prompt', 'a lighthouse');
+    await page.click('#submit');
+    await page.locator('#gallery .card').first().waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem('easel.apiKey')), TEST_KEY);
+    await done(page);
   });
 });

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import sharp from 'sharp';
 import { errors } from '../../contract/errors.ts';
 import { FAMILIES } from '../../contract/families.ts';
 
@@ -21,7 +22,12 @@ const ASSETS: Readonly<Record<string, string>> = {
   'controls.js': 'text/javascript; charset=utf-8',
   'gallery.js': 'text/javascript; charset=utf-8',
   'mask.js': 'text/javascript; charset=utf-8',
+  'filters.js': 'text/javascript; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
 };
+
+/** The icon changes only with a new release: browsers may keep it a day without asking. */
+const ICON_CACHE = 'public, max-age=86400';
 
 /** The api-versions the page calls: edits need 2025-04-01-preview, `:submit` ended before 2023-12-01-preview. */
 export const PLAYGROUND_API_VERSIONS = { images: '2025-04-01-preview', submit: '2023-06-01-preview' } as const;
@@ -30,7 +36,24 @@ async function sendAsset(reply: FastifyReply, name: string) {
   const type = ASSETS[name];
   if (!type) throw errors.resourceNotFound();
   const body = await readFile(new URL(name, ASSETS_DIR));
-  return reply.header('content-type', type).header('cache-control', 'no-cache').send(body);
+  return reply.header('content-type', type).header('cache-control', type.startsWith('image/') ? ICON_CACHE : 'no-cache').send(body);
+}
+
+let faviconPng: Promise<Buffer> | null = null;
+
+/**
+ * GET /favicon.ico: what browsers ask for on any page of the server. The playground's SVG icon,
+ * rendered once to a 32×32 PNG (every browser takes a PNG there), so the repository holds no binary.
+ */
+export async function favicon(_request: FastifyRequest, reply: FastifyReply) {
+  faviconPng ??= readFile(new URL('favicon.svg', ASSETS_DIR)).then((svg) => sharp(svg, { density: 144 }).resize(32, 32).png().toBuffer());
+  try {
+    const png = await faviconPng;
+    return reply.header('content-type', 'image/png').header('cache-control', ICON_CACHE).send(png);
+  } catch (error) {
+    faviconPng = null; // try again on the next request rather than remember a failure
+    throw error;
+  }
 }
 
 /** GET / */

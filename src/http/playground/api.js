@@ -6,40 +6,58 @@ const KEY_STORAGE = 'easel.apiKey';
 export const apiKey = {
   get: () => localStorage.getItem(KEY_STORAGE) ?? '',
   set: (value) => (value ? localStorage.setItem(KEY_STORAGE, value) : localStorage.removeItem(KEY_STORAGE)),
+  /**
+   * Where the key is typed. Each request reads it from there (and saves it), so a key that is
+   * visibly in the field is the one used, whether or not Save was pressed.
+   */
+  input: null,
+  /** The key to send: what the field holds (saved on the way), else the saved one. */
+  current() {
+    if (this.input) {
+      const typed = this.input.value.trim();
+      if (typed !== this.get()) this.set(typed);
+      return typed;
+    }
+    return this.get();
+  },
 };
 
 /** An error whose message is meant for people: Azure's `error.message`, or what went wrong. */
 export class ApiProblem extends Error {
-  constructor(message, { status = 0, code = '' } = {}) {
+  constructor(message, { status = 0, code = '', error = null } = {}) {
     super(message);
     this.status = status;
     this.code = code;
+    /** Azure's `error` object as the server sent it (its inner_error names the filter categories). */
+    this.error = error;
   }
 }
 
 /** Turn a failed response (Azure's envelope `{"error":{"code","message"}}`) into an ApiProblem. */
 export async function problemOf(response) {
   if (response.status === 401) {
-    return new ApiProblem('The server did not accept the API key (401). Enter a valid key at the top of the page and press Save.', {
+    return new ApiProblem('The server did not accept the API key (401). Enter a valid key at the top of the page.', {
       status: 401,
       code: '401',
     });
   }
   let message = `The server answered ${response.status} ${response.statusText}.`;
   let code = '';
+  let error = null;
   try {
     const body = await response.json();
     if (body?.error?.message) message = body.error.message;
     code = body?.error?.code ?? '';
+    error = body?.error ?? null;
   } catch {
     // not JSON: keep the status line
   }
   if (response.status === 429) message += ` Retry in ${response.headers.get('retry-after') ?? 'a few'} seconds.`;
-  return new ApiProblem(message, { status: response.status, code });
+  return new ApiProblem(message, { status: response.status, code, error });
 }
 
 function headers(extra = {}) {
-  const key = apiKey.get();
+  const key = apiKey.current();
   if (!key) throw new ApiProblem('Enter your API key at the top of the page first (npm start prints it; it is also in data/api-keys.json).');
   return { 'api-key': key, ...extra };
 }
@@ -98,7 +116,7 @@ function dispatch(block, onEvent) {
   if (data.length === 0) return;
   const payload = JSON.parse(data.join('\n'));
   if (name === 'error' || payload.type === 'error') {
-    throw new ApiProblem(payload.error?.message ?? 'The generation failed.', { code: payload.error?.code ?? '' });
+    throw new ApiProblem(payload.error?.message ?? 'The generation failed.', { code: payload.error?.code ?? '', error: payload.error ?? null });
   }
   onEvent(name, payload);
 }
@@ -125,7 +143,13 @@ export async function pollOperation(submitted, onStatus) {
     onStatus(operation.status);
     if (operation.status === 'succeeded') return operation;
     if (operation.status === 'failed' || operation.status === 'canceled' || operation.status === 'deleted') {
-      throw new ApiProblem(operation.error?.message ?? `The operation ended: ${operation.status}.`, { code: operation.error?.code ?? '' });
+      const problem = new ApiProblem(operation.error?.message ?? `The operation ended: ${operation.status}.`, {
+        code: operation.error?.code ?? '',
+        error: operation.error ?? null,
+      });
+      // The whole operation failed (its prompt was refused, or the job failed), not one image.
+      problem.operation = true;
+      throw problem;
     }
     wait = Number(response.headers.get('retry-after') ?? 1);
   }

@@ -2,7 +2,8 @@
 // builds the form from it, and calls the Azure routes as a client would.
 import { apiKey, ApiProblem, pollOperation, postForm, postJson, readEvents } from './api.js';
 import { readControls, renderControls } from './controls.js';
-import { addToGallery, imageSource } from './gallery.js';
+import { categorySentence } from './filters.js';
+import { addProblemCard, addToGallery, imageSource } from './gallery.js';
 import { MaskPainter } from './mask.js';
 
 const $ = (id) => document.getElementById(id);
@@ -35,10 +36,16 @@ function showKeyState() {
   $('key-state').textContent = apiKey.get() ? 'saved in this browser' : 'no key yet';
 }
 $('api-key').value = apiKey.get();
-$('key-form').addEventListener('submit', (event) => {
-  event.preventDefault();
+// Requests read the key from the field (api.js), so Save is a convenience, not a required step.
+apiKey.input = $('api-key');
+function saveKey() {
   apiKey.set($('api-key').value.trim());
   showKeyState();
+}
+$('api-key').addEventListener('change', saveKey);
+$('key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  saveKey();
   showError('');
 });
 
@@ -48,10 +55,20 @@ function fillDeployments() {
   const previous = select.value;
   const usable = state.config.deployments.filter((d) => state.mode === 'generate' || family(d).edit);
   select.replaceChildren(...usable.map((d) => new Option(`${d.name} (${d.family})`, d.name)));
-  // Azure edits images only with gpt-image-1: prefer it when the previous choice cannot edit.
-  const preferred = usable.find((d) => d.name === previous) ?? (state.mode === 'edit' ? usable.find((d) => d.family === 'gpt-image-1') : undefined);
+  const preferred = usable.find((d) => d.name === previous) ?? defaultDeployment(usable);
   if (preferred) select.value = preferred.name;
   onDeployment();
+}
+
+/**
+ * The first choice: Azure edits images only with gpt-image-1; for generations dall-e-3, else the
+ * first ready deployment of a family Azure offers outside preview (DALL-E 2 only ever was a preview
+ * model there), so a first Generate uses the synchronous flow most clients use.
+ */
+function defaultDeployment(usable) {
+  const ready = usable.filter((d) => d.status === 'ready');
+  if (state.mode === 'edit') return ready.find((d) => d.family === 'gpt-image-1') ?? usable.find((d) => d.family === 'gpt-image-1');
+  return ready.find((d) => d.family === 'dall-e-3') ?? ready.find((d) => d.family !== 'dall-e-2') ?? ready[0] ?? usable[0];
 }
 
 function onDeployment() {
@@ -106,11 +123,19 @@ async function editFromGallery(src) {
 const url = (path, version) => `${path}?api-version=${encodeURIComponent(version)}`;
 const deploymentUrl = (d, op) => url(`/openai/deployments/${encodeURIComponent(d.name)}/images/${op}`, state.config.apiVersions.images);
 
+/** Gallery cards for the `data` items; an item without an image (`{"error": …}`) gets a card saying why. */
 function showItems(body, d, prompt, extra = {}) {
   for (const item of body.data ?? []) {
+    const src = imageSource(item, body.output_format);
+    if (!src) {
+      const error = item.error ?? { code: '', message: 'The server returned no image for this item.' };
+      // The item's own annotations, where an answer puts them beside the error rather than in it.
+      addProblemCard({ deployment: d.name, prompt, error: item.content_filter_results ? { content_filter_results: item.content_filter_results, ...error } : error });
+      continue;
+    }
     addToGallery(
       {
-        src: imageSource(item, body.output_format),
+        src,
         format: body.output_format ?? 'png',
         prompt,
         deployment: d.name,
@@ -144,6 +169,16 @@ async function streamed(response, d, prompt) {
   });
 }
 
+/** A DALL-E 2 operation's status in words. */
+const OPERATION_STATUS = {
+  notRunning: 'Queued: waiting for the server to start the operation…',
+  running: 'Running: the image is being generated…',
+  succeeded: 'Finished.',
+  failed: 'The operation failed.',
+  canceled: 'The operation was canceled.',
+  deleted: 'The operation was deleted.',
+};
+
 async function generate(d, prompt, params) {
   if (d.family === 'gpt-image-1') {
     const response = await postJson(deploymentUrl(d, 'generations'), { prompt, ...params, stream: true, partial_images: 2 });
@@ -152,14 +187,16 @@ async function generate(d, prompt, params) {
   if (d.family === 'dall-e-2') {
     // The asynchronous flow: no deployment in the URL, the server's dall-e-2 deployment serves it.
     const submitted = await postJson(url('/openai/images/generations:submit', state.config.apiVersions.submit), { prompt, ...params });
-    const operation = await pollOperation(submitted, (status) => setStatus(`Operation ${status}…`));
+    const operation = await pollOperation(submitted, (status) => setStatus(OPERATION_STATUS[status] ?? `Operation ${status}…`));
     return showItems(operation.result ?? {}, d, prompt);
   }
   showItems(await (await postJson(deploymentUrl(d, 'generations'), { prompt, ...params })).json(), d, prompt);
 }
 
+const NO_EDIT_IMAGE = 'Choose an image to edit first (upload one, or press Edit on a gallery image).';
+
 async function edit(d, prompt, params) {
-  if (!painter.loaded) throw new ApiProblem('Choose an image to edit first (upload one, or press Edit on a gallery image).');
+  if (!painter.loaded) throw new ApiProblem(NO_EDIT_IMAGE);
   const form = new FormData();
   form.append('prompt', prompt);
   for (const [name, value] of Object.entries(params)) form.append(name, String(value));
@@ -180,6 +217,7 @@ $('request-form').addEventListener('submit', async (event) => {
   const d = deployment();
   const prompt = $('prompt').value.trim();
   showError('');
+  if (state.mode === 'edit' && !painter.loaded) return showError(NO_EDIT_IMAGE);
   if (!prompt) return showError('Write a prompt first.');
   state.busy = true;
   $('submit').disabled = true;
@@ -192,14 +230,29 @@ $('request-form').addEventListener('submit', async (event) => {
     setStatus(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
   } catch (error) {
     setStatus('');
-    if (error instanceof ApiProblem) showError(error.message, error.code);
-    else showError(`Something went wrong: ${error.message}`);
+    showProblem(error, d, prompt);
   } finally {
+    showKeyState();
     state.busy = false;
     $('submit').disabled = false;
     $('live').hidden = true;
   }
 });
+
+/**
+ * A failed request in words. A generated image the content filter withheld (`contentFilter` on the
+ * synchronous routes and streams) becomes a gallery card; a refused prompt (content_policy_violation,
+ * or a DALL-E 2 operation that failed with contentFilter) an error naming the category.
+ */
+function showProblem(error, d, prompt) {
+  if (!(error instanceof ApiProblem)) return showError(`Something went wrong: ${error.message}`);
+  if (error.code === 'contentFilter' && !error.operation) {
+    addProblemCard({ deployment: d.name, prompt, error: error.error ?? { code: error.code, message: error.message } });
+    return setStatus('The content filter withheld the image.');
+  }
+  const categories = categorySentence(error.error);
+  showError(categories ? `${error.message} ${categories}` : error.message, error.code);
+}
 
 // ---- start -------------------------------------------------------------------------------------
 async function start() {

@@ -1,11 +1,18 @@
 // The results: one card per image with a download link, the revised prompt (DALL-E 3), the content
-// filter annotations as readable chips, and a button that takes the image into edit mode.
+// filter annotations as readable chips, and a button that takes the image into edit mode. An image
+// the content filter withheld (or an item that carries an error instead of an image) gets a card
+// that says so in words.
+import { filteredCategories } from './filters.js';
 
 const gallery = () => document.getElementById('gallery');
 
-/** `data` item → something an <img> shows: the signed URL, or the base64 bytes as a blob URL. */
+/**
+ * `data` item → something an <img> shows: the signed URL, or the base64 bytes as a blob URL; null
+ * for an item without an image (a DALL-E 2 item can be `{"error": …}`).
+ */
 export function imageSource(item, format = 'png') {
-  if (item.url) return item.url;
+  if (typeof item?.url === 'string' && item.url) return item.url;
+  if (typeof item?.b64_json !== 'string' || !item.b64_json) return null;
   const bytes = Uint8Array.from(atob(item.b64_json), (c) => c.charCodeAt(0));
   return URL.createObjectURL(new Blob([bytes], { type: `image/${format === 'jpeg' ? 'jpeg' : format}` }));
 }
@@ -38,11 +45,7 @@ function filterChips(title, results) {
  * contentFilter, promptFilter, partials }.
  */
 export function addToGallery(entry, onEdit) {
-  document.getElementById('gallery-empty').hidden = true;
-  const card = document.createElement('figure');
-  card.className = 'card';
-  card.style.margin = '0';
-  card.dataset.deployment = entry.deployment;
+  const card = newCard(entry.deployment);
   if (entry.partials !== undefined) card.dataset.partials = String(entry.partials);
 
   const img = document.createElement('img');
@@ -70,14 +73,80 @@ export function addToGallery(entry, onEdit) {
   if (entry.revisedPrompt) {
     const revised = document.createElement('p');
     revised.className = 'revised';
-    revised.innerHTML = '<strong>Revised prompt:</strong> ';
-    revised.append(document.createTextNode(entry.revisedPrompt));
+    const label = document.createElement('strong');
+    label.textContent = 'Revised prompt:';
+    revised.append(label, ` ${entry.revisedPrompt}`);
     caption.append(revised);
   }
   for (const chips of [filterChips('Prompt filter', entry.promptFilter), filterChips('Content filter', entry.contentFilter)]) {
     if (chips) caption.append(chips);
   }
   card.append(img, actions, caption);
+  gallery().prepend(card);
+  return card;
+}
+
+function newCard(deployment) {
+  document.getElementById('gallery-empty').hidden = true;
+  const card = document.createElement('figure');
+  card.className = 'card';
+  card.dataset.deployment = deployment;
+  return card;
+}
+
+/**
+ * A card in place of an image that did not come back: `entry`: { deployment, prompt, error } where
+ * `error` is Azure's error object (code `contentFilter` when the content filter withheld the image).
+ */
+export function addProblemCard(entry) {
+  const card = newCard(entry.deployment);
+  const filtered = entry.error?.code === 'contentFilter';
+  card.classList.add('problem');
+  if (filtered) card.dataset.filtered = 'true';
+  card.dataset.code = entry.error?.code ?? '';
+
+  const box = document.createElement('div');
+  box.className = 'withheld';
+  const title = document.createElement('strong');
+  title.textContent = filtered ? 'Image filtered' : 'No image';
+  const why = document.createElement('p');
+  why.textContent = filtered
+    ? 'The content filter withheld this image.'
+    : (entry.error?.message ?? 'The server returned no image for this item.');
+  box.append(title, why);
+  const categories = filteredCategories(entry.error);
+  if (categories.length > 0) {
+    const list = document.createElement('ul');
+    list.className = 'filters';
+    for (const category of categories) {
+      const li = document.createElement('li');
+      li.className = 'flagged';
+      li.textContent = category;
+      list.append(li);
+    }
+    box.append(list);
+  } else if (filtered) {
+    const none = document.createElement('p');
+    none.className = 'muted';
+    none.textContent = 'The answer did not say which category.';
+    box.append(none);
+  }
+
+  const caption = document.createElement('figcaption');
+  const meta = document.createElement('div');
+  meta.className = 'meta';
+  meta.textContent = entry.deployment;
+  const prompt = document.createElement('p');
+  prompt.className = 'revised';
+  prompt.textContent = entry.prompt;
+  caption.append(meta, prompt);
+  if (filtered && entry.error?.message) {
+    const message = document.createElement('p');
+    message.className = 'muted';
+    message.textContent = entry.error.message;
+    caption.append(message);
+  }
+  card.append(box, caption);
   gallery().prepend(card);
   return card;
 }

@@ -9,6 +9,8 @@ export class MaskPainter {
     this.toolInputs = toolInputs;
     this.painted = false;
     this.last = null;
+    /** Set by load(): an empty <canvas> is 300×150 by default, so its size says nothing. */
+    this.hasImage = false;
     maskCanvas.addEventListener('pointerdown', (event) => this.start(event));
     maskCanvas.addEventListener('pointermove', (event) => this.move(event));
     for (const name of ['pointerup', 'pointercancel', 'pointerleave']) maskCanvas.addEventListener(name, () => (this.last = null));
@@ -23,11 +25,12 @@ export class MaskPainter {
       canvas.height = height;
     }
     this.imageCanvas.getContext('2d').drawImage(source, 0, 0);
+    this.hasImage = width > 0 && height > 0;
     this.clear();
   }
 
   get loaded() {
-    return this.imageCanvas.width > 0 && this.imageCanvas.height > 0;
+    return this.hasImage;
   }
 
   clear() {
