@@ -88,6 +88,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     blobs,
     imageUrlTtlSeconds: config.imageUrlTtlSeconds,
     metrics,
+    log,
   });
   const operations = new Operations({ store, blobs, queue, ttlSeconds: config.imageUrlTtlSeconds, log });
   queue.process((data, context) =>
