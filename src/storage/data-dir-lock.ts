@@ -34,7 +34,9 @@ export class DataDirLock {
     } catch (error) {
       db.close();
       if ((error as { code?: string }).code === 'SQLITE_BUSY') {
-        throw new Error(`The data directory ${dataDir} is in use by another easel server. Stop it, or set EASEL_DATA_DIR.`);
+        const url = readServerUrl(dataDir);
+        const serving = url ? ` (it serves ${url})` : '';
+        throw new Error(`The data directory ${dataDir} is in use by another easel server${serving}. Stop it, or set EASEL_DATA_DIR.`);
       }
       throw error;
     }

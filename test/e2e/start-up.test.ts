@@ -76,6 +76,14 @@ describe('npm start', () => {
     assert.equal(answer.status, 200);
   });
 
+  it('a second server on the same data directory stops (exit 1) naming the address of the one that runs', async () => {
+    const dataDir = newDataDir();
+    const first = await start({ EASEL_DATA_DIR: dataDir });
+    const second = await serveUntilExit({ EASEL_DATA_DIR: dataDir, PORT: '0' });
+    assert.equal(second.code, 1, second.stderr);
+    assert.ok(second.stderr.includes(`The data directory ${dataDir} is in use by another easel server (it serves ${first.base}).`), second.stderr);
+  });
+
   it('a later start shows the playground URL and where the saved key is, not the key', async () => {
     const dataDir = newDataDir();
     const first = await start({ EASEL_DATA_DIR: dataDir });
