@@ -34,6 +34,8 @@ export function addPullCommand(program: Command, context: CliContext): void {
 Only the ONNX diffusers layout is downloaded (model_index.json, scheduler/, tokenizer*/, and model.onnx,
 external data and config.json of text_encoder*, unet, vae_decoder, vae_encoder); PyTorch weights are skipped.
 An interrupted pull (Ctrl-C, a dropped connection) keeps its partial files: run the same command to resume.
+Without network: copy a model folder in that layout into the models folder (EASEL_MODELS_DIR) and
+start with EASEL_MODEL=<folder name>, or set HF_ENDPOINT to a mirror of the hub.
 
 Environment:
   HF_ENDPOINT        the hub (default https://huggingface.co)

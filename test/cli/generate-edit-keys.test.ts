@@ -222,7 +222,7 @@ describe('usage', () => {
 
   it('generate, edit and keys have --help with their options', async () => {
     for (const [command, texts] of [
-      ['generate', ['Usage: easel generate [options] <prompt>', '--deployment <name>', '--size <WxH>', '--style <style>', '--server <url>', '--key <key>', 'EASEL_URL']],
+      ['generate', ['Usage: easel generate [options] <prompt>', '--deployment <name>', '--size <WxH>', '--style <style>', '--server <url>', '--key <key>', 'EASEL_URL', '--force']],
       ['edit', ['Usage: easel edit [options] <prompt>', '--image <file>', '--mask <file>', '--strength <number>']],
       ['keys', ['Usage: easel keys [options] [command]', 'show', 'rotate']],
     ] as const) {
