@@ -41,12 +41,13 @@ export async function openTransport(env: NodeJS.ProcessEnv, flags: TransportFlag
   const config = loadConfig(env);
   mkdirSync(config.dataDir, { recursive: true });
   const holder = DataDirLock.holder(config.dataDir);
-  if (holder?.url) return httpTransport(env, holder.url, flags.key, ` (the server running on ${config.dataDir})`);
+  if (holder?.url) return httpTransport(env, holder.url, flags.key, { whose: ` (the server running on ${config.dataDir})`, ownDataDir: true });
   if (holder) throw inUse(config);
   return inProcessTransport(env);
 }
 
-function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string | undefined, whose = ''): Transport {
+/** `ownDataDir`: the server is the one that holds the configured data directory, so its keys are this directory's whatever its address. */
+function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string | undefined, found: { whose: string; ownDataDir: boolean } = { whose: '', ownDataDir: false }): Transport {
   let base: URL;
   try {
     base = new URL(server.endsWith('/') ? server : `${server}/`);
@@ -54,14 +55,14 @@ function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string |
   } catch {
     throw new CliError(`--server (or EASEL_URL) must be an http(s) URL, got ${JSON.stringify(server)}`, EXIT.usage);
   }
-  const key = flagKey ?? env.EASEL_API_KEY ?? localKey(env, base);
+  const key = flagKey ?? env.EASEL_API_KEY ?? localKey(env, base, found.ownDataDir);
   if (!key) {
     throw new CliError(`no API key for ${base.origin}: pass --key or set EASEL_API_KEY`, EXIT.usage);
   }
   const unreachable = (error: unknown) =>
     new CliError(`cannot reach ${base.origin}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`);
   return {
-    where: `at ${base.origin}${whose}`,
+    where: `at ${base.origin}${found.whose}`,
     familyOf: (deployment) => familyOf(deployment),
     async post(path, headers, payload) {
       const response = await fetch(new URL(path.replace(/^\//, ''), base), {
@@ -89,8 +90,8 @@ function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string |
  * generated file. The first stored key is the one a server started before the last rotation still
  * accepts (rotation appends).
  */
-function localKey(env: NodeJS.ProcessEnv, base: URL): string | undefined {
-  if (!['localhost', '127.0.0.1', '[::1]'].includes(base.hostname)) return undefined;
+function localKey(env: NodeJS.ProcessEnv, base: URL, ownDataDir: boolean): string | undefined {
+  if (!ownDataDir && !['localhost', '127.0.0.1', '[::1]'].includes(base.hostname)) return undefined;
   const config = loadConfig(env);
   return config.apiKeys[0] ?? readStoredKeys(config.dataDir)?.[0];
 }
