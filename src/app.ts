@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import type { Config } from './config/index.ts';
-import { resolveApiKeys, type ApiKeys } from './config/keys.ts';
+import { resolveApiKeys, saveGeneratedKey, type ApiKeys } from './config/keys.ts';
 import { FAMILIES } from './contract/families.ts';
 import { createDeploymentEngines } from './engines/deployment-engines.ts';
 import type { Engine } from './engines/engine.ts';
@@ -26,6 +26,12 @@ export interface App {
   apiKeys: ApiKeys;
   /** Settles when every diffusion model has loaded or been marked unavailable. */
   modelsLoaded: Promise<void>;
+  /**
+   * Call once the server listens on `url` (a client's address of it): saves a newly generated key
+   * (only now, so a start that fails never keeps a key it did not show) and records the URL beside
+   * the data-directory lock, where `easel generate` finds the running server.
+   */
+  listening(url: string): void;
   /** Stop accepting, finish or abort running jobs, close the database. */
   close(): Promise<void>;
 }
@@ -82,6 +88,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     blobs,
     imageUrlTtlSeconds: config.imageUrlTtlSeconds,
     metrics,
+    log,
   });
   const operations = new Operations({ store, blobs, queue, ttlSeconds: config.imageUrlTtlSeconds, log });
   queue.process((data, context) =>
@@ -116,6 +123,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     services,
     apiKeys,
     modelsLoaded: engines.loaded,
+    listening(url) {
+      if (apiKeys.generated) saveGeneratedKey(config.dataDir, apiKeys.generated);
+      lock.recordUrl(url);
+    },
     async close() {
       await server.close();
       // Running generations get a few seconds to finish; DALL-E 2 operations cut short run again

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CliError, type CliContext } from './program.ts';
-import { saveImages } from './save-images.ts';
+import { checkOverwrite, outputPaths, saveImages } from './save-images.ts';
 import { API_VERSION, openTransport, type ApiAnswer, type Transport, type TransportFlags } from './transport.ts';
 import { showWaiting } from './waiting.ts';
 
@@ -16,6 +16,7 @@ interface ImageFlags extends TransportFlags {
   seed?: number;
   format?: string;
   out?: string;
+  force?: boolean;
   quiet?: boolean;
 }
 
@@ -33,10 +34,11 @@ interface EditFlags extends ImageFlags {
 type Params = Record<string, string | number>;
 
 const SERVER_HELP = `
-Without --server (or EASEL_URL) the request runs in this process on the configured data directory
-(EASEL_DATA_DIR, EASEL_CONFIG, EASEL_MODEL …), as a server would run it; only one process may own a data
-directory, so while a server runs on it, pass --server. With --server the key is --key, else EASEL_API_KEY,
-else (for a server on this machine) this data directory's key.`;
+Without --server (or EASEL_URL) the request goes to the easel server that runs on the configured data
+directory (EASEL_DATA_DIR, default ./data), found through the address it records there; when none runs,
+it runs in this process on that directory (EASEL_CONFIG, EASEL_MODEL …), as a server would run it.
+The key is --key, else EASEL_API_KEY, else (for a server on this machine) EASEL_API_KEYS or the data
+directory's key. Output files that exist are not replaced without --force.`;
 
 export function addGenerateCommand(program: Command, context: CliContext): void {
   const command = program
@@ -109,6 +111,7 @@ function imageOptions(command: Command, deployment: string): Command {
     .option('--seed <seed>', 'the same request with the same seed gives the same images (easel extension)', nonNegativeInt)
     .addOption(new Option('-f, --format <format>', 'output format (gpt-image-1)').choices(['png', 'jpeg', 'webp']))
     .option('-o, --out <dir-or-file>', 'directory for <prompt-slug>-<i>.<ext>, or a file name (.png, .jpg, .webp)', '.')
+    .option('--force', 'replace output files that exist (default: refuse, before anything is generated)')
     .option('--server <url>', 'a running easel (or Azure) endpoint, e.g. http://127.0.0.1:8080 (default: EASEL_URL, else in process)')
     .option('--key <key>', 'API key for --server (default: EASEL_API_KEY)')
     .option('-q, --quiet', 'no progress on stderr');
@@ -127,6 +130,9 @@ function commonParams(flags: ImageFlags): Params {
 type Encode = (fields: Params) => Promise<{ headers: Record<string, string>; payload: Buffer }>;
 
 async function runImageRequest(context: CliContext, operation: 'generation' | 'edit', flags: ImageFlags, params: Params, encode: Encode): Promise<void> {
+  // Before anything is generated (minutes on a real model): the files this request will most
+  // likely write. saveImages checks again with the formats the answer really has.
+  checkOverwrite(outputPaths(flags.n ?? 1, expectedFormat(flags.format), { out: flags.out ?? '.', prompt: String(params.prompt) }), flags.force);
   const transport = await openTransport(context.env, flags);
   const n = flags.n ?? 1;
   const verb = operation === 'edit' ? 'Editing' : 'Generating';
@@ -138,7 +144,8 @@ async function runImageRequest(context: CliContext, operation: 'generation' | 'e
     const images = await Promise.all(body.data.map((item) => imageBytes(transport, item)));
     outcome = 'done';
     waiting.stop(outcome);
-    const paths = await saveImages(images, { out: flags.out ?? '.', prompt: String(params.prompt), warn: (m) => context.stderr.write(`easel: ${m}\n`) });
+    const save = { out: flags.out ?? '.', prompt: String(params.prompt), force: flags.force, warn: (m: string) => context.stderr.write(`easel: ${m}\n`) };
+    const paths = await saveImages(images, save);
     context.stdout.write(paths.map((p) => `${p}\n`).join(''));
     const revised = body.data.find((item) => item.revised_prompt)?.revised_prompt;
     if (revised) context.stdout.write(`revised prompt: ${revised}\n`);
@@ -146,6 +153,10 @@ async function runImageRequest(context: CliContext, operation: 'generation' | 'e
     if (outcome !== 'done') waiting.stop(outcome);
     await transport.close();
   }
+}
+
+function expectedFormat(format: string | undefined): 'png' | 'jpeg' | 'webp' {
+  return format === 'jpeg' || format === 'webp' ? format : 'png';
 }
 
 interface ImagesBody {

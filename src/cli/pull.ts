@@ -3,11 +3,15 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.ts';
 import {
-  hubOptionsFromEnv, MODEL_ALIASES, pullModel, PullError, pullTinyAutoencoder, TINY_AUTOENCODER_REPOS, type ModelAlias, type PullResult, type TinyPullResult,
+  findAlias, hubOptionsFromEnv, MODEL_ALIASES, pullModel, PullError, pullTinyAutoencoder, TINY_AUTOENCODER_REPOS, type ModelAlias, type PullResult,
+  type TinyPullResult,
 } from '../models/index.ts';
 import { count, formatBytes, formatDuration } from './format.ts';
 import { CliError, EXIT, usageError, type CliContext } from './program.ts';
 import { pullReporter } from './progress.ts';
+
+/** owner/name, as the hub spells repository ids (a bare name is an alias or a mistake). */
+const REPO_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 interface PullFlags {
   revision?: string;
@@ -41,6 +45,8 @@ external data and config.json of text_encoder*, unet, vae_decoder, vae_encoder, 
 --tiny-autoencoder adds TAESD from its own repository (its vae_decoder/ and vae_encoder/ become the model
 folder's vae_tiny_decoder/ and vae_tiny_encoder/), for "autoencoder": "tiny" and real streamed previews.
 An interrupted pull (Ctrl-C, a dropped connection) keeps its partial files: run the same command to resume.
+Without network: copy a model folder in that layout into the models folder (EASEL_MODELS_DIR) and
+start with EASEL_MODEL=<folder name>, or set HF_ENDPOINT to a mirror of the hub.
 
 Environment:
   HF_ENDPOINT        the hub (default https://huggingface.co)
@@ -59,6 +65,13 @@ Examples:
         return;
       }
       if (!source) usageError(command, "missing argument 'repo-or-alias' (or use --list-aliases)");
+      if (!findAlias(source) && !REPO_ID.test(source)) {
+        usageError(
+          command,
+          `${JSON.stringify(source)} is neither a model alias (${MODEL_ALIASES.map((a) => a.name).join(', ')}) ` +
+            `nor a Hugging Face repository id owner/name (e.g. stabilityai/sdxl-turbo)`,
+        );
+      }
       await runPull(context, source, flags);
     });
 }
@@ -97,6 +110,7 @@ async function runPull(context: CliContext, source: string, flags: PullFlags): P
       throw new CliError(error.message, EXIT.interrupted);
     }
     if (error.code === 'bad-request') throw new CliError(error.message, EXIT.usage);
+    if (error.code === 'network') throw new CliError(`${error.message}\n${offlineHint(config.models.dir, source, flags.name)}`);
     const problems = error.code === 'invalid-model' ? error.problems : [];
     throw new CliError(problems.length > 0 ? `${error.message.split(':')[0]}:\n${problems.map((p) => `  - ${p}`).join('\n')}` : error.message);
   } finally {
@@ -104,6 +118,18 @@ async function runPull(context: CliContext, source: string, flags: PullFlags): P
     process.off('SIGINT', onSigint);
   }
   if (!flags.quiet) context.stdout.write(summary(result, (Date.now() - started) / 1000, tiny));
+}
+
+/** What to do when the hub cannot be reached: a folder copied by hand works as well as a pull. */
+function offlineHint(modelsDir: string, source: string, name: string | undefined): string {
+  const folder = name ?? findAlias(source)?.name ?? source.split('/').pop()!;
+  return (
+    `Next steps:\n` +
+    `  - without network: copy a model folder (the diffusers ONNX layout: model_index.json, unet/model.onnx …) to ${modelsDir}/${folder}\n` +
+    `    and start with EASEL_MODEL=${folder} (\`easel models\` checks it)\n` +
+    `  - through a mirror of the hub: set HF_ENDPOINT, e.g. HF_ENDPOINT=https://hf-mirror.example easel pull ${source}\n` +
+    `  - then run the same command again: files already downloaded are kept`
+  );
 }
 
 function summary(result: PullResult, seconds: number, tiny: TinyPullResult | undefined): string {

@@ -1,7 +1,11 @@
 // Where `easel generate` and `easel edit` put their images: <dir>/<slug-of-prompt>-<i>.<ext>, or
-// the file named by --out (with -<i> before the extension when there are several).
+// the file named by --out (with -<i> before the extension when there are several). An existing
+// file is never replaced without --force: the same command run twice must not lose the first
+// images silently, and a predictable name (rather than a fresh "-2" suffix) keeps scripts simple.
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
+import { CliError } from './program.ts';
 
 const FILE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
 
@@ -9,24 +13,50 @@ export interface SaveOptions {
   /** A directory, or a file name with an image extension. */
   out: string;
   prompt: string;
+  /** Replace files that exist (default: refuse, writing nothing). */
+  force?: boolean;
   warn(message: string): void;
 }
 
-/** Writes the images and answers the paths written, in order. */
+/** The files `count` images of `format` will be written to. */
+export function outputPaths(count: number, format: 'png' | 'jpeg' | 'webp', options: Pick<SaveOptions, 'out' | 'prompt'>): string[] {
+  const ext = extname(options.out).toLowerCase();
+  return Array.from({ length: count }, (_, i) => {
+    if (!FILE_EXTENSIONS.has(ext)) return join(options.out, `${slug(options.prompt)}-${i + 1}.${format}`);
+    return count === 1 ? options.out : `${options.out.slice(0, -ext.length)}-${i + 1}${extname(options.out)}`;
+  });
+}
+
+/** Refuses (OutputExistsError) when any of `paths` exists, unless `force`. */
+export function checkOverwrite(paths: readonly string[], force = false): void {
+  if (force) return;
+  const existing = paths.filter((p) => existsSync(p));
+  if (existing.length > 0) throw new OutputExistsError(existing);
+}
+
+export class OutputExistsError extends CliError {
+  constructor(readonly paths: string[]) {
+    super(`${paths.join(', ')} already ${paths.length === 1 ? 'exists' : 'exist'}: pass --force to replace, or choose another --out`);
+    this.name = 'OutputExistsError';
+  }
+}
+
+/** Writes the images and answers the paths written, in order; writes none when one would replace a file (unless force). */
 export async function saveImages(images: readonly Buffer[], options: SaveOptions): Promise<string[]> {
   const ext = extname(options.out).toLowerCase();
   const asFile = FILE_EXTENSIONS.has(ext);
-  const paths = images.map((bytes, i) => {
-    if (!asFile) return join(options.out, `${slug(options.prompt)}-${i + 1}.${sniffFormat(bytes)}`);
-    return images.length === 1 ? options.out : `${options.out.slice(0, -ext.length)}-${i + 1}${extname(options.out)}`;
-  });
+  const paths = images.map((bytes, i) => outputPaths(images.length, sniffFormat(bytes), options)[i]!);
+  checkOverwrite(paths, options.force);
   for (const [i, path] of paths.entries()) {
     const format = sniffFormat(images[i]!);
     if (asFile && format !== ext.slice(1).replace('jpg', 'jpeg')) {
       options.warn(`${path} holds a ${format.toUpperCase()} image (choose the format with --format, gpt-image-1)`);
     }
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, images[i]!);
+    // wx: a file that appeared since the check is not replaced either.
+    await writeFile(path, images[i]!, { flag: options.force ? 'w' : 'wx' }).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'EEXIST' ? new OutputExistsError([path]) : error;
+    });
   }
   return paths;
 }

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { createApp } from '../app.ts';
-import { loadConfig } from '../config/index.ts';
-import type { CliContext } from './program.ts';
+import { createApp, type App } from '../app.ts';
+import { keysFilePath } from '../config/keys.ts';
+import { loadConfig, type Config } from '../config/index.ts';
+import { clientUrl } from './address.ts';
+import { createLogger, logFormat } from './logger.ts';
+import { CliError, type CliContext } from './program.ts';
 
 export function addServeCommand(program: Command, context: CliContext): void {
   program
@@ -10,21 +12,25 @@ export function addServeCommand(program: Command, context: CliContext): void {
     .description('start the server')
     .addHelpText(
       'after',
-      '\nSettings come from the environment (HOST, PORT, EASEL_DATA_DIR, EASEL_API_KEYS, EASEL_MODEL, EASEL_MODELS_DIR …)\n' +
-        'and the JSON file named by EASEL_CONFIG; see the README, "Configuration".\n',
+      '\nSettings come from the environment (HOST, PORT, EASEL_DATA_DIR, EASEL_API_KEYS, EASEL_MODEL, EASEL_MODELS_DIR,\n' +
+        'EASEL_LOG_FORMAT json|pretty …) and the JSON file named by EASEL_CONFIG; see the README, "Configuration".\n',
     )
     .action(async () => {
-      await serve();
+      await serve(context);
       context.keepRunning = true;
     });
 }
 
 /** `easel serve`: load the configuration, start the server, stop cleanly on SIGINT/SIGTERM. */
-export async function serve(): Promise<void> {
-  const config = loadConfig(process.env);
-  const logger = pino({ level: config.logLevel });
+export async function serve(context: Pick<CliContext, 'env' | 'stdout'>): Promise<void> {
+  const config = loadConfig(context.env);
+  const logger = createLogger(config.logLevel, logFormat(context.env, context.stdout), context.stdout);
   const app = await createApp(config, { logger });
-  const address = await app.server.listen({ host: config.host, port: config.port });
+  const address = await listen(app, config);
+  const port = (app.server.server.address() as { port: number }).port;
+  const url = clientUrl(config.host, port);
+  // Only now is a generated key saved (and then printed below): a start that failed kept nothing.
+  app.listening(url);
 
   for (const d of app.services.deployments.values()) {
     logger.info({ deployment: d.name, model: d.model, engine: d.engineName }, `deployment ${d.name} (${d.model}) uses the ${d.engineName} engine`);
@@ -36,13 +42,7 @@ export async function serve(): Promise<void> {
     );
   }
   logger.info({ address, dataDir: config.dataDir, keys: app.apiKeys.source }, `easel listening on ${address}`);
-  if (app.apiKeys.generated) {
-    // Printed once, on the first start; later starts read it from the data directory.
-    process.stdout.write(
-      `\n  A new API key was generated and saved in ${config.dataDir}/api-keys.json:\n\n    ${app.apiKeys.generated}\n\n` +
-        `  Send it as the 'api-key' header (or 'Authorization: Bearer …'). Set EASEL_API_KEYS to choose your own.\n\n`,
-    );
-  }
+  context.stdout.write(banner(app, config, url));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -55,3 +55,42 @@ export async function serve(): Promise<void> {
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
 }
+
+/** listen, or a message that says which setting moves the server when the address is unusable. */
+async function listen(app: App, config: Config): Promise<string> {
+  try {
+    return await app.server.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await app.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    const where = `${config.host}:${config.port}`;
+    const movePort = `start on another port with PORT (e.g. PORT=${config.port === 8080 ? 8081 : 8080} npm start) or "port" in the EASEL_CONFIG file`;
+    if (code === 'EADDRINUSE') throw new CliError(`port ${config.port} on ${config.host} is already in use (another easel, or another program): ${movePort}, or stop what holds it`);
+    if (code === 'EACCES') throw new CliError(`not allowed to listen on ${where} (ports below 1024 need privileges): ${movePort}`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+      throw new CliError(`cannot listen on ${where}: ${config.host} is not an address of this machine; set HOST (or "host" in the EASEL_CONFIG file), e.g. HOST=127.0.0.1`);
+    }
+    throw error;
+  }
+}
+
+/** What a person starting the server needs first: the playground's address and the key. */
+function banner(app: App, config: Config, url: string): string {
+  const lines = [``, `  easel is running: ${url}`, `  Playground: ${url}/  (open it in a browser and paste the API key)`];
+  if (app.apiKeys.generated) {
+    lines.push(
+      ``,
+      `  A new API key was generated and saved in ${keysFilePath(config.dataDir)}:`,
+      ``,
+      `    ${app.apiKeys.generated}`,
+      ``,
+      `  Send it as the 'api-key' header (or 'Authorization: Bearer …'). Set EASEL_API_KEYS to choose your own.`,
+    );
+  } else if (app.apiKeys.source === 'data directory') {
+    lines.push(`  API key: the one saved in ${keysFilePath(config.dataDir)} (\`npx easel keys --reveal\` prints it)`);
+  } else {
+    lines.push(`  API keys: those in EASEL_API_KEYS`);
+  }
+  return `${lines.join('\n')}\n\n`;
+}
+

@@ -8,6 +8,7 @@ import { loadConfig, type Config } from '../config/index.ts';
 import { readStoredKeys } from '../config/keys.ts';
 import { familyOf, type FamilyId } from '../contract/families.ts';
 import { DataDirLock } from '../storage/data-dir-lock.ts';
+import { clientUrl } from './address.ts';
 import { CliError, EXIT } from './program.ts';
 
 export const API_VERSION = '2025-04-01-preview';
@@ -35,10 +36,18 @@ export interface TransportFlags {
 
 export async function openTransport(env: NodeJS.ProcessEnv, flags: TransportFlags): Promise<Transport> {
   const server = flags.server ?? env.EASEL_URL;
-  return server ? httpTransport(env, server, flags.key) : inProcessTransport(env);
+  if (server) return httpTransport(env, server, flags.key);
+  // A server that owns the configured data directory recorded where it listens: talk to it.
+  const config = loadConfig(env);
+  mkdirSync(config.dataDir, { recursive: true });
+  const holder = DataDirLock.holder(config.dataDir);
+  if (holder?.url) return httpTransport(env, holder.url, flags.key, { whose: ` (the server running on ${config.dataDir})`, ownDataDir: true });
+  if (holder) throw inUse(config);
+  return inProcessTransport(env);
 }
 
-function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string | undefined): Transport {
+/** `ownDataDir`: the server is the one that holds the configured data directory, so its keys are this directory's whatever its address. */
+function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string | undefined, found: { whose: string; ownDataDir: boolean } = { whose: '', ownDataDir: false }): Transport {
   let base: URL;
   try {
     base = new URL(server.endsWith('/') ? server : `${server}/`);
@@ -46,14 +55,14 @@ function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string |
   } catch {
     throw new CliError(`--server (or EASEL_URL) must be an http(s) URL, got ${JSON.stringify(server)}`, EXIT.usage);
   }
-  const key = flagKey ?? env.EASEL_API_KEY ?? localKey(env, base);
+  const key = flagKey ?? env.EASEL_API_KEY ?? localKey(env, base, found.ownDataDir);
   if (!key) {
     throw new CliError(`no API key for ${base.origin}: pass --key or set EASEL_API_KEY`, EXIT.usage);
   }
   const unreachable = (error: unknown) =>
     new CliError(`cannot reach ${base.origin}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`);
   return {
-    where: `at ${base.origin}`,
+    where: `at ${base.origin}${found.whose}`,
     familyOf: (deployment) => familyOf(deployment),
     async post(path, headers, payload) {
       const response = await fetch(new URL(path.replace(/^\//, ''), base), {
@@ -81,16 +90,22 @@ function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string |
  * generated file. The first stored key is the one a server started before the last rotation still
  * accepts (rotation appends).
  */
-function localKey(env: NodeJS.ProcessEnv, base: URL): string | undefined {
-  if (!['localhost', '127.0.0.1', '[::1]'].includes(base.hostname)) return undefined;
+function localKey(env: NodeJS.ProcessEnv, base: URL, ownDataDir: boolean): string | undefined {
+  if (!ownDataDir && !['localhost', '127.0.0.1', '[::1]'].includes(base.hostname)) return undefined;
   const config = loadConfig(env);
   return config.apiKeys[0] ?? readStoredKeys(config.dataDir)?.[0];
 }
 
 async function inProcessTransport(env: NodeJS.ProcessEnv): Promise<Transport> {
   const config = loadConfig(env);
-  ensureDataDirFree(config);
-  const app: App = await createApp(config, { logger: pino({ level: 'silent' }) });
+  let app: App;
+  try {
+    app = await createApp(config, { logger: pino({ level: 'silent' }) });
+  } catch (error) {
+    // A server took the directory since the check above.
+    if (/in use by another easel server/.test((error as Error).message)) throw inUse(config);
+    throw error;
+  }
   const key = app.apiKeys.keys[0]!;
   await app.modelsLoaded;
   return {
@@ -110,24 +125,13 @@ async function inProcessTransport(env: NodeJS.ProcessEnv): Promise<Transport> {
   };
 }
 
-/** Only one server may own a data directory: say which one to talk to instead. */
-function ensureDataDirFree(config: Config): void {
-  mkdirSync(config.dataDir, { recursive: true });
-  let lock: DataDirLock;
-  try {
-    lock = DataDirLock.acquire(config.dataDir);
-  } catch (error) {
-    if (!/in use/.test((error as Error).message)) throw error;
-    throw new CliError(
-      `the data directory ${config.dataDir} is in use by a running easel server; ` +
-        `send the request to it with --server ${serverUrl(config)} (or stop it, or set EASEL_DATA_DIR)`,
-    );
-  }
-  lock.release();
-}
-
-/** Where a client reaches the configured server: a wildcard listen address means this machine. */
-function serverUrl(config: Config): string {
-  const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host.includes(':') ? `[${config.host}]` : config.host;
-  return `http://${host}:${config.port}`;
+/**
+ * Only one server may own a data directory; one that recorded no URL (still starting, or an older
+ * easel) is named with the configured address instead.
+ */
+function inUse(config: Config): CliError {
+  return new CliError(
+    `the data directory ${config.dataDir} is in use by a running easel server; ` +
+      `send the request to it with --server ${clientUrl(config.host, config.port)} (or stop it, or set EASEL_DATA_DIR)`,
+  );
 }

@@ -6,23 +6,31 @@ export interface ApiKeys {
   keys: string[];
   /** Where the keys came from, for the start-up log. */
   source: 'EASEL_API_KEYS' | 'data directory';
-  /** A key made just now; print it once so the user can copy it. */
+  /**
+   * A key made just now and not saved yet: `saveGenerated` keeps it once the server listens, so a
+   * start that fails (a taken port) never leaves a saved key that nobody was shown.
+   */
   generated: string | null;
 }
 
 const KEYS_FILE = 'api-keys.json';
 
 /**
- * Keys from EASEL_API_KEYS when set; otherwise the ones kept in the data directory, generated on
- * first start (32 hex characters, like an Azure key).
+ * Keys from EASEL_API_KEYS when set; otherwise the ones kept in the data directory, or on first
+ * start a new one (32 hex characters, like an Azure key) that the caller saves with
+ * `saveGeneratedKey` once it has shown it.
  */
 export function resolveApiKeys(configured: string[], dataDir: string): ApiKeys {
   if (configured.length > 0) return { keys: configured, source: 'EASEL_API_KEYS', generated: null };
   const stored = readStoredKeys(dataDir);
   if (stored) return { keys: stored, source: 'data directory', generated: null };
   const key = newKey();
-  writeStoredKeys(dataDir, [key]);
   return { keys: [key], source: 'data directory', generated: key };
+}
+
+/** Keeps a key that resolveApiKeys generated: the one the running server accepts. */
+export function saveGeneratedKey(dataDir: string, key: string): void {
+  writeStoredKeys(dataDir, [key]);
 }
 
 export function keysFilePath(dataDir: string): string {

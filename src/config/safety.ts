@@ -54,6 +54,8 @@ export interface SafetyConfig {
   imageClassifier: 'nsfwjs' | 'none';
   /** When the image classifier throws or times out: "block" the image (default) or "allow" it; either way the annotation carries `error`. */
   imageClassifierFailure: ClassifierFailurePolicy;
+  /** Run the image classifier on the placeholder engine's pictures too (default: on real engines only). */
+  classifyPlaceholderImages: boolean;
 }
 
 export const SAFETY_DEFAULTS: SafetyConfig = {
@@ -63,6 +65,7 @@ export const SAFETY_DEFAULTS: SafetyConfig = {
   classifiers: [],
   imageClassifier: 'nsfwjs',
   imageClassifierFailure: 'block',
+  classifyPlaceholderImages: false,
 };
 
 /** Environment variables of the safety settings, applied over the file's. */
@@ -73,6 +76,7 @@ export function safetyFromEnv(safety: SafetyConfig, env: NodeJS.ProcessEnv, bool
   if (env.EASEL_BLOCK_PROFANITY) out.blockProfanity = bool('EASEL_BLOCK_PROFANITY', env.EASEL_BLOCK_PROFANITY);
   if (env.EASEL_IMAGE_CLASSIFIER) out.imageClassifier = env.EASEL_IMAGE_CLASSIFIER as SafetyConfig['imageClassifier'];
   if (env.EASEL_IMAGE_CLASSIFIER_FAILURE) out.imageClassifierFailure = env.EASEL_IMAGE_CLASSIFIER_FAILURE as ClassifierFailurePolicy;
+  if (env.EASEL_CLASSIFY_PLACEHOLDER_IMAGES) out.classifyPlaceholderImages = bool('EASEL_CLASSIFY_PLACEHOLDER_IMAGES', env.EASEL_CLASSIFY_PLACEHOLDER_IMAGES);
   if (env.EASEL_BLOCKLIST && Array.isArray(out.blocklists)) {
     out.blocklists.push({ id: 'EASEL_BLOCKLIST', terms: env.EASEL_BLOCKLIST.split(',').map((t) => t.trim()).filter(Boolean) });
   }
@@ -86,6 +90,7 @@ type Fail = (setting: string, problem: string) => never;
 export function validateSafety(raw: SafetyConfig, modelsDir: string, env: NodeJS.ProcessEnv, fail: Fail): SafetyConfig {
   const threshold = thresholdSetting('safety.threshold (EASEL_SAFETY_THRESHOLD)', raw.threshold, fail);
   if (typeof raw.blockProfanity !== 'boolean') fail('safety.blockProfanity (EASEL_BLOCK_PROFANITY)', 'must be true or false');
+  if (typeof raw.classifyPlaceholderImages !== 'boolean') fail('safety.classifyPlaceholderImages (EASEL_CLASSIFY_PLACEHOLDER_IMAGES)', 'must be true or false');
   oneOf('safety.imageClassifier (EASEL_IMAGE_CLASSIFIER)', raw.imageClassifier, ['nsfwjs', 'none'], fail);
   oneOf('safety.imageClassifierFailure (EASEL_IMAGE_CLASSIFIER_FAILURE)', raw.imageClassifierFailure, ['block', 'allow'], fail);
   if (!Array.isArray(raw.blocklists)) fail('safety.blocklists', 'must be a list');

@@ -28,8 +28,17 @@ export interface FilterError {
   message: string;
 }
 
+/**
+ * easel's own note, beside Azure's fields, when the image classifier did not look at the image
+ * (a placeholder picture): the categories then read unfiltered without a judgement behind them.
+ */
+export interface ImageFilterNote {
+  ran: false;
+  reason: string;
+}
+
 /** Per generated image: the four harm categories. */
-export type ContentFilterResults = Record<HarmCategory, SeverityResult> & { error?: FilterError };
+export type ContentFilterResults = Record<HarmCategory, SeverityResult> & { error?: FilterError; image_filter?: ImageFilterNote };
 
 /** Per item, about the prompt: the four categories, profanity, jailbreak and custom blocklists. */
 export type PromptFilterResults = ContentFilterResults & {

@@ -180,12 +180,12 @@ export const errors = {
       },
     }),
 
-  /** A generated image failed the image filter (sync routes). */
-  generatedImageFiltered: () =>
+  /** A generated image failed the image filter (sync routes); `reason` names the filter and category. */
+  generatedImageFiltered: (reason?: string) =>
     new ApiError({
       status: 400,
       code: 'contentFilter',
-      message: 'Generated image was filtered as a result of our safety system.',
+      message: `Generated image was filtered as a result of our safety system${reason ? `: ${reason}` : ''}.`,
       type: INVALID_REQUEST,
     }),
 
@@ -235,6 +235,8 @@ export const errors = {
 export const operationErrors = {
   promptFiltered: { code: 'contentFilter', message: 'Your task failed as a result of our safety system.' },
   imageFiltered: { code: 'contentFilter', message: 'Generated image was filtered as a result of our safety system.' },
+  /** imageFiltered, naming the filter and category that withheld the item. */
+  imageFilteredBy: (reason: string) => ({ code: 'contentFilter', message: `Generated image was filtered as a result of our safety system: ${reason}.` }),
   interrupted: {
     code: 'internalFailure',
     message: 'The server restarted while this operation was running. Submit it again.',

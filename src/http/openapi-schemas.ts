@@ -161,7 +161,16 @@ export function componentSchemas(): Record<string, Schema> {
     ContentFilterResults: {
       type: 'object',
       description: 'Per generated image (DALL-E 3): the four harm categories.',
-      properties: { ...categories, error: filterError },
+      properties: {
+        ...categories,
+        error: filterError,
+        image_filter: {
+          type: 'object',
+          description: 'Present when the image classifier did not look at the image (a placeholder picture): why.',
+          'x-easel-extension': true,
+          properties: { ran: { type: 'boolean', enum: [false] }, reason: { type: 'string' } },
+        },
+      },
     },
     PromptFilterResults: {
       type: 'object',

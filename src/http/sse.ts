@@ -30,14 +30,15 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
   let encoding: Promise<void> = Promise.resolve();
   const planned = new Array<number>(imageRequest.n).fill(0);
   const sent = new Array<number>(imageRequest.n).fill(0);
-  const { imageFilter } = request.server.services;
+  const { imageFilter, deployments } = request.server.services;
+  const engine = deployments.get(imageRequest.deployment)?.engineName ?? 'unknown';
   const onProgress = (progress: EngineProgress) => {
     if (!progress.previews || progress.step >= progress.totalSteps) return;
     progress.previews.forEach((preview, index) => {
       if (!isPartialStep(progress, planned[index]!, imageRequest.partialImages)) return;
       planned[index]!++;
       encoding = encoding.then(async () => {
-        const verdict = await imageFilter.check(preview, { deployment: imageRequest.deployment, moderation: imageRequest.moderation });
+        const verdict = await imageFilter.check(preview, { deployment: imageRequest.deployment, moderation: imageRequest.moderation, engine });
         if (verdict.blocked) return;
         const bytes = await encodeImage(preview, imageRequest.outputFormat, imageRequest.outputCompression);
         write(`${kind}.partial_image`, {
@@ -71,7 +72,8 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
   try {
     const result = await finished;
     await encoding;
-    if (result.items.some((item) => item.filtered)) throw errors.generatedImageFiltered();
+    const withheld = result.items.find((item) => item.filtered);
+    if (withheld) throw errors.generatedImageFiltered(withheld.reason);
     const usage = estimateUsage(imageRequest);
     for (const item of result.items) {
       if (item.filtered) continue;

@@ -29,7 +29,8 @@ export function imagesResponse(
 ): Record<string, unknown> {
   // A filtered image is never returned; Azure fails the whole request (reference §5.2).
   const items = result.items.filter((item) => !item.filtered);
-  if (items.length < result.items.length) throw errors.generatedImageFiltered();
+  const withheld = result.items.find((item) => item.filtered);
+  if (withheld) throw errors.generatedImageFiltered(withheld.reason);
   const data = items.map((item) => {
     const entry: Record<string, unknown> =
       item.stored !== null ? { url: urlOf(item.stored) } : { b64_json: item.bytes.toString('base64') };

@@ -83,7 +83,7 @@ export class Operations {
         result: {
           created: result.created,
           items: result.items.map((item) =>
-            item.filtered ? { error: operationErrors.imageFiltered } : { imageId: item.stored!.id },
+            item.filtered ? { error: item.reason ? operationErrors.imageFilteredBy(item.reason) : operationErrors.imageFiltered } : { imageId: item.stored!.id },
           ),
         },
       });

@@ -20,7 +20,12 @@ export type GeneratedItem =
       stored: StoredImage | null;
       contentFilterResults: ContentFilterResults;
     }
-  | { filtered: true; contentFilterResults: ContentFilterResults };
+  | {
+      filtered: true;
+      contentFilterResults: ContentFilterResults;
+      /** Which filter and category withheld it (ImageVerdict.reason), for the answer. */
+      reason?: string;
+    };
 
 export interface GenerationResult {
   /** Unix seconds. */
@@ -52,6 +57,8 @@ export interface RunnerDeps {
   blobs: BlobStore;
   imageUrlTtlSeconds: number;
   metrics?: RunnerMetrics;
+  /** Where a withheld image is reported, with the filter and category. */
+  log?: { warn(details: object, message: string): void };
   now?: () => number;
 }
 
@@ -94,10 +101,15 @@ export function createRunner(deps: RunnerDeps) {
     // 2. Filter, encode and (for URLs) store each image. A filtered image is never stored.
     const items: GeneratedItem[] = [];
     for (const image of output.images) {
-      const verdict = await deps.imageFilter.check(image, { deployment: request.deployment, moderation: request.moderation });
+      const verdict = await deps.imageFilter.check(image, { deployment: request.deployment, moderation: request.moderation, engine: engine.name });
       if (verdict.blocked) {
         metrics?.imageFiltered(request.deployment);
-        items.push({ filtered: true, contentFilterResults: verdict.results });
+        const reason = verdict.reason ?? `the image filter (${deps.imageFilter.name}) blocked it`;
+        deps.log?.warn(
+          { deployment: request.deployment, engine: engine.name, operationId, filter: deps.imageFilter.name, reason, annotations: verdict.results },
+          `generated image withheld: ${reason}`,
+        );
+        items.push({ filtered: true, contentFilterResults: verdict.results, reason });
         continue;
       }
       const bytes = await encodeImage(image, request.outputFormat, request.outputCompression);

@@ -9,6 +9,7 @@ import type { ImageFilter } from './image-filter.ts';
 import { NsfwImageFilter } from './nsfw-image-filter.ts';
 import { sharedNsfwClassifier } from './nsfw/worker-classifier.ts';
 import { PassImageFilter } from './pass-image-filter.ts';
+import { RealEnginesImageFilter } from './placeholder-image-filter.ts';
 import { SafetyPolicy } from './policy.ts';
 import type { PromptFilter } from './prompt-filter.ts';
 import { SafetyPromptFilter } from './safety-prompt-filter.ts';
@@ -59,11 +60,7 @@ export function createSafety(config: Config, log: FastifyBaseLogger, overrides: 
       },
     );
   });
-  const imageFilter =
-    overrides.imageFilter ??
-    (config.safety.imageClassifier === 'nsfwjs'
-      ? new NsfwImageFilter({ policy, classifier: sharedNsfwClassifier(), onFailure: config.safety.imageClassifierFailure })
-      : new PassImageFilter());
+  const imageFilter = overrides.imageFilter ?? configuredImageFilter(config, policy);
   return {
     promptFilter: new SafetyPromptFilter({ policy, blocklists, classifiers, log }),
     imageFilter,
@@ -73,6 +70,13 @@ export function createSafety(config: Config, log: FastifyBaseLogger, overrides: 
       await Promise.all(classifiers.map(({ classifier }) => classifier.close?.()));
     },
   };
+}
+
+/** The image classifier, on placeholder pictures only when the operator asks for it. */
+function configuredImageFilter(config: Config, policy: SafetyPolicy): ImageFilter {
+  if (config.safety.imageClassifier === 'none') return new PassImageFilter();
+  const nsfw = new NsfwImageFilter({ policy, classifier: sharedNsfwClassifier(), onFailure: config.safety.imageClassifierFailure });
+  return config.safety.classifyPlaceholderImages ? nsfw : new RealEnginesImageFilter(nsfw);
 }
 
 function createClassifier(c: ClassifierConfig, config: Config): PromptClassifier {

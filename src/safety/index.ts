@@ -1,5 +1,6 @@
 export type { PromptFilter, PromptVerdict, PromptFilterContext } from './prompt-filter.ts';
-export type { ImageFilter, ImageVerdict } from './image-filter.ts';
+export type { ImageFilter, ImageFilterContext, ImageVerdict } from './image-filter.ts';
+export { RealEnginesImageFilter, PLACEHOLDER_NOT_APPLICABLE } from './placeholder-image-filter.ts';
 export { Blocklists, BlocklistError, parseBlocklistFile, type BlocklistDefinition } from './blocklists.ts';
 export { SafetyPromptFilter, type ClassifierBinding, type SafetyPromptFilterOptions } from './safety-prompt-filter.ts';
 export { SafetyPolicy, THRESHOLDS, CATEGORY_LEVELS, type Threshold, type CategoryLevel, type ThresholdSetting, type DeploymentSafety } from './policy.ts';

@@ -1,6 +1,6 @@
 import { categoriesAt, type ContentFilterResults } from '../contract/annotations.ts';
 import type { RawImage } from '../contract/request.ts';
-import type { ImageFilter, ImageVerdict } from './image-filter.ts';
+import type { ImageFilter, ImageFilterContext, ImageVerdict } from './image-filter.ts';
 import type { NsfwClassifier } from './nsfw/classifier.ts';
 import { sexualSeverity } from './nsfw/severity.ts';
 import type { ClassifierFailurePolicy } from './classifier.ts';
@@ -22,10 +22,12 @@ export interface NsfwImageFilterOptions {
  */
 export class NsfwImageFilter implements ImageFilter {
   readonly name = 'nsfwjs';
+  /** How answers and logs name this filter. */
+  static readonly description = 'the image classifier (nsfwjs MobileNetV2)';
 
   constructor(private readonly options: NsfwImageFilterOptions) {}
 
-  async check(image: RawImage, context: { deployment: string; moderation: 'low' | 'auto' }): Promise<ImageVerdict> {
+  async check(image: RawImage, context: Pick<ImageFilterContext, 'deployment' | 'moderation'>): Promise<ImageVerdict> {
     let severity;
     try {
       severity = sexualSeverity(await this.options.classifier.classify(image));
@@ -40,9 +42,10 @@ export class NsfwImageFilter implements ImageFilter {
             : `The contents are not filtered (${(error as Error).message}).`,
         },
       };
-      return { blocked: block, results };
+      return { blocked: block, results, ...(block ? { reason: `${NsfwImageFilter.description} failed: ${(error as Error).message}` } : {}) };
     }
     const filtered = blocksAt(this.options.policy.thresholds(context).sexual, severity);
-    return { blocked: filtered, results: { ...categoriesAt('safe'), sexual: { filtered, severity } } };
+    const results = { ...categoriesAt('safe'), sexual: { filtered, severity } };
+    return filtered ? { blocked: true, results, reason: `${NsfwImageFilter.description} rated it sexual: ${severity}` } : { blocked: false, results };
   }
 }

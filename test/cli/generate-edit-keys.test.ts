@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decode, halfMask, solidPng, startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
+import { spawnServer, stopServer } from '../e2e/helpers.ts';
 import { runCli } from './run-cli.ts';
 
 let root: string;
@@ -41,6 +42,54 @@ describe('easel generate', () => {
     } finally {
       await app.dispose();
     }
+  });
+
+  it('refuses to replace an existing output file before generating anything (exit 1); --force replaces it', async () => {
+    const env = { EASEL_DATA_DIR: dir('data-o') };
+    const out = dir('same.png');
+    const first = await runCli(['generate', 'a kite', '--seed', '1', '--out', out, '-q'], env);
+    assert.equal(first.code, 0, first.stderr);
+    const before = readFileSync(out);
+    const again = await runCli(['generate', 'a kite', '--seed', '2', '--out', out], env);
+    assert.equal(again.code, 1);
+    assert.equal(again.stdout, '');
+    assert.equal(again.stderr, `easel: ${out} already exists: pass --force to replace, or choose another --out\n`, 'refused before the request: no "Generating" line');
+    assert.deepEqual(readFileSync(out), before);
+    // In a directory, with several images: every clash is named, nothing is written.
+    const inDir = await runCli(['generate', 'a kite', '--deployment', 'gpt-image-1', '--n', '2', '--out', dir('kites'), '-q'], env);
+    assert.equal(inDir.code, 0, inDir.stderr);
+    const clash = await runCli(['generate', 'a kite', '--deployment', 'gpt-image-1', '--n', '2', '--out', dir('kites'), '-q'], env);
+    assert.equal(clash.code, 1);
+    assert.ok(clash.stderr.includes(`${join(dir('kites'), 'a-kite-1.png')}, ${join(dir('kites'), 'a-kite-2.png')} already exist: pass --force`), clash.stderr);
+    const forced = await runCli(['generate', 'a kite', '--seed', '2', '--out', out, '-q', '--force'], env);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.notDeepEqual(readFileSync(out), before);
+  });
+
+  it('edit refuses to replace an existing output file too', async () => {
+    writeFileSync(dir('src.png'), await solidPng(64, 64));
+    writeFileSync(dir('taken.png'), 'keep me');
+    const run = await runCli(['edit', '-i', dir('src.png'), 'x', '--out', dir('taken.png'), '-q'], { EASEL_DATA_DIR: dir('data-o2') });
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /taken\.png already exists: pass --force/);
+    assert.equal(readFileSync(dir('taken.png'), 'utf8'), 'keep me');
+  });
+
+  it('while `easel serve` runs on the data directory: sends the request to it with the saved key, without --server', async () => {
+    const dataDir = dir('data-served');
+    const server = await spawnServer({ EASEL_DATA_DIR: dataDir });
+    try {
+      const run = await runCli(['generate', 'a served cat', '--out', dir('served')], { EASEL_DATA_DIR: dataDir });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.split('\n')[0], join(dir('served'), 'a-served-cat-1.png'));
+      assert.ok(run.stderr.startsWith(`Generating 1 image with dall-e-3 at ${server.base} (the server running on ${dataDir}) …\n`), run.stderr);
+    } finally {
+      await stopServer(server, 'SIGTERM');
+    }
+    // Stopped: the recorded address goes with it, and the CLI runs in process again.
+    assert.ok(!existsSync(join(dataDir, 'server.json')));
+    const alone = await runCli(['generate', 'a lone cat', '--out', dir('served'), '-q'], { EASEL_DATA_DIR: dataDir });
+    assert.equal(alone.code, 0, alone.stderr);
   });
 
   describe('against a running server', () => {
@@ -104,6 +153,7 @@ describe('easel keys', () => {
     const dataDir = dir('data-k');
     const first = await startTestApp({ dataDir, env: { EASEL_API_KEYS: '' } });
     const oldKey = first.apiKeys.generated!;
+    first.listening('http://127.0.0.1:9'); // what serve does once it listens: the key is saved
     await first.close();
 
     const shown = await runCli(['keys'], { EASEL_DATA_DIR: dataDir });
@@ -172,7 +222,7 @@ describe('usage', () => {
 
   it('generate, edit and keys have --help with their options', async () => {
     for (const [command, texts] of [
-      ['generate', ['Usage: easel generate [options] <prompt>', '--deployment <name>', '--size <WxH>', '--style <style>', '--server <url>', '--key <key>', 'EASEL_URL']],
+      ['generate', ['Usage: easel generate [options] <prompt>', '--deployment <name>', '--size <WxH>', '--style <style>', '--server <url>', '--key <key>', 'EASEL_URL', '--force']],
       ['edit', ['Usage: easel edit [options] <prompt>', '--image <file>', '--mask <file>', '--strength <number>']],
       ['keys', ['Usage: easel keys [options] [command]', 'show', 'rotate']],
     ] as const) {

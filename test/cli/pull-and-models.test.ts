@@ -56,6 +56,16 @@ describe('easel pull', () => {
     assert.equal(existsSync(join(models, 'mine', '.easel-model.json')), true);
   });
 
+  it('a source that is neither an alias nor owner/name is a usage error (exit 2) saying what a valid one looks like, before any request', async () => {
+    for (const source of ['not-a-repo', 'a/b/c', '/x', 'owner/', 'sdxl turbo']) {
+      const run = await runCli(['pull', source], { HF_ENDPOINT: 'http://127.0.0.1:9', EASEL_DATA_DIR: dataDir('u') });
+      assert.equal(run.code, 2, `${source}: ${run.stderr}`);
+      assert.ok(run.stderr.startsWith(`easel: ${JSON.stringify(source)} is neither a model alias (sd-turbo, sdxl-turbo,`), run.stderr);
+      assert.match(run.stderr, /nor a Hugging Face repository id owner\/name \(e\.g\. stabilityai\/sdxl-turbo\)\nUsage: easel pull/);
+      assert.doesNotMatch(run.stderr, /cannot reach/);
+    }
+  });
+
   it('an unknown repository exits 1 with the hub message', async () => {
     const run = await runCli(['pull', 'nobody/nothing', '-q'], { HF_ENDPOINT: hub.endpoint, EASEL_DATA_DIR: dataDir('c') });
     assert.equal(run.code, 1);
@@ -101,6 +111,10 @@ describe('easel pull', () => {
     const down = await runCli(['pull', 'easel-test/tiny-sd', '-q'], { HF_ENDPOINT: 'http://127.0.0.1:9', EASEL_DATA_DIR: dataDir('e') });
     assert.equal(down.code, 1);
     assert.match(down.stderr, /^easel: cannot reach 127\.0\.0\.1:9 /);
+    // The next step: a folder copied into the models directory, or a mirror.
+    assert.ok(down.stderr.includes(`copy a model folder (the diffusers ONNX layout: model_index.json, unet/model.onnx …) to ${join(dataDir('e'), 'models', 'tiny-sd')}`), down.stderr);
+    assert.match(down.stderr, /EASEL_MODEL=tiny-sd/);
+    assert.match(down.stderr, /set HF_ENDPOINT/);
     const badEndpoint = await runCli(['pull', 'easel-test/tiny-sd'], { HF_ENDPOINT: 'ftp://example', EASEL_DATA_DIR: dataDir('e') });
     assert.equal(badEndpoint.code, 78);
     assert.match(badEndpoint.stderr, /^easel: Invalid configuration: HF_ENDPOINT must be an http\(s\) URL/);

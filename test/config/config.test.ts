@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
-import { resolveApiKeys } from '../../src/config/keys.ts';
+import { resolveApiKeys, saveGeneratedKey } from '../../src/config/keys.ts';
 
 test('defaults: 127.0.0.1:8080, ./data, the three usual deployments, 24-hour links', () => {
   const config = loadConfig({});
@@ -87,12 +87,16 @@ test('a config file with an unknown model or a repeated name is refused, naming 
   }
 });
 
-test('without EASEL_API_KEYS one key is generated once, kept private in the data directory', () => {
+test('without EASEL_API_KEYS one key is generated, saved (private) only when the caller says so, and kept', () => {
   const dir = mkdtempSync(join(tmpdir(), 'easel-keys-'));
   try {
+    const unsaved = resolveApiKeys([], dir);
+    assert.match(unsaved.generated!, /^[0-9a-f]{32}$/);
+    assert.ok(!existsSync(join(dir, 'api-keys.json')), 'nothing is saved before saveGeneratedKey');
+    assert.notEqual(resolveApiKeys([], dir).generated, unsaved.generated, 'an unsaved key is not reused');
     const first = resolveApiKeys([], dir);
-    assert.match(first.generated!, /^[0-9a-f]{32}$/);
     assert.deepEqual(first.keys, [first.generated]);
+    saveGeneratedKey(dir, first.generated!);
     assert.equal(statSync(join(dir, 'api-keys.json')).mode & 0o777, 0o600);
     const second = resolveApiKeys([], dir);
     assert.equal(second.generated, null);

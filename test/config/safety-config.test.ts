@@ -24,7 +24,7 @@ function rejects(file: Record<string, unknown>, setting: RegExp, env: Record<str
 describe('safety settings', () => {
   test('defaults: medium everywhere, profanity reported only, no lists or classifiers, nsfwjs blocking on failure', () => {
     const { safety } = loadConfig({ EASEL_DATA_DIR: dir });
-    assert.deepEqual(safety, { threshold: 'medium', blockProfanity: false, blocklists: [], classifiers: [], imageClassifier: 'nsfwjs', imageClassifierFailure: 'block' });
+    assert.deepEqual(safety, { threshold: 'medium', blockProfanity: false, blocklists: [], classifiers: [], imageClassifier: 'nsfwjs', imageClassifierFailure: 'block', classifyPlaceholderImages: false });
   });
 
   test('environment variables', () => {
@@ -99,6 +99,7 @@ describe('safety settings', () => {
     ['cutPoints order', { safety: { classifiers: [{ id: 'a', kind: 'openai-moderation', url: 'http://x', cutPoints: { low: 0.6, medium: 0.5, high: 0.9 } }] } }, /cutPoints must be/],
     ['imageClassifier', { safety: { imageClassifier: 'clip' } }, /safety\.imageClassifier .*must be one of nsfwjs, none/],
     ['imageClassifierFailure', { safety: { imageClassifierFailure: 'retry' } }, /safety\.imageClassifierFailure .*must be one of block, allow/],
+    ['classifyPlaceholderImages', { safety: { classifyPlaceholderImages: 'yes' } }, /safety\.classifyPlaceholderImages .*must be true or false/],
     ['deployment safety key', { deployments: [{ name: 'd', model: 'dall-e-3', safety: { strict: true } }] }, /deployments\[0\]\.safety\.strict is not a setting/],
     ['deployment threshold', { deployments: [{ name: 'd', model: 'dall-e-3', safety: { threshold: 'none' } }] }, /deployments\[0\]\.safety\.threshold/],
     ['deployment unknown blocklist', { deployments: [{ name: 'd', model: 'dall-e-3', safety: { blocklists: ['nope'] } }] }, /deployments\[0\]\.safety\.blocklists names "nope", which is not defined/],
@@ -112,6 +113,7 @@ describe('safety settings', () => {
       [{ EASEL_BLOCK_PROFANITY: 'maybe' }, /EASEL_BLOCK_PROFANITY/],
       [{ EASEL_IMAGE_CLASSIFIER: 'clip' }, /EASEL_IMAGE_CLASSIFIER/],
       [{ EASEL_IMAGE_CLASSIFIER_FAILURE: 'retry' }, /EASEL_IMAGE_CLASSIFIER_FAILURE/],
+      [{ EASEL_CLASSIFY_PLACEHOLDER_IMAGES: 'maybe' }, /EASEL_CLASSIFY_PLACEHOLDER_IMAGES/],
     ] as const) {
       assert.throws(() => loadConfig({ EASEL_DATA_DIR: dir, ...env }), (e: Error) => e instanceof ConfigError && pattern.test(e.message));
     }

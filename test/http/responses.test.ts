@@ -36,8 +36,10 @@ describe('dall-e-3', () => {
     assert.deepEqual(Object.keys(item).sort(), ['content_filter_results', 'prompt_filter_results', 'revised_prompt', 'url']);
     assert.equal(typeof item.revised_prompt, 'string');
     assert.ok(item.revised_prompt.length > 0);
-    assert.deepEqual(Object.keys(item.content_filter_results).sort(), SEVERITY_KEYS);
+    // Azure's four categories, and (a placeholder picture) easel's note that the image classifier did not run.
+    assert.deepEqual(Object.keys(item.content_filter_results).sort(), [...SEVERITY_KEYS, 'image_filter'].sort());
     for (const key of SEVERITY_KEYS) assert.deepEqual(item.content_filter_results[key], safe);
+    assert.equal(item.content_filter_results.image_filter.ran, false);
     assert.deepEqual(Object.keys(item.prompt_filter_results).sort(), [...SEVERITY_KEYS, 'custom_blocklists', 'jailbreak', 'profanity'].sort());
     assert.deepEqual(item.prompt_filter_results.profanity, { filtered: false, detected: false });
     assert.deepEqual(item.prompt_filter_results.jailbreak, { filtered: false, detected: false });

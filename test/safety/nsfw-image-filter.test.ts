@@ -5,13 +5,23 @@ import { after, before, describe, test } from 'node:test';
 import type { RawImage } from '../../src/contract/request.ts';
 import {
   NsfwImageFilter,
+  PLACEHOLDER_NOT_APPLICABLE,
+  RealEnginesImageFilter,
   SafetyPolicy,
   sexualSeverity,
   WorkerNsfwClassifier,
   type NsfwClassifier,
   type NsfwProbabilities,
 } from '../../src/safety/index.ts';
-import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import type { Engine } from '../../src/engines/engine.ts';
+import { PlaceholderEngine } from '../../src/engines/placeholder/index.ts';
+import { startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
 import { assertError, assertNothingStored, generationsUrl, pollOperation, postJson, submit } from '../http/helpers.ts';
 
 const probs = (p: Partial<NsfwProbabilities>): NsfwProbabilities => ({ Drawing: 0, Hentai: 0, Neutral: 0, Porn: 0, Sexy: 0, ...p });
@@ -103,17 +113,94 @@ describe('through HTTP, a classifier that rates every image explicit', () => {
   });
   after(() => app.dispose());
 
-  test('dall-e-3 answers 400 contentFilter and stores nothing', async () => {
-    assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat' }), 400, 'contentFilter', null);
+  test('dall-e-3 answers 400 contentFilter naming the filter, model and category, and stores nothing', async () => {
+    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat' });
+    assertError(res, 400, 'contentFilter', null);
+    assert.equal(res.json().error.message, 'Generated image was filtered as a result of our safety system: the image classifier (nsfwjs MobileNetV2) rated it sexual: high.');
     await assertNothingStored(app);
   });
 
-  test('a DALL-E 2 operation gets the per-item contentFilter error and stores nothing', async () => {
+  test('a DALL-E 2 operation gets the per-item contentFilter error naming the filter and category, and stores nothing', async () => {
     const id = await submit(app, { prompt: 'a cat', size: '256x256' });
     const { body } = await pollOperation(app, id);
     assert.equal(body.status, 'succeeded');
     assert.equal(body.result.data[0].error.code, 'contentFilter');
+    assert.match(body.result.data[0].error.message, /: the image classifier \(nsfwjs MobileNetV2\) rated it sexual: high\.$/);
     await assertNothingStored(app);
+  });
+});
+
+describe('placeholder pictures and the image classifier', () => {
+  const explicit = () => new NsfwImageFilter({ classifier: fixed(probs({ Porn: 0.9, Neutral: 0.1 })), policy, onFailure: 'block' });
+
+  test('RealEnginesImageFilter: a placeholder picture passes unclassified and says so; a real engine\'s image is classified', async () => {
+    const filter = new RealEnginesImageFilter(explicit());
+    const placeholder = await filter.check(gray, { ...context, engine: 'placeholder' });
+    assert.equal(placeholder.blocked, false);
+    assert.deepEqual(placeholder.results.image_filter, { ran: false, reason: PLACEHOLDER_NOT_APPLICABLE });
+    assert.deepEqual(placeholder.results.sexual, { filtered: false, severity: 'safe' });
+    const real = await filter.check(gray, { ...context, engine: 'diffusion' });
+    assert.equal(real.blocked, true);
+    assert.equal(real.reason, 'the image classifier (nsfwjs MobileNetV2) rated it sexual: high');
+    assert.equal(real.results.image_filter, undefined);
+  });
+
+  test('the configured filter: placeholder pictures skip it by default; safety.classifyPlaceholderImages runs it on them too', async () => {
+    const byDefault = await startTestApp();
+    const forced = await startTestApp({ config: { safety: { classifyPlaceholderImages: true } } });
+    try {
+      assert.ok(byDefault.services.imageFilter instanceof RealEnginesImageFilter);
+      assert.ok(forced.services.imageFilter instanceof NsfwImageFilter);
+      assert.equal(loadConfig({ EASEL_DATA_DIR: byDefault.dataDir, EASEL_CLASSIFY_PLACEHOLDER_IMAGES: 'true' }).safety.classifyPlaceholderImages, true);
+    } finally {
+      await byDefault.dispose();
+      await forced.dispose();
+    }
+  });
+
+  test('through HTTP on the placeholder engine: dall-e-3 and dall-e-2 images carry the note, none is withheld', async () => {
+    const app = await startTestApp({ imageFilter: new RealEnginesImageFilter(explicit()) });
+    try {
+      const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a snowy village at night', response_format: 'b64_json' });
+      assert.equal(res.statusCode, 200, res.body);
+      const annotations = res.json().data[0].content_filter_results;
+      assert.deepEqual(annotations.image_filter, { ran: false, reason: PLACEHOLDER_NOT_APPLICABLE });
+      assert.equal(annotations.sexual.filtered, false);
+      const id = await submit(app, { prompt: 'a lighthouse at sunset', size: '256x256' });
+      const { body } = await pollOperation(app, id);
+      assert.equal(body.status, 'succeeded');
+      assert.equal(body.result.data[0].error, undefined);
+      assert.equal(typeof body.result.data[0].url, 'string');
+    } finally {
+      await app.dispose();
+    }
+  });
+
+  test('a real engine\'s withheld image: the answer and the server log name the filter, model and category', async () => {
+    const lines: string[] = [];
+    const dataDir = mkdtempSync(join(tmpdir(), 'easel-filter-log-'));
+    const config = loadConfig({ EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: TEST_KEY });
+    const placeholder = new PlaceholderEngine();
+    // The placeholder's pixels under another engine's name: what the runner sees of a real engine.
+    const engine: Engine = { name: 'diffusion', run: (request, options) => placeholder.run(request, options) };
+    const app = await createApp(config, {
+      logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(line) }),
+      imageFilter: new RealEnginesImageFilter(explicit()),
+      engine,
+    });
+    try {
+      const res = await app.server.inject({ method: 'POST', url: generationsUrl('dall-e-3'), headers: { 'api-key': TEST_KEY }, payload: { prompt: 'a cat' } });
+      assert.equal(res.statusCode, 400);
+      assert.match(res.json().error.message, /the image classifier \(nsfwjs MobileNetV2\) rated it sexual: high\.$/);
+      const logged = lines.map((l) => JSON.parse(l) as { msg: string; filter?: string; reason?: string; deployment?: string }).find((l) => l.msg.startsWith('generated image withheld'));
+      assert.ok(logged, lines.join(''));
+      assert.equal(logged.msg, 'generated image withheld: the image classifier (nsfwjs MobileNetV2) rated it sexual: high');
+      assert.equal(logged.filter, 'nsfwjs');
+      assert.equal(logged.deployment, 'dall-e-3');
+    } finally {
+      await app.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -149,10 +236,11 @@ describe('the default app', () => {
   });
   after(() => app.dispose());
 
-  test('uses the nsfwjs filter, and a placeholder image passes with sexual judged', async () => {
+  test('uses the nsfwjs filter for real engines; a placeholder image passes unclassified, saying so', async () => {
     assert.equal(app.services.imageFilter.name, 'nsfwjs');
     const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a lighthouse at dusk', response_format: 'b64_json' });
     assert.equal(res.statusCode, 200);
     assert.deepEqual(res.json().data[0].content_filter_results.sexual, { filtered: false, severity: 'safe' });
+    assert.equal(res.json().data[0].content_filter_results.image_filter.ran, false);
   });
 });

@@ -1,0 +1,24 @@
+// The server's log: readable lines on a terminal (pino-pretty), JSON lines otherwise (files,
+// pipes, log collectors), or as EASEL_LOG_FORMAT says.
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import { ConfigError } from '../config/index.ts';
+
+export type LogFormat = 'json' | 'pretty';
+
+/** EASEL_LOG_FORMAT (json or pretty); unset: pretty when `stdout` is a terminal. */
+export function logFormat(env: NodeJS.ProcessEnv, stdout: { isTTY?: boolean }): LogFormat {
+  const raw = env.EASEL_LOG_FORMAT?.trim().toLowerCase();
+  if (!raw) return stdout.isTTY ? 'pretty' : 'json';
+  if (raw !== 'json' && raw !== 'pretty') throw new ConfigError('EASEL_LOG_FORMAT', `must be "json" or "pretty", got ${JSON.stringify(env.EASEL_LOG_FORMAT)}`);
+  return raw;
+}
+
+export function createLogger(level: string, format: LogFormat, stdout: NodeJS.WriteStream & { isTTY?: boolean }): Logger {
+  if (format === 'json') return pino({ level });
+  // sync: lines appear in order with what the CLI writes itself (the key, the playground URL).
+  return pino(
+    { level },
+    pretty({ destination: stdout, sync: true, colorize: Boolean(stdout.isTTY), singleLine: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }),
+  );
+}
