@@ -13,6 +13,7 @@ import { buildServer } from './http/server.ts';
 import type { Deployment, Services } from './http/services.ts';
 import { InProcessQueue } from './jobs/in-process-queue.ts';
 import { Operations } from './jobs/operations.ts';
+import { PixelBudget } from './jobs/pixel-budget.ts';
 import { createRunner, type GenerationResult, type JobData } from './jobs/runner.ts';
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
 import { createSafety } from './safety/from-config.ts';
@@ -98,6 +99,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     imageFilter: safety.imageFilter,
     classifierStates: safety.classifierStates,
     queue,
+    pixelBudget: new PixelBudget(config.limits.maxEditPixels, config.limits.maxPixelsInFlight),
     operations,
     store,
     blobs,
