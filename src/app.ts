@@ -19,6 +19,7 @@ import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
 import { createSafety } from './safety/from-config.ts';
 import type { ImageFilter } from './safety/index.ts';
 import { DataDirLock } from './storage/data-dir-lock.ts';
+import type { BlobStore } from './storage/blob-store.ts';
 import { FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
 
 export interface App {
@@ -37,6 +38,8 @@ export interface AppOptions {
   imageFilter?: ImageFilter;
   /** Replace the engine of every deployment (tests use slow or failing engines). */
   engine?: Engine;
+  /** Replace the image byte store (tests use one that fails as a full or read-only disk does). */
+  blobs?: BlobStore;
 }
 
 /**
@@ -57,7 +60,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   }
   const apiKeys = resolveApiKeys(config.apiKeys, config.dataDir);
   const store = new SqliteOperationStore(join(config.dataDir, 'easel.db'));
-  const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
+  const blobs = options.blobs ?? new FsBlobStore(join(config.dataDir, 'blobs'));
   const signer = new UrlSigner(loadOrCreateSecret(config.dataDir));
 
   const engines = createDeploymentEngines(config, log, options.engine);
@@ -123,6 +126,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       // Running generations get a few seconds to finish; DALL-E 2 operations cut short run again
       // after the next start.
       await queue.close({ graceSeconds: config.queue.shutdownGraceSeconds });
+      await operations.close();
       await sweeper.stop();
       await engines.close();
       await safety.close();
