@@ -28,7 +28,10 @@ export interface App {
   apiKeys: ApiKeys;
   /** Settles when every diffusion model has loaded or been marked unavailable. */
   modelsLoaded: Promise<void>;
-  /** Stop accepting, finish or abort running jobs, close the database. */
+  /**
+   * Stop accepting, answer waiting jobs 503, let running jobs finish within the shutdown grace period
+   * (then abort them), close the database (docs/lifecycle.md, "Shutdown").
+   */
   close(): Promise<void>;
 }
 
@@ -122,11 +125,22 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     apiKeys,
     modelsLoaded: engines.loaded,
     async close() {
-      await server.close();
-      // Running generations get a few seconds to finish; DALL-E 2 operations cut short run again
-      // after the next start.
-      await queue.close({ graceSeconds: config.queue.shutdownGraceSeconds });
-      await operations.close();
+      // Stop accepting connections first; requests already in flight are answered below. A
+      // keep-alive connection that goes idle after its answer would hold the close open, and Node
+      // closes only those idle when close() is called: close the others as they go idle.
+      const closing = server.close();
+      const closeIdle = setInterval(() => server.server.closeIdleConnections(), 50);
+      // Jobs still waiting are refused at once (their clients get 503 and retry elsewhere); running
+      // ones get the grace period less a second kept for closing everything else, then are aborted
+      // (503 too). DALL-E 2 operations cut short run again after the next start.
+      try {
+        const grace = config.queue.shutdownGraceSeconds;
+        await queue.close({ graceSeconds: Math.max(0, grace - Math.min(1, grace / 5)) });
+        await operations.close();
+        await closing;
+      } finally {
+        clearInterval(closeIdle);
+      }
       await sweeper.stop();
       await engines.close();
       await safety.close();

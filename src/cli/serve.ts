@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { createApp } from '../app.ts';
+import { createApp, type AppOptions } from '../app.ts';
 import { loadConfig } from '../config/index.ts';
 import type { CliContext } from './program.ts';
 
@@ -19,11 +19,14 @@ export function addServeCommand(program: Command, context: CliContext): void {
     });
 }
 
-/** `easel serve`: load the configuration, start the server, stop cleanly on SIGINT/SIGTERM. */
-export async function serve(): Promise<void> {
+/**
+ * `easel serve`: load the configuration, start the server, stop cleanly on SIGINT/SIGTERM.
+ * `options` replace parts of the app (tests run the real process with an engine they control).
+ */
+export async function serve(options: Pick<AppOptions, 'engine'> = {}): Promise<void> {
   const config = loadConfig(process.env);
   const logger = pino({ level: config.logLevel });
-  const app = await createApp(config, { logger });
+  const app = await createApp(config, { logger, ...options });
   const address = await app.server.listen({ host: config.host, port: config.port });
 
   for (const d of app.services.deployments.values()) {
@@ -48,8 +51,21 @@ export async function serve(): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await app.close();
+    const graceSeconds = config.queue.shutdownGraceSeconds;
+    logger.info({ signal, graceSeconds }, 'shutting down');
+    // The promise made to operators: the process is gone by the end of the grace period, even if
+    // something (a hung engine, a stuck connection) ignores the orderly close below.
+    setTimeout(() => {
+      logger.error({ graceSeconds }, 'shutdown did not finish within the grace period; exiting now');
+      process.exit(1);
+    }, Math.max(1, graceSeconds) * 1000).unref();
+    try {
+      await app.close();
+    } catch (error) {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+    logger.info('stopped');
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

@@ -222,6 +222,17 @@ export const errors = {
       message: `The deployment '${deployment}' is not available: ${reason}`,
     }),
 
+  /**
+   * The server is stopping and this request's job had not started (or ran past the shutdown grace
+   * period). 503, which the SDKs retry: another instance, or this one once restarted, can serve it.
+   */
+  shuttingDown: (requestId: string) =>
+    new ApiError({
+      status: 503,
+      code: 'ServiceUnavailable',
+      message: `The server is shutting down and did not finish this request; retry it. Request id: ${requestId}.`,
+    }),
+
   internal: (requestId: string) =>
     new ApiError({
       status: 500,

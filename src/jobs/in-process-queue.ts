@@ -138,7 +138,9 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
         const work = processor(entry.data, { id: entry.id, reportProgress, signal: controller.signal });
         entry.resolve(await Promise.race([work, rejectOnAbort(controller.signal)]));
       } catch (error) {
-        entry.reject(error);
+        // An aborted job fails for the reason it was aborted (timeout, shutdown), whichever of the
+        // job's own error and the abort settled first.
+        entry.reject(controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason : error);
       } finally {
         if (timer) clearTimeout(timer);
         this.measure((this.now() - started) / 1000);
