@@ -219,7 +219,7 @@ export const errors = {
     new ApiError({
       status: 503,
       code: 'ServiceUnavailable',
-      message: `The deployment '${deployment}' is not available: ${reason}`,
+      message: `The deployment '${deployment}' is not available: ${redactInternals(reason)}`,
     }),
 
   /**
