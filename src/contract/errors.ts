@@ -189,11 +189,11 @@ export const errors = {
       type: INVALID_REQUEST,
     }),
 
-  tooManyRequests: (retryAfterSeconds: number) =>
+  tooManyRequests: (retryAfterSeconds: number, reason = 'its queue is full') =>
     new ApiError({
       status: 429,
       code: '429',
-      message: `Requests to the ImageGenerations_Create Operation have exceeded the capacity of this easel server: its queue is full. Please retry after ${retryAfterSeconds} seconds.`,
+      message: `Requests to the ImageGenerations_Create Operation have exceeded the capacity of this easel server: ${reason}. Please retry after ${retryAfterSeconds} seconds.`,
       headers: { 'retry-after': String(retryAfterSeconds), 'retry-after-ms': String(retryAfterSeconds * 1000) },
     }),
 

@@ -28,7 +28,7 @@ export async function admit(
   const release = edit ? pixelBudget.reserve(edit.pixels) : () => {};
   if (!release) {
     request.log.info({ pixels: edit!.pixels, inUse: pixelBudget.inUse(), limit: pixelBudget.inFlight }, 'edit refused: decoded-pixel budget in use');
-    throw errors.tooManyRequests(queue.retryAfterSeconds());
+    throw errors.tooManyRequests(queue.retryAfterSeconds(), 'the edits it is working on hold all the decoded pixels it allows (limits.maxPixelsInFlight)');
   }
   const hangUp = new AbortController();
   const onClose = () => {
