@@ -27,7 +27,7 @@ console.log(
     date: new Date().toISOString().slice(0, 10),
   }),
 );
-for (const file of ['bench/placeholder.bench.ts', 'bench/http.bench.ts', 'bench/safety.bench.ts', 'bench/diffusion.bench.ts']) {
+for (const file of ['bench/placeholder.bench.ts', 'bench/http.bench.ts', 'bench/memory.bench.ts', 'bench/safety.bench.ts', 'bench/diffusion.bench.ts']) {
   const result = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: 'inherit', env });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }

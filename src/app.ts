@@ -13,11 +13,13 @@ import { buildServer } from './http/server.ts';
 import type { Deployment, Services } from './http/services.ts';
 import { InProcessQueue } from './jobs/in-process-queue.ts';
 import { Operations } from './jobs/operations.ts';
+import { PixelBudget } from './jobs/pixel-budget.ts';
 import { createRunner, type GenerationResult, type JobData } from './jobs/runner.ts';
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
 import { createSafety } from './safety/from-config.ts';
 import type { ImageFilter } from './safety/index.ts';
 import { DataDirLock } from './storage/data-dir-lock.ts';
+import type { BlobStore } from './storage/blob-store.ts';
 import { FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
 
 export interface App {
@@ -32,7 +34,10 @@ export interface App {
    * the data-directory lock, where `easel generate` finds the running server.
    */
   listening(url: string): void;
-  /** Stop accepting, finish or abort running jobs, close the database. */
+  /**
+   * Stop accepting, answer waiting jobs 503, let running jobs finish within the shutdown grace period
+   * (then abort them), close the database (docs/lifecycle.md, "Shutdown").
+   */
   close(): Promise<void>;
 }
 
@@ -42,6 +47,8 @@ export interface AppOptions {
   imageFilter?: ImageFilter;
   /** Replace the engine of every deployment (tests use slow or failing engines). */
   engine?: Engine;
+  /** Replace the image byte store (tests use one that fails as a full or read-only disk does). */
+  blobs?: BlobStore;
 }
 
 /**
@@ -62,7 +69,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   }
   const apiKeys = resolveApiKeys(config.apiKeys, config.dataDir);
   const store = new SqliteOperationStore(join(config.dataDir, 'easel.db'));
-  const blobs = new FsBlobStore(join(config.dataDir, 'blobs'));
+  const blobs = options.blobs ?? new FsBlobStore(join(config.dataDir, 'blobs'));
   const signer = new UrlSigner(loadOrCreateSecret(config.dataDir));
 
   const engines = createDeploymentEngines(config, log, options.engine);
@@ -105,6 +112,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     imageFilter: safety.imageFilter,
     classifierStates: safety.classifierStates,
     queue,
+    pixelBudget: new PixelBudget(config.limits.maxEditPixels, config.limits.maxPixelsInFlight),
     operations,
     store,
     blobs,
@@ -128,10 +136,22 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       lock.recordUrl(url);
     },
     async close() {
-      await server.close();
-      // Running generations get a few seconds to finish; DALL-E 2 operations cut short run again
-      // after the next start.
-      await queue.close({ graceSeconds: config.queue.shutdownGraceSeconds });
+      // Stop accepting connections first; requests already in flight are answered below. A
+      // keep-alive connection that goes idle after its answer would hold the close open, and Node
+      // closes only those idle when close() is called: close the others as they go idle.
+      const closing = server.close();
+      const closeIdle = setInterval(() => server.server.closeIdleConnections(), 50);
+      // Jobs still waiting are refused at once (their clients get 503 and retry elsewhere); running
+      // ones get the grace period less a second kept for closing everything else, then are aborted
+      // (503 too). DALL-E 2 operations cut short run again after the next start.
+      try {
+        const grace = config.queue.shutdownGraceSeconds;
+        await queue.close({ graceSeconds: Math.max(0, grace - Math.min(1, grace / 5)) });
+        await operations.close();
+        await closing;
+      } finally {
+        clearInterval(closeIdle);
+      }
       await sweeper.stop();
       await engines.close();
       await safety.close();

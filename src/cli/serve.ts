@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createApp, type App } from '../app.ts';
+import { createApp, type App, type AppOptions } from '../app.ts';
 import { keysFilePath } from '../config/keys.ts';
 import { loadConfig, type Config } from '../config/index.ts';
 import { clientUrl } from './address.ts';
@@ -21,11 +21,14 @@ export function addServeCommand(program: Command, context: CliContext): void {
     });
 }
 
-/** `easel serve`: load the configuration, start the server, stop cleanly on SIGINT/SIGTERM. */
-export async function serve(context: Pick<CliContext, 'env' | 'stdout'>): Promise<void> {
+/**
+ * `easel serve`: load the configuration, start the server, stop cleanly on SIGINT/SIGTERM.
+ * `options` replace parts of the app (tests run the real process with an engine they control).
+ */
+export async function serve(context: Pick<CliContext, 'env' | 'stdout'>, options: Pick<AppOptions, 'engine'> = {}): Promise<void> {
   const config = loadConfig(context.env);
   const logger = createLogger(config.logLevel, logFormat(context.env, context.stdout), context.stdout);
-  const app = await createApp(config, { logger });
+  const app = await createApp(config, { logger, ...options });
   const address = await listen(app, config);
   const port = (app.server.server.address() as { port: number }).port;
   const url = clientUrl(config.host, port);
@@ -48,8 +51,21 @@ export async function serve(context: Pick<CliContext, 'env' | 'stdout'>): Promis
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await app.close();
+    const graceSeconds = config.queue.shutdownGraceSeconds;
+    logger.info({ signal, graceSeconds }, 'shutting down');
+    // The promise made to operators: the process is gone by the end of the grace period, even if
+    // something (a hung engine, a stuck connection) ignores the orderly close below.
+    setTimeout(() => {
+      logger.error({ graceSeconds }, 'shutdown did not finish within the grace period; exiting now');
+      process.exit(1);
+    }, Math.max(1, graceSeconds) * 1000).unref();
+    try {
+      await app.close();
+    } catch (error) {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+    logger.info('stopped');
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

@@ -78,6 +78,10 @@ export interface Config {
     maxMaskBytes: number;
     /** Decoded pixels allowed per uploaded image (decompression bombs stop here). */
     maxInputPixels: number;
+    /** Decoded pixels one edit may hold: its uploads (and their resized copies) and its output images. */
+    maxEditPixels: number;
+    /** Decoded pixels all admitted edits may hold together; one more edit gets a 429. */
+    maxPixelsInFlight: number;
   };
   queue: { concurrency: number; maxWaiting: number; jobTimeoutSeconds: number; shutdownGraceSeconds: number };
   imageUrlTtlSeconds: number;
@@ -115,6 +119,9 @@ const DEFAULTS: Config = {
     maxImageBytes: 50 * 1024 * 1024,
     maxMaskBytes: 4 * 1024 * 1024,
     maxInputPixels: 4096 * 4096,
+    // 256 MiB of RGBA per edit, 512 MiB for all edits in flight (README, "Operations").
+    maxEditPixels: 4 * 4096 * 4096,
+    maxPixelsInFlight: 8 * 4096 * 4096,
   },
   queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600, shutdownGraceSeconds: 10 },
   imageUrlTtlSeconds: 24 * 60 * 60,
@@ -154,6 +161,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   if (env.EASEL_QUEUE_MAX_WAITING) {
     merged.queue.maxWaiting = intSetting('EASEL_QUEUE_MAX_WAITING', env.EASEL_QUEUE_MAX_WAITING, 0, 1_000_000);
+  }
+  if (env.EASEL_MAX_EDIT_PIXELS) {
+    merged.limits.maxEditPixels = intSetting('EASEL_MAX_EDIT_PIXELS', env.EASEL_MAX_EDIT_PIXELS, 1, Number.MAX_SAFE_INTEGER);
+  }
+  if (env.EASEL_MAX_PIXELS_IN_FLIGHT) {
+    merged.limits.maxPixelsInFlight = intSetting('EASEL_MAX_PIXELS_IN_FLIGHT', env.EASEL_MAX_PIXELS_IN_FLIGHT, 1, Number.MAX_SAFE_INTEGER);
   }
   if (env.EASEL_MODELS_DIR) merged.models.dir = env.EASEL_MODELS_DIR;
   if (env.EASEL_EXECUTION_PROVIDER) merged.onnx.executionProvider = env.EASEL_EXECUTION_PROVIDER as Config['onnx']['executionProvider'];
@@ -269,6 +282,9 @@ function validate(env: NodeJS.ProcessEnv, config: Config): Config {
   }
   intSetting('onnx.threads', config.onnx.threads, 0, 1024);
   for (const [name, value] of Object.entries(config.limits)) intSetting(`limits.${name}`, value, 1, Number.MAX_SAFE_INTEGER);
+  if (config.limits.maxPixelsInFlight < config.limits.maxEditPixels) {
+    throw new ConfigError('limits.maxPixelsInFlight (EASEL_MAX_PIXELS_IN_FLIGHT)', 'must be at least limits.maxEditPixels, or no edit at the limit could ever run');
+  }
   intSetting('queue.concurrency', config.queue.concurrency, 1, 1024);
   intSetting('queue.maxWaiting', config.queue.maxWaiting, 0, 1_000_000);
   intSetting('queue.jobTimeoutSeconds', config.queue.jobTimeoutSeconds, 0, 86400);

@@ -189,11 +189,11 @@ export const errors = {
       type: INVALID_REQUEST,
     }),
 
-  tooManyRequests: (retryAfterSeconds: number) =>
+  tooManyRequests: (retryAfterSeconds: number, reason = 'its queue is full') =>
     new ApiError({
       status: 429,
       code: '429',
-      message: `Requests to the ImageGenerations_Create Operation have exceeded the capacity of this easel server: its queue is full. Please retry after ${retryAfterSeconds} seconds.`,
+      message: `Requests to the ImageGenerations_Create Operation have exceeded the capacity of this easel server: ${reason}. Please retry after ${retryAfterSeconds} seconds.`,
       headers: { 'retry-after': String(retryAfterSeconds), 'retry-after-ms': String(retryAfterSeconds * 1000) },
     }),
 
@@ -211,7 +211,7 @@ export const errors = {
     new ApiError({
       status: 500,
       code: 'InternalServerError',
-      message: `The image generation failed: ${reason}. Request id: ${requestId}.`,
+      message: `The image generation failed: ${redactInternals(reason)}. Request id: ${requestId}.`,
       type: 'server_error',
     }),
 
@@ -219,7 +219,18 @@ export const errors = {
     new ApiError({
       status: 503,
       code: 'ServiceUnavailable',
-      message: `The deployment '${deployment}' is not available: ${reason}`,
+      message: `The deployment '${deployment}' is not available: ${redactInternals(reason)}`,
+    }),
+
+  /**
+   * The server is stopping and this request's job had not started (or ran past the shutdown grace
+   * period). 503, which the SDKs retry: another instance, or this one once restarted, can serve it.
+   */
+  shuttingDown: (requestId: string) =>
+    new ApiError({
+      status: 503,
+      code: 'ServiceUnavailable',
+      message: `The server is shutting down and did not finish this request; retry it. Request id: ${requestId}.`,
     }),
 
   internal: (requestId: string) =>
@@ -242,5 +253,32 @@ export const operationErrors = {
     message: 'The server restarted while this operation was running. Submit it again.',
   },
   timedOut: { code: 'timeout', message: 'The operation did not finish in the allotted time and was canceled.' },
-  engineFailed: (detail: string) => ({ code: 'internalFailure', message: `Image generation failed: ${detail}` }),
+  /** The engine's own account of a failed job (a model error), with server internals taken out. */
+  engineFailed: (detail: string) => ({ code: 'internalFailure', message: `Image generation failed: ${redactInternals(detail)}` }),
+  /** Anything else (the disk, the database): the details are in the server's log under the operation id. */
+  internal: (operationId: string) => ({
+    code: 'internalFailure',
+    message: `The server had an error while running this operation. Operation id: ${operationId}.`,
+  }),
 } as const;
+
+/**
+ * Take what only the server should see out of a message that may reach a client: absolute paths
+ * (shortened to their last part, which still names the file), errno codes and stack lines. A second
+ * line of defence: messages that carry a library's or the OS's text should not reach clients at all.
+ */
+export function redactInternals(text: string): string {
+  return text
+    .replace(/\n\s+at [^\n]*/g, '')
+    .replace(/file:\/\/\S+/g, (url) => `…/${lastPart(url)}`)
+    .replace(/(?<![\w:/.~-])(?:[A-Za-z]:\\|\/)(?:[^\s'"`,;()\\/]+[\\/])+[^\s'"`,;()\\/]*/g, (path) => `…/${lastPart(path)}`)
+    .replace(/,?\s*\b(?:errno|syscall)\b\s*[:=]?\s*['"]?[-\w]+['"]?/gi, '')
+    .replace(ERRNO_CODE, 'error');
+}
+
+const ERRNO_CODE =
+  /\bE(?:ACCES|PERM|NOENT|NOSPC|ROFS|IO|EXIST|ISDIR|NOTDIR|NOTEMPTY|MFILE|NFILE|DQUOT|BUSY|AGAIN|NOMEM|XDEV|BADF|INVAL|PIPE|CONNREFUSED|CONNRESET|TIMEDOUT|FBIG|LOOP|NAMETOOLONG)\b/g;
+
+function lastPart(path: string): string {
+  return path.replace(/[\\/]+$/, '').split(/[\\/]/).at(-1) ?? '';
+}

@@ -19,7 +19,7 @@ export type OutputFormat = 'png' | 'jpeg' | 'webp';
 
 /**
  * The one normalized request that travels from contract/ to the engine: defaults applied, sizes
- * parsed, uploads decoded once. Nothing here knows about HTTP, multipart or base64.
+ * parsed, uploads decoded once (when the job runs). Nothing here knows about HTTP, multipart or base64.
  */
 export interface ImageRequest {
   operation: 'generation' | 'edit';
@@ -47,6 +47,11 @@ export interface ImageRequest {
   partialImages: number;
   /** Edits: the input images (the first is the one to edit), as RGBA at the output size. */
   images: RawImage[];
+  /**
+   * Edits: how many images were sent. Set from the request, while `images` stays empty until the
+   * job runs and decodes them (absent on requests built with their pixels).
+   */
+  inputCount?: number;
   /** Edits: RGBA mask at the output size; alpha 0 marks where to edit. */
   mask: RawImage | null;
   /** Edits (easel extension): 0 < strength ≤ 1, how much may change; null = the engine's default. */

@@ -20,10 +20,9 @@ const OUTPUT_TOKENS: Record<string, { square: number; wide: number }> = {
 
 export function estimateUsage(request: ImageRequest): Usage {
   const text_tokens = Math.max(1, Math.ceil(request.prompt.length / 4));
-  const image_tokens = request.images.reduce(
-    (sum, image) => sum + 65 + 129 * Math.ceil(image.width / 512) * Math.ceil(image.height / 512),
-    0,
-  );
+  // Every input is brought to the output size before the engine sees it.
+  const inputs = request.inputCount ?? request.images.length;
+  const image_tokens = inputs * (65 + 129 * Math.ceil(request.width / 512) * Math.ceil(request.height / 512));
   const table = OUTPUT_TOKENS[request.quality ?? 'high'] ?? OUTPUT_TOKENS.high!;
   const perImage = request.width === request.height ? table.square : table.wide;
   const output_tokens = perImage * request.n;

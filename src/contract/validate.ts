@@ -91,10 +91,15 @@ function coerce(name: string, spec: ParamSpec, raw: unknown, source: BodySource)
   }
 }
 
-/** Uploaded images, already decoded and brought to the output size by the caller. */
+/**
+ * What an edit's uploads contribute to the request. Only their sizes are known when the request is
+ * validated: the pixels are decoded when the job runs (`images`/`mask` empty until then).
+ */
 export interface EditInputs {
-  images: RawImage[];
-  mask: RawImage | null;
+  images?: RawImage[];
+  mask?: RawImage | null;
+  /** How many images were sent. */
+  inputCount: number;
   /** Size of the first input before resizing (for `size: auto` on edits). */
   inputWidth: number;
   inputHeight: number;
@@ -134,6 +139,7 @@ export function toImageRequest(
     operation,
     edit ? { width: edit.inputWidth, height: edit.inputHeight } : undefined,
   );
+  checkEncodable(outputFormat, width, height, values.output_format !== undefined);
   const prompt = values.prompt as string;
   const request: Omit<ImageRequest, 'seed'> = {
     operation,
@@ -155,10 +161,30 @@ export function toImageRequest(
     partialImages: (values.partial_images as number | undefined) ?? 0,
     images: edit?.images ?? [],
     mask: edit?.mask ?? null,
+    ...(edit ? { inputCount: edit.inputCount } : {}),
     strength: (values.strength as number | undefined) ?? null,
   };
   const seed = (values.seed as number | undefined) ?? deriveSeed(request);
   return { ...request, seed };
+}
+
+/**
+ * The largest side each encoder can write. WebP stores 14-bit dimensions (16383; the WebP container
+ * spec, developers.google.com/speed/webp/docs/riff_container); libjpeg refuses sides over its
+ * JPEG_MAX_DIMENSION, 65500; PNG stores 31-bit dimensions (PNG spec, IHDR). Checked when the request
+ * is validated, so an edit whose `size: auto` output no encoder can hold is a 400, not a failed job.
+ */
+export const MAX_OUTPUT_SIDE: Readonly<Record<OutputFormat, number>> = { png: 2 ** 31 - 1, jpeg: 65500, webp: 16383 };
+
+function checkEncodable(format: OutputFormat, width: number, height: number, formatWasSent: boolean): void {
+  const max = MAX_OUTPUT_SIDE[format];
+  if (width <= max && height <= max) return;
+  const fits = (['png', 'webp', 'jpeg'] as const).filter((f) => width <= MAX_OUTPUT_SIDE[f] && height <= MAX_OUTPUT_SIDE[f]);
+  const message =
+    `The output would be ${width}x${height} pixels, but ${format.toUpperCase()} holds at most ${max} pixels per side. ` +
+    (fits.length > 0 ? `Choose output_format ${fits.map((f) => `'${f}'`).join(' or ')}, or a smaller size.` : 'Choose a smaller size.');
+  // Without an explicit output_format, the size (an edit's input, for `size: auto`) is what to change.
+  throw errors.invalidParameter(formatWasSent ? 'output_format' : 'size', message);
 }
 
 /** For gpt-image-1, `auto` (and the edit-only `standard`) mean the Azure default, `high`. */

@@ -1,13 +1,14 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, errors } from '../contract/errors.ts';
 import { EngineAbortedError, EngineError } from '../engines/engine.ts';
-import { JobTimeoutError, QueueFullError } from '../jobs/queue.ts';
+import { JobTimeoutError, QueueClosedError, QueueFullError } from '../jobs/queue.ts';
 
 /** Map anything thrown while handling a request to one catalogue error. */
 export function toApiError(error: unknown, request: FastifyRequest, limits: { maxJsonBodyBytes: number; maxImageBytes: number }): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof QueueFullError) return errors.tooManyRequests(error.retryAfterSeconds);
   if (error instanceof JobTimeoutError) return errors.generationTimedOut();
+  if (error instanceof QueueClosedError) return errors.shuttingDown(request.id);
   if (error instanceof EngineError && !(error instanceof EngineAbortedError)) return errors.generationFailed(error.message, request.id);
   const e = error as Partial<FastifyError> & Error;
   switch (e.code) {

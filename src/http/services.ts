@@ -3,6 +3,7 @@ import type { Family } from '../contract/families.ts';
 import type { DeploymentEngine } from '../engines/deployment-engines.ts';
 import type { Operations } from '../jobs/operations.ts';
 import type { OperationStore } from '../jobs/operation-store.ts';
+import type { PixelBudget } from '../jobs/pixel-budget.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { GenerationResult, JobData } from '../jobs/runner.ts';
 import type { ClassifierState } from '../safety/from-config.ts';
@@ -30,6 +31,8 @@ export interface Services {
   /** Each configured prompt classifier's state, for /readyz. */
   classifierStates(): Record<string, ClassifierState>;
   queue: JobQueue<JobData, GenerationResult>;
+  /** Decoded pixels of edits, per request and in flight (limits.maxEditPixels, limits.maxPixelsInFlight). */
+  pixelBudget: PixelBudget;
   operations: Operations;
   store: OperationStore;
   blobs: BlobStore;

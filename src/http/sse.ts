@@ -4,7 +4,7 @@ import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
 import { partialImageDue, type EngineProgress } from '../engines/engine.ts';
 import { encodeImage } from '../storage/encoding.ts';
-import { admit } from './admit.ts';
+import { admit, type PendingEdit } from './admit.ts';
 import { toApiError } from './errors.ts';
 import { gptImageFields } from './wire.ts';
 
@@ -14,7 +14,7 @@ import { gptImageFields } from './wire.ts';
  * `<kind>.completed` per image. Admission happens before the stream opens, so a full queue is
  * still an ordinary 429; a failure after that is an `error` event.
  */
-export async function streamImages(request: FastifyRequest, reply: FastifyReply, imageRequest: ImageRequest) {
+export async function streamImages(request: FastifyRequest, reply: FastifyReply, imageRequest: ImageRequest, edit?: PendingEdit) {
   const kind = imageRequest.operation === 'edit' ? 'image_edit' : 'image_generation';
   const fields = gptImageFields(imageRequest);
   let open = false;
@@ -54,7 +54,7 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
     });
   };
 
-  const { finished } = await admit(request, reply, imageRequest, onProgress);
+  const { finished } = await admit(request, reply, imageRequest, { onProgress, edit });
 
   reply.hijack();
   reply.raw.writeHead(200, {

@@ -9,8 +9,10 @@ export interface InProcessQueueOptions {
   maxWaiting: number;
   /** A running job is aborted after this long (its signal fires). 0 = no limit. */
   jobTimeoutSeconds: number;
-  /** Typical seconds one job takes, to compute retry-after. */
+  /** Seconds one job is assumed to take until the first jobs have been measured (retry-after). */
   estimatedJobSeconds?: number;
+  /** Milliseconds clock for measuring jobs (tests pass a fake one); default performance.now. */
+  now?: () => number;
   /** Called as each job starts, with how long it waited since it was admitted (for metrics). */
   onStart?: (job: { id: string; waitedMs: number }) => void;
 }
@@ -31,9 +33,13 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
   private readonly waiting: Entry<T, R>[] = [];
   private readonly running = new Map<string, { controller: AbortController; done: Promise<unknown> }>();
   private closed = false;
+  private readonly now: () => number;
+  /** Exponentially weighted mean of the seconds jobs took to run, once one has finished. */
+  private meanJobSeconds: number | null = null;
 
   constructor(private readonly options: InProcessQueueOptions) {
     if (options.concurrency < 1) throw new RangeError('concurrency must be at least 1');
+    this.now = options.now ?? (() => performance.now());
   }
 
   process(processor: JobProcessor<T, R>): void {
@@ -48,7 +54,7 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
       throw new QueueFullError(this.retryAfterSeconds());
     }
     const finished = new Promise<R>((resolve, reject) => {
-      this.waiting.push({ id, data, options, admitted: performance.now(), resolve, reject });
+      this.waiting.push({ id, data, options, admitted: this.now(), resolve, reject });
     });
     // A job that was admitted but is only awaited later must not count as an unhandled rejection.
     finished.catch(() => {});
@@ -73,12 +79,23 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
     await settled;
   }
 
-  /** Seconds until a slot is likely free: the queue ahead, divided among the workers. */
-  private retryAfterSeconds(): number {
-    const perJob = this.options.estimatedJobSeconds ?? 2;
+  /**
+   * Seconds until a slot is likely free: the jobs ahead (waiting and running) times the measured
+   * mean job duration, divided among the workers. Before any job has finished, the configured guess.
+   */
+  retryAfterSeconds(): number {
+    const perJob = this.meanJobSeconds ?? this.options.estimatedJobSeconds ?? 2;
     const ahead = this.waiting.length + this.running.size;
     // The openai client honours retry-after only below 60 s; above that it uses its own backoff.
     return Math.min(59, Math.max(1, Math.ceil((ahead * perJob) / this.options.concurrency)));
+  }
+
+  /** Weight of the newest job in the mean: recent throughput matters, one outlier does not dominate. */
+  private static readonly SMOOTHING = 0.2;
+
+  private measure(seconds: number): void {
+    const a = InProcessQueue.SMOOTHING;
+    this.meanJobSeconds = this.meanJobSeconds === null ? seconds : a * seconds + (1 - a) * this.meanJobSeconds;
   }
 
   private pump(): void {
@@ -93,8 +110,9 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
   }
 
   private start(entry: Entry<T, R>, processor: JobProcessor<T, R>): void {
+    const started = this.now();
     try {
-      this.options.onStart?.({ id: entry.id, waitedMs: performance.now() - entry.admitted });
+      this.options.onStart?.({ id: entry.id, waitedMs: started - entry.admitted });
     } catch {
       // Observability must never stop a job.
     }
@@ -120,9 +138,12 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
         const work = processor(entry.data, { id: entry.id, reportProgress, signal: controller.signal });
         entry.resolve(await Promise.race([work, rejectOnAbort(controller.signal)]));
       } catch (error) {
-        entry.reject(error);
+        // An aborted job fails for the reason it was aborted (timeout, shutdown), whichever of the
+        // job's own error and the abort settled first.
+        entry.reject(controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason : error);
       } finally {
         if (timer) clearTimeout(timer);
+        this.measure((this.now() - started) / 1000);
         entry.options.signal?.removeEventListener('abort', onCallerAbort);
         this.running.delete(entry.id);
         this.pump();

@@ -1,4 +1,5 @@
 import { rejectOnAbort } from './abort.ts';
+import { EngineError } from '../engines/engine.ts';
 import { randomUUID } from 'node:crypto';
 import { operationErrors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
@@ -19,8 +20,24 @@ export interface OperationsDeps {
   queue: JobQueue<JobData, GenerationResult>;
   /** How long an operation and its images are kept (Azure: 24 hours). */
   ttlSeconds: number;
-  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   now?: () => number;
+  /**
+   * First wait before a state write that failed (a full disk, a locked database) is tried again,
+   * doubling up to a minute; default 1000 ms. Tests pass a few milliseconds.
+   */
+  retryBaseMs?: number;
+}
+
+/** The longest wait between two tries of a state write. */
+const MAX_RETRY_MS = 60_000;
+
+interface PendingWrite {
+  from: readonly OperationStatus[];
+  to: OperationStatus;
+  patch: { result?: OperationRecord['result']; error?: OperationError };
+  attempts: number;
+  timer: NodeJS.Timeout | null;
 }
 
 /**
@@ -30,6 +47,9 @@ export interface OperationsDeps {
  */
 export class Operations {
   private readonly now: () => number;
+  /** Final state writes that failed and are tried again, by operation id. */
+  private readonly pending = new Map<string, PendingWrite>();
+  private closed = false;
 
   constructor(private readonly deps: OperationsDeps) {
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
@@ -42,7 +62,13 @@ export class Operations {
     try {
       await this.enqueue(record.id, request);
     } catch (error) {
-      await this.deps.store.deleteOperation(record.id);
+      try {
+        await this.deps.store.deleteOperation(record.id);
+      } catch (deleteError) {
+        // The client hears of the refusal; the record must still end rather than wait forever.
+        this.deps.log.error({ operationId: record.id, err: deleteError }, 'could not remove a refused operation');
+        await this.settle(record.id, ['notRunning'], 'failed', { error: operationErrors.internal(record.id) });
+      }
       throw error;
     }
     return record;
@@ -72,32 +98,63 @@ export class Operations {
     return { deleted: false, status: current?.status ?? null };
   }
 
-  /** The job body of an operation: the state moves around the runner's work. */
+  /**
+   * The job body of an operation: the state moves around the runner's work. The final move is
+   * retried until it is written (settle), so a store that fails for a while (a full disk) delays
+   * an operation's end but never strands it.
+   */
   async runJob(id: string, signal: AbortSignal, work: () => Promise<GenerationResult>): Promise<GenerationResult> {
-    if (!(await this.move(id, ['notRunning'], 'running'))) {
-      throw new Error(`operation ${id} is no longer waiting to run`);
-    }
+    let started: boolean;
     try {
-      const result = await Promise.race([work(), rejectOnAbort(signal)]);
-      await this.move(id, ['running'], 'succeeded', {
-        result: {
-          created: result.created,
-          items: result.items.map((item) =>
-            item.filtered ? { error: item.reason ? operationErrors.imageFilteredBy(item.reason) : operationErrors.imageFiltered } : { imageId: item.stored!.id },
-          ),
-        },
-      });
-      return result;
+      started = await this.move(id, ['notRunning'], 'running');
+    } catch (error) {
+      // Without the running state recorded the job cannot go on; it fails once the store recovers.
+      this.deps.log.error({ operationId: id, err: error }, 'could not record that the operation started');
+      await this.settle(id, ['notRunning'], 'failed', { error: operationErrors.internal(id) });
+      throw error;
+    }
+    if (!started) throw new Error(`operation ${id} is no longer waiting to run`);
+    let result: GenerationResult;
+    try {
+      result = await Promise.race([work(), rejectOnAbort(signal)]);
     } catch (error) {
       if (signal.reason instanceof QueueClosedError) {
-        // Shutting down is not the operation's fault: it runs again after the restart.
-        await this.move(id, ['running'], 'notRunning');
+        // Shutting down is not the operation's fault: it runs again after the restart (and if this
+        // write fails, the restart's recovery ends it as interrupted).
+        await this.move(id, ['running'], 'notRunning').catch((e: unknown) => this.deps.log.error({ operationId: id, err: e }, 'could not requeue operation'));
       } else if (signal.reason instanceof JobTimeoutError) {
-        await this.move(id, ['running'], 'canceled', { error: operationErrors.timedOut });
+        await this.settle(id, ['running'], 'canceled', { error: operationErrors.timedOut });
       } else {
-        await this.move(id, ['running'], 'failed', { error: operationErrors.engineFailed(messageOf(error)) });
+        await this.settle(id, ['running'], 'failed', { error: clientError(id, error) });
       }
       throw error;
+    }
+    await this.settle(id, ['running'], 'succeeded', {
+      result: {
+        created: result.created,
+        items: result.items.map((item) =>
+          item.filtered ? { error: item.reason ? operationErrors.imageFilteredBy(item.reason) : operationErrors.imageFiltered } : { imageId: item.stored!.id },
+        ),
+      },
+    });
+    return result;
+  }
+
+  /** Operations whose final state is still waiting to be written. */
+  pendingWrites(): number {
+    return this.pending.size;
+  }
+
+  /** Stop retrying: one last try of each pending write; what still fails is ended by the next start's recovery. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const left = [...this.pending.entries()];
+    this.pending.clear();
+    for (const [id, write] of left) {
+      if (write.timer) clearTimeout(write.timer);
+      await this.move(id, write.from, write.to, write.patch).catch((error: unknown) =>
+        this.deps.log.error({ operationId: id, status: write.to, err: error }, 'operation state not written before shutdown; the next start ends it'),
+      );
     }
   }
 
@@ -127,7 +184,8 @@ export class Operations {
     const { finished } = await this.deps.queue.add(id, { request, operationId: id });
     finished.catch((error) => {
       if (error instanceof QueueClosedError) this.deps.log.info({ operationId: id }, 'operation left waiting; it runs after the next start');
-      else this.deps.log.warn({ operationId: id, err: messageOf(error) }, 'operation failed');
+      // The whole error (path, errno, stack) goes to the log only; the operation says what clientError allows.
+      else this.deps.log.error({ operationId: id, err: error }, 'operation failed');
     });
   }
 
@@ -147,6 +205,39 @@ export class Operations {
     };
   }
 
+  /**
+   * A final state move that must happen: tried now, and if the store throws, again after a growing
+   * wait until it is written, or the operation has moved on, or the service closes.
+   */
+  private async settle(id: string, from: readonly OperationStatus[], to: OperationStatus, patch: PendingWrite['patch']): Promise<void> {
+    try {
+      await this.move(id, from, to, patch);
+    } catch (error) {
+      this.deps.log.error({ operationId: id, status: to, err: error }, 'could not write the operation state; retrying');
+      this.retryLater(id, { from, to, patch, attempts: 1, timer: null });
+    }
+  }
+
+  private retryLater(id: string, write: PendingWrite): void {
+    if (this.closed) return;
+    const base = this.deps.retryBaseMs ?? 1000;
+    const delay = Math.min(MAX_RETRY_MS, base * 2 ** Math.min(write.attempts - 1, 16));
+    this.pending.set(id, write);
+    write.timer = setTimeout(() => {
+      write.timer = null;
+      this.move(id, write.from, write.to, write.patch).then(
+        () => this.pending.delete(id),
+        (error: unknown) => {
+          if (this.pending.get(id) !== write) return; // closed meanwhile
+          this.deps.log.warn({ operationId: id, status: write.to, attempts: write.attempts, err: messageOf(error) }, 'operation state still not written; retrying');
+          this.retryLater(id, { ...write, attempts: write.attempts + 1 });
+        },
+      );
+    }, delay);
+    // A pending write must not keep a stopping process alive: close() makes the last try.
+    write.timer.unref();
+  }
+
   private async move(
     id: string,
     from: readonly OperationStatus[],
@@ -157,6 +248,16 @@ export class Operations {
     if (moved) this.deps.log.info({ operationId: id, status: to }, 'operation state');
     return moved !== null;
   }
+}
+
+/**
+ * What a failed operation tells its client: an engine's account of a model failure (with internals
+ * redacted), or for anything else (the disk, the database, a library) the catalogue's message and the
+ * operation id, never the error's own text, which can carry paths and errno codes.
+ */
+function clientError(id: string, error: unknown): OperationError {
+  if (error instanceof EngineError) return operationErrors.engineFailed(error.message);
+  return operationErrors.internal(id);
 }
 
 function messageOf(error: unknown): string {

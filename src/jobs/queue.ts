@@ -52,6 +52,8 @@ export interface JobQueue<T, R> {
    */
   add(id: string, data: T, options?: AddOptions): Promise<{ finished: Promise<R> }>;
   counts(): { waiting: number; active: number };
+  /** Seconds a refused client should wait before retrying (the 429's retry-after), from 1 to 59. */
+  retryAfterSeconds(): number;
   /**
    * Stop admitting; refuse the waiting jobs with QueueClosedError; give running jobs up to
    * `graceSeconds` to finish, then abort them with QueueClosedError and wait for them to settle.

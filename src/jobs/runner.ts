@@ -4,6 +4,7 @@ import type { ImageRequest } from '../contract/request.ts';
 import type { Engine, EngineOutput } from '../engines/engine.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
+import { decodeEditUploads, type EditUploads } from '../storage/edit-uploads.ts';
 import { contentTypeOf, encodeImage, imageKey } from '../storage/encoding.ts';
 import type { ImageRecord, OperationStore } from './operation-store.ts';
 import type { JobContext } from './queue.ts';
@@ -38,6 +39,8 @@ export interface JobData {
   request: ImageRequest;
   /** Set for DALL-E 2 operations: stored images belong to it and are swept with it. */
   operationId: string | null;
+  /** Edits: the uploads, still compressed; decoded into `request.images`/`mask` when the job starts. */
+  uploads?: EditUploads;
 }
 
 export type JobOutcome = 'succeeded' | 'failed' | 'canceled';
@@ -88,7 +91,10 @@ export function createRunner(deps: RunnerDeps) {
     }
   };
 
-  async function generate({ request, operationId }: JobData, context: JobContext): Promise<GenerationResult> {
+  async function generate({ request: sent, operationId, uploads }: JobData, context: JobContext): Promise<GenerationResult> {
+    // 0. Edits: decode the uploads only now, so a waiting job holds compressed bytes, not pixels.
+    const request = uploads ? { ...sent, ...(await decodeEditUploads(uploads, sent.width, sent.height)) } : sent;
+    context.signal.throwIfAborted();
     // 1. Generate raw pixels; the engine reports progress and checks the signal between steps.
     const engine = deps.engineFor(request.deployment);
     const output = await engine.run(request, {

@@ -1,6 +1,6 @@
 /**
- * The one place where pixels become PNG/JPEG/WebP bytes and uploads become pixels (DESIGN.md:
- * "encode once"). Engines and routes only ever see RawImage.
+ * The one place where pixels become PNG/JPEG/WebP bytes and uploads become pixels (encode once,
+ * decode once). Engines and routes only ever see RawImage.
  */
 import sharp from 'sharp';
 import type { OutputFormat, RawImage } from '../contract/request.ts';
@@ -80,8 +80,21 @@ export interface DecodedUpload {
   hasAlpha: boolean;
 }
 
-/** Upload bytes → RGBA pixels, or an invalid_image / payload_too_large ApiError naming the field. */
-export async function decodeUpload(bytes: Buffer, options: DecodeUploadOptions): Promise<DecodedUpload> {
+/** What an upload's header says, read without decoding a pixel. */
+export interface ProbedUpload {
+  format: UploadFormat;
+  width: number;
+  height: number;
+  /** Whether the source has an alpha channel (a PNG without one reports false). */
+  hasAlpha: boolean;
+}
+
+/**
+ * Check an upload from its magic bytes and header alone: format, dimensions against `maxPixels`.
+ * Throws an invalid_image / payload_too_large ApiError naming the field. Nothing is decoded, so a
+ * request can be refused (or admitted) before its pixels take any memory.
+ */
+export async function probeUpload(bytes: Buffer, options: DecodeUploadOptions): Promise<ProbedUpload> {
   const { param, maxPixels } = options;
   const allowed = options.allowed ?? ['png', 'jpeg', 'webp'];
   if (options.maxBytes !== undefined && bytes.length > options.maxBytes) {
@@ -94,31 +107,34 @@ export async function decodeUpload(bytes: Buffer, options: DecodeUploadOptions):
       `Invalid file '${param}': unsupported format. Supported formats are ${listFormats(allowed)}.`,
     );
   }
-
-  // failOn 'warning' (sharp's default, spelled out) turns truncated or corrupt data into an error.
-  let width: number;
-  let height: number;
-  let hasAlpha: boolean;
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
   try {
     // metadata() reads only the header, so a decompression bomb is refused below before it
     // inflates. No pixel limit here: sharp's own refusal would read as "corrupt".
-    const meta = await sharp(bytes, { failOn: 'warning', limitInputPixels: false }).metadata();
-    width = meta.width;
-    height = meta.height;
-    hasAlpha = meta.hasAlpha;
+    meta = await sharp(bytes, { failOn: 'warning', limitInputPixels: false }).metadata();
   } catch {
     throw unreadable(param, format);
   }
+  // EXIF orientations 5–8 swap the sides once the image is turned upright (autoOrient below).
+  const turned = (meta.orientation ?? 1) >= 5;
+  const width = turned ? meta.height : meta.width;
+  const height = turned ? meta.width : meta.height;
   if (width * height > maxPixels) {
     throw errors.invalidImage(
       param,
       `Invalid file '${param}': the image is ${width}x${height} pixels, more than the limit of ${maxPixels} pixels.`,
     );
   }
+  return { format, width, height, hasAlpha: meta.hasAlpha };
+}
 
+/** Upload bytes → RGBA pixels, or an invalid_image / payload_too_large ApiError naming the field. */
+export async function decodeUpload(bytes: Buffer, options: DecodeUploadOptions): Promise<DecodedUpload> {
+  const { format, hasAlpha } = await probeUpload(bytes, options);
   try {
+    // failOn 'warning' (sharp's default, spelled out) turns truncated or corrupt data into an error.
     // The same pixel limit inside libvips too, as a second line of defence.
-    const { data, info } = await sharp(bytes, { failOn: 'warning', limitInputPixels: maxPixels, autoOrient: true })
+    const { data, info } = await sharp(bytes, { failOn: 'warning', limitInputPixels: options.maxPixels, autoOrient: true })
       // Grey and CMYK sources become sRGB so that ensureAlpha always yields exactly 4 channels.
       .toColourspace('srgb')
       .ensureAlpha()
@@ -128,7 +144,7 @@ export async function decodeUpload(bytes: Buffer, options: DecodeUploadOptions):
     return { image: { width: info.width, height: info.height, channels: 4, data }, format, hasAlpha };
   } catch (error) {
     if (error instanceof ApiError) throw error;
-    throw unreadable(param, format);
+    throw unreadable(options.param, format);
   }
 }
 

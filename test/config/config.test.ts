@@ -186,3 +186,16 @@ test('safety.threshold defaults to medium; EASEL_SAFETY_THRESHOLD and per-deploy
   const deployments = [{ name: 'd3', model: 'dall-e-3' as const, engine: 'placeholder' as const, safety: { threshold: 'none' as never } }];
   assert.throws(() => loadConfig({}, { deployments }), (e: unknown) => e instanceof ConfigError && /deployments\[0\]\.safety\.threshold/.test(e.message));
 });
+
+test('the decoded-pixel limits of edits: EASEL_MAX_EDIT_PIXELS, EASEL_MAX_PIXELS_IN_FLIGHT, and no in-flight budget below one edit', () => {
+  const defaults = loadConfig({}).limits;
+  assert.equal(defaults.maxEditPixels, 4 * 4096 * 4096);
+  assert.equal(defaults.maxPixelsInFlight, 8 * 4096 * 4096);
+  const set = loadConfig({ EASEL_MAX_EDIT_PIXELS: '1000000', EASEL_MAX_PIXELS_IN_FLIGHT: '3000000' }).limits;
+  assert.deepEqual([set.maxEditPixels, set.maxPixelsInFlight], [1_000_000, 3_000_000]);
+  assert.throws(() => loadConfig({ EASEL_MAX_EDIT_PIXELS: 'lots' }), (e: unknown) => e instanceof ConfigError && /EASEL_MAX_EDIT_PIXELS/.test(e.message));
+  assert.throws(
+    () => loadConfig({ EASEL_MAX_EDIT_PIXELS: '2000', EASEL_MAX_PIXELS_IN_FLIGHT: '1000' }),
+    (e: unknown) => e instanceof ConfigError && /maxPixelsInFlight/.test(e.message),
+  );
+});

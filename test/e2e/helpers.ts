@@ -58,11 +58,12 @@ export interface ServerProcess {
 
 /**
  * `npm start` without npm: `node --import tsx src/cli/index.ts serve` on a free port, waiting
- * until /healthz answers. `env` adds to (and may override) a minimal environment.
+ * until /healthz answers. `env` adds to (and may override) a minimal environment; `entry` replaces
+ * the script (a test's own, which calls serve() with an engine it controls).
  */
-export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+export async function spawnServer(env: Record<string, string>, entry: string[] = ['src/cli/index.ts', 'serve']): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'serve'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...entry], {
     cwd: process.cwd(),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), EASEL_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -31,6 +31,7 @@ export async function startTestApp(
     logger: pino({ level: process.env.EASEL_TEST_LOG ?? 'silent' }),
     imageFilter: options.imageFilter,
     engine: options.engine,
+    blobs: options.blobs,
   });
   return {
     ...app,

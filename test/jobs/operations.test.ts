@@ -11,7 +11,7 @@ import { generationRequest } from '../helpers/requests.ts';
 const makeRequest = (o: { family: 'dall-e-2'; prompt?: string }) =>
   generationRequest({ deployment: 'dall-e-2', quality: null, style: null, ...o });
 
-const quiet = { info() {}, warn() {} };
+const quiet = { info() {}, warn() {}, error() {} };
 const noBlobs: BlobStore = { put: async () => {}, get: async () => null, delete: async () => {}, keys: async function* () {} };
 
 function setup(work: (data: JobData) => Promise<GenerationResult>) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import type { RawImage } from '../../src/contract/request.ts';
 import { ApiError } from '../../src/contract/errors.ts';
+import { MAX_OUTPUT_SIDE } from '../../src/contract/validate.ts';
 import {
   contentTypeOf,
   decodeUpload,
@@ -195,4 +196,14 @@ test('resizeTo fills the exact output size and returns RGBA', async () => {
   // Cover crops the middle: the left column is red, the right column transparent.
   assert.deepEqual(pixel(covered, 0, 0), [255, 0, 0, 255]);
   assert.equal(pixel(covered, 3, 0)[3], 0);
+});
+
+test('MAX_OUTPUT_SIDE matches what the encoders write: each at its limit, and refused one pixel beyond', async () => {
+  for (const format of ['webp', 'jpeg'] as const) {
+    const side = MAX_OUTPUT_SIDE[format];
+    const at: RawImage = { width: side, height: 1, channels: 4, data: Buffer.alloc(side * 4, 200) };
+    assert.ok((await encodeImage(at, format, 90)).length > 0, `${format} at ${side}`);
+    const beyond: RawImage = { width: 1, height: side + 1, channels: 4, data: Buffer.alloc((side + 1) * 4, 200) };
+    await assert.rejects(encodeImage(beyond, format, 90), `${format} at ${side + 1}`);
+  }
 });

@@ -1,10 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PromptFilterResults } from '../../contract/annotations.ts';
 import { errors } from '../../contract/errors.ts';
-import { hasTransparentPixel, type ImageRequest, type RawImage } from '../../contract/request.ts';
-import { resolveSize, toImageRequest, validateParams, type EditInputs } from '../../contract/validate.ts';
-import { decodeUpload, resizeTo } from '../../storage/encoding.ts';
-import { admit } from '../admit.ts';
+import type { ImageRequest } from '../../contract/request.ts';
+import { toImageRequest, validateParams } from '../../contract/validate.ts';
+import { decodedPixelsOf, probeEditUploads } from '../../storage/edit-uploads.ts';
+import { admit, type PendingEdit } from '../admit.ts';
 import { requireModelVersion } from '../api-version.ts';
 import { readEditForm, type EditForm } from '../multipart.ts';
 import type { Deployment, Services } from '../services.ts';
@@ -32,9 +32,27 @@ export async function edit(request: FastifyRequest, reply: FastifyReply, source:
   // A diffusion model without a vae_encoder can only generate.
   if (deployment.runtime.model?.canEdit === false) throw errors.operationNotSupported(`${deployment.name} (its model has no vae_encoder)`, 'edits');
   const values = validateParams(deployment.family, 'edit', form.fields, 'multipart');
-  const inputs = await decodeEditInputs(services, deployment, form, values.size as string | undefined);
-  const imageRequest = toImageRequest(deployment.family, 'edit', deployment.name, values, inputs);
-  return respond(request, reply, deployment, imageRequest);
+  // Only the uploads' headers are read here; their pixels are decoded when the job runs.
+  const uploads = await probeEditUploads(form.images, form.mask, {
+    maxInputPixels: services.config.limits.maxInputPixels,
+    maxImages: deployment.family.maxEditImages,
+  });
+  const first = uploads.images[0]!;
+  const imageRequest = toImageRequest(deployment.family, 'edit', deployment.name, values, {
+    inputCount: uploads.images.length,
+    inputWidth: first.width,
+    inputHeight: first.height,
+  });
+  const pixels = decodedPixelsOf(uploads, imageRequest);
+  const limit = services.pixelBudget.perRequest;
+  if (pixels > limit) {
+    throw errors.invalidImage(
+      'image',
+      `Decoded, these uploads and the ${imageRequest.n} output image(s) at ${imageRequest.width}x${imageRequest.height} need ${pixels} pixels, ` +
+        `more than this server's limit of ${limit} per edit (limits.maxEditPixels). Send fewer or smaller images, or ask for a smaller size or n.`,
+    );
+  }
+  return respond(request, reply, deployment, imageRequest, { uploads, pixels });
 }
 
 /** With EASEL_LOG_PROMPTS on, one log line per request with its prompt (and the request id, as every line). */
@@ -43,12 +61,12 @@ export function logPrompt(request: FastifyRequest, imageRequest: ImageRequest): 
 }
 
 /** Prompt filter, then the queue, then the wire answer (JSON, or server-sent events). */
-async function respond(request: FastifyRequest, reply: FastifyReply, deployment: Deployment, imageRequest: ImageRequest) {
+async function respond(request: FastifyRequest, reply: FastifyReply, deployment: Deployment, imageRequest: ImageRequest, edit?: PendingEdit) {
   const services = request.server.services;
   logPrompt(request, imageRequest);
   const promptResults = await checkPrompt(services, imageRequest);
-  if (imageRequest.stream) return streamImages(request, reply, imageRequest);
-  const result = await (await admit(request, reply, imageRequest)).finished;
+  if (imageRequest.stream) return streamImages(request, reply, imageRequest, edit);
+  const result = await (await admit(request, reply, imageRequest, { edit })).finished;
   const base = publicBase(request, services);
   return reply.send(
     imagesResponse(deployment.family, imageRequest, result, promptResults, (image) => imageUrl(base, services, image)),
@@ -96,46 +114,4 @@ export function jsonBody(request: FastifyRequest): Record<string, unknown> {
     throw errors.invalidJson('the body must be a JSON object');
   }
   return body as Record<string, unknown>;
-}
-
-/**
- * Decode the uploads once, check the mask against the first image, and bring everything to the
- * output size. With `size` auto (the default) or equal to the input's size nothing is resized, so
- * pixels outside the mask come back exactly as sent.
- */
-async function decodeEditInputs(services: Services, deployment: Deployment, form: EditForm, size: string | undefined): Promise<EditInputs> {
-  const { maxInputPixels } = services.config.limits;
-  if (form.images.length === 0) throw errors.missingParameter('image');
-  if (form.images.length > deployment.family.maxEditImages) {
-    throw errors.invalidParameter('image', `At most ${deployment.family.maxEditImages} images can be edited at once.`);
-  }
-  const decoded: RawImage[] = [];
-  for (const bytes of form.images) decoded.push((await decodeUpload(bytes, { param: 'image', maxPixels: maxInputPixels })).image);
-  const first = decoded[0]!;
-  const out = resolveSize(size, 'edit', first);
-
-  let mask: RawImage | null = null;
-  if (form.mask) {
-    const upload = await decodeUpload(form.mask, { param: 'mask', maxPixels: maxInputPixels, allowed: ['png'] });
-    if (!upload.hasAlpha) throw errors.invalidImage('mask', "The mask must be a PNG with an alpha channel; alpha 0 marks where to edit.");
-    if (upload.image.width !== first.width || upload.image.height !== first.height) {
-      throw errors.invalidImage(
-        'mask',
-        `The mask is ${upload.image.width}x${upload.image.height}; it must be the size of the image, ${first.width}x${first.height}.`,
-      );
-    }
-    // Deliberate: a mask without a transparent pixel asks for no change at all, which is almost
-    // always an inverted or wrong mask; say so rather than return the input (docs/deviations.md).
-    if (!hasTransparentPixel(upload.image)) {
-      throw errors.invalidImage('mask', 'The mask has no transparent pixels, so there is nothing to edit: alpha 0 marks the area to change.');
-    }
-    mask = await fit(upload.image, out.width, out.height, 'fill');
-  }
-  const images: RawImage[] = [];
-  for (const image of decoded) images.push(await fit(image, out.width, out.height, 'cover'));
-  return { images, mask, inputWidth: first.width, inputHeight: first.height };
-}
-
-function fit(image: RawImage, width: number, height: number, mode: 'fill' | 'cover'): Promise<RawImage> | RawImage {
-  return image.width === width && image.height === height ? image : resizeTo(image, width, height, mode);
 }
