@@ -69,6 +69,13 @@ export interface Config {
     maxMaskBytes: number;
     /** Decoded pixels allowed per uploaded image (decompression bombs stop here). */
     maxInputPixels: number;
+    /**
+     * Time a client has to send a whole request, headers and body (a stalled upload is answered
+     * 408 and closed). Generation time does not count: the clock stops once the request is in.
+     */
+    requestTimeoutSeconds: number;
+    /** Time a client has to send the request line and headers (the request timeout applies if shorter). */
+    headersTimeoutSeconds: number;
   };
   queue: { concurrency: number; maxWaiting: number; jobTimeoutSeconds: number; shutdownGraceSeconds: number };
   imageUrlTtlSeconds: number;
@@ -106,6 +113,8 @@ const DEFAULTS: Config = {
     maxImageBytes: 50 * 1024 * 1024,
     maxMaskBytes: 4 * 1024 * 1024,
     maxInputPixels: 4096 * 4096,
+    requestTimeoutSeconds: 300,
+    headersTimeoutSeconds: 60,
   },
   queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600, shutdownGraceSeconds: 10 },
   imageUrlTtlSeconds: 24 * 60 * 60,
@@ -145,6 +154,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   if (env.EASEL_QUEUE_MAX_WAITING) {
     merged.queue.maxWaiting = intSetting('EASEL_QUEUE_MAX_WAITING', env.EASEL_QUEUE_MAX_WAITING, 0, 1_000_000);
+  }
+  if (env.EASEL_REQUEST_TIMEOUT_SECONDS) {
+    merged.limits.requestTimeoutSeconds = intSetting('EASEL_REQUEST_TIMEOUT_SECONDS', env.EASEL_REQUEST_TIMEOUT_SECONDS, 1, 86400);
+  }
+  if (env.EASEL_HEADERS_TIMEOUT_SECONDS) {
+    merged.limits.headersTimeoutSeconds = intSetting('EASEL_HEADERS_TIMEOUT_SECONDS', env.EASEL_HEADERS_TIMEOUT_SECONDS, 1, 86400);
   }
   if (env.EASEL_MODELS_DIR) merged.models.dir = env.EASEL_MODELS_DIR;
   if (env.EASEL_EXECUTION_PROVIDER) merged.onnx.executionProvider = env.EASEL_EXECUTION_PROVIDER as Config['onnx']['executionProvider'];
@@ -251,6 +266,8 @@ function validate(env: NodeJS.ProcessEnv, config: Config): Config {
   }
   intSetting('onnx.threads', config.onnx.threads, 0, 1024);
   for (const [name, value] of Object.entries(config.limits)) intSetting(`limits.${name}`, value, 1, Number.MAX_SAFE_INTEGER);
+  intSetting('limits.requestTimeoutSeconds (EASEL_REQUEST_TIMEOUT_SECONDS)', config.limits.requestTimeoutSeconds, 1, 86400);
+  intSetting('limits.headersTimeoutSeconds (EASEL_HEADERS_TIMEOUT_SECONDS)', config.limits.headersTimeoutSeconds, 1, 86400);
   intSetting('queue.concurrency', config.queue.concurrency, 1, 1024);
   intSetting('queue.maxWaiting', config.queue.maxWaiting, 0, 1_000_000);
   intSetting('queue.jobTimeoutSeconds', config.queue.jobTimeoutSeconds, 0, 86400);

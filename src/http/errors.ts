@@ -44,5 +44,15 @@ export function toApiError(error: unknown, request: FastifyRequest, limits: { ma
 }
 
 export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.reason) reply.header(REASON_HEADER, headerSafe(error.reason));
   return reply.code(error.status).headers(error.headers).type('application/json').send(error.toWire());
+}
+
+/** Why easel refused, where Azure's body has no room for it (see ApiError.reason). */
+export const REASON_HEADER = 'x-easel-error-reason';
+
+/** A header value carries printable ASCII only; the reason may quote a client's (any) text. */
+function headerSafe(text: string): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > 300 ? `${clean.slice(0, 297)}...` : clean;
 }
