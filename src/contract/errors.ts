@@ -290,6 +290,16 @@ export const errors = {
       type: INVALID_REQUEST,
     }),
 
+  /** An `Expect` header other than 100-continue (Node would answer a bare 417). */
+  expectationFailed: (expect: string) =>
+    new ApiError({
+      status: 417,
+      code: '417',
+      message: `The server does not meet the expectation ${JSON.stringify(expect.slice(0, 100))}; only 100-continue is supported.`,
+      param: 'expect',
+      type: INVALID_REQUEST,
+    }),
+
   /** The server is shutting down and takes no new requests. */
   shuttingDown: () =>
     new ApiError({

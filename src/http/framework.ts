@@ -5,7 +5,7 @@
  * every one is answered in Azure's envelope from the error catalogue.
  */
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ApiError, errors } from '../contract/errors.ts';
@@ -122,4 +122,32 @@ export function clientErrorHandler(log: FastifyBaseLogger, requestTimeoutSeconds
     // A client that never reads its answer must not hold the socket open.
     socket.setTimeout(5000, () => socket.destroy());
   };
+}
+
+/**
+ * Node answers an `Expect` it does not know with a bare 417 and no body unless the server listens
+ * for `checkExpectation`; this listener sends the same status in the envelope.
+ */
+export function answerUnmetExpectations(server: Server): void {
+  server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const apiError = errors.expectationFailed(String(request.headers.expect ?? ''));
+    const body = JSON.stringify(apiError.toWire());
+    response.writeHead(apiError.status, {
+      ...idHeaders(randomUUID()),
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    response.end(body);
+  });
+}
+
+/**
+ * HTTP/1.1 requires a Host header. Node's own check answers a bare 400 with no body, so it is off
+ * (requireHostHeader: false) and this hook refuses in the envelope instead.
+ */
+export async function requireHost(request: FastifyRequest): Promise<void> {
+  if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+    throw errors.malformedHttp('an HTTP/1.1 request must carry a Host header');
+  }
 }

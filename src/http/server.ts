@@ -6,7 +6,7 @@ import { ApiError, errors } from '../contract/errors.ts';
 import { apiVersionHook } from './api-version.ts';
 import { authHook } from './auth.ts';
 import { sendApiError, toApiError } from './errors.ts';
-import { clientErrorHandler, frameworkErrorHandler, registerBodyParsers } from './framework.ts';
+import { answerUnmetExpectations, clientErrorHandler, frameworkErrorHandler, registerBodyParsers, requireHost } from './framework.ts';
 import { redactUrl } from './redact.ts';
 import { ROUTES } from './routes.ts';
 import type { Services } from './services.ts';
@@ -48,6 +48,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
     clientErrorHandler: clientErrorHandler(logger ?? silentLog, limits.requestTimeoutSeconds),
   });
   app.decorate('services', services);
+  answerUnmetExpectations(app.server);
   registerBodyParsers(app);
   let closing = false;
   app.addHook('preClose', async () => {
@@ -86,6 +87,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
     // Requests that still arrive on open keep-alive connections while the server drains.
     if (closing) throw errors.shuttingDown();
   });
+  app.addHook('onRequest', requireHost);
 
   // Every answer is counted, 404s and errors included (GET /metrics).
   app.addHook('onResponse', services.metrics.onResponse);
@@ -133,7 +135,12 @@ function timeouts(limits: { requestTimeoutSeconds: number; headersTimeoutSeconds
   const headersTimeout = Math.min(limits.headersTimeoutSeconds * 1000, requestTimeout);
   return {
     requestTimeout,
-    http: { requestTimeout, headersTimeout, connectionsCheckingInterval: Math.min(30_000, Math.max(100, headersTimeout / 4)) },
+    http: {
+      requestTimeout,
+      headersTimeout,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, headersTimeout / 4)),
+      requireHostHeader: false, // checked by requireHost, which answers in the envelope
+    },
   };
 }
 

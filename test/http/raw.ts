@@ -11,15 +11,19 @@ import type { Engine } from '../../src/engines/engine.ts';
 import { tempDir } from '../e2e/helpers.ts';
 import { SECOND_KEY, TEST_KEY } from '../helpers/app.ts';
 
-/** Write one request on a fresh connection and read until the server closes it. */
-export function rawRequest(base: string, data: string | Buffer): Promise<string> {
+/**
+ * Write one request on a fresh connection and read until the server closes it. `halfClose` ends the
+ * sending side after the bytes, as a client that gives up does (truncated input then reaches EOF).
+ */
+export function rawRequest(base: string, data: string | Buffer, halfClose = false): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = openSocket(base);
     let out = '';
     socket.on('data', (chunk: string) => (out += chunk));
     socket.on('close', () => resolve(out));
     socket.on('error', (error) => (out ? resolve(out) : reject(error)));
-    socket.write(data);
+    if (halfClose) socket.end(data);
+    else socket.write(data);
   });
 }
 
@@ -39,7 +43,10 @@ export function parseRaw(answer: string): { status: number; headers: Record<stri
     const colon = line.indexOf(':');
     headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
   }
-  return { status: Number(statusLine.split(' ')[1]), headers, body: end < 0 ? '' : answer.slice(end + 4) };
+  // The first answer only: a connection may carry a second one (a parser error after a reply).
+  const rest = end < 0 ? '' : answer.slice(end + 4);
+  const length = headers['content-length'] === undefined ? rest.length : Number(headers['content-length']);
+  return { status: Number(statusLine.split(' ')[1]), headers, body: rest.slice(0, length) };
 }
 
 export interface LoggedApp {
