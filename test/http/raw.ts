@@ -36,6 +36,11 @@ export function openSocket(base: string): Socket {
 
 /** Status line, headers (lower-cased names) and body of a raw HTTP/1.1 answer. */
 export function parseRaw(answer: string): { status: number; headers: Record<string, string>; body: string } {
+  // An interim 100 Continue comes before the answer itself.
+  if (/^HTTP\/1\.1 1\d\d /.test(answer) && answer.indexOf('\r\n\r\n') > 0) {
+    const next = answer.slice(answer.indexOf('\r\n\r\n') + 4);
+    if (next.startsWith('HTTP/')) return parseRaw(next);
+  }
   const end = answer.indexOf('\r\n\r\n');
   const [statusLine = '', ...lines] = answer.slice(0, end < 0 ? answer.length : end).split('\r\n');
   const headers: Record<string, string> = {};
