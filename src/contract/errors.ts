@@ -290,6 +290,24 @@ export const errors = {
       type: INVALID_REQUEST,
     }),
 
+  /** The body ended before its Content-Length, or the connection closed mid-body. */
+  requestAborted: () =>
+    new ApiError({
+      status: 400,
+      code: 'BadRequest',
+      message: 'The request body ended before the length its Content-Length announced.',
+      type: INVALID_REQUEST,
+    }),
+
+  /** Any other refusal of Fastify's with a 4xx status: its text, in the envelope. */
+  requestRejected: (status: number, detail: string) =>
+    new ApiError({
+      status,
+      code: status === 400 ? 'BadRequest' : String(status),
+      message: `The request was rejected: ${detail}`,
+      type: INVALID_REQUEST,
+    }),
+
   /** An `Expect` header other than 100-continue (Node would answer a bare 417). */
   expectationFailed: (expect: string) =>
     new ApiError({

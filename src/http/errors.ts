@@ -40,6 +40,12 @@ export function toApiError(error: unknown, request: FastifyRequest, limits: { ma
   if (/Unexpected end of (form|multipart data)|Malformed part header|Multipart: Boundary not found/i.test(e.message ?? '')) {
     return errors.invalidParameter('image', `The multipart body is malformed: ${e.message}`);
   }
+  // A client that went away mid-body, or a body shorter than its Content-Length.
+  if (e.code === 'ECONNRESET' || e.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') return errors.requestAborted();
+  // Fastify's other refusals of the request itself carry a 4xx status: the client's fault, not ours.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && e.code?.startsWith('FST_')) {
+    return errors.requestRejected(e.statusCode, e.message);
+  }
   return errors.internal(request.id);
 }
 

@@ -57,6 +57,18 @@ describe('framework and parser errors', () => {
     assert.equal(body, '');
   });
 
+  test('a client that leaves mid-body is a rejected request in the log, not a server error', async () => {
+    const half = '{"prompt": "a ki';
+    await rawRequest(
+      server.base,
+      `POST /openai/deployments/dall-e-3/images/generations?api-version=2024-10-21 HTTP/1.1\r\nhost: x\r\napi-key: ${TEST_KEY}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${half.length * 2}\r\n\r\n${half}`,
+      true,
+    );
+    await waitFor('the aborted request to be logged', () => (server.lines.some((l) => l.msg === 'rejected' && l.code === 'BadRequest') ? true : undefined), 5000, 5);
+    assert.deepEqual(server.lines.filter((l) => Number(l.level) >= 50), []);
+  });
+
   test('the server answers normally after every one of them', async () => {
     const res = await fetch(`${server.base}/healthz`);
     assert.equal(res.status, 200);

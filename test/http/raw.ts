@@ -2,6 +2,7 @@
  * Helpers for tests that go below inject(): raw sockets (the HTTP parser's errors, timeouts) and a
  * real app whose JSON log lines are kept for assertions.
  */
+import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -74,5 +75,13 @@ export async function startLogged(options: { config?: ConfigOverrides; env?: Rec
   const config = loadConfig({ EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: `${TEST_KEY},${SECOND_KEY}`, ...options.env }, options.config);
   const app = await createApp(config, { logger: pino({ level: 'info' }, stream), engine: options.engine });
   const base = (await app.server.listen({ host: '127.0.0.1', port: 0 })).replace(/\/+$/, '');
-  return { app, base, lines, close: () => app.close() };
+  return {
+    app,
+    base,
+    lines,
+    async close() {
+      await app.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
