@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ApiError, errors } from '../contract/errors.ts';
 
 /**
@@ -97,12 +97,13 @@ function clientErrorOf(error: NodeJS.ErrnoException, requestTimeoutSeconds: numb
  * to the socket by hand (a minimal HTTP/1.1 response with a JSON body), then the connection closes.
  * The raw packet is never logged: its request line may carry a key.
  */
-export function clientErrorHandler(log: FastifyBaseLogger, requestTimeoutSeconds: number) {
-  return function onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
+export function clientErrorHandler(requestTimeoutSeconds: number) {
+  // Fastify binds the handler to the instance, whose logger carries the request serializers.
+  return function onClientError(this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const apiError = clientErrorOf(error, requestTimeoutSeconds);
     const id = randomUUID();
-    log.info({ reqId: id, code: apiError.code, reason: error.code, remoteAddress: socket.remoteAddress }, 'HTTP parser rejected a request');
+    this.log.info({ reqId: id, code: apiError.code, reason: error.code, remoteAddress: socket.remoteAddress }, 'HTTP parser rejected a request');
     // A response already under way on this connection cannot be followed by another one.
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (!socket.writable || inFlight?.headersSent) {

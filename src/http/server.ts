@@ -45,7 +45,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
     return503OnClosing: false,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: frameworkErrorHandler(MAX_PARAM_LENGTH),
-    clientErrorHandler: clientErrorHandler(logger ?? silentLog, limits.requestTimeoutSeconds),
+    clientErrorHandler: clientErrorHandler(limits.requestTimeoutSeconds),
   });
   app.decorate('services', services);
   answerUnmetExpectations(app.server);
@@ -120,8 +120,6 @@ export async function buildServer(services: Services, options: ServerOptions): P
 
 /** Deployment names are at most 64 characters and operation ids are UUIDs; longer segments are a 414. */
 const MAX_PARAM_LENGTH = 100;
-
-const silentLog = { info: () => undefined } as unknown as FastifyBaseLogger;
 
 /**
  * Bound how long a client may take to send its request, never how long easel takes to answer:
