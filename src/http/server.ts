@@ -71,7 +71,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
     origin: '*',
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['api-key', 'authorization', 'content-type', 'x-ms-client-request-id', 'ocp-apim-subscription-key'],
-    exposedHeaders: ['x-request-id', 'apim-request-id', 'operation-location', 'retry-after', 'retry-after-ms'],
+    exposedHeaders: ['x-request-id', 'apim-request-id', 'operation-location', 'retry-after', 'retry-after-ms', 'x-easel-error-reason'],
     maxAge: 600,
     // An OPTIONS without Origin is not a browser's preflight but a plain OPTIONS request (RFC 9110
     // §9.3.7: which methods does this path take?); it gets the same 204 and Allow-Methods, not the

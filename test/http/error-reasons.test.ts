@@ -49,6 +49,7 @@ describe('why a request was refused', () => {
       assert.equal(res.status, 401);
       assert.deepEqual(body, AZURE_401);
       assert.match(reason, why);
+      assert.match(res.headers.get('access-control-expose-headers') ?? '', /x-easel-error-reason/, 'browser apps may read it');
       assert.equal(loggedReason(res.headers.get('x-request-id')), reason);
       for (const secret of [TEST_KEY, WRONG_KEY]) {
         assert.ok(!reason.includes(secret), 'the reason never quotes a key');
