@@ -82,6 +82,13 @@ export interface Config {
     maxEditPixels: number;
     /** Decoded pixels all admitted edits may hold together; one more edit gets a 429. */
     maxPixelsInFlight: number;
+    /**
+     * Time a client has to send a whole request, headers and body (a stalled upload is answered
+     * 408 and closed). Generation time does not count: the clock stops once the request is in.
+     */
+    requestTimeoutSeconds: number;
+    /** Time a client has to send the request line and headers (the request timeout applies if shorter). */
+    headersTimeoutSeconds: number;
   };
   queue: { concurrency: number; maxWaiting: number; jobTimeoutSeconds: number; shutdownGraceSeconds: number };
   imageUrlTtlSeconds: number;
@@ -122,6 +129,8 @@ const DEFAULTS: Config = {
     // 256 MiB of RGBA per edit, 512 MiB for all edits in flight (README, "Operations").
     maxEditPixels: 4 * 4096 * 4096,
     maxPixelsInFlight: 8 * 4096 * 4096,
+    requestTimeoutSeconds: 300,
+    headersTimeoutSeconds: 60,
   },
   queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600, shutdownGraceSeconds: 10 },
   imageUrlTtlSeconds: 24 * 60 * 60,
@@ -167,6 +176,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   if (env.EASEL_MAX_PIXELS_IN_FLIGHT) {
     merged.limits.maxPixelsInFlight = intSetting('EASEL_MAX_PIXELS_IN_FLIGHT', env.EASEL_MAX_PIXELS_IN_FLIGHT, 1, Number.MAX_SAFE_INTEGER);
+  if (env.EASEL_REQUEST_TIMEOUT_SECONDS) {
+    merged.limits.requestTimeoutSeconds = intSetting('EASEL_REQUEST_TIMEOUT_SECONDS', env.EASEL_REQUEST_TIMEOUT_SECONDS, 1, 86400);
+  }
+  if (env.EASEL_HEADERS_TIMEOUT_SECONDS) {
+    merged.limits.headersTimeoutSeconds = intSetting('EASEL_HEADERS_TIMEOUT_SECONDS', env.EASEL_HEADERS_TIMEOUT_SECONDS, 1, 86400);
   }
   if (env.EASEL_MODELS_DIR) merged.models.dir = env.EASEL_MODELS_DIR;
   if (env.EASEL_EXECUTION_PROVIDER) merged.onnx.executionProvider = env.EASEL_EXECUTION_PROVIDER as Config['onnx']['executionProvider'];
@@ -285,6 +299,8 @@ function validate(env: NodeJS.ProcessEnv, config: Config): Config {
   if (config.limits.maxPixelsInFlight < config.limits.maxEditPixels) {
     throw new ConfigError('limits.maxPixelsInFlight (EASEL_MAX_PIXELS_IN_FLIGHT)', 'must be at least limits.maxEditPixels, or no edit at the limit could ever run');
   }
+  intSetting('limits.requestTimeoutSeconds (EASEL_REQUEST_TIMEOUT_SECONDS)', config.limits.requestTimeoutSeconds, 1, 86400);
+  intSetting('limits.headersTimeoutSeconds (EASEL_HEADERS_TIMEOUT_SECONDS)', config.limits.headersTimeoutSeconds, 1, 86400);
   intSetting('queue.concurrency', config.queue.concurrency, 1, 1024);
   intSetting('queue.maxWaiting', config.queue.maxWaiting, 0, 1_000_000);
   intSetting('queue.jobTimeoutSeconds', config.queue.jobTimeoutSeconds, 0, 86400);

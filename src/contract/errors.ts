@@ -21,6 +21,12 @@ export class ApiError extends Error {
   readonly innerError: unknown;
   /** Extra response headers (retry-after on 429). */
   readonly headers: Record<string, string>;
+  /**
+   * Why easel refused, for a local user, where Azure's body must stay exactly as Azure sends it:
+   * written to the server log line of the request and to the `x-easel-error-reason` header, never
+   * to the body.
+   */
+  readonly reason: string | null;
 
   constructor(init: {
     status: number;
@@ -30,6 +36,7 @@ export class ApiError extends Error {
     type?: string | null;
     innerError?: unknown;
     headers?: Record<string, string>;
+    reason?: string | null;
   }) {
     super(init.message);
     this.name = 'ApiError';
@@ -39,6 +46,7 @@ export class ApiError extends Error {
     this.type = init.type ?? null;
     this.innerError = init.innerError;
     this.headers = init.headers ?? {};
+    this.reason = init.reason ?? null;
   }
 
   toWire(): { error: WireError } {
@@ -51,34 +59,49 @@ export class ApiError extends Error {
 const INVALID_REQUEST = 'invalid_request_error';
 
 export const errors = {
-  /** Missing or wrong key. Azure answers code "401" with this exact text. */
-  unauthorized: () =>
+  /**
+   * Missing or wrong key. Azure answers code "401" with this exact text, whatever the cause;
+   * `reason` says which cause it was (log and header only).
+   */
+  unauthorized: (reason: string | null = null) =>
     new ApiError({
       status: 401,
       code: '401',
       message:
         'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.',
+      reason,
     }),
 
-  deploymentNotFound: () =>
+  /** Azure's text, then the deployments this server has (a local user cannot list them elsewhere). */
+  deploymentNotFound: (name: string | null = null, known: readonly string[] = []) =>
     new ApiError({
       status: 404,
       code: 'DeploymentNotFound',
       message:
-        'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.',
+        'The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.' +
+        (known.length > 0 ? ` Deployments on this server: ${known.join(', ')}.` : ''),
+      reason: `no deployment named ${JSON.stringify((name ?? '').slice(0, 100))}; this server has ${known.join(', ') || 'none'}`,
     }),
 
   /** Unknown route, or an operation the given api-version does not have. */
-  resourceNotFound: () => new ApiError({ status: 404, code: '404', message: 'Resource not found' }),
+  resourceNotFound: (reason: string | null = null) => new ApiError({ status: 404, code: '404', message: 'Resource not found', reason }),
 
   operationNotFound: (id: string) =>
     new ApiError({ status: 404, code: 'NotFound', message: `The operation '${id}' does not exist.`, type: INVALID_REQUEST }),
 
   /** Azure answers a request without api-version as it answers an unknown route. */
-  missingApiVersion: (): ApiError => errors.resourceNotFound(),
+  missingApiVersion: (): ApiError =>
+    errors.resourceNotFound('the api-version query parameter is missing (this route needs one, e.g. ?api-version=2024-10-21)'),
 
-  apiVersionNotSupported: () =>
-    new ApiError({ status: 400, code: 'BadRequest', message: 'API version not supported', param: 'api-version' }),
+  /** Azure's text, then what this server accepts on the route, so an old script knows what to move to. */
+  apiVersionNotSupported: (version: string, supported: string) =>
+    new ApiError({
+      status: 400,
+      code: 'BadRequest',
+      message: `API version not supported. Supported api-version values: ${supported}.`,
+      param: 'api-version',
+      reason: `api-version ${JSON.stringify(version.slice(0, 100))} is not supported; supported: ${supported}`,
+    }),
 
   modelNeedsNewerApiVersion: (model: string, minimum: string) =>
     new ApiError({
@@ -231,6 +254,88 @@ export const errors = {
       status: 503,
       code: 'ServiceUnavailable',
       message: `The server is shutting down and did not finish this request; retry it. Request id: ${requestId}.`,
+    }),
+
+  /** A path with broken percent-encoding (`%zz`, a lone `%`): the router cannot decode it. */
+  malformedUrl: () =>
+    new ApiError({
+      status: 400,
+      code: 'BadRequest',
+      message: 'The request URL is not valid: it holds malformed percent-encoding.',
+      type: INVALID_REQUEST,
+    }),
+
+  /** A path segment (deployment or operation id) longer than the router reads. */
+  uriTooLong: (maxSegment: number) =>
+    new ApiError({
+      status: 414,
+      code: '414',
+      message: `The request URL is too long: a path segment is longer than ${maxSegment} characters.`,
+      type: INVALID_REQUEST,
+    }),
+
+  /** Written by the HTTP parser's error handler: the request never reached a route. */
+  headersTooLarge: () =>
+    new ApiError({
+      status: 431,
+      code: '431',
+      message: 'The request headers are too large.',
+      type: INVALID_REQUEST,
+    }),
+
+  /** The client did not finish sending its request (headers and body) in time. */
+  requestTimeout: (seconds: number) =>
+    new ApiError({
+      status: 408,
+      code: '408',
+      message: `The request was not received completely within ${seconds} seconds.`,
+      type: INVALID_REQUEST,
+    }),
+
+  /** Node's HTTP parser rejected the bytes (a bad request line, an invalid header character …). */
+  malformedHttp: (detail: string) =>
+    new ApiError({
+      status: 400,
+      code: 'BadRequest',
+      message: `The request is not valid HTTP: ${detail}.`,
+      type: INVALID_REQUEST,
+    }),
+
+  /** The body ended before its Content-Length, or the connection closed mid-body. */
+  requestAborted: () =>
+    new ApiError({
+      status: 400,
+      code: 'BadRequest',
+      message: 'The request body ended before the length its Content-Length announced.',
+      type: INVALID_REQUEST,
+    }),
+
+  /** Any other refusal of Fastify's with a 4xx status: its text, in the envelope. */
+  requestRejected: (status: number, detail: string) =>
+    new ApiError({
+      status,
+      code: status === 400 ? 'BadRequest' : String(status),
+      message: `The request was rejected: ${detail}`,
+      type: INVALID_REQUEST,
+    }),
+
+  /** An `Expect` header other than 100-continue (Node would answer a bare 417). */
+  expectationFailed: (expect: string) =>
+    new ApiError({
+      status: 417,
+      code: '417',
+      message: `The server does not meet the expectation ${JSON.stringify(expect.slice(0, 100))}; only 100-continue is supported.`,
+      param: 'expect',
+      type: INVALID_REQUEST,
+    }),
+
+  /** The server is shutting down and takes no new requests. */
+  shuttingDown: () =>
+    new ApiError({
+      status: 503,
+      code: 'ServiceUnavailable',
+      message: 'The server is shutting down. Retry against another instance or after it restarts.',
+      headers: { connection: 'close' },
     }),
 
   internal: (requestId: string) =>

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { compareVersions, isSupportedVersion, isV1Version, versionHasRoute, type ApiRoute } from '../contract/api-versions.ts';
+import { compareVersions, isSupportedVersion, isV1Version, KNOWN_API_VERSIONS, versionHasRoute, type ApiRoute } from '../contract/api-versions.ts';
 import { errors } from '../contract/errors.ts';
 
 /** Rejects a missing, unknown or too old api-version before the body is read. */
@@ -8,13 +8,23 @@ export function apiVersionHook(route: { apiVersion: ApiRoute | 'v1' | null }) {
     if (route.apiVersion === null) return;
     const version = apiVersionOf(request);
     if (route.apiVersion === 'v1') {
-      if (!isV1Version(version) && !isSupportedVersion(version!)) throw errors.apiVersionNotSupported();
+      if (!isV1Version(version) && !isSupportedVersion(version!)) throw errors.apiVersionNotSupported(version!, supportedOn('v1'));
       return;
     }
     if (version === undefined) throw errors.missingApiVersion();
-    if (!isSupportedVersion(version)) throw errors.apiVersionNotSupported();
-    if (!versionHasRoute(version, route.apiVersion)) throw errors.resourceNotFound();
+    if (!isSupportedVersion(version)) throw errors.apiVersionNotSupported(version, supportedOn(route.apiVersion));
+    if (!versionHasRoute(version, route.apiVersion)) {
+      throw errors.resourceNotFound(`api-version ${version} has no ${route.apiVersion} route; it exists in ${supportedOn(route.apiVersion)}`);
+    }
   };
+}
+
+/** The versions a route takes, in a line short enough for a message: first–last, or a list. */
+export function supportedOn(route: ApiRoute | 'v1'): string {
+  if (route === 'v1') return `preview, latest, or none (the v1 surface), or ${supportedOn('generations')}`;
+  const versions = KNOWN_API_VERSIONS.filter((v) => versionHasRoute(v, route));
+  const newer = route === 'operations' ? '' : ' and any newer dated version';
+  return `${versions[0]} to ${versions[versions.length - 1]}${newer} (GA: ${versions.filter((v) => !v.endsWith('-preview')).join(', ') || 'none'})`;
 }
 
 export function apiVersionOf(request: FastifyRequest): string | undefined {

@@ -32,6 +32,31 @@ function digest(value: string): Buffer {
 
 export function authHook(isValidKey: (key: string | null) => boolean) {
   return async function requireKey(request: FastifyRequest): Promise<void> {
-    if (!isValidKey(presentedKey(request))) throw errors.unauthorized();
+    const key = presentedKey(request);
+    if (!isValidKey(key)) throw errors.unauthorized(whyRefused(request, key));
   };
+}
+
+/** Where clients commonly put a key that neither Azure nor easel reads. */
+const MISPLACED_HEADERS = ['x-api-key', 'apikey', 'api_key', 'x-functions-key', 'subscription-key'];
+const MISPLACED_QUERY = /^(api[-_]?key|key|subscription-key|code)$/i;
+const WHERE = "send it as the 'api-key' header or as 'Authorization: Bearer <key>'";
+
+/**
+ * Azure's 401 body is the same for every cause; this says which one it was, for the log line and
+ * the x-easel-error-reason header. Never echoes the key itself.
+ */
+export function whyRefused(request: FastifyRequest, key: string | null): string {
+  if (key !== null) return 'the key is not one of this server\'s keys (EASEL_API_KEYS, or api-keys.json in the data directory)';
+  const headers = request.headers;
+  if (typeof headers['api-key'] === 'string' || typeof headers['ocp-apim-subscription-key'] === 'string') return `the api-key header is empty; ${WHERE}`;
+  if (typeof headers.authorization === 'string') {
+    // Not quoted: a bare key in this header would land in the log.
+    return `the Authorization header is not of the form 'Bearer <key>'; ${WHERE}`;
+  }
+  const header = MISPLACED_HEADERS.find((name) => headers[name] !== undefined);
+  if (header) return `a key was sent in the '${header}' header, which is not read; ${WHERE}`;
+  const query = Object.keys((request.query ?? {}) as Record<string, unknown>).find((name) => MISPLACED_QUERY.test(name));
+  if (query) return `a key was sent in the '${query}' query parameter, which is not read; ${WHERE}`;
+  return `no key was sent; ${WHERE}`;
 }

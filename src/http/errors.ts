@@ -41,9 +41,25 @@ export function toApiError(error: unknown, request: FastifyRequest, limits: { ma
   if (/Unexpected end of (form|multipart data)|Malformed part header|Multipart: Boundary not found/i.test(e.message ?? '')) {
     return errors.invalidParameter('image', `The multipart body is malformed: ${e.message}`);
   }
+  // A client that went away mid-body, or a body shorter than its Content-Length.
+  if (e.code === 'ECONNRESET' || e.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') return errors.requestAborted();
+  // Fastify's other refusals of the request itself carry a 4xx status: the client's fault, not ours.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && e.code?.startsWith('FST_')) {
+    return errors.requestRejected(e.statusCode, e.message);
+  }
   return errors.internal(request.id);
 }
 
 export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.reason) reply.header(REASON_HEADER, headerSafe(error.reason));
   return reply.code(error.status).headers(error.headers).type('application/json').send(error.toWire());
+}
+
+/** Why easel refused, where Azure's body has no room for it (see ApiError.reason). */
+export const REASON_HEADER = 'x-easel-error-reason';
+
+/** A header value carries printable ASCII only; the reason may quote a client's (any) text. */
+function headerSafe(text: string): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+  return clean.length > 300 ? `${clean.slice(0, 297)}...` : clean;
 }

@@ -6,6 +6,8 @@ import { ApiError, errors } from '../contract/errors.ts';
 import { apiVersionHook } from './api-version.ts';
 import { authHook } from './auth.ts';
 import { sendApiError, toApiError } from './errors.ts';
+import { answerUnmetExpectations, clientErrorHandler, frameworkErrorHandler, registerBodyParsers, requireHost } from './framework.ts';
+import { redactUrl } from './redact.ts';
 import { ROUTES } from './routes.ts';
 import { securityHeaders } from './security-headers.ts';
 import type { Services } from './services.ts';
@@ -15,14 +17,14 @@ export interface ServerOptions {
 }
 
 /**
- * What a log line says of a request: method, URL, host and peer, with the signature of signed
- * image links redacted (a `sig` is a credential for that image). Keys travel in headers, which are
- * never logged.
+ * What a log line says of a request: method, URL, host and peer, with every credential-like query
+ * parameter redacted (a link's `sig`, a key a client put in `?api-key=` …). Headers, where keys
+ * belong, are never logged.
  */
 export function requestForLog(request: { method: string; url: string; host?: string; hostname?: string; ip?: string }) {
   return {
     method: request.method,
-    url: request.url.replace(/([?&]sig=)[^&]*/g, '$1[redacted]'),
+    url: redactUrl(request.url),
     host: request.host ?? request.hostname,
     remoteAddress: request.ip,
   };
@@ -31,18 +33,28 @@ export function requestForLog(request: { method: string; url: string; host?: str
 /** Assemble Fastify: request ids and Azure's headers, uploads, the route table, one error handler. */
 export async function buildServer(services: Services, options: ServerOptions): Promise<FastifyInstance> {
   const { limits } = services.config;
+  const logger =
+    typeof options.logger === 'object' && 'child' in options.logger
+      ? (options.logger as FastifyBaseLogger).child({}, { serializers: { req: requestForLog } })
+      : null;
   const app = Fastify({
-    ...(typeof options.logger === 'object' && 'child' in options.logger
-      ? { loggerInstance: (options.logger as FastifyBaseLogger).child({}, { serializers: { req: requestForLog } }) }
-      : { logger: options.logger }),
+    ...(logger ? { loggerInstance: logger } : { logger: options.logger }),
     genReqId: () => randomUUID(),
     bodyLimit: limits.maxJsonBodyBytes,
-    return503OnClosing: true,
+    ...timeouts(limits),
+    // Answered in Azure's envelope by the onRequest hook below, not by Fastify's own 503 body.
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkErrorHandler(MAX_PARAM_LENGTH),
+    clientErrorHandler: clientErrorHandler(limits.requestTimeoutSeconds),
   });
   app.decorate('services', services);
-  // Every body is JSON or multipart; without this, Fastify's built-in text/plain parser hands the
-  // handlers a string and a wrong Content-Type reads as invalid JSON (400) instead of a 415.
-  app.removeContentTypeParser('text/plain');
+  answerUnmetExpectations(app.server);
+  registerBodyParsers(app);
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
 
   await app.register(multipart, {
     limits: {
@@ -60,8 +72,12 @@ export async function buildServer(services: Services, options: ServerOptions): P
     origin: '*',
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['api-key', 'authorization', 'content-type', 'x-ms-client-request-id', 'ocp-apim-subscription-key'],
-    exposedHeaders: ['x-request-id', 'apim-request-id', 'operation-location', 'retry-after', 'retry-after-ms'],
+    exposedHeaders: ['x-request-id', 'apim-request-id', 'operation-location', 'retry-after', 'retry-after-ms', 'x-easel-error-reason'],
     maxAge: 600,
+    // An OPTIONS without Origin is not a browser's preflight but a plain OPTIONS request (RFC 9110
+    // §9.3.7: which methods does this path take?); it gets the same 204 and Allow-Methods, not the
+    // plugin's text/plain 400.
+    strictPreflight: false,
   });
 
   // Azure's troubleshooting headers on every answer, errors and 404s included (reference §6).
@@ -69,7 +85,10 @@ export async function buildServer(services: Services, options: ServerOptions): P
     reply.header('x-request-id', request.id).header('apim-request-id', request.id).header('x-ms-region', 'local');
     const clientId = request.headers['x-ms-client-request-id'];
     if (typeof clientId === 'string') reply.header('x-ms-client-request-id', clientId);
+    // Requests that still arrive on open keep-alive connections while the server drains.
+    if (closing) throw errors.shuttingDown();
   });
+  app.addHook('onRequest', requireHost);
 
   // nosniff on every answer; the playground's page a strict CSP (security-headers.ts says why by hand).
   app.addHook('onRequest', securityHeaders(services.config.publicUrl));
@@ -88,12 +107,52 @@ export async function buildServer(services: Services, options: ServerOptions): P
     });
   }
 
-  app.setNotFoundHandler((_request, reply) => sendApiError(reply, errors.resourceNotFound()));
+  app.setNotFoundHandler((request, reply) => {
+    const error = errors.resourceNotFound(notFoundReason(request.url));
+    request.log.info({ code: error.code, reason: error.reason }, 'no such route');
+    return sendApiError(reply, error);
+  });
   app.setErrorHandler((error, request, reply) => {
     const apiError = toApiError(error, request, limits);
     if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
     else if (!(error instanceof ApiError)) request.log.info({ code: apiError.code, detail: (error as Error).message }, 'rejected');
+    else if (apiError.reason) request.log.info({ code: apiError.code, reason: apiError.reason }, 'rejected');
     return sendApiError(reply, apiError);
   });
   return app;
+}
+
+/** Deployment names are at most 64 characters and operation ids are UUIDs; longer segments are a 414. */
+const MAX_PARAM_LENGTH = 100;
+
+/**
+ * Bound how long a client may take to send its request, never how long easel takes to answer:
+ * Node's requestTimeout covers receiving the headers and the whole body, and stops once the request
+ * is complete, so a long sync generation or SSE stream is not cut. Fastify's connectionTimeout (an
+ * idle-socket timeout) stays off for that reason: a socket is idle while a generation runs. Node
+ * checks the timers every connectionsCheckingInterval, so that is a fraction of the shorter one.
+ */
+function timeouts(limits: { requestTimeoutSeconds: number; headersTimeoutSeconds: number }) {
+  const requestTimeout = limits.requestTimeoutSeconds * 1000;
+  const headersTimeout = Math.min(limits.headersTimeoutSeconds * 1000, requestTimeout);
+  return {
+    requestTimeout,
+    http: {
+      requestTimeout,
+      headersTimeout,
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, headersTimeout / 4)),
+      requireHostHeader: false, // checked by requireHost, which answers in the envelope
+    },
+  };
+}
+
+/**
+ * Azure answers a path with an empty segment (`//openai/…`, from an endpoint that ends in a slash
+ * joined to a path that starts with one) with a plain 404, and so does easel; the log says why.
+ */
+function notFoundReason(url: string): string {
+  const path = url.split('?')[0] ?? '';
+  return path.includes('//')
+    ? 'the path holds an empty segment (//): the endpoint the client was given probably ends in a slash; set it without one'
+    : `no route for this path`;
 }

@@ -83,14 +83,14 @@ export function findDeployment(services: Services, request: FastifyRequest, sour
     if (typeof model !== 'string') throw errors.invalidParameter('model', "'model' must be a string.");
     name = model;
   }
-  const deployment = usable(typeof name === 'string' ? services.deployments.get(name) : undefined);
+  const deployment = usable(typeof name === 'string' ? services.deployments.get(name) : undefined, name, [...services.deployments.keys()]);
   requireModelVersion(request, deployment.family.id, deployment.family.minApiVersion);
   return deployment;
 }
 
 /** DeploymentNotFound, or a 503 while the deployment's engine is unavailable. */
-export function usable(deployment: Deployment | undefined): Deployment {
-  if (!deployment) throw errors.deploymentNotFound();
+export function usable(deployment: Deployment | undefined, name: unknown = null, known: readonly string[] = []): Deployment {
+  if (!deployment) throw errors.deploymentNotFound(typeof name === 'string' ? name : null, known);
   const { runtime } = deployment;
   if (runtime.status === 'unavailable') throw errors.deploymentUnavailable(deployment.name, runtime.reason ?? 'its engine is unavailable');
   return deployment;

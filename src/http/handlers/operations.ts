@@ -14,7 +14,7 @@ import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 export async function submit(request: FastifyRequest, reply: FastifyReply) {
   const services = request.server.services;
   const body = jsonBody(request);
-  const deployment = usable([...services.deployments.values()].find((d) => d.model === 'dall-e-2'));
+  const deployment = usable([...services.deployments.values()].find((d) => d.model === 'dall-e-2'), 'a dall-e-2 deployment (serves :submit)', [...services.deployments.keys()]);
   const values = validateParams(deployment.family, 'submit', body, 'json');
   // The submit table has no response_format, so results default to URLs, as operations need.
   const imageRequest = toImageRequest(deployment.family, 'generation', deployment.name, values);
