@@ -176,6 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   }
   if (env.EASEL_MAX_PIXELS_IN_FLIGHT) {
     merged.limits.maxPixelsInFlight = intSetting('EASEL_MAX_PIXELS_IN_FLIGHT', env.EASEL_MAX_PIXELS_IN_FLIGHT, 1, Number.MAX_SAFE_INTEGER);
+  }
   if (env.EASEL_REQUEST_TIMEOUT_SECONDS) {
     merged.limits.requestTimeoutSeconds = intSetting('EASEL_REQUEST_TIMEOUT_SECONDS', env.EASEL_REQUEST_TIMEOUT_SECONDS, 1, 86400);
   }

@@ -330,7 +330,7 @@ export const errors = {
     }),
 
   /** The server is shutting down and takes no new requests. */
-  shuttingDown: () =>
+  notAcceptingRequests: () =>
     new ApiError({
       status: 503,
       code: 'ServiceUnavailable',

@@ -86,7 +86,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
     const clientId = request.headers['x-ms-client-request-id'];
     if (typeof clientId === 'string') reply.header('x-ms-client-request-id', clientId);
     // Requests that still arrive on open keep-alive connections while the server drains.
-    if (closing) throw errors.shuttingDown();
+    if (closing) throw errors.notAcceptingRequests();
   });
   app.addHook('onRequest', requireHost);
 
