@@ -3,6 +3,7 @@
 export { inspectModelFolder, ModelFolderError, type ModelFamily, type ModelFolder, type ModelParts } from './folder.ts';
 export {
   loadModel,
+  sessionOptionsFor,
   type ExtraInput,
   type LoadedModel,
   type LoadModelOptions,

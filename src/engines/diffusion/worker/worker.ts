@@ -41,6 +41,7 @@ async function start(): Promise<void> {
       timestepSpacing: model.schedulerConfig.timestep_spacing,
       ...(note ? { schedulerNote: note } : {}),
       loadMs: performance.now() - started,
+      threads: options.threads,
     },
   });
 }
