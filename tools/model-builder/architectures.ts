@@ -12,6 +12,7 @@ import type { IdsType, TimestepKind } from './graphs.ts';
 import { Net, WeightStream, type FloatType } from './layers.ts';
 import { SCHEDULER_PRESETS, TINY_MERGES, folderWriter, modelIndex, writeTokenizer, type SchedulerPreset } from './tiny-sd.ts';
 import { buildUnet, unetConfigJson, type UnetConfig } from './unet.ts';
+import { TAESD, TAESD_NARROW, writeTinyAutoencoder, type TinyAutoencoderInfo } from './taesd.ts';
 import { buildVaeDecoder, buildVaeEncoder, vaeConfigJson, type VaeConfig } from './vae.ts';
 
 export type ArchitecturePreset = 'small' | 'sd-turbo' | 'sd15';
@@ -71,6 +72,11 @@ export interface ArchitectureOptions {
   timestep?: TimestepKind;
   /** VAE encoder outputs `latent_parameters` (mean ‖ logvar) instead of `latent_sample`. */
   latentParameters?: boolean;
+  /**
+   * Also write the tiny autoencoder (vae_tiny_decoder/, vae_tiny_encoder/): TAESD's real size for
+   * sd-turbo and sd15, its width-8 variant for small (whose own VAE is narrowed the same way).
+   */
+  tinyAutoencoder?: boolean;
 }
 
 export type PartName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
@@ -90,6 +96,8 @@ export interface ArchitectureModelInfo {
   parameters: ParameterCounts;
   /** Bytes of each part's model.onnx plus its external data. */
   bytes: Record<PartName, number>;
+  /** With the tinyAutoencoder option. */
+  tinyAutoencoder?: TinyAutoencoderInfo;
 }
 
 /** Weights above this go to `model.onnx_data` (protobuf caps a file at 2 GB; a big inline part also costs memory twice). */
@@ -159,6 +167,14 @@ export async function writeArchitectureModel(folder: string, preset: Architectur
   await json('vae_decoder/config.json', vaeConfigJson(arch.vae));
   await json('vae_encoder/config.json', vaeConfigJson(arch.vae));
 
+  let tinyAutoencoder: TinyAutoencoderInfo | undefined;
+  if (options.tinyAutoencoder) {
+    tinyAutoencoder = await writeTinyAutoencoder(folder, { config: preset === 'small' ? TAESD_NARROW : TAESD, seed, fp16: options.fp16 });
+    files.push(...tinyAutoencoder.files);
+  }
+
   const vae = counts.vae_encoder + counts.vae_decoder;
-  return { folder, preset, files, parameters: { ...counts, vae, total: counts.text_encoder + counts.unet + vae }, bytes };
+  return {
+    folder, preset, files, parameters: { ...counts, vae, total: counts.text_encoder + counts.unet + vae }, bytes, ...(tinyAutoencoder ? { tinyAutoencoder } : {}),
+  };
 }

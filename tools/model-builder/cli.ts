@@ -1,15 +1,17 @@
 // Writes a tiny random SD ONNX folder for manual tests of the engine and server:
 //   npx tsx tools/model-builder/cli.ts <folder> [--family sdxl] [--ids int64] [--timestep int64-vector] [--inpainting]
-//     [--fp16] [--external-data] [--latent-parameters] [--symbolic-channels] [--scheduler lcm] [--seed 7]
+//     [--fp16] [--external-data] [--latent-parameters] [--symbolic-channels] [--scheduler lcm] [--seed 7] [--tiny-autoencoder]
 // or, with --preset, a folder with the real architecture of SD-Turbo or SD 1.5 (random weights) for benchmarks:
-//   npx tsx tools/model-builder/cli.ts <folder> --preset small|sd-turbo|sd15 [--fp16] [--ids int64] [--timestep …] [--latent-parameters] [--seed 7]
+//   npx tsx tools/model-builder/cli.ts <folder> --preset small|sd-turbo|sd15 [--fp16] [--ids int64] [--timestep …] [--latent-parameters] [--seed 7] [--tiny-autoencoder]
+// --tiny-autoencoder adds vae_tiny_decoder/ and vae_tiny_encoder/ with TAESD's architecture: its real
+// width with --preset sd-turbo|sd15, width 8 otherwise (the tiny folders and --preset small).
 import { parseArgs } from 'node:util';
 import { ARCHITECTURE_PRESETS, writeArchitectureModel, type ArchitecturePreset } from './architectures.ts';
 import { SCHEDULER_PRESETS, writeTinyModel, type IdsType, type SchedulerPreset, type TimestepKind, type TinyFamily } from './tiny-sd.ts';
 
 const USAGE = 'usage: cli.ts <folder> [--family sd|sdxl|lcm] [--ids int32|int64] [--timestep float-scalar|float-vector|int64-vector] [--inpainting] [--fp16] '
-  + `[--external-data] [--latent-parameters] [--symbolic-channels] [--pad "!"] [--scheduler ${Object.keys(SCHEDULER_PRESETS).join('|')}] [--seed N]\n`
-  + `   or: cli.ts <folder> --preset ${ARCHITECTURE_PRESETS.join('|')} [--fp16] [--ids int32|int64] [--timestep …] [--latent-parameters] [--seed N]`;
+  + `[--external-data] [--latent-parameters] [--symbolic-channels] [--pad "!"] [--scheduler ${Object.keys(SCHEDULER_PRESETS).join('|')}] [--seed N] [--tiny-autoencoder]\n`
+  + `   or: cli.ts <folder> --preset ${ARCHITECTURE_PRESETS.join('|')} [--fp16] [--ids int32|int64] [--timestep …] [--latent-parameters] [--seed N] [--tiny-autoencoder]`;
 
 /** Options of the tiny builder that an architecture preset fixes itself. */
 const TINY_ONLY = ['family', 'inpainting', 'external-data', 'symbolic-channels', 'pad', 'scheduler'] as const;
@@ -27,6 +29,7 @@ try {
       ids: { type: 'string' }, timestep: { type: 'string' }, inpainting: { type: 'boolean' }, fp16: { type: 'boolean' },
       'external-data': { type: 'boolean' }, 'latent-parameters': { type: 'boolean' }, 'symbolic-channels': { type: 'boolean' },
       pad: { type: 'string' }, scheduler: { type: 'string' }, seed: { type: 'string' }, family: { type: 'string' }, preset: { type: 'string' },
+      'tiny-autoencoder': { type: 'boolean' },
     },
   });
   const folder = positionals[0];
@@ -40,7 +43,9 @@ try {
     const refused = TINY_ONLY.filter((name) => values[name] !== undefined);
     if (refused.length > 0) throw new Error(`--preset fixes ${refused.map((name) => `--${name}`).join(', ')} itself`);
     const started = Date.now();
-    const info = await writeArchitectureModel(folder, preset, { seed, fp16: values.fp16, idsType, timestep, latentParameters: values['latent-parameters'] });
+    const info = await writeArchitectureModel(folder, preset, {
+      seed, fp16: values.fp16, idsType, timestep, latentParameters: values['latent-parameters'], tinyAutoencoder: values['tiny-autoencoder'],
+    });
     const gb = Object.values(info.bytes).reduce((a, b) => a + b, 0) / 1e9;
     console.log(`wrote ${info.preset} to ${folder}: ${info.parameters.total.toLocaleString('en')} parameters, ${gb.toFixed(2)} GB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } else {
@@ -56,6 +61,7 @@ try {
       padToken: oneOf('pad', values.pad, ['<|endoftext|>', '!'] as const),
       scheduler: oneOf<SchedulerPreset>('scheduler', values.scheduler, Object.keys(SCHEDULER_PRESETS) as SchedulerPreset[]),
       seed,
+      ...(values['tiny-autoencoder'] ? { tinyAutoencoder: 'narrow' as const } : {}),
     });
     console.log(`wrote ${info.files.length} ${info.family} files to ${folder} (vocab ${info.vocabSize}, hidden ${info.hiddenSize}, UNet in ${info.unetInChannels})`);
   }

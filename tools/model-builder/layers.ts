@@ -143,13 +143,13 @@ export function linear(net: Net, scope: string, x: string, inFeatures: number, o
 
 export function conv2d(
   net: Net, scope: string, x: string, inChannels: number, outChannels: number,
-  options: { kernel: number; stride?: number; pads?: [number, number, number, number] },
+  options: { kernel: number; stride?: number; pads?: [number, number, number, number]; bias?: boolean },
 ): string {
-  const { kernel, stride = 1 } = options;
+  const { kernel, stride = 1, bias = true } = options;
   const pad = (kernel - 1) / 2;
   const w = net.param(`${scope}.weight`, [outChannels, inChannels, kernel, kernel], 1 / Math.sqrt(inChannels * kernel * kernel));
-  const b = net.param(`${scope}.bias`, [outChannels], 0.02);
-  return net.op(scope, 'Conv', [x, w, b], {
+  const b = bias ? [net.param(`${scope}.bias`, [outChannels], 0.02)] : [];
+  return net.op(scope, 'Conv', [x, w, ...b], {
     kernel_shape: [kernel, kernel], strides: [stride, stride], pads: options.pads ?? [pad, pad, pad, pad], dilations: [1, 1], group: 1,
   });
 }

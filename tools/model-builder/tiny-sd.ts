@@ -12,6 +12,7 @@ import {
   textEncoderGraph, textEncoderWithHiddenStatesGraph, unetGraph, vaeDecoderGraph, vaeEncoderGraph, type IdsType, type PartContext, type TimestepKind,
 } from './graphs.ts';
 import type { GraphBuilder } from './onnx.ts';
+import { TAESD, TAESD_NARROW, writeTinyAutoencoder } from './taesd.ts';
 
 export type { IdsType, TimestepKind } from './graphs.ts';
 
@@ -83,6 +84,11 @@ export interface TinyModelOptions {
   vaeScalingFactor?: number;
   /** Seed of the random weights; the same seed writes byte-identical files. Default 0. */
   seed?: number;
+  /**
+   * Also write the tiny autoencoder (vae_tiny_decoder/, vae_tiny_encoder/) with TAESD's exact op
+   * sequence: `narrow` at width 8 (cheap), `real` at TAESD's width 64 (1,222,531 decoder parameters).
+   */
+  tinyAutoencoder?: 'narrow' | 'real';
 }
 
 export interface TinyModelInfo {
@@ -182,6 +188,11 @@ export async function writeTinyModel(folder: string, options: TinyModelOptions =
   await onnx('vae_decoder', vaeDecoderGraph(ctx, { symbolicChannels }));
   await onnx('vae_encoder', vaeEncoderGraph(ctx, { latentParameters: options.latentParameters ?? false }));
   await writeComponentConfigs(json, { ...sizes, vocabSize, inChannels });
+  if (options.tinyAutoencoder) {
+    const config = options.tinyAutoencoder === 'real' ? TAESD : TAESD_NARROW;
+    const written = await writeTinyAutoencoder(folder, { config, seed: options.seed ?? 0, fp16: options.fp16 });
+    files.push(...written.files);
+  }
 
   return {
     folder, files, family, vocabSize, bosTokenId: vocab['<|startoftext|>']!, eosTokenId: vocab['<|endoftext|>']!, hiddenSize,
