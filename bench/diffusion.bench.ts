@@ -35,7 +35,7 @@ interface Plan {
 const PLANS: Record<Preset, Plan> = {
   small: { reps: 5, speedupReps: 3, budgetSeconds: 120, httpSteps: 4, healthzSeconds: 20 },
   // A 512² UNet step of SD-Turbo costs seconds on 2 cores: one measured run per configuration.
-  'sd-turbo': { reps: 1, speedupReps: 2, budgetSeconds: 600, httpSteps: 1, healthzSeconds: 60 },
+  'sd-turbo': { reps: 1, speedupReps: 1, budgetSeconds: 600, httpSteps: 1, healthzSeconds: 60 },
   sd15: { reps: 1, speedupReps: 1, budgetSeconds: 600, httpSteps: 4, healthzSeconds: 60 },
 };
 const SECTIONS = ['speedup', 'configs', 'healthz'] as const;

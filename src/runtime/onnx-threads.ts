@@ -1,11 +1,13 @@
 // How many CPU threads each onnxruntime session gets, chosen from the machine unless configured.
 //
 // Each InferenceSession owns its own intra-op thread pool (onnxruntime-node exposes no shared
-// pool), so the count is per session. onnxruntime's own default is one thread per *physical* core
-// as its cpuinfo sees it, and on small virtual machines that reports half the vCPUs: on a 2-vCPU VM
-// a session gets one thread and the second core idles (measured: README, "Diffusion engine").
-// easel therefore sets the count itself, from os.availableParallelism() (which honours CPU
-// affinity and cgroup-limited containers where Node can see them).
+// pool), so the count is per session. Left unset, onnxruntime sizes the pool by the *physical*
+// cores its cpuinfo finds and pins each pool thread to one core (its default affinity); on a 2-vCPU
+// VM that is two threads, the second one pinned to CPU 1 (counted: docs/cpu-performance.md). That
+// default knows nothing of the other models in the process, so two models computing at once run
+// four threads on two cores, and a pinned thread cannot move off a core that other work holds. An
+// explicit count gives unpinned threads the OS can place. easel therefore sets the count itself,
+// from os.availableParallelism() (which honours CPU affinity masks).
 //
 // Oversubscription: the cores are divided among the diffusion models that can run at the same
 // time. A model folder has one worker thread that runs its jobs one after another, and the queue
