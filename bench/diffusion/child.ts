@@ -3,10 +3,9 @@
 // each variant once to warm up (recording the peak RSS after each, in the order given), then the
 // measured repetitions round-robin over the variants, and prints one JSON line with the runs.
 // Started by bench/diffusion/run-child.ts; not a bench of its own.
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import ort from 'onnxruntime-node';
-import { loadModel, sessionOptionsFor, type LoadedModel } from '../../src/engines/diffusion/model/index.ts';
+import { loadModel } from '../../src/engines/diffusion/model/index.ts';
 import { TINY_DECODER_DIR } from '../../tools/model-builder/taesd.ts';
 import { generate, peakRssMb, type Run } from './common.ts';
 
@@ -34,44 +33,24 @@ export interface ChildResult {
   variants: Partial<Record<Variant, VariantResult>>;
 }
 
-/**
- * The model with the tiny decoder in place of the full VAE decoder. TAESD decodes the UNet's
- * latents as they are (scaling factor 1.0) to an image in [-1, 1], the full decoder's output
- * convention, so the pipeline's decode step runs it unchanged.
- */
-async function withTinyDecoder(model: LoadedModel, options: ort.InferenceSession.SessionOptions): Promise<LoadedModel> {
-  const session = await ort.InferenceSession.create(join(model.folder.path, TINY_DECODER_DIR, 'model.onnx'), options);
-  return {
-    ...model,
-    sessions: { ...model.sessions, vaeDecoder: session },
-    contracts: { ...model.contracts, vaeDecoder: { input: 'latent_sample', inputType: 'float32', output: 'sample', outputType: 'float32' } },
-    vaeScalingFactor: 1,
-    release: async () => {
-      await session.release();
-    },
-  };
-}
-
 async function main(job: ChildJob): Promise<ChildResult> {
   const loadOptions = { ...(job.threads !== null ? { intraOpNumThreads: job.threads } : {}), ...(job.tuning ? { tuning: job.tuning } : {}) };
   const started = performance.now();
   const model = await loadModel(job.folder, loadOptions);
   const loadSeconds = (performance.now() - started) / 1000;
   const peakRssAfterLoadMb = peakRssMb();
-  const models: Partial<Record<Variant, LoadedModel>> = {};
   const results: Partial<Record<Variant, VariantResult>> = {};
   try {
+    if (job.variants.includes('tiny') && !model.sessions.tinyDecoder) throw new Error(`${job.folder} has no ${TINY_DECODER_DIR}/model.onnx`);
     for (const variant of job.variants) {
-      models[variant] = variant === 'full' ? model : await withTinyDecoder(model, sessionOptionsFor(loadOptions));
-      const warmUp = await generate(models[variant]!, job.steps, 1, 1);
+      const warmUp = await generate(model, job.steps, 1, 1, variant);
       results[variant] = { warmUp, peakRssMb: peakRssMb(), runs: [] };
     }
     // Round-robin: a busy moment on a shared machine slows every variant alike.
     for (let rep = 0; rep < job.reps; rep++) {
-      for (const variant of job.variants) results[variant]!.runs.push(await generate(models[variant]!, job.steps, 1, 100 + rep));
+      for (const variant of job.variants) results[variant]!.runs.push(await generate(model, job.steps, 1, 100 + rep, variant));
     }
   } finally {
-    if (models.tiny) await models.tiny.release();
     await model.release();
   }
   return { loadSeconds, peakRssAfterLoadMb, variants: results };

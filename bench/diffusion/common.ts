@@ -78,8 +78,9 @@ export interface Run {
   pngMs: number[];
 }
 
-export async function generate(model: LoadedModel, steps: number, batch: number, seed: number): Promise<Run> {
-  const result = await runPipeline(model, { prompt: PROMPT, n: batch, width: SIZE, height: SIZE, steps, guidanceScale: 0, seed });
+/** `autoencoder: 'tiny'` decodes with the folder's tiny decoder, as a deployment with `diffusion.autoencoder: "tiny"` does. */
+export async function generate(model: LoadedModel, steps: number, batch: number, seed: number, autoencoder: 'full' | 'tiny' = 'full'): Promise<Run> {
+  const result = await runPipeline(model, { prompt: PROMPT, n: batch, width: SIZE, height: SIZE, steps, guidanceScale: 0, seed, autoencoder });
   const pngMs: number[] = [];
   for (const image of result.images) {
     const started = performance.now();
@@ -92,7 +93,7 @@ export async function generate(model: LoadedModel, steps: number, batch: number,
     modelMs: sum(Object.values(runs).flat()),
     textEncoderMs: sum(runs.text_encoder),
     unetMs: runs.unet ?? [],
-    vaeDecodeMs: runs.vae_decoder ?? [],
+    vaeDecodeMs: [...(runs.vae_decoder ?? []), ...(runs.vae_tiny_decoder ?? [])],
     pngMs,
   };
 }

@@ -1,7 +1,8 @@
 // The CPU speedup figures: one image at 512², batch 1, the preset's steps, in three configurations:
 //   (a) baseline     — onnxruntime's own thread default (what easel used before it chose threads);
 //   (b) all cores    — the engine's own settings (src/runtime/onnx-threads.ts for one model);
-//   (c) tiny decoder — (b) with the tiny autoencoder (TAESD) decoding instead of the full VAE.
+//   (c) tiny decoder — (b) with the tiny autoencoder (TAESD) decoding instead of the full VAE, as a
+//                      deployment with `diffusion.autoencoder: "tiny"` runs it.
 // (a) runs in one process; (b) and (c) share one model load in another, (c) warmed up first so
 // that each one's peak RSS is its own, then their repetitions alternate.
 import { planOnnxThreads } from '../../src/runtime/onnx-threads.ts';

@@ -46,6 +46,7 @@ function toJson(report: ModelsReport) {
       inpainting: m.inpainting,
       native_resolution: m.nativeResolution,
       pipeline_class: m.pipelineClass,
+      tiny_autoencoder: m.tinyAutoencoder,
       size_bytes: m.sizeBytes,
       partial_files: m.partialFiles,
       source: m.source && { repo: m.source.repo, revision: m.source.revision, commit: m.source.commit, alias: m.source.alias, pulled_at: m.source.pulledAt },
@@ -61,13 +62,14 @@ function formatReport(report: ModelsReport): string {
   if (report.models.length === 0) {
     out += '  none yet: easel pull <repo-or-alias> downloads one (easel pull --list-aliases)\n';
   } else {
-    const rows = [['NAME', 'FAMILY', 'INPAINT', 'RES', 'SIZE', 'STATUS', 'SOURCE', 'DEPLOYMENTS']];
+    const rows = [['NAME', 'FAMILY', 'INPAINT', 'RES', 'TINY AE', 'SIZE', 'STATUS', 'SOURCE', 'DEPLOYMENTS']];
     for (const m of report.models) {
       rows.push([
         m.inModelsDir ? m.name : m.path,
         m.family ?? '-',
         m.inpainting === null ? '-' : m.inpainting ? 'yes' : 'no',
         m.nativeResolution === null ? '-' : String(m.nativeResolution),
+        m.tinyAutoencoder === null ? '-' : m.tinyAutoencoder ? 'yes' : 'no',
         formatBytes(m.sizeBytes),
         STATUS_TEXT[m.status] + (m.partialFiles > 0 ? ` (${count(m.partialFiles, 'partial file')})` : ''),
         m.source ? `${m.source.repo}@${m.source.commit.slice(0, 7)}` : '-',

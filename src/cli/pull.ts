@@ -2,7 +2,9 @@
 // and a summary that says how to use the model.
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.ts';
-import { hubOptionsFromEnv, MODEL_ALIASES, pullModel, PullError, type ModelAlias, type PullResult } from '../models/index.ts';
+import {
+  hubOptionsFromEnv, MODEL_ALIASES, pullModel, PullError, pullTinyAutoencoder, TINY_AUTOENCODER_REPOS, type ModelAlias, type PullResult, type TinyPullResult,
+} from '../models/index.ts';
 import { count, formatBytes, formatDuration } from './format.ts';
 import { CliError, EXIT, usageError, type CliContext } from './program.ts';
 import { pullReporter } from './progress.ts';
@@ -13,6 +15,8 @@ interface PullFlags {
   force?: boolean;
   quiet?: boolean;
   listAliases?: boolean;
+  /** true: the family's default repository; a string: that repository. */
+  tinyAutoencoder?: boolean | string;
 }
 
 export function addPullCommand(program: Command, context: CliContext): void {
@@ -25,11 +29,17 @@ export function addPullCommand(program: Command, context: CliContext): void {
     .option('-f, --force', 'delete the folder first and download everything again')
     .option('-q, --quiet', 'no progress and no summary; errors only')
     .option('--list-aliases', 'list the model aliases and exit')
+    .option(
+      '--tiny-autoencoder [repo]',
+      `also pull the tiny autoencoder (TAESD) into vae_tiny_decoder/ and vae_tiny_encoder/ (default ${TINY_AUTOENCODER_REPOS.sd2} for SD 1.x/2.x and LCM)`,
+    )
     .addHelpText(
       'after',
       `
 Only the ONNX diffusers layout is downloaded (model_index.json, scheduler/, tokenizer*/, and model.onnx,
-external data and config.json of text_encoder*, unet, vae_decoder, vae_encoder); PyTorch weights are skipped.
+external data and config.json of text_encoder*, unet, vae_decoder, vae_encoder, vae_tiny_*); PyTorch weights are skipped.
+--tiny-autoencoder adds TAESD from its own repository (its vae_decoder/ and vae_encoder/ become the model
+folder's vae_tiny_decoder/ and vae_tiny_encoder/), for "autoencoder": "tiny" and real streamed previews.
 An interrupted pull (Ctrl-C, a dropped connection) keeps its partial files: run the same command to resume.
 
 Environment:
@@ -40,6 +50,7 @@ Environment:
 Examples:
   easel pull sdxl-turbo
   easel pull aislamov/stable-diffusion-2-1-base-onnx --revision cpu --name sd21
+  easel pull lcm-dreamshaper-v7 --tiny-autoencoder
 `,
     )
     .action(async (source: string | undefined, flags: PullFlags, command: Command) => {
@@ -64,6 +75,7 @@ async function runPull(context: CliContext, source: string, flags: PullFlags): P
   process.on('SIGINT', onSigint);
   const started = Date.now();
   let result: PullResult;
+  let tiny: TinyPullResult | undefined;
   try {
     result = await pullModel({
       source,
@@ -75,6 +87,10 @@ async function runPull(context: CliContext, source: string, flags: PullFlags): P
       onEvent: (event) => reporter.onEvent(event),
       signal: abort.signal,
     });
+    if (flags.tinyAutoencoder) {
+      const repo = typeof flags.tinyAutoencoder === 'string' ? flags.tinyAutoencoder : undefined;
+      tiny = await pullTinyAutoencoder({ folder: result.folder, repo, hub: hubOptionsFromEnv(context.env), signal: abort.signal });
+    }
   } catch (error) {
     if (!(error instanceof PullError)) throw error;
     if (error.code === 'interrupted') {
@@ -87,10 +103,10 @@ async function runPull(context: CliContext, source: string, flags: PullFlags): P
     reporter.stop();
     process.off('SIGINT', onSigint);
   }
-  if (!flags.quiet) context.stdout.write(summary(result, (Date.now() - started) / 1000));
+  if (!flags.quiet) context.stdout.write(summary(result, (Date.now() - started) / 1000, tiny));
 }
 
-function summary(result: PullResult, seconds: number): string {
+function summary(result: PullResult, seconds: number, tiny: TinyPullResult | undefined): string {
   const { marker, model, alias } = result;
   const size = marker.files.reduce((sum, f) => sum + f.size, 0);
   const reused = [result.alreadyThere > 0 ? `${result.alreadyThere} already there` : '', result.resumed > 0 ? `${result.resumed} resumed` : '']
@@ -108,6 +124,10 @@ function summary(result: PullResult, seconds: number): string {
     `${count(marker.files.length, 'file')}, ${formatBytes(size)}${reused ? ` (${reused})` : ''}; ` +
     `${formatBytes(result.receivedBytes)} downloaded in ${formatDuration(seconds)}\n` +
     (alias ? `  Needs: ${alias.needs}\n` : '') +
+    (tiny
+      ? `  Tiny autoencoder: ${tiny.repo}@${tiny.revision} (commit ${tiny.commit.slice(0, 10)}), ${count(tiny.files.length, 'file')} in vae_tiny_decoder/ and vae_tiny_encoder/; ` +
+        `choose it with "autoencoder": "tiny" in the deployment's diffusion settings (or EASEL_AUTOENCODER=tiny)\n`
+      : '') +
     `\nUse it for every placeholder deployment:\n  EASEL_MODEL=${result.name} npm start\n` +
     `or as a deployment in the config file (EASEL_CONFIG):\n  ${JSON.stringify(deployment)}\n`
   );

@@ -9,6 +9,23 @@ export interface EngineProgress {
   previews?: RawImage[];
 }
 
+/**
+ * Whether step `step` of `totalSteps` is due to carry the next partial image when `planned` of
+ * `wanted` are planned already: the wanted ones spread evenly over the steps, the last step being the
+ * final image. The streaming route and the engines that only decode the previews it will send share it.
+ */
+export function partialImageDue(step: number, totalSteps: number, planned: number, wanted: number): boolean {
+  if (planned >= wanted || step >= totalSteps) return false;
+  return step >= Math.ceil(((planned + 1) * totalSteps) / (wanted + 1));
+}
+
+/** The steps (1-based) at which `wanted` partial images fall, in order. */
+export function partialImageSteps(totalSteps: number, wanted: number): number[] {
+  const steps: number[] = [];
+  for (let step = 1; step < totalSteps; step++) if (partialImageDue(step, totalSteps, steps.length, wanted)) steps.push(step);
+  return steps;
+}
+
 export interface EngineRunContext {
   onProgress?: (progress: EngineProgress) => void;
   /** Aborted when the request is canceled or times out; engines check it between steps. */

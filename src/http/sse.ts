@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, errors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
-import type { EngineProgress } from '../engines/engine.ts';
+import { partialImageDue, type EngineProgress } from '../engines/engine.ts';
 import { encodeImage } from '../storage/encoding.ts';
 import { admit } from './admit.ts';
 import { toApiError } from './errors.ts';
@@ -94,6 +94,5 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
 
 /** Spread `wanted` partial images evenly over the engine's steps (the last step is the final image). */
 function isPartialStep(progress: EngineProgress, alreadySent: number, wanted: number): boolean {
-  if (alreadySent >= wanted) return false;
-  return progress.step >= Math.ceil(((alreadySent + 1) * progress.totalSteps) / (wanted + 1));
+  return partialImageDue(progress.step, progress.totalSteps, alreadySent, wanted);
 }

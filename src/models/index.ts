@@ -9,3 +9,4 @@ export { isLayoutFile } from './layout.ts';
 export { MARKER_FILE, PULL_NOTE_FILE, type ModelMarker } from './marker.ts';
 export { pullModel, type PullEvent, type PullOptions, type PullResult } from './pull.ts';
 export { INCOMPLETE_SUFFIX } from './download.ts';
+export { pullTinyAutoencoder, TINY_AUTOENCODER_REPOS, TINY_MARKER_FILE, type TinyPullOptions, type TinyPullResult } from './tiny-autoencoder.ts';

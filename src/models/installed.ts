@@ -26,6 +26,8 @@ export interface InstalledModel {
   inpainting: boolean | null;
   nativeResolution: number | null;
   pipelineClass: string | null;
+  /** The folder has vae_tiny_decoder/model.onnx (diffusion.autoencoder "tiny", real previews); null when it is not usable. */
+  tinyAutoencoder: boolean | null;
   /** Bytes of every file under the folder, partial files included. */
   sizeBytes: number;
   /** Files still ending in .incomplete. */
@@ -79,12 +81,15 @@ async function describeFolder(path: string, inModelsDir: boolean): Promise<Insta
   const marker = await readMarker(path);
   const note = await readPullNote(path);
   const model: InstalledModel = {
-    name: basename(path), path, status: 'invalid', inModelsDir, family: null, inpainting: null, nativeResolution: null, pipelineClass: null,
+    name: basename(path), path, status: 'invalid', inModelsDir, family: null, inpainting: null, nativeResolution: null, pipelineClass: null, tinyAutoencoder: null,
     sizeBytes, partialFiles, problems: [], source: sourceOf(note ? undefined : marker, note), deployments: [],
   };
   try {
     const folder = await inspectModelFolder(path);
-    Object.assign(model, { family: folder.family, inpainting: folder.inpainting, nativeResolution: folder.nativeResolution, pipelineClass: folder.pipelineClass });
+    Object.assign(model, {
+      family: folder.family, inpainting: folder.inpainting, nativeResolution: folder.nativeResolution, pipelineClass: folder.pipelineClass,
+      tinyAutoencoder: folder.parts.tinyDecoder !== undefined,
+    });
   } catch (error) {
     if (!(error instanceof ModelFolderError)) throw error;
     model.problems = [...error.problems];

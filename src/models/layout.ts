@@ -3,7 +3,8 @@
 // variants; only the files the ONNX engine reads are downloaded.
 import { PullError } from './errors.ts';
 
-const ONNX_PARTS = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder'];
+// vae_tiny_*: a tiny autoencoder (TAESD) that a repository ships beside the model.
+const ONNX_PARTS = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder', 'vae_tiny_decoder', 'vae_tiny_encoder'];
 
 const LAYOUT: readonly RegExp[] = [
   /^model_index\.json$/,

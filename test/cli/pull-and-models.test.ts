@@ -4,7 +4,10 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readFile } from 'node:fs/promises';
+import { TAESD_NARROW, writeTinyAutoencoder } from '../../tools/model-builder/taesd.ts';
 import { writeTinyModel } from '../../tools/model-builder/tiny-sd.ts';
+import { loadModel } from '../../src/engines/diffusion/model/index.ts';
 import { repoFiles, startFakeHub, type FakeHub } from '../helpers/fake-hub.ts';
 import { runCli } from './run-cli.ts';
 
@@ -18,6 +21,11 @@ before(async () => {
   const files = await repoFiles(join(root, 'source'), { 'unet/diffusion_pytorch_model.safetensors': Buffer.alloc(4000) });
   hub = await startFakeHub();
   hub.addRepo('easel-test/tiny-sd', files);
+  // A TAESD export in the optimum layout of a whole autoencoder, as the public ONNX exports are.
+  await writeTinyAutoencoder(join(root, 'taesd'), { config: TAESD_NARROW });
+  const taesd = new Map([...(await repoFiles(join(root, 'taesd'), { 'README.md': 'TAESD' }))].map(([path, bytes]) => [path.replace(/^vae_tiny_/, 'vae_'), bytes]));
+  hub.addRepo('deinferno/taesd-onnx', taesd);
+  hub.addRepo('easel-test/not-taesd', new Map([['README.md', Buffer.from('nothing here')]]));
   gated = await startFakeHub({ token: 'hf_secret' });
   gated.addRepo('easel-test/gated', files);
 });
@@ -63,6 +71,30 @@ describe('easel pull', () => {
     assert.equal(pulled.code, 0, pulled.stderr);
   });
 
+  it('--tiny-autoencoder pulls TAESD from its own repository into vae_tiny_decoder/ and vae_tiny_encoder/; the folder loads', async () => {
+    const env = { HF_ENDPOINT: hub.endpoint, EASEL_DATA_DIR: dataDir('t') };
+    const run = await runCli(['pull', 'easel-test/tiny-sd', '--tiny-autoencoder', '--name', 'with-tiny'], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /Tiny autoencoder: deinferno\/taesd-onnx@main \(commit [0-9a-f]{10}\), 4 files in vae_tiny_decoder\/ and vae_tiny_encoder\//);
+    assert.match(run.stdout, /"autoencoder": "tiny"/);
+    const folder = join(dataDir('t'), 'models', 'with-tiny');
+    for (const part of ['decoder', 'encoder']) {
+      assert.deepEqual(await readFile(join(folder, `vae_tiny_${part}/model.onnx`)), await readFile(join(root, 'taesd', `vae_tiny_${part}/model.onnx`)));
+    }
+    assert.equal(existsSync(join(folder, '.easel-tiny-autoencoder.json')), true);
+    const model = await loadModel(folder, { intraOpNumThreads: 1 });
+    assert.ok(model.sessions.tinyDecoder && model.sessions.tinyEncoder);
+    await model.release();
+    const listed = JSON.parse((await runCli(['models', '--json'], env)).stdout) as { models: Array<{ name: string; tiny_autoencoder: boolean }> };
+    assert.deepEqual(listed.models.map((m) => [m.name, m.tiny_autoencoder]), [['with-tiny', true]]);
+
+    const again = await runCli(['pull', 'easel-test/tiny-sd', '--tiny-autoencoder', '--name', 'with-tiny', '-q'], env);
+    assert.deepEqual(again, { code: 0, stdout: '', stderr: '' }, 'a second pull checks the files and keeps them');
+    const wrong = await runCli(['pull', 'easel-test/tiny-sd', '--tiny-autoencoder', 'easel-test/not-taesd', '--name', 'with-tiny', '-q'], env);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /easel-test\/not-taesd@main is not an ONNX tiny autoencoder export: it has no vae_decoder\/model\.onnx/);
+  });
+
   it('a bad --name is a usage error (exit 2); an unreachable hub exits 1 naming the host; a bad HF_ENDPOINT exits 78', async () => {
     const badName = await runCli(['pull', 'easel-test/tiny-sd', '--name', '../up'], { HF_ENDPOINT: hub.endpoint, EASEL_DATA_DIR: dataDir('e') });
     assert.equal(badName.code, 2);
@@ -87,7 +119,7 @@ describe('easel models', () => {
     await writeFile(join(root, 'config.json'), JSON.stringify(config));
     const run = await runCli(['pull', 'easel-test/tiny-sd', '-q'], { HF_ENDPOINT: hub.endpoint, EASEL_DATA_DIR: dataDir('m') });
     assert.equal(run.code, 0, run.stderr);
-    await writeTinyModel(join(dataDir('m'), 'models', 'copied'), { inpainting: true });
+    await writeTinyModel(join(dataDir('m'), 'models', 'copied'), { inpainting: true, tinyAutoencoder: 'narrow' });
   });
 
   const env = () => ({ EASEL_DATA_DIR: dataDir('m'), EASEL_CONFIG: join(root, 'config.json') });
@@ -97,16 +129,18 @@ describe('easel models', () => {
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout) as {
       models_dir: string;
-      models: Array<{ name: string; family: string; inpainting: boolean; native_resolution: number; status: string; deployments: string[]; source: { repo: string } | null }>;
+      models: Array<{
+        name: string; family: string; inpainting: boolean; native_resolution: number; tiny_autoencoder: boolean; status: string; deployments: string[]; source: { repo: string } | null;
+      }>;
       missing: Array<{ deployment: string; folder: string }>;
     };
     const modelsDir = join(dataDir('m'), 'models');
     assert.equal(report.models_dir, modelsDir);
     assert.deepEqual(
-      report.models.map((m) => [m.name, m.family, m.inpainting, m.native_resolution, m.status, m.deployments, m.source?.repo ?? null]),
+      report.models.map((m) => [m.name, m.family, m.inpainting, m.native_resolution, m.tiny_autoencoder, m.status, m.deployments, m.source?.repo ?? null]),
       [
-        ['copied', 'sd1', true, 512, 'not-pulled', [], null],
-        ['tiny-sd', 'sd1', false, 512, 'complete', ['dall-e-3'], 'easel-test/tiny-sd'],
+        ['copied', 'sd1', true, 512, true, 'not-pulled', [], null],
+        ['tiny-sd', 'sd1', false, 512, false, 'complete', ['dall-e-3'], 'easel-test/tiny-sd'],
       ],
     );
     assert.deepEqual(report.missing, [{ deployment: 'xl', folder: join(modelsDir, 'sdxl-turbo') }]);
@@ -115,9 +149,9 @@ describe('easel models', () => {
   it('the table names each model, its status and deployments, and how to pull a missing alias', async () => {
     const run = await runCli(['models'], env());
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /^ {2}NAME +FAMILY +INPAINT +RES +SIZE +STATUS +SOURCE +DEPLOYMENTS$/m);
-    assert.match(run.stdout, /^ {2}tiny-sd +sd1 +no +512 +[\d.]+ kB +complete +easel-test\/tiny-sd@[0-9a-f]{7} +dall-e-3$/m);
-    assert.match(run.stdout, /^ {2}copied +sd1 +yes +512 .*installed \(not pulled\)/m);
+    assert.match(run.stdout, /^ {2}NAME +FAMILY +INPAINT +RES +TINY AE +SIZE +STATUS +SOURCE +DEPLOYMENTS$/m);
+    assert.match(run.stdout, /^ {2}tiny-sd +sd1 +no +512 +no +[\d.]+ kB +complete +easel-test\/tiny-sd@[0-9a-f]{7} +dall-e-3$/m);
+    assert.match(run.stdout, /^ {2}copied +sd1 +yes +512 +yes .*installed \(not pulled\)/m);
     assert.match(run.stdout, /Deployments whose model folder is missing:\n {2}xl: .*sdxl-turbo \(easel pull sdxl-turbo\)\n/);
   });
 });

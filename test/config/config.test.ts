@@ -149,6 +149,32 @@ test('diffusion deployments: folders resolve under models.dir, settings are chec
   }
 });
 
+test('diffusion.autoencoder is "full" or "tiny"; EASEL_AUTOENCODER sets it where a deployment does not', () => {
+  const deployments = [
+    { name: 'a', model: 'dall-e-3' as const, engine: 'diffusion' as const, diffusion: { folder: '/m/a', autoencoder: 'tiny' as const } },
+    { name: 'b', model: 'dall-e-3' as const, engine: 'diffusion' as const, diffusion: { folder: '/m/b' } },
+    { name: 'c', model: 'dall-e-2' as const, engine: 'placeholder' as const },
+  ];
+  const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
+  try {
+    const file = join(dir, 'easel.json');
+    writeFileSync(file, JSON.stringify({ deployments }));
+    const autoencoders = (env: Record<string, string>) =>
+      loadConfig({ EASEL_CONFIG: file, ...env }).deployments.map((d) => (d.engine === 'diffusion' ? (d.diffusion.autoencoder ?? 'default') : d.engine));
+    assert.deepEqual(autoencoders({}), ['tiny', 'default', 'placeholder']);
+    assert.deepEqual(autoencoders({ EASEL_AUTOENCODER: 'full' }), ['tiny', 'full', 'placeholder']);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+  const quick = loadConfig({ EASEL_MODEL: '/m/turbo', EASEL_AUTOENCODER: 'tiny' }).deployments;
+  assert.ok(quick.every((d) => d.engine === 'diffusion' && d.diffusion.autoencoder === 'tiny'), 'EASEL_MODEL deployments too');
+  assert.throws(() => loadConfig({ EASEL_AUTOENCODER: 'taesd' }), (e: unknown) => e instanceof ConfigError && /EASEL_AUTOENCODER must be one of full, tiny/.test(e.message));
+  for (const autoencoder of ['taesd', '', 1, null]) {
+    const bad = [{ name: 'a', model: 'dall-e-3' as const, engine: 'diffusion' as const, diffusion: { folder: '/m/a', autoencoder: autoencoder as never } }];
+    assert.throws(() => loadConfig({}, { deployments: bad }), (e: unknown) => e instanceof ConfigError && /deployments\[0\]\.diffusion\.autoencoder must be one of full, tiny/.test(e.message));
+  }
+});
+
 test('safety.threshold defaults to medium; EASEL_SAFETY_THRESHOLD and per-deployment values are checked', () => {
   assert.equal(loadConfig({}).safety.threshold, 'medium');
   assert.equal(loadConfig({ EASEL_SAFETY_THRESHOLD: 'high' }).safety.threshold, 'high');

@@ -13,6 +13,7 @@ describe('the ONNX layout filter', () => {
       'text_encoder_2/model.onnx', 'text_encoder_2/model.onnx_data', 'text_encoder_2/config.json',
       'unet/model.onnx', 'unet/model.onnx_data', 'unet/weights.pb', 'unet/model.onnx.data', 'unet/unet.onnx_data', 'unet/config.json',
       'vae_decoder/model.onnx', 'vae_decoder/config.json', 'vae_encoder/model.onnx', 'vae_encoder/config.json',
+      'vae_tiny_decoder/model.onnx', 'vae_tiny_decoder/config.json', 'vae_tiny_encoder/model.onnx', 'vae_tiny_encoder/config.json',
     ];
     for (const path of kept) assert.equal(isLayoutFile(path), true, path);
   });

@@ -7,7 +7,8 @@ import { resizeTo } from '../../storage/encoding.ts';
 import { EngineAbortedError, EngineError, type Engine, type EngineOutput, type EngineRunContext } from '../engine.ts';
 import { repaintMask, type PipelineJob, type PipelineResult } from './pipeline/index.ts';
 import { editStrength, generationSize, modelDefaults, SCHEDULER_CLASSES, stepsFor, styledPrompt } from './plan.ts';
-import { WorkerJobError, type ModelWorker } from './worker/host.ts';
+import { TINY_DECODER_FILE } from './model/folder.ts';
+import { ModelLoadError, WorkerJobError, type ModelWorker } from './worker/host.ts';
 import type { ModelInfo } from './worker/protocol.ts';
 
 /** Images generated per pipeline call; larger `n` runs as several batches (memory grows with the batch). */
@@ -35,8 +36,12 @@ export class DiffusionEngine implements Engine {
 
   /** Loads the model (once per folder); rejects with the reason the deployment cannot serve. */
   async load(): Promise<ModelInfo> {
-    this.info = await this.worker.load();
-    return this.info;
+    const info = await this.worker.load();
+    if (this.settings.autoencoder === 'tiny' && !info.tinyDecoder) {
+      throw new ModelLoadError(`diffusion.autoencoder is "tiny" but the model folder has no ${TINY_DECODER_FILE} (see "easel pull --tiny-autoencoder")`);
+    }
+    this.info = info;
+    return info;
   }
 
   async run(request: ImageRequest, context: EngineRunContext = {}): Promise<EngineOutput> {
@@ -54,7 +59,7 @@ export class DiffusionEngine implements Engine {
     let result: PipelineResult | undefined;
     let done = 0;
     const stageTimings: Partial<Record<string, number[]>> = {};
-    // Previews cost a resize per image and step: only streamed requests that asked for partial images get them.
+    // Previews cost a decode (or a linear map) and a resize: only the steps of streamed requests whose partial images are sent get them.
     const wantPreviews = request.stream && request.partialImages > 0;
     // Progress is delivered in order and before run() returns, however long a preview takes to scale.
     let delivered: Promise<void> = Promise.resolve();
@@ -74,7 +79,11 @@ export class DiffusionEngine implements Engine {
       try {
         result = await this.worker.run(
           { ...planned.job, n, seed: request.seed, firstImage: b * MAX_BATCH },
-          { previews: wantPreviews, signal: context.signal, onStep: report },
+          {
+            previews: wantPreviews ? { wanted: request.partialImages, batch: b, batches: batches.length } : null,
+            signal: context.signal,
+            onStep: report,
+          },
         );
       } catch (error) {
         throw asEngineError(error);
@@ -106,10 +115,13 @@ export async function plan(request: ImageRequest, info: ModelInfo, settings: Dif
     steps: stepsFor(request.quality, settings.steps ?? defaults.steps, distilled && settings.steps === undefined),
     guidanceScale: settings.guidanceScale ?? defaults.guidanceScale,
     ...(settings.scheduler ? { scheduler: SCHEDULER_CLASSES[settings.scheduler] } : {}),
+    ...(settings.autoencoder ? { autoencoder: settings.autoencoder } : {}),
   };
   const input = request.operation === 'edit' ? (request.images[0] ?? null) : null;
   if (!input) return { job, mask: null, input: null };
-  if (!info.canEdit) throw new EngineError('this model has no vae_encoder, so it cannot edit images');
+  // The tiny autoencoder's latents are the UNet's, like the VAE's, so a tiny deployment edits with whichever encoder the folder has.
+  const canEdit = info.canEdit || (settings.autoencoder === 'tiny' && info.tinyEncoder);
+  if (!canEdit) throw new EngineError('this model has no vae_encoder, so it cannot edit images');
 
   // Without a mask, the input's own transparent pixels mark the area to edit (as DALL-E 2 edits do).
   const maskImage = request.mask ?? (hasTransparentPixel(input) ? input : null);

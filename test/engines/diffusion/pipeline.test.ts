@@ -90,8 +90,8 @@ test('guidance > 1 batches uncond and cond into one UNet call and changes the re
 test('progress after every step with latent-size previews; an abort stops between steps', async () => {
   const seen: Array<[number, number, number]> = [];
   await runPipeline(sd, job({ n: 2, steps: 3 }), {
-    onStep: (step, total, preview) => {
-      const images = preview();
+    onStep: async (step, total, preview) => {
+      const images = await preview();
       seen.push([step, total, images.length]);
       assert.deepEqual([images[0]!.width, images[0]!.height, images[0]!.channels], [8, 8, 3]);
     },
@@ -101,7 +101,7 @@ test('progress after every step with latent-size previews; an abort stops betwee
   sdCalls.length = 0;
   const controller = new AbortController();
   await assert.rejects(
-    runPipeline(sd, job({ steps: 4 }), { signal: controller.signal, onStep: (step) => step === 1 && controller.abort() }),
+    runPipeline(sd, job({ steps: 4 }), { signal: controller.signal, onStep: (step) => void (step === 1 && controller.abort()) }),
     PipelineAbortedError,
   );
   assert.deepEqual(parts(sdCalls), ['textEncoder', 'unet']);

@@ -7,7 +7,7 @@ import type { ModelInfo } from '../../../src/engines/diffusion/worker/protocol.t
 import { editRequest, generationRequest, rgbaImage } from '../../helpers/requests.ts';
 
 const info: ModelInfo = {
-  family: 'sd2', familyReason: 'test', inpainting: false, canEdit: true, nativeResolution: 512, vaeScaleFactor: 8,
+  family: 'sd2', familyReason: 'test', inpainting: false, canEdit: true, tinyDecoder: false, tinyEncoder: false, nativeResolution: 512, vaeScaleFactor: 8,
   schedulerClass: 'EulerDiscreteScheduler', timestepSpacing: 'trailing', loadMs: 1, threads: 2,
 };
 

@@ -34,6 +34,9 @@ export interface ModelParts {
   /** SDXL only. */
   tokenizer2?: string;
   textEncoder2?: string;
+  /** The tiny autoencoder (TAESD/TAESDXL): vae_tiny_decoder/ and vae_tiny_encoder/, each optional. */
+  tinyDecoder?: string;
+  tinyEncoder?: string;
 }
 
 export interface ModelFolder {
@@ -55,7 +58,16 @@ export interface ModelFolder {
   vaeScalingFactor: number;
   /** unet sample_size × vaeScaleFactor when known, else 1024 for SDXL and 512 otherwise. */
   nativeResolution: number;
+  /**
+   * Latents = this × tiny-encoder latents: AutoencoderTiny's config scaling_factor, 1.0 when absent
+   * (TAESD works on the UNet's latents as they are).
+   */
+  tinyScalingFactor: number;
 }
+
+/** Where a model folder keeps its tiny autoencoder, relative to the folder. */
+export const TINY_DECODER_FILE = 'vae_tiny_decoder/model.onnx';
+export const TINY_ENCODER_FILE = 'vae_tiny_encoder/model.onnx';
 
 const exists = (path: string) => stat(path).then((s) => s.isFile() || s.isDirectory(), () => false);
 
@@ -99,6 +111,11 @@ export async function inspectModelFolder(path: string): Promise<ModelFolder> {
     if (missing.length === 0) parts[key] = join(path, rel);
   }
   if (!parts.vaeEncoder && (await exists(join(path, 'vae_encoder/model.onnx')))) parts.vaeEncoder = join(path, 'vae_encoder/model.onnx');
+  if (await exists(join(path, TINY_DECODER_FILE))) parts.tinyDecoder = join(path, TINY_DECODER_FILE);
+  if (await exists(join(path, TINY_ENCODER_FILE))) parts.tinyEncoder = join(path, TINY_ENCODER_FILE);
+  const tinyConfig =
+    (await optionalJson(path, 'vae_tiny_decoder/config.json', problems)) ?? (await optionalJson(path, 'vae_tiny_encoder/config.json', problems));
+  const tinyScaling = tinyConfig?.scaling_factor;
 
   let schedulerConfig: SchedulerConfig | undefined;
   if (parts.schedulerConfig) {
@@ -133,6 +150,7 @@ export async function inspectModelFolder(path: string): Promise<ModelFolder> {
     vaeScaleFactor,
     vaeScalingFactor,
     nativeResolution,
+    tinyScalingFactor: typeof tinyScaling === 'number' && tinyScaling > 0 ? tinyScaling : 1,
   };
 }
 

@@ -6,7 +6,7 @@ import ort from 'onnxruntime-node';
 import { relative } from 'node:path';
 import type { SchedulerConfig } from '../schedulers/index.ts';
 import { loadClipTokenizer, type ClipTokenizer } from '../tokenizer/index.ts';
-import { inspectModelFolder, ModelFolderError, type ModelFamily, type ModelFolder } from './folder.ts';
+import { inspectModelFolder, ModelFolderError, TINY_DECODER_FILE, TINY_ENCODER_FILE, type ModelFamily, type ModelFolder } from './folder.ts';
 import type { FloatType, IdsType, TimestepShape } from './tensors.ts';
 
 type Dim = number | string;
@@ -76,6 +76,9 @@ export interface ModelSessions {
   unet: ort.InferenceSession;
   vaeDecoder: ort.InferenceSession;
   vaeEncoder?: ort.InferenceSession;
+  /** The tiny autoencoder, when the folder has it (previews, and deployments that choose it). */
+  tinyDecoder?: ort.InferenceSession;
+  tinyEncoder?: ort.InferenceSession;
 }
 
 export interface LoadedModel {
@@ -88,6 +91,8 @@ export interface LoadedModel {
     unet: UnetContract;
     vaeDecoder: VaeDecoderContract;
     vaeEncoder?: VaeEncoderContract;
+    tinyDecoder?: VaeDecoderContract;
+    tinyEncoder?: VaeEncoderContract;
   };
   tokenizer: ClipTokenizer;
   tokenizer2?: ClipTokenizer;
@@ -95,6 +100,8 @@ export interface LoadedModel {
   vaeScaleFactor: number;
   /** Multiplies VAE latents into the UNet's latent space (and divides them before decoding). */
   vaeScalingFactor: number;
+  /** The same for the tiny autoencoder (1.0 for TAESD). */
+  tinyScalingFactor: number;
   latentChannels: 4;
   nativeResolution: number;
   /** A 9-channel UNet (latents ‖ mask ‖ masked-image latents; §1.5). */
@@ -141,6 +148,8 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
     unet: parts.unet,
     vaeDecoder: parts.vaeDecoder,
     vaeEncoder: parts.vaeEncoder,
+    tinyDecoder: parts.tinyDecoder,
+    tinyEncoder: parts.tinyEncoder,
   }).filter((e): e is [string, string] => e[1] !== undefined);
   // By path, so external weights (model.onnx_data, weights.pb) next to the model are found (§3.1).
   const settled = await Promise.allSettled(named.map(([, path]) => ort.InferenceSession.create(path, sessionOptions)));
@@ -161,6 +170,8 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
       unet: unetContract(sessions.unet, folder.family, problems),
       vaeDecoder: vaeDecoderContract(sessions.vaeDecoder, problems),
       vaeEncoder: sessions.vaeEncoder && vaeEncoderContract(sessions.vaeEncoder, problems),
+      tinyDecoder: sessions.tinyDecoder && vaeDecoderContract(sessions.tinyDecoder, problems, TINY_DECODER_FILE),
+      tinyEncoder: sessions.tinyEncoder && vaeEncoderContract(sessions.tinyEncoder, problems, TINY_ENCODER_FILE),
     };
     if (problems.length > 0) throw new ModelFolderError(folder.path, problems);
     const { unet } = contracts;
@@ -177,6 +188,7 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
       schedulerConfig: folder.schedulerConfig,
       vaeScaleFactor: folder.vaeScaleFactor,
       vaeScalingFactor: folder.vaeScalingFactor,
+      tinyScalingFactor: folder.tinyScalingFactor,
       latentChannels: 4,
       nativeResolution: folder.nativeResolution,
       inpainting,
@@ -304,8 +316,8 @@ function unetContract(session: ort.InferenceSession, family: ModelFamily, proble
   };
 }
 
-function vaeDecoderContract(session: ort.InferenceSession, problems: string[]): VaeDecoderContract | undefined {
-  const r = new Reader('vae_decoder/model.onnx', session, problems);
+function vaeDecoderContract(session: ort.InferenceSession, problems: string[], part = 'vae_decoder/model.onnx'): VaeDecoderContract | undefined {
+  const r = new Reader(part, session, problems);
   const input = r.input('latent_sample');
   const inputType = r.float(input);
   if (r.rank(input, 4) && typeof input!.shape[1] === 'number' && input!.shape[1] !== 4) r.fail(`'latent_sample' has ${input!.shape[1]} channels, expected 4`);
@@ -316,8 +328,8 @@ function vaeDecoderContract(session: ort.InferenceSession, problems: string[]): 
   return { input: input.name, inputType, output: out.name, outputType };
 }
 
-function vaeEncoderContract(session: ort.InferenceSession, problems: string[]): VaeEncoderContract | undefined {
-  const r = new Reader('vae_encoder/model.onnx', session, problems);
+function vaeEncoderContract(session: ort.InferenceSession, problems: string[], part = 'vae_encoder/model.onnx'): VaeEncoderContract | undefined {
+  const r = new Reader(part, session, problems);
   const input = r.input('sample');
   const inputType = r.float(input);
   r.rank(input, 4);

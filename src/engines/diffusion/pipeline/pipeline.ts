@@ -5,10 +5,11 @@
 // comes from the request's seed, so the same job gives the same pixels.
 import ort from 'onnxruntime-node';
 import type { RawImage } from '../../../contract/request.ts';
-import { floatTensor, tensorToFloat32, timestepTensor, type LoadedModel } from '../model/index.ts';
+import { floatTensor, tensorToFloat32, timestepTensor, TINY_DECODER_FILE, type LoadedModel } from '../model/index.ts';
 import { normalSource } from '../random.ts';
 import { createScheduler, img2imgStartIndex, type NormalSource, type Scheduler, type SchedulerConfig } from '../schedulers/index.ts';
-import { imageToTensor, latentMask, latentPreview, maskedImageTensor, tensorToImage } from './images.ts';
+import { decodeImage, encodeImage, hasEncoder, previewImages, type AutoencoderChoice } from './autoencoder.ts';
+import { imageToTensor, latentMask, maskedImageTensor } from './images.ts';
 import { encodePrompt, guidanceEmbedding, stack, zeroEmbedding, type PromptEmbedding } from './text.ts';
 import { RunTimer, type StageTimings } from './timer.ts';
 
@@ -26,6 +27,8 @@ export interface PipelineJob {
   seed: number;
   /** Index of this batch's first image in the request: image k's noise depends on (seed, firstImage + k) only. */
   firstImage?: number;
+  /** The autoencoder that encodes the init image and decodes the result; default full (the VAE). */
+  autoencoder?: AutoencoderChoice;
   /** Overrides the model's scheduler class (its βs and spacing are kept). */
   scheduler?: SchedulerConfig['_class_name'];
   /** img2img and inpainting: the picture to start from, at width × height. */
@@ -39,8 +42,12 @@ export interface PipelineJob {
 }
 
 export interface PipelineHooks {
-  /** After each denoising step; `preview` builds cheap RGB previews of each image at latent size. */
-  onStep?(step: number, totalSteps: number, preview: () => RawImage[]): void;
+  /**
+   * After each denoising step; the next step waits for the promise it returns. `preview` decodes
+   * each image's current estimate: with the tiny decoder at full size when the model has one, else
+   * the linear latent preview at latent size. Only the steps that call it pay for it.
+   */
+  onStep?(step: number, totalSteps: number, preview: () => Promise<RawImage[]>): void | Promise<void>;
   /** Checked before each model call; the run stops with `PipelineAbortedError`. */
   signal?: AbortSignal;
 }
@@ -84,6 +91,7 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
   if (model.inpainting && !job.init?.mask) job = asInpainting(job);
 
   const { n, width, height } = job;
+  const autoencoder = job.autoencoder ?? 'full';
   const factor = model.vaeScaleFactor;
   const lw = width / factor;
   const lh = height / factor;
@@ -154,10 +162,10 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     const pixels = imageToTensor(job.init.image);
     if (job.init.mask) maskLatent = latentMask(job.init.mask, width, height, factor);
     if (inpaint9) {
-      const masked = await encodeImage(model, timer, maskedImageTensor(pixels, job.init.mask!), width, height, stepNoise);
+      const masked = await encodeImage(model, timer, autoencoder, maskedImageTensor(pixels, job.init.mask!), { width, height }, stepNoise);
       maskedLatents = repeat(masked, n);
     }
-    if (!inpaint9 || strength < 1) imageLatents = repeat(await encodeImage(model, timer, pixels, width, height, stepNoise), n);
+    if (!inpaint9 || strength < 1) imageLatents = repeat(await encodeImage(model, timer, autoencoder, pixels, { width, height }, stepNoise), n);
     abort();
   }
   let latents: Float32Array;
@@ -193,21 +201,15 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     }
     // Previews show the current estimate of the clean image when the scheduler gives one.
     const shown = stepped.predOriginalSample ?? latents;
-    hooks.onStep?.(i + 1, timesteps.length, () => previews(shown, n, lw, lh, model.family === 'sdxl' ? 'sdxl' : 'sd'));
+    await hooks.onStep?.(i + 1, timesteps.length, () => previewImages(model, timer, shown, n, { width, height }));
   }
   abort();
 
   // 5. Decode one image at a time (pitfall 6: batched fp16 VAE decoders misbehave, and memory stays flat).
-  const decoder = model.contracts.vaeDecoder;
   const images: RawImage[] = [];
   for (let k = 0; k < n; k++) {
     abort();
-    const one = latents.subarray(k * perImage, (k + 1) * perImage).map((v) => v / model.vaeScalingFactor);
-    const out = await timer.run('vae_decoder', model.sessions.vaeDecoder, { [decoder.input]: floatTensor(decoder.inputType, one, [1, 4, lh, lw]) });
-    const tensor = out[decoder.output]!;
-    const [, , h, w] = tensor.dims as number[];
-    if (h !== height || w !== width) throw new Error(`vae_decoder returned ${w}x${h} for ${width}x${height}`);
-    images.push(tensorToImage(tensorToFloat32(tensor), 0, width, height));
+    images.push(await decodeImage(model, timer, autoencoder, latents, k, { width, height }));
   }
   return {
     images,
@@ -234,7 +236,10 @@ function check(model: LoadedModel, job: PipelineJob): void {
       throw new PipelineInputError(`the init image is ${image.width}x${image.height}, the job ${job.width}x${job.height}`);
     }
     if (mask && mask.length !== job.width * job.height) throw new PipelineInputError('the mask does not match the image size');
-    if (!model.sessions.vaeEncoder) throw new PipelineInputError('this model has no vae_encoder, so it cannot edit images');
+    if (!hasEncoder(model, job.autoencoder ?? 'full')) throw new PipelineInputError('this model has no vae_encoder, so it cannot edit images');
+  }
+  if (job.autoencoder === 'tiny' && !model.sessions.tinyDecoder) {
+    throw new PipelineInputError(`the tiny autoencoder was chosen but the model has no ${TINY_DECODER_FILE}`);
   }
 }
 /**
@@ -247,25 +252,6 @@ function asInpainting(job: PipelineJob): PipelineJob {
   if (job.init) return { ...job, init: { ...job.init, mask } };
   const image = { width: job.width, height: job.height, channels: 3 as const, data: Buffer.alloc(job.width * job.height * 3, 128) };
   return { ...job, init: { image, strength: 1, mask } };
-}
-
-/** VAE-encode one [3, H, W] image into scaled latents [4, h, w]. */
-async function encodeImage(model: LoadedModel, timer: RunTimer, pixels: Float32Array, width: number, height: number, rng: NormalSource): Promise<Float32Array> {
-  const c = model.contracts.vaeEncoder!;
-  const out = await timer.run('vae_encoder', model.sessions.vaeEncoder!, { [c.input]: floatTensor(c.inputType, pixels, [1, 3, height, width]) });
-  const values = tensorToFloat32(out[c.output]!);
-  const plane = (width / model.vaeScaleFactor) * (height / model.vaeScaleFactor);
-  const latents = new Float32Array(4 * plane);
-  if (c.outputKind === 'latent_sample') {
-    for (let i = 0; i < latents.length; i++) latents[i] = values[i]! * model.vaeScalingFactor;
-  } else {
-    // mean ‖ logvar: sample = mean + exp(logvar / 2)·ε, logvar clamped to [-30, 20] (§1.7).
-    for (let i = 0; i < latents.length; i++) {
-      const logvar = Math.min(20, Math.max(-30, values[4 * plane + i]!));
-      latents[i] = (values[i]! + Math.exp(0.5 * logvar) * rng()) * model.vaeScalingFactor;
-    }
-  }
-  return latents;
 }
 
 /** noise_uncond + g·(noise_cond − noise_uncond), from the [uncond…, cond…] batch. */
@@ -302,10 +288,6 @@ function blend(generated: Float32Array, known: Float32Array, mask: Float32Array,
 
 function repeat(values: Float32Array, n: number): Float32Array {
   return stack([{ values, count: n }]);
-}
-
-function previews(latents: Float32Array, n: number, lw: number, lh: number, kind: 'sd' | 'sdxl'): RawImage[] {
-  return Array.from({ length: n }, (_, k) => latentPreview(latents, k * 4 * lw * lh, lw, lh, kind));
 }
 
 /** A 32-bit seed per (request seed, stream), so streams never overlap for nearby seeds. */

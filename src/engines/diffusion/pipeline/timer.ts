@@ -3,7 +3,8 @@
 // figures come from these numbers; the pipeline itself never reads a clock.
 import type ort from 'onnxruntime-node';
 
-export type Stage = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_encoder' | 'vae_decoder';
+/** vae_tiny_*: the tiny autoencoder as the deployment's autoencoder; preview: tiny decodes of intermediate latents. */
+export type Stage = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_encoder' | 'vae_decoder' | 'vae_tiny_encoder' | 'vae_tiny_decoder' | 'preview';
 
 export interface StageTimings {
   /** Milliseconds of each `session.run` call, per stage, in call order. */

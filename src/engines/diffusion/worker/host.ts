@@ -5,7 +5,7 @@ import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from '../../../runtime/ts-worker.ts';
 import type { RawImage } from '../../../contract/request.ts';
 import type { PipelineJob, PipelineResult } from '../pipeline/index.ts';
-import { reviveImage, type FailureKind, type FromWorker, type ModelInfo, type ToWorker, type WorkerOptions } from './protocol.ts';
+import { reviveImage, type FailureKind, type PreviewPlan, type FromWorker, type ModelInfo, type ToWorker, type WorkerOptions } from './protocol.ts';
 
 export class ModelLoadError extends Error {
   constructor(message: string) {
@@ -26,7 +26,8 @@ export class WorkerJobError extends Error {
 }
 
 export interface WorkerRunOptions {
-  previews: boolean;
+  /** Which steps stream a preview; null: none. */
+  previews: PreviewPlan | null;
   onStep?: (step: number, totalSteps: number, previews?: RawImage[]) => void;
   signal?: AbortSignal;
 }

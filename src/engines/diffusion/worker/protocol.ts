@@ -2,6 +2,7 @@
 // buffers (no copies); everything else is plain structured-clone data.
 import type { RawImage } from '../../../contract/request.ts';
 import type { ModelFamily } from '../model/index.ts';
+import { partialImageSteps } from '../../engine.ts';
 import type { PipelineJob, PipelineResult } from '../pipeline/index.ts';
 
 export interface WorkerOptions {
@@ -16,11 +17,15 @@ export interface ModelInfo {
   family: ModelFamily;
   familyReason: string;
   inpainting: boolean;
+  /** The folder has vae_encoder/model.onnx. */
   canEdit: boolean;
   nativeResolution: number;
   vaeScaleFactor: number;
   schedulerClass: string;
   timestepSpacing: string;
+  /** The folder has vae_tiny_decoder/model.onnx (and vae_tiny_encoder/model.onnx). */
+  tinyDecoder: boolean;
+  tinyEncoder: boolean;
   /** Set when the model's scheduler class is substituted. */
   schedulerNote?: string;
   loadMs: number;
@@ -28,8 +33,18 @@ export interface ModelInfo {
   threads: number;
 }
 
+/**
+ * A streamed request's partial images: `wanted` of them spread over the steps of all `batches`
+ * (this run is batch number `batch`, from 0). Only those steps decode a preview.
+ */
+export interface PreviewPlan {
+  wanted: number;
+  batch: number;
+  batches: number;
+}
+
 export type ToWorker =
-  | { type: 'run'; id: number; job: PipelineJob; previews: boolean }
+  | { type: 'run'; id: number; job: PipelineJob; previews: PreviewPlan | null }
   | { type: 'cancel'; id: number }
   | { type: 'close' };
 
@@ -51,4 +66,9 @@ export function reviveImage(image: RawImage): RawImage {
 
 export function transferList(images: readonly RawImage[]): ArrayBuffer[] {
   return images.map((image) => image.data.buffer as ArrayBuffer);
+}
+
+/** Whether step `step` of this run's `totalSteps` is one whose preview the request will stream. */
+export function isPreviewStep(plan: PreviewPlan, step: number, totalSteps: number): boolean {
+  return partialImageSteps(totalSteps * plan.batches, plan.wanted).includes(plan.batch * totalSteps + step);
 }

@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createScheduler } from '../schedulers/index.ts';
 import { loadModel, type LoadedModel } from '../model/index.ts';
 import { PipelineAbortedError, PipelineInputError, runPipeline, type PipelineJob } from '../pipeline/index.ts';
-import { transferList, type FailureKind, type FromWorker, type ToWorker, type WorkerOptions } from './protocol.ts';
+import { isPreviewStep, transferList, type FailureKind, type PreviewPlan, type FromWorker, type ToWorker, type WorkerOptions } from './protocol.ts';
 
 const port = parentPort!;
 const options = workerData as WorkerOptions;
@@ -35,6 +35,8 @@ async function start(): Promise<void> {
       familyReason: model.folder.familyReason,
       inpainting: model.inpainting,
       canEdit: model.sessions.vaeEncoder !== undefined,
+      tinyDecoder: model.sessions.tinyDecoder !== undefined,
+      tinyEncoder: model.sessions.tinyEncoder !== undefined,
       nativeResolution: model.nativeResolution,
       vaeScaleFactor: model.vaeScaleFactor,
       schedulerClass: model.schedulerConfig._class_name,
@@ -46,12 +48,13 @@ async function start(): Promise<void> {
   });
 }
 
-async function run(id: number, job: PipelineJob, previews: boolean, signal: AbortSignal): Promise<void> {
+async function run(id: number, job: PipelineJob, previews: PreviewPlan | null, signal: AbortSignal): Promise<void> {
   try {
     const result = await runPipeline(model!, job, {
       signal,
-      onStep(step, totalSteps, preview) {
-        const images = previews ? preview() : undefined;
+      // Only the steps whose preview will be streamed decode one, so a step waits at most for its own decode.
+      async onStep(step, totalSteps, preview) {
+        const images = previews && isPreviewStep(previews, step, totalSteps) ? await preview() : undefined;
         post({ type: 'step', id, step, totalSteps, ...(images ? { previews: images } : {}) }, images ? transferList(images) : []);
       },
     });
