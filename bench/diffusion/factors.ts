@@ -89,7 +89,7 @@ export async function measureFactors(folder: string, preset: Preset, reps: numbe
 }
 
 /** Model load from the original UNet against one saved after onnxruntime optimised it (optimizedModelFilePath). */
-async function optimizedModelLoad(folder: string, threads: number, print: (figures: object) => void): Promise<void> {
+export async function optimizedModelLoad(folder: string, threads: number, print: (figures: object) => void): Promise<void> {
   const unet = join(folder, 'unet', 'model.onnx');
   const dir = await mkdtemp(join(folder, '..', '.optimized-'));
   const saved = join(dir, 'model.onnx');
