@@ -17,6 +17,9 @@ import { writeTinyModel } from '../../../tools/model-builder/tiny-sd.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'easel-onnx-threads-'));
 test.after(() => rm(root, { recursive: true, force: true }));
+let tinyFolder: Promise<string> | undefined;
+/** One tiny model folder, written on first use. */
+const tinyModel = () => (tinyFolder ??= writeTinyModel(join(root, 'sd'), {}).then(() => join(root, 'sd')));
 
 /** Runs `body` while recording the options of every InferenceSession.create call. */
 async function capturingSessionOptions<T>(body: () => Promise<T>): Promise<{ result: T; options: ort.InferenceSession.SessionOptions[] }> {
@@ -68,8 +71,7 @@ test('the plan of a configuration counts distinct model folders and the queue', 
 });
 
 test('loadModel opens every part with the thread count, one inter-op thread, sequential execution and full optimisation', async () => {
-  const folder = join(root, 'sd');
-  await writeTinyModel(folder, {});
+  const folder = await tinyModel();
   const { result: model, options } = await capturingSessionOptions(() => loadModel(folder, { intraOpNumThreads: 2 }));
   await model.release();
   assert.equal(options.length, 4, 'text encoder, UNet, VAE decoder and encoder');
@@ -83,7 +85,7 @@ test('loadModel opens every part with the thread count, one inter-op thread, seq
 });
 
 test("without a thread count, loadModel leaves onnxruntime's own default; tuning options override", async () => {
-  const folder = join(root, 'sd');
+  const folder = await tinyModel();
   const { result: model, options } = await capturingSessionOptions(() => loadModel(folder, { tuning: { enableCpuMemArena: false, executionMode: 'parallel' } }));
   await model.release();
   for (const o of options) {
@@ -94,7 +96,7 @@ test("without a thread count, loadModel leaves onnxruntime's own default; tuning
 });
 
 test('the model worker of a diffusion deployment opens its sessions with the planned threads', async () => {
-  const folder = join(root, 'sd');
+  const folder = await tinyModel();
   const config = loadConfig({ EASEL_DATA_DIR: join(root, 'data'), EASEL_MODELS_DIR: root, EASEL_MODEL: folder });
   const logged: object[] = [];
   const engines = createDeploymentEngines(config, { info: (o) => logged.push(o), error: (o) => logged.push(o) });
