@@ -1,17 +1,23 @@
 // `npm run bench`: every benchmark in turn, each in its own process so they don't share a heap.
 // Output: JSON lines, one per figure. The diffusion bench runs the `small` preset unless asked for
-// the real SD-Turbo architecture: `npm run bench -- --preset sd-turbo` or EASEL_BENCH_PRESET=sd-turbo.
+// a real architecture: `npm run bench -- --preset sd-turbo` (or sd15; or EASEL_BENCH_PRESET);
+// `--sections speedup,configs,healthz` picks its sections, `--factors` adds the factor survey.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { preset: { type: 'string' } } });
-if (values.preset !== undefined && !['small', 'sd-turbo'].includes(values.preset)) {
-  console.error(`--preset must be small or sd-turbo, got "${values.preset}"`);
+const { values } = parseArgs({ options: { preset: { type: 'string' }, sections: { type: 'string' }, factors: { type: 'boolean' } } });
+if (values.preset !== undefined && !['small', 'sd-turbo', 'sd15'].includes(values.preset)) {
+  console.error(`--preset must be small, sd-turbo or sd15, got "${values.preset}"`);
   process.exit(2);
 }
-const env = values.preset ? { ...process.env, EASEL_BENCH_PRESET: values.preset } : process.env;
+const env = {
+  ...process.env,
+  ...(values.preset ? { EASEL_BENCH_PRESET: values.preset } : {}),
+  ...(values.sections ? { EASEL_BENCH_SECTIONS: values.sections } : {}),
+};
+const diffusionArgs = values.factors ? ['--factors'] : [];
 const onnxruntime = (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
 
 console.log(
@@ -19,6 +25,7 @@ console.log(
     bench: 'machine',
     cpu: cpus()[0]?.model,
     cores: cpus().length,
+    available_parallelism: availableParallelism(),
     ram_gb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     onnxruntime_node: onnxruntime,
@@ -28,6 +35,7 @@ console.log(
   }),
 );
 for (const file of ['bench/placeholder.bench.ts', 'bench/http.bench.ts', 'bench/memory.bench.ts', 'bench/safety.bench.ts', 'bench/diffusion.bench.ts']) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: 'inherit', env });
+  const extra = file === 'bench/diffusion.bench.ts' ? diffusionArgs : [];
+  const result = spawnSync(process.execPath, ['--import', 'tsx', file, ...extra], { stdio: 'inherit', env });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }

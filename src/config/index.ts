@@ -69,7 +69,7 @@ export interface Config {
   onnx: {
     /** "cuda" needs onnxruntime-node's CUDA 12 libraries (README); falls back to nothing: the deployment is unavailable. */
     executionProvider: 'cpu' | 'cuda';
-    /** intra-op threads per session; 0 = onnxruntime's choice (the physical cores). */
+    /** intra-op threads per session; 0 = automatic: the cores divided among the models that can run at once (src/runtime/onnx-threads.ts). */
     threads: number;
   };
   limits: {

@@ -3,6 +3,7 @@
 // background, so the server answers /healthz and /readyz while a large model is still loading.
 import { basename } from 'node:path';
 import type { Config, DeploymentConfig } from '../config/index.ts';
+import { onnxThreadPlan } from '../runtime/onnx-threads.ts';
 import { DiffusionEngine } from './diffusion/engine.ts';
 import { ModelWorker } from './diffusion/worker/host.ts';
 import type { ModelInfo } from './diffusion/worker/protocol.ts';
@@ -39,6 +40,11 @@ export function createDeploymentEngines(config: Config, log: LoadLog, override?:
   const entries = new Map<string, DeploymentEngine>();
   const loads: Promise<void>[] = [];
   const executionProviders = config.onnx.executionProvider === 'cuda' ? ['cuda'] : ['cpu'];
+  const threadPlan = onnxThreadPlan(config);
+  const threads = threadPlan.diffusion;
+  if (!override && config.deployments.some((d) => d.engine === 'diffusion') && config.onnx.executionProvider === 'cpu') {
+    log.info({ onnxThreads: threads }, `onnxruntime: ${threads} thread(s) per diffusion session (${threadPlan.reason})`);
+  }
 
   for (const d of config.deployments) {
     if (override || d.engine === 'placeholder') {
@@ -48,7 +54,7 @@ export function createDeploymentEngines(config: Config, log: LoadLog, override?:
     const { folder } = d.diffusion;
     let worker = workers.get(folder);
     if (!worker) {
-      worker = new ModelWorker({ folder, executionProviders, threads: config.onnx.threads });
+      worker = new ModelWorker({ folder, executionProviders, threads });
       workers.set(folder, worker);
     }
     const engine = new DiffusionEngine(worker, d.diffusion, basename(folder));

@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ClassifierConfig, Config } from '../config/index.ts';
+import { onnxThreadPlan } from '../runtime/onnx-threads.ts';
 import { Blocklists } from './blocklists.ts';
 import type { PromptClassifier } from './classifier.ts';
 import { HttpModerationClassifier } from './classifiers/http-moderation.ts';
@@ -88,7 +89,7 @@ function createClassifier(c: ClassifierConfig, config: Config): PromptClassifier
       ...(c.cutPoints ? { cutPoints: c.cutPoints } : {}),
       ...(c.maxTokens ? { maxTokens: c.maxTokens } : {}),
       executionProvider: config.onnx.executionProvider,
-      threads: config.onnx.threads,
+      threads: onnxThreadPlan(config).classifier,
     });
   }
   return new HttpModerationClassifier({

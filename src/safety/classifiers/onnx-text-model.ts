@@ -36,6 +36,9 @@ export async function loadTextModel(plan: TextModelPlan): Promise<TextModel> {
   // As src/engines/deployment-engines.ts does: ORT puts on the CPU whatever CUDA cannot run.
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: executionProvider === 'cuda' ? ['cuda'] : ['cpu'],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
     ...(threads !== undefined && threads > 0 ? { intraOpNumThreads: threads } : {}),
   };
   let session: ort.InferenceSession;

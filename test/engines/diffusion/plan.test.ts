@@ -8,7 +8,7 @@ import { editRequest, generationRequest, rgbaImage } from '../../helpers/request
 
 const info: ModelInfo = {
   family: 'sd2', familyReason: 'test', inpainting: false, canEdit: true, tinyDecoder: false, tinyEncoder: false, nativeResolution: 512, vaeScaleFactor: 8,
-  schedulerClass: 'EulerDiscreteScheduler', timestepSpacing: 'trailing', loadMs: 1,
+  schedulerClass: 'EulerDiscreteScheduler', timestepSpacing: 'trailing', loadMs: 1, threads: 2,
 };
 
 test('the native area at the requested aspect ratio, sides multiples of 64', () => {

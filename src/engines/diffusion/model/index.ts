@@ -3,6 +3,7 @@
 export { inspectModelFolder, ModelFolderError, TINY_DECODER_FILE, TINY_ENCODER_FILE, type ModelFamily, type ModelFolder, type ModelParts } from './folder.ts';
 export {
   loadModel,
+  sessionOptionsFor,
   type ExtraInput,
   type LoadedModel,
   type LoadModelOptions,

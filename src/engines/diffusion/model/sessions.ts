@@ -112,16 +112,35 @@ export interface LoadedModel {
 
 export interface LoadModelOptions {
   executionProviders?: string[];
+  /** Threads of each session's intra-op pool; unset = onnxruntime's own default (see src/runtime/onnx-threads.ts). */
   intraOpNumThreads?: number;
+  /** Further session options (benchmarks compare arena, execution mode, …); they override the defaults below. */
+  tuning?: ort.InferenceSession.SessionOptions;
+}
+
+/**
+ * The session options every part is opened with. The parts of a pipeline run one after another
+ * and each graph is a chain of large kernels, so onnxruntime's sequential executor with one
+ * inter-op thread is the right mode: the intra-op pool parallelises inside each kernel, and a
+ * parallel executor would only add a second pool competing for the same cores (measured in
+ * `npm run bench -- --factors`). Full graph optimisation (constant folding, fusions of attention,
+ * GELU, LayerNorm and Conv+activation) is onnxruntime's default; said here so it stays so.
+ */
+export function sessionOptionsFor(options: LoadModelOptions = {}): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: options.executionProviders ?? ['cpu'],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
+    ...(options.intraOpNumThreads !== undefined ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+    ...options.tuning,
+  };
 }
 
 export async function loadModel(folderOrPath: string | ModelFolder, options: LoadModelOptions = {}): Promise<LoadedModel> {
   const folder = typeof folderOrPath === 'string' ? await inspectModelFolder(folderOrPath) : folderOrPath;
   const rel = (p: string) => relative(folder.path, p);
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
-    executionProviders: options.executionProviders ?? ['cpu'],
-    ...(options.intraOpNumThreads !== undefined ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
-  };
+  const sessionOptions = sessionOptionsFor(options);
   const { parts } = folder;
   const named = Object.entries({
     textEncoder: parts.textEncoder,

@@ -8,7 +8,7 @@ import type { PipelineJob, PipelineResult } from '../pipeline/index.ts';
 export interface WorkerOptions {
   folder: string;
   executionProviders: string[];
-  /** intra-op threads per session; 0 = onnxruntime's choice. */
+  /** intra-op threads per session, as planned by src/runtime/onnx-threads.ts; 0 = onnxruntime's own default. */
   threads: number;
 }
 
@@ -29,6 +29,8 @@ export interface ModelInfo {
   /** Set when the model's scheduler class is substituted. */
   schedulerNote?: string;
   loadMs: number;
+  /** intra-op threads each of the model's sessions was opened with; 0 = onnxruntime's own default. */
+  threads: number;
 }
 
 /**

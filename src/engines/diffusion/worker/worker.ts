@@ -43,6 +43,7 @@ async function start(): Promise<void> {
       timestepSpacing: model.schedulerConfig.timestep_spacing,
       ...(note ? { schedulerNote: note } : {}),
       loadMs: performance.now() - started,
+      threads: options.threads,
     },
   });
 }
