@@ -19,7 +19,9 @@ const readOnlyBlobs: BlobStore = {
   keys: async function* () {},
 };
 
-function assertNoInternals(text: string): void {
+function assertNoInternals(body: string): void {
+  // Request and operation ids are random UUIDs, which can themselves hold "-13": leave them out.
+  const text = body.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<id>');
   for (const secret of ['/srv', 'private-volume', 'easel-data', 'EACCES', 'errno', '-13', 'permission denied', '    at ']) {
     assert.ok(!text.includes(secret), `the answer leaks ${JSON.stringify(secret)}: ${text}`);
   }
