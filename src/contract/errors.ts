@@ -203,13 +203,19 @@ export const errors = {
       },
     }),
 
-  /** A generated image failed the image filter (sync routes); `reason` names the filter and category. */
-  generatedImageFiltered: (reason?: string) =>
+  /**
+   * A generated image failed the image filter (sync routes); `reason` names the filter and category,
+   * and the image's annotations go in `inner_error` where a blocked prompt carries its own.
+   */
+  generatedImageFiltered: (reason?: string, contentFilterResults?: unknown) =>
     new ApiError({
       status: 400,
       code: 'contentFilter',
       message: `Generated image was filtered as a result of our safety system${reason ? `: ${reason}` : ''}.`,
       type: INVALID_REQUEST,
+      ...(contentFilterResults !== undefined
+        ? { innerError: { code: 'ResponsibleAIPolicyViolation', content_filter_results: contentFilterResults } }
+        : {}),
     }),
 
   tooManyRequests: (retryAfterSeconds: number, reason = 'its queue is full') =>

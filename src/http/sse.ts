@@ -73,7 +73,7 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
     const result = await finished;
     await encoding;
     const withheld = result.items.find((item) => item.filtered);
-    if (withheld) throw errors.generatedImageFiltered(withheld.reason);
+    if (withheld) throw errors.generatedImageFiltered(withheld.reason, withheld.contentFilterResults);
     const usage = estimateUsage(imageRequest);
     for (const item of result.items) {
       if (item.filtered) continue;

@@ -30,7 +30,7 @@ export function imagesResponse(
   // A filtered image is never returned; Azure fails the whole request (reference §5.2).
   const items = result.items.filter((item) => !item.filtered);
   const withheld = result.items.find((item) => item.filtered);
-  if (withheld) throw errors.generatedImageFiltered(withheld.reason);
+  if (withheld) throw errors.generatedImageFiltered(withheld.reason, withheld.contentFilterResults);
   const data = items.map((item) => {
     const entry: Record<string, unknown> =
       item.stored !== null ? { url: urlOf(item.stored) } : { b64_json: item.bytes.toString('base64') };

@@ -96,6 +96,15 @@ describe('image filter that blocks everything', () => {
     await assertNothingStored(app);
   });
 
+  test('the refusal carries the image annotations in inner_error, so a client can tell which category withheld it', async () => {
+    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat' });
+    const inner = res.json().error.inner_error as { code: string; content_filter_results: unknown };
+    assert.equal(inner.code, 'ResponsibleAIPolicyViolation');
+    assert.deepEqual(inner.content_filter_results, results);
+    const streamed = parseSse((await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a cat', stream: true })).body).at(-1)!;
+    assert.deepEqual((streamed.data.error as { inner_error: { content_filter_results: unknown } }).inner_error.content_filter_results, results);
+  });
+
   test('gpt-image-1 answers 400 contentFilter', async () => {
     assertError(await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a cat', n: 2 }), 400, 'contentFilter');
   });
