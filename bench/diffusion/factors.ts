@@ -20,7 +20,7 @@ interface Factor {
 }
 
 const FACTORS: Factor[] = [
-  { name: 'arena off (enableCpuMemArena: false)', tuning: { enableCpuMemArena: false } },
+  { name: "arena on (enableCpuMemArena: true, onnxruntime's default)", tuning: { enableCpuMemArena: true } },
   { name: 'memory pattern off (enableMemPattern: false)', tuning: { enableMemPattern: false } },
   { name: 'parallel executor (executionMode: parallel, 2 inter-op threads)', tuning: { executionMode: 'parallel', interOpNumThreads: 2 } },
   { name: 'graph optimisation extended (no NCHWc layout transforms)', tuning: { graphOptimizationLevel: 'extended' } },

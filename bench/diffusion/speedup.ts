@@ -1,5 +1,5 @@
 // The CPU speedup figures: one image at 512², batch 1, the preset's steps, in three configurations:
-//   (a) baseline     — onnxruntime's own thread default (what easel used before it chose threads);
+//   (a) baseline     — onnxruntime's own thread default and CPU arena (what easel used before);
 //   (b) all cores    — the engine's own settings (src/runtime/onnx-threads.ts for one model);
 //   (c) tiny decoder — (b) with the tiny autoencoder (TAESD) decoding instead of the full VAE, as a
 //                      deployment with `diffusion.autoencoder: "tiny"` runs it.
@@ -36,11 +36,12 @@ export async function cpuSpeedup(folder: string, preset: Preset, reps: number, p
   const configured = Number(process.env.EASEL_ONNX_THREADS ?? 0) || 0;
   const { diffusion: threads, reason } = planOnnxThreads({ configured, diffusionModels: 1, concurrency: 1 });
   const loadA = load1m();
-  const a = await runChild({ folder, steps, reps, threads: null, variants: ['full'] });
+  // Before: onnxruntime's default threads and its CPU arena (the engine now turns the arena off).
+  const a = await runChild({ folder, steps, reps, threads: null, tuning: { enableCpuMemArena: true }, variants: ['full'] });
   const loadBC = load1m();
   const bc = await runChild({ folder, steps, reps, threads, variants: ['tiny', 'full'] });
   const figures = {
-    a: caseFigures('(a) baseline, onnxruntime default threads', 'onnxruntime default', a.variants.full!),
+    a: caseFigures('(a) baseline, onnxruntime default threads and arena', 'onnxruntime default', a.variants.full!),
     b: caseFigures('(b) all cores', threads, bc.variants.full!),
     c: caseFigures('(c) all cores + tiny decoder', threads, bc.variants.tiny!),
   };

@@ -70,7 +70,7 @@ test('the plan of a configuration counts distinct model folders and the queue', 
   assert.equal(onnxThreadPlan({ ...two, onnx: { ...two.onnx, threads: 3 } }, 8).diffusion, 3);
 });
 
-test('loadModel opens every part with the thread count, one inter-op thread, sequential execution and full optimisation', async () => {
+test('loadModel opens every part with the thread count, one inter-op thread, sequential execution, full optimisation and no CPU arena', async () => {
   const folder = await tinyModel();
   const { result: model, options } = await capturingSessionOptions(() => loadModel(folder, { intraOpNumThreads: 2 }));
   await model.release();
@@ -80,17 +80,18 @@ test('loadModel opens every part with the thread count, one inter-op thread, seq
     assert.equal(o.interOpNumThreads, 1);
     assert.equal(o.executionMode, 'sequential');
     assert.equal(o.graphOptimizationLevel, 'all');
+    assert.equal(o.enableCpuMemArena, false);
     assert.deepEqual(o.executionProviders, ['cpu']);
   }
 });
 
 test("without a thread count, loadModel leaves onnxruntime's own default; tuning options override", async () => {
   const folder = await tinyModel();
-  const { result: model, options } = await capturingSessionOptions(() => loadModel(folder, { tuning: { enableCpuMemArena: false, executionMode: 'parallel' } }));
+  const { result: model, options } = await capturingSessionOptions(() => loadModel(folder, { tuning: { enableCpuMemArena: true, executionMode: 'parallel' } }));
   await model.release();
   for (const o of options) {
     assert.equal('intraOpNumThreads' in o, false);
-    assert.equal(o.enableCpuMemArena, false);
+    assert.equal(o.enableCpuMemArena, true);
     assert.equal(o.executionMode, 'parallel');
   }
 });
