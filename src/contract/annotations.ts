@@ -1,6 +1,6 @@
 /**
  * Azure's content-filter annotation objects, in wire shape (snake_case), as DALL-E 3 items and
- * `inner_error` carry them (reference/azure-images-api.md §4).
+ * `inner_error` carry them (docs/azure-api.md, "Content-filter annotations").
  */
 
 export type Severity = 'safe' | 'low' | 'medium' | 'high';

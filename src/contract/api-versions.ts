@@ -2,7 +2,7 @@
  * Which `api-version` values easel accepts, and on which routes. Azure requires the query parameter
  * on every deployment and operation route, answers 400 "API version not supported" for versions it
  * does not know, and 404 "Resource not found" where a route does not exist in that version
- * (reference/azure-images-api.md §1.2–1.4, §5.2).
+ * (docs/azure-api.md, "Routes and api-versions" and "Errors").
  */
 
 /** Versions published up to the newest one easel knows; anything newer is accepted too. */

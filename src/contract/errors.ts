@@ -2,7 +2,7 @@
  * The one catalogue of errors easel sends. Every 4xx/5xx body is built here, in Azure's envelope
  * `{"error":{"code","message","param","type","inner_error"?}}`; the HTTP error handler only writes
  * what an ApiError carries. Codes and messages follow what Azure sends where it is known
- * (reference/azure-images-api.md §5.2); tests assert codes, never message text.
+ * (docs/azure-api.md, "Errors"); tests assert codes, never message text.
  */
 
 export interface WireError {

@@ -1,7 +1,7 @@
 /**
  * The three model families as data: which parameters each accepts per operation, their values,
  * limits and defaults. Validation, the playground and the OpenAPI document all read this table, so
- * they cannot disagree. Sources: reference/azure-images-api.md §2 (tables per family).
+ * they cannot disagree. Sources, and where they disagree: docs/azure-api.md, "Request parameters per family".
  */
 
 export type FamilyId = 'dall-e-2' | 'dall-e-3' | 'gpt-image-1';
@@ -85,7 +85,7 @@ export const FAMILIES: Readonly<Record<FamilyId, Family>> = {
     id: 'dall-e-2',
     minApiVersion: '2023-06-01-preview',
     generation: { ...dalle2Generation, response_format: responseFormat },
-    // The asynchronous flow has no response_format: its results are always URLs (reference §2.1).
+    // The asynchronous flow has no response_format: its results are always URLs (docs/azure-api.md).
     submit: dalle2Generation,
     // Azure has no DALL-E edits; the OpenAI platform does, and its SDK sends them this way.
     edit: { ...dalle2Generation, response_format: responseFormat, strength },
