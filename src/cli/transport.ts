@@ -7,7 +7,7 @@ import { createApp, type App } from '../app.ts';
 import { loadConfig, type Config } from '../config/index.ts';
 import { readStoredKeys } from '../config/keys.ts';
 import { familyOf, type FamilyId } from '../contract/families.ts';
-import { DataDirLock } from '../storage/data-dir-lock.ts';
+import { DataDirInUseError, DataDirLock } from '../storage/data-dir-lock.ts';
 import { clientUrl } from './address.ts';
 import { CliError, EXIT } from './program.ts';
 
@@ -103,7 +103,7 @@ async function inProcessTransport(env: NodeJS.ProcessEnv): Promise<Transport> {
     app = await createApp(config, { logger: pino({ level: 'silent' }) });
   } catch (error) {
     // A server took the directory since the check above.
-    if (/in use by another easel server/.test((error as Error).message)) throw inUse(config);
+    if (error instanceof DataDirInUseError) throw inUse(config);
     throw error;
   }
   const key = app.apiKeys.keys[0]!;

@@ -6,6 +6,18 @@ const LOCK_FILE = 'server.lock';
 /** Beside the lock: where the server that holds it listens, for the CLI. */
 const SERVER_FILE = 'server.json';
 
+/** Another process holds the data directory's lock. */
+export class DataDirInUseError extends Error {
+  constructor(
+    readonly dataDir: string,
+    /** Where the holder said it listens, when it recorded that. */
+    readonly url: string | null,
+  ) {
+    super(`The data directory ${dataDir} is in use by another easel server${url ? ` (it serves ${url})` : ''}. Stop it, or set EASEL_DATA_DIR.`);
+    this.name = 'DataDirInUseError';
+  }
+}
+
 /**
  * One server per data directory: two would each "recover" the other's running operations and run
  * the same waiting ones twice. The lock is an exclusive SQLite transaction on a small file, so the
@@ -21,7 +33,7 @@ export class DataDirLock {
     private readonly dataDir: string,
   ) {}
 
-  /** Take the lock, or throw an Error that says which directory is in use. */
+  /** Take the lock, or throw a DataDirInUseError that says which directory is in use. */
   static acquire(dataDir: string): DataDirLock {
     const db = new Database(join(dataDir, LOCK_FILE));
     try {
@@ -33,11 +45,7 @@ export class DataDirLock {
       return new DataDirLock(db, dataDir);
     } catch (error) {
       db.close();
-      if ((error as { code?: string }).code === 'SQLITE_BUSY') {
-        const url = readServerUrl(dataDir);
-        const serving = url ? ` (it serves ${url})` : '';
-        throw new Error(`The data directory ${dataDir} is in use by another easel server${serving}. Stop it, or set EASEL_DATA_DIR.`);
-      }
+      if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new DataDirInUseError(dataDir, readServerUrl(dataDir));
       throw error;
     }
   }
@@ -51,8 +59,8 @@ export class DataDirLock {
     try {
       lock = DataDirLock.acquire(dataDir);
     } catch (error) {
-      if (!/in use/.test((error as Error).message)) throw error;
-      return { url: readServerUrl(dataDir) };
+      if (!(error instanceof DataDirInUseError)) throw error;
+      return { url: error.url };
     }
     lock.release();
     return null;
