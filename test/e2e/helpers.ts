@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
@@ -102,6 +103,31 @@ export async function stopServer(server: ServerProcess, signal: NodeJS.Signals =
 }
 
 /** GET a URL with fetch and return status and bytes. */
+/**
+ * The data directories and `easel serve` processes of one test file: made on demand, and stopped
+ * and removed once the file's tests have run.
+ */
+export function serverScope(prefix: string): { newDataDir(): string; start(env: Record<string, string>): Promise<ServerProcess> } {
+  const dirs: string[] = [];
+  const servers: ServerProcess[] = [];
+  after(async () => {
+    for (const server of servers) await stopServer(server);
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    newDataDir() {
+      const dir = tempDir(prefix);
+      dirs.push(dir);
+      return dir;
+    },
+    async start(env) {
+      const server = await spawnServer(env);
+      servers.push(server);
+      return server;
+    },
+  };
+}
+
 export async function download(url: string): Promise<{ status: number; type: string | null; bytes: Buffer }> {
   const response = await fetch(url);
   return { status: response.status, type: response.headers.get('content-type'), bytes: Buffer.from(await response.arrayBuffer()) };

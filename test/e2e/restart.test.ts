@@ -1,32 +1,14 @@
 // Persistence across restarts: links and operations outlive the process, a SIGKILL mid-job leaves
 // no operation stuck, and `npm start` generates its key once and keeps it.
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { decode, startTestApp, TEST_KEY } from '../helpers/app.ts';
-import { download, spawnServer, stopServer, tempDir, waitFor, type ServerProcess } from './helpers.ts';
+import { download, serverScope, stopServer, waitFor } from './helpers.ts';
 
 const OPS = 'api-version=2023-06-01-preview';
-const dirs: string[] = [];
-const servers: ServerProcess[] = [];
-
-after(async () => {
-  for (const server of servers) await stopServer(server);
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function newDataDir(): string {
-  const dir = tempDir('easel-restart-');
-  dirs.push(dir);
-  return dir;
-}
-
-async function start(env: Record<string, string>): Promise<ServerProcess> {
-  const server = await spawnServer(env);
-  servers.push(server);
-  return server;
-}
+const { newDataDir, start } = serverScope('easel-restart-');
 
 interface Operation {
   id: string;

@@ -2,30 +2,13 @@
 // log lines that a person can read on a terminal and a machine can read elsewhere.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { spawnServer, stopServer, tempDir, type ServerProcess } from './helpers.ts';
+import { describe, it } from 'node:test';
+import { serverScope, stopServer } from './helpers.ts';
 
-const dirs: string[] = [];
-const servers: ServerProcess[] = [];
-after(async () => {
-  for (const server of servers) await stopServer(server);
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function newDataDir(): string {
-  const dir = tempDir('easel-start-');
-  dirs.push(dir);
-  return dir;
-}
-
-async function start(env: Record<string, string>): Promise<ServerProcess> {
-  const server = await spawnServer(env);
-  servers.push(server);
-  return server;
-}
+const { newDataDir, start } = serverScope('easel-start-');
 
 /** `easel serve` that is expected to stop by itself: its exit code and output. */
 function serveUntilExit(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
