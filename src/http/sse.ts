@@ -1,12 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError, errors } from '../contract/errors.ts';
+import { ApiError } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
 import { partialImageDue, type EngineProgress } from '../engines/engine.ts';
 import { encodeImage } from '../storage/encoding.ts';
 import { admit, type PendingEdit } from './admit.ts';
 import { toApiError } from './errors.ts';
-import { gptImageFields } from './wire.ts';
+import { gptImageFields, refuseIfWithheld } from './wire.ts';
 
 /**
  * `stream: true` (gpt-image-1): server-sent events as the OpenAI SDKs parse them (reference §3.2):
@@ -35,7 +35,8 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
   const onProgress = (progress: EngineProgress) => {
     if (!progress.previews || progress.step >= progress.totalSteps) return;
     progress.previews.forEach((preview, index) => {
-      if (!isPartialStep(progress, planned[index]!, imageRequest.partialImages)) return;
+      // Spread evenly over the steps, as the engine plans its previews (the last step is the final image).
+      if (!partialImageDue(progress.step, progress.totalSteps, planned[index]!, imageRequest.partialImages)) return;
       planned[index]!++;
       encoding = encoding.then(async () => {
         const verdict = await imageFilter.check(preview, { deployment: imageRequest.deployment, moderation: imageRequest.moderation, engine });
@@ -72,8 +73,7 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
   try {
     const result = await finished;
     await encoding;
-    const withheld = result.items.find((item) => item.filtered);
-    if (withheld) throw errors.generatedImageFiltered(withheld.reason, withheld.contentFilterResults);
+    refuseIfWithheld(result);
     const usage = estimateUsage(imageRequest);
     for (const item of result.items) {
       if (item.filtered) continue;
@@ -92,9 +92,4 @@ export async function streamImages(request: FastifyRequest, reply: FastifyReply,
   } finally {
     reply.raw.end();
   }
-}
-
-/** Spread `wanted` partial images evenly over the engine's steps (the last step is the final image). */
-function isPartialStep(progress: EngineProgress, alreadySent: number, wanted: number): boolean {
-  return partialImageDue(progress.step, progress.totalSteps, alreadySent, wanted);
 }

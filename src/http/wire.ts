@@ -19,6 +19,15 @@ export function imageUrl(base: string, services: Services, image: Pick<ImageReco
   return `${base}${path}?${services.signer.sign(path, image.expires)}`;
 }
 
+/**
+ * A filtered image is never returned: Azure fails the whole request (docs/azure-api.md, "Errors"),
+ * naming here the filter, category and annotations of the first image withheld.
+ */
+export function refuseIfWithheld(result: GenerationResult): void {
+  const withheld = result.items.find((item) => item.filtered);
+  if (withheld) throw errors.generatedImageFiltered(withheld.reason, withheld.contentFilterResults);
+}
+
 /** The body of a sync generations/edits answer (reference §3.1). */
 export function imagesResponse(
   family: Family,
@@ -27,10 +36,8 @@ export function imagesResponse(
   promptResults: PromptFilterResults,
   urlOf: (image: Pick<ImageRecord, 'key' | 'expires'>) => string,
 ): Record<string, unknown> {
-  // A filtered image is never returned; Azure fails the whole request (reference §5.2).
+  refuseIfWithheld(result);
   const items = result.items.filter((item) => !item.filtered);
-  const withheld = result.items.find((item) => item.filtered);
-  if (withheld) throw errors.generatedImageFiltered(withheld.reason, withheld.contentFilterResults);
   const data = items.map((item) => {
     const entry: Record<string, unknown> =
       item.stored !== null ? { url: urlOf(item.stored) } : { b64_json: item.bytes.toString('base64') };
