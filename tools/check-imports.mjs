@@ -1,4 +1,4 @@
-// Checks the import graph of src/: no cycles, and the layer rules of DESIGN.md
+// Checks the import graph of src/: no cycles, and the layer rules of docs/layers.md
 // (engines/ never imports http/; contract/ imports nothing but itself).
 // Hand-written because it is 60 lines; madge and dependency-cruiser pull in dozens of packages.
 import { readdirSync, readFileSync } from 'node:fs';

@@ -21,16 +21,16 @@ export interface RouteDef {
  * Azure paths first, then the v1 surface, then the plain OpenAI paths, then easel's own.
  */
 export const ROUTES: RouteDef[] = [
-  // Azure, deployment in the URL (reference §1.2, §1.3).
+  // Azure, deployment in the URL (docs/azure-api.md, "Routes and api-versions").
   { method: 'POST', url: '/openai/deployments/:deployment/images/generations', apiVersion: 'generations', auth: true, handler: (q, r) => images.generate(q, r, 'path') },
   { method: 'POST', url: '/openai/deployments/:deployment/images/edits', apiVersion: 'edits', auth: true, handler: (q, r) => images.edit(q, r, 'path') },
-  // The openai npm client (4.104–7.4) sends edits here when no client-level deployment is set (§8.3).
+  // The openai npm client (4.104–7.4) sends edits here when no client-level deployment is set (docs/azure-api.md, "What the official clients send").
   { method: 'POST', url: '/openai/images/edits', apiVersion: 'edits', auth: true, handler: (q, r) => images.edit(q, r, 'model') },
-  // DALL-E 2 asynchronous operations (§1.4).
+  // DALL-E 2 asynchronous operations (docs/azure-api.md, "DALL-E 2 operations").
   { method: 'POST', url: '/openai/images/generations::submit', apiVersion: 'operations', auth: true, handler: operations.submit },
   { method: 'GET', url: '/openai/operations/images/:id', apiVersion: 'operations', auth: true, handler: operations.get },
   { method: 'DELETE', url: '/openai/operations/images/:id', apiVersion: 'operations', auth: true, handler: operations.remove },
-  // The v1 surface: deployment in `model`, api-version optional, Bearer key (§1.5).
+  // The v1 surface: deployment in `model`, api-version optional, Bearer key (docs/azure-api.md, "Routes and api-versions").
   { method: 'POST', url: '/openai/v1/images/generations', apiVersion: 'v1', auth: true, handler: (q, r) => images.generate(q, r, 'model') },
   { method: 'POST', url: '/openai/v1/images/edits', apiVersion: 'v1', auth: true, handler: (q, r) => images.edit(q, r, 'model') },
   // Plain OpenAI paths, for `new OpenAI({ baseURL: 'http://host:port/v1' })`.

@@ -75,12 +75,12 @@ export async function buildServer(services: Services, options: ServerOptions): P
     exposedHeaders: ['x-request-id', 'apim-request-id', 'operation-location', 'retry-after', 'retry-after-ms', 'x-easel-error-reason'],
     maxAge: 600,
     // An OPTIONS without Origin is not a browser's preflight but a plain OPTIONS request (RFC 9110
-    // §9.3.7: which methods does this path take?); it gets the same 204 and Allow-Methods, not the
+    // section 9.3.7: which methods does this path take?); it gets the same 204 and Allow-Methods, not the
     // plugin's text/plain 400.
     strictPreflight: false,
   });
 
-  // Azure's troubleshooting headers on every answer, errors and 404s included (reference §6).
+  // Azure's troubleshooting headers on every answer, errors and 404s included (docs/azure-api.md, "Response headers").
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id).header('apim-request-id', request.id).header('x-ms-region', 'local');
     const clientId = request.headers['x-ms-client-request-id'];

@@ -9,7 +9,7 @@ import { toApiError } from './errors.ts';
 import { gptImageFields, refuseIfWithheld } from './wire.ts';
 
 /**
- * `stream: true` (gpt-image-1): server-sent events as the OpenAI SDKs parse them (reference §3.2):
+ * `stream: true` (gpt-image-1): server-sent events as the OpenAI SDKs parse them (docs/azure-api.md, "Streaming"):
  * up to `partial_images` `<kind>.partial_image` events fed by the engine's progress, then one
  * `<kind>.completed` per image. Admission happens before the stream opens, so a full queue is
  * still an ordinary 429; a failure after that is an `error` event.

@@ -28,7 +28,7 @@ export function refuseIfWithheld(result: GenerationResult): void {
   if (withheld) throw errors.generatedImageFiltered(withheld.reason, withheld.contentFilterResults);
 }
 
-/** The body of a sync generations/edits answer (reference §3.1). */
+/** The body of a sync generations/edits answer (docs/azure-api.md, "Responses"). */
 export function imagesResponse(
   family: Family,
   request: ImageRequest,
@@ -56,7 +56,7 @@ export function imagesResponse(
   return body;
 }
 
-/** The v1 response fields gpt-image-1 adds (reference §3.1 `AzureImagesResponse`). */
+/** The v1 response fields gpt-image-1 adds (docs/azure-api.md, "Responses": `AzureImagesResponse`). */
 export function gptImageFields(request: ImageRequest) {
   return {
     background: request.transparentBackground ? 'transparent' : 'opaque',
@@ -66,7 +66,7 @@ export function gptImageFields(request: ImageRequest) {
   };
 }
 
-/** A DALL-E 2 operation as GET answers it (reference §3.3). */
+/** A DALL-E 2 operation as GET answers it (docs/azure-api.md, "DALL-E 2 operations"). */
 export function operationResponse(
   operation: OperationRecord,
   urlOf: (imageId: string) => string | null,

@@ -1,4 +1,4 @@
-// Short names for ONNX exports known to work with easel (onnx-diffusion.md §1.8), with what each
+// Short names for ONNX exports known to work with easel (docs/diffusion.md, "Known ONNX repositories"), with what each
 // needs and the deployment settings it is meant to run with. Data only: `easel pull --list-aliases`
 // prints this table and the README repeats it.
 

@@ -1,4 +1,4 @@
-// Which files of a hub repository make up the ONNX diffusers layout (onnx-diffusion.md §1.1).
+// Which files of a hub repository make up the ONNX diffusers layout (docs/diffusion.md, "Model folder layout").
 // Repositories such as stabilityai/sdxl-turbo keep the ONNX export beside PyTorch weights and fp16
 // variants; only the files the ONNX engine reads are downloaded.
 import { PullError } from './errors.ts';

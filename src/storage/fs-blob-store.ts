@@ -1,6 +1,6 @@
 /**
  * BlobStore on the local file system: key "images/<id>.png" is the file <root>/images/<id>.png.
- * The embedded default (DESIGN.md); an S3 adapter follows the same port.
+ * The embedded default (docs/layers.md, "Ports"); an S3 adapter follows the same port.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';

@@ -144,7 +144,7 @@ describe('AzureOpenAI without a client-level deployment', () => {
     assert.deepEqual([image.format, image.width, image.height], ['png', 1024, 1024]);
   });
 
-  it('images.edit({ model }) reaches /openai/images/edits (SDK bug §8.3) and succeeds', async () => {
+  it('images.edit({ model }) reaches /openai/images/edits (openai-node 4.104–7.4 routing bug) and succeeds', async () => {
     const seen: string[] = [];
     const response = await client({
       fetch: async (url, init) => {

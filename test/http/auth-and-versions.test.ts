@@ -1,4 +1,4 @@
-// Keys (reference §1.6) and api-version rules (§1.2–1.5, §9.1).
+// Keys and api-version rules (docs/azure-api.md, "Routes and api-versions").
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { SECOND_KEY, solidPng, startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';

@@ -1,4 +1,4 @@
-// The content-filter hooks (reference §4, §5.2): a blocklisted prompt is refused before anything
+// The content-filter hooks (docs/azure-api.md: annotations, errors): a blocklisted prompt is refused before anything
 // is queued or stored; an image the image filter blocks is never stored or returned.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

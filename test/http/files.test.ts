@@ -1,5 +1,5 @@
 // Signed image links (GET /files/images/{name}?se=…&sig=…): the signature is the credential, a
-// tampered or expired link serves nothing (reference §3.1: Azure's are 24-hour blob SAS URLs).
+// tampered or expired link serves nothing (docs/azure-api.md, "Responses": Azure's are 24-hour blob SAS URLs).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { decode, startTestApp, type TestApp } from '../helpers/app.ts';

@@ -1,5 +1,5 @@
 // Azure's troubleshooting headers and the JSON error envelope on every kind of answer
-// (reference §3.1, §5, §6).
+// (docs/azure-api.md: responses, errors, response headers).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestApp, type TestApp } from '../helpers/app.ts';

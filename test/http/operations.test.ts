@@ -1,4 +1,4 @@
-// DALL-E 2's asynchronous operations (reference §1.4, §3.3): submit → 202 + operation-location,
+// DALL-E 2's asynchronous operations (docs/azure-api.md, "DALL-E 2 operations"): submit → 202 + operation-location,
 // poll with GET, DELETE only once terminal.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -1,4 +1,4 @@
-// gpt-image-1 `stream: true` (reference §3.2): server-sent events, `partial_images` partial events
+// gpt-image-1 `stream: true` (docs/azure-api.md, "Streaming"): server-sent events, `partial_images` partial events
 // with a 0-based index, then one completed event per image with usage.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -1,5 +1,5 @@
 // The tiny SD folders load in onnxruntime-node with the I/O contract of real exports
-// (onnx-diffusion.md §1.2) and behave like models: right shapes, finite values, outputs that move
+// (docs/diffusion.md, "Exporter generations") and behave like models: right shapes, finite values, outputs that move
 // with every input. Each folder is built once; all runs use batch 2 and 64×64 latents (512 px).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ const root = await mkdtemp(join(tmpdir(), 'easel-model-builder-'));
 after(() => rm(root, { recursive: true, force: true }));
 const build = (name: string, options: TinyModelOptions) => writeTinyModel(join(root, name), options);
 
-// The exporter generations of §1.2, plus the two layouts that change how weights are stored.
+// The exporter generations of docs/diffusion.md, plus the two layouts that change how weights are stored.
 const legacy = await build('legacy', {}); // diffusers script: int32 ids, float [steps] timestep
 const optimum = await build('optimum', { idsType: 'int64', timestep: 'float-scalar', latentParameters: true, symbolicChannels: true, padToken: '!' });
 const ortWeb = await build('ort-web', { timestep: 'int64-vector', fp16: true }); // schmuell/sd-turbo-ort-web

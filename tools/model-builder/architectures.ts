@@ -1,6 +1,6 @@
 // Writes a Stable Diffusion ONNX folder whose graphs have the real architecture of a published model
 // (random weights), so that benchmarks measure the compute a real model costs without downloading
-// one. Same layout and I/O contract as writeTinyModel (onnx-diffusion.md §1.1–1.2).
+// one. Same layout and I/O contract as writeTinyModel (docs/diffusion.md).
 //
 // The proof that the architecture is the real one is the parameter count: countParameters gives
 // the published numbers (test/tools/architectures.test.ts), from the graphs' own initializers.

@@ -1,5 +1,5 @@
 // transformers CLIPTextModel (models/clip/modeling_clip.py) as exported for Stable Diffusion:
-// input_ids → last_hidden_state [B, S, D] and pooler_output [B, D] (onnx-diffusion.md §1.2).
+// input_ids → last_hidden_state [B, S, D] and pooler_output [B, D] (docs/diffusion.md, "Tensor names, dtypes and shapes").
 // SD 1.x uses OpenAI's CLIP ViT-L/14 text tower (768 wide, 12 layers, quick_gelu); SD 2.x and
 // SD-Turbo the OpenCLIP ViT-H/14 tower converted to CLIPTextModel with 23 of its 24 layers (SD 2
 // conditions on the penultimate layer, so the converted checkpoints drop the last), with gelu.

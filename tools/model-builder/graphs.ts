@@ -1,5 +1,5 @@
 // The four tiny graphs of a Stable Diffusion ONNX folder. They are not diffusion models: each keeps
-// the exact I/O contract of the real export (names, dtypes, ranks, dim names; onnx-diffusion.md §1.2)
+// the exact I/O contract of the real export (names, dtypes, ranks, dim names; docs/diffusion.md, "Tensor names, dtypes and shapes")
 // with a few cheap ops chosen so that every output depends on every input, which is what an engine
 // test needs to see that it feeds the right tensor to the right place.
 import { toFloat16Array } from '../../src/engines/diffusion/float16.ts';
@@ -61,7 +61,7 @@ export function textEncoderGraph(ctx: PartContext, options: { ids: IdsType; voca
 }
 
 /**
- * The SDXL encoders as optimum exports them with output_hidden_states (§1.2, §1.4): `layers` stacked
+ * The SDXL encoders as optimum exports them with output_hidden_states (docs/diffusion.md, "SDXL conditioning"): `layers` stacked
  * tanh layers, hidden_states.0 (the embeddings) … hidden_states.L, and last_hidden_state (a copy of
  * hidden_states.L; real CLIP adds a final layer norm). Without `projectionDim` it is CLIPTextModel
  * (outputs last_hidden_state, pooler_output, hidden_states.*); with it CLIPTextModelWithProjection
@@ -182,7 +182,7 @@ export function vaeDecoderGraph(ctx: PartContext, options: { symbolicChannels: b
 
 /**
  * VAE encoder stand-in: sample → Conv3×3(8×8 average pooling). With `latentParameters` it has the
- * newer optimum output (8 channels, mean ‖ logvar; §1.2), else the older sampled `latent_sample`.
+ * newer optimum output (8 channels, mean ‖ logvar; docs/diffusion.md, "Exporter generations"), else the older sampled `latent_sample`.
  */
 export function vaeEncoderGraph(ctx: PartContext, options: { latentParameters: boolean }): GraphBuilder {
   const g = new GraphBuilder('vae_encoder');

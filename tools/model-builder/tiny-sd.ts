@@ -1,9 +1,9 @@
 // Writes a complete, tiny, random Stable Diffusion ONNX folder in the diffusers/optimum layout
-// (onnx-diffusion.md §1.1), so the engine can be tested end to end without downloading a model.
-// The options reproduce the exporter differences an engine must cope with (§1.2): int32 or int64
+// (docs/diffusion.md, "Model folder layout"), so the engine can be tested end to end without downloading a model.
+// The options reproduce the exporter differences an engine must cope with (docs/diffusion.md, "Exporter generations"): int32 or int64
 // ids, three timestep forms, 9-channel inpainting UNets, fp16 I/O, external weights, and both
 // VAE encoder outputs; and the three families' I/O: SD 1.x/2.x, SDXL (two encoders with
-// hidden_states.*, text_embeds and time_ids; §1.4) and LCM (timestep_cond).
+// hidden_states.*, text_embeds and time_ids; "SDXL conditioning") and LCM (timestep_cond).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { normalSource } from '../../src/engines/diffusion/random.ts';
@@ -58,7 +58,7 @@ export interface TinyModelOptions {
   idsType?: IdsType;
   /** default float-vector (diffusers' script). */
   timestep?: TimestepKind;
-  /** A 9-channel UNet (latents ‖ mask ‖ masked-image latents; §1.5). Not for lcm (diffusers has no LCM inpainting pipeline). */
+  /** A 9-channel UNet (latents ‖ mask ‖ masked-image latents; docs/diffusion.md, "Inpainting and image-to-image"). Not for lcm (diffusers has no LCM inpainting pipeline). */
   inpainting?: boolean;
   /** float16 for every float input, output and weight (as an fp16 export); the timestep too unless int64. */
   fp16?: boolean;
@@ -80,7 +80,7 @@ export interface TinyModelOptions {
   projectionDim?: number;
   /** lcm: size of the UNet's `timestep_cond` (time_cond_proj_dim; real 256). Default 8. With sdxl: an LCM-SDXL UNet (latent-consistency/lcm-sdxl); default none. */
   timeCondProjDim?: number;
-  /** The VAE config's `scaling_factor`. Default 0.13025 for sdxl, else 0.18215 (§1.3). */
+  /** The VAE config's `scaling_factor`. Default 0.13025 for sdxl, else 0.18215 (docs/diffusion.md, "Family constants"). */
   vaeScalingFactor?: number;
   /** Seed of the random weights; the same seed writes byte-identical files. Default 0. */
   seed?: number;
@@ -222,7 +222,7 @@ export function modelIndex(family: TinyFamily, schedulerClass: string, inpaintin
 
 /**
  * The SDXL and LCM ONNX folders on the Hub keep the torch pipeline's model_index.json (optimum
- * saves the original config: stabilityai/sdxl-turbo, SimianLuo/LCM_Dreamshaper_v7; §1.1, §1.8).
+ * saves the original config: stabilityai/sdxl-turbo, SimianLuo/LCM_Dreamshaper_v7; docs/diffusion.md, "Known ONNX repositories").
  */
 function torchModelIndex(family: 'sdxl' | 'lcm', schedulerClass: string, inpainting: boolean) {
   const tokenizer = ['transformers', 'CLIPTokenizer'];
@@ -240,7 +240,7 @@ function torchModelIndex(family: 'sdxl' | 'lcm', schedulerClass: string, inpaint
   return {
     _class_name: inpainting ? 'StableDiffusionXLInpaintPipeline' : 'StableDiffusionXLPipeline',
     ...common,
-    // With CFG and no negative prompt, the negative embeddings are zeros (§1.4).
+    // With CFG and no negative prompt, the negative embeddings are zeros (docs/diffusion.md, "SDXL conditioning").
     force_zeros_for_empty_prompt: true,
     ...(inpainting ? { requires_aesthetics_score: false } : {}),
     text_encoder_2: ['transformers', 'CLIPTextModelWithProjection'],
@@ -279,8 +279,8 @@ export async function writeTokenizer(
 }
 
 /**
- * optimum writes each part's config.json (§1.1). Four VAE blocks make the scale factor 8, matching
- * the graphs (the diffusers test VAEs have 2 blocks and factor 2: §1.3, §6.5); an SDXL UNet's
+ * optimum writes each part's config.json (docs/diffusion.md, "Model folder layout"). Four VAE blocks make the scale factor 8, matching
+ * the graphs (the diffusers test VAEs have 2 blocks and factor 2: docs/diffusion.md, "Family constants"); an SDXL UNet's
  * sample_size 128 makes its native resolution 1024.
  */
 async function writeComponentConfigs(json: WriteJson, sizes: FamilySizes & { vocabSize: number; inChannels: number }) {

@@ -1,5 +1,5 @@
 // diffusers AutoencoderKL (models/autoencoders/autoencoder_kl.py, vae.py) split as the exporters
-// split it (onnx-diffusion.md §1.2): vae_encoder = Encoder + quant_conv, vae_decoder =
+// split it (docs/diffusion.md, "Tensor names, dtypes and shapes"): vae_encoder = Encoder + quant_conv, vae_decoder =
 // post_quant_conv + Decoder. Together they hold every AutoencoderKL parameter.
 import { conv2d, fromTokens, groupNorm, linear, multiHeadAttention, resnetBlock, silu, toTokens, upsampleNearest2x, type Net } from './layers.ts';
 

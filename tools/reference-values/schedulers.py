@@ -7,7 +7,8 @@ Stable Diffusion's: scaled_linear, beta 0.00085 -> 0.012, T = 1000. docs/schedul
 ("Reference values") says what each section is for.
 
 Written against the diffusers 0.3x API (set_begin_index, final_sigmas_type,
-LCMScheduler.get_scalings_for_boundary_condition_discrete) and torch 2.x on an x86-64 CPU:
+LCMScheduler.get_scalings_for_boundary_condition_discrete) and torch 2.x on an x86-64 CPU (the
+test's bit-exact float32 tables were taken with torch 2.13):
 
     python3 -m venv /tmp/ref && /tmp/ref/bin/pip install 'diffusers>=0.30,<0.40' torch numpy
     /tmp/ref/bin/python tools/reference-values/schedulers.py

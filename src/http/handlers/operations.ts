@@ -6,7 +6,7 @@ import { jsonBody, logPrompt, usable } from './images.ts';
 import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 
 /**
- * DALL-E 2's asynchronous flow (reference §1.4): submit → 202 with an absolute operation-location,
+ * DALL-E 2's asynchronous flow (docs/azure-api.md, "DALL-E 2 operations"): submit → 202 with an absolute operation-location,
  * poll with GET, DELETE once it has ended.
  */
 

@@ -1,4 +1,4 @@
-// The tiny SDXL and LCM folders load with their families' contracts (onnx-diffusion.md §1.2–1.4),
+// The tiny SDXL and LCM folders load with their families' contracts (docs/diffusion.md, from "Tensor names" to "SDXL conditioning"),
 // and one forward pass of every part runs on feeds built only from those contracts: the SDXL
 // conditioning (penultimate hidden states of both encoders, text_embeds, time_ids) and LCM's
 // timestep_cond each reach the UNet. Batch 2, 16×16 latents (128 px) keep it fast.
@@ -34,7 +34,7 @@ async function encode(m: LoadedModel, which: 1 | 2, prompts: string[]): Promise<
   return session.run({ [contract.idsName]: idsTensor(contract.idsType, ids, [prompts.length, ids.length / prompts.length]) });
 }
 
-/** SDXL's prompt_embeds: the penultimate hidden states of both encoders, concatenated on the last axis (§1.4). */
+/** SDXL's prompt_embeds: the penultimate hidden states of both encoders, concatenated on the last axis (docs/diffusion.md, "SDXL conditioning"). */
 function concatPenultimate(parts: Array<{ out: ort.InferenceSession.ReturnType; contract: TextEncoderContract }>): { data: Float32Array; width: number } {
   const chosen = parts.map(({ out, contract }) => {
     const t = out[contract.hiddenStates.at(-2)!]!;
@@ -179,7 +179,7 @@ test('SDXL UNet runs on the concatenated [2,77,80] embeddings and its output mov
     const feed = await sdxlConditioning(m);
     assert.equal(feed.context.width, 80);
     const base = await runUnet(m, feed);
-    // force_zeros_for_empty_prompt: the unconditional text_embeds are zeros (§1.4).
+    // force_zeros_for_empty_prompt: the unconditional text_embeds are zeros (docs/diffusion.md, "SDXL conditioning").
     assert.ok(differs(base, await runUnet(m, { ...feed, textEmbeds: new Float32Array(feed.textEmbeds!.length) })), `${m.folder.path}: text_embeds matter`);
     const smaller = feed.timeIds!.map((v) => v / 2);
     assert.ok(differs(base, await runUnet(m, { ...feed, timeIds: smaller })), `${m.folder.path}: time_ids matter`);

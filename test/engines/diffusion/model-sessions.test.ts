@@ -1,4 +1,4 @@
-// loadModel reads each exporter variant's I/O contract from the sessions (onnx-diffusion.md §1.2),
+// loadModel reads each exporter variant's I/O contract from the sessions (docs/diffusion.md, "Exporter generations"),
 // and refuses parts whose metadata contradicts the folder, naming the part and the tensor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,9 +1,10 @@
 /**
- * The reference numbers of shared/reference/onnx-diffusion.md §5.7 (SD's scaled_linear 0.00085 →
- * 0.012, T = 1000). The reference computed them in float64 from the formulas, printing 6–10
- * significant digits, with float32 values in brackets where they differ. easel's tables are
- * float32 as in diffusers, so each value is compared with a relative tolerance of 1e-5 (float32
- * vs float64 differ by ~1e-6); where the reference gives a float32 value, that one is used.
+ * Reference numbers for SD's schedule (scaled_linear 0.00085 → 0.012, T = 1000), printed by
+ * tools/reference-values/schedulers.py from diffusers' own schedulers (diffusers 0.3x, torch 2.x,
+ * x86-64 CPU) and from the same formulas in float64; docs/schedulers.md ("Reference values") says
+ * how to run it. Values have 6–10 significant digits. easel's tables are float32 as in diffusers,
+ * so each value is compared with a relative tolerance of 1e-5 (float32 vs float64 differ by
+ * ~1e-6); where the float32 and float64 values differ by more, the comment says which is used.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,7 +70,7 @@ test('ᾱ and σ at t = 0, 1, 249, 259, 499, 749, 759, 999 match the reference t
     [499, 0.2776696505, 1.6128862],
     [749, 0.0566234916, 4.0817294],
     [759, 0.05221292829, 4.2605569],
-    [999, 0.0046600895, 14.614655], // the float32 values given in brackets
+    [999, 0.0046600895, 14.614655], // the float32 values (diffusers' tables)
   ];
   for (const [t, alphaBar, sigma] of table) {
     assertClose(scheduler.alphasCumprod[t] as number, alphaBar, `ᾱ_${t}`);
@@ -80,7 +81,7 @@ test('ᾱ and σ at t = 0, 1, 249, 259, 499, 749, 759, 999 match the reference t
 });
 
 test('the β and ᾱ tables equal torch 2.13 float32 values bit for bit', () => {
-  // Values printed by torch.linspace(…, dtype=torch.float32) and torch.cumprod on an x86-64 CPU.
+  // Values printed by torch.linspace(…, dtype=torch.float32) and torch.cumprod on an x86-64 CPU (the script's "torch float32 tables").
   const scaled = euler('trailing');
   const scaledBetas = betasFor(scaled.config);
   assert.deepEqual([1, 500, 999].map((i) => scaledBetas[i]), [0.0008546985918655992, 0.004814953543245792, 0.011999999172985554]);
@@ -239,7 +240,7 @@ test('img2img N=4 trailing, strength 0.5: starts at index 2 and runs [499, 249]'
 });
 
 test('a PNDM config (SD 1.5) runs DDIM on PNDM’s timesteps without the repeated one', () => {
-  // The reference's PNDM schedule for N=4 leading (offset 1) is [751, 501, 501, 251, 1]; PNDM is
+  // diffusers' PNDM schedule for N=4 leading (offset 1) is [751, 501, 501, 251, 1]; PNDM is
   // substituted (see schedulers/index.ts), so easel runs the same timesteps once each.
   const { scheduler, note } = createScheduler(config('PNDMScheduler', { steps_offset: 1, skip_prk_steps: true }));
   scheduler.setTimesteps(4);

@@ -1,4 +1,4 @@
-// Inspects a diffusers/optimum ONNX model folder (onnx-diffusion.md §1.1) before any session is
+// Inspects a diffusers/optimum ONNX model folder (docs/diffusion.md, "Model folder layout") before any session is
 // created: which family it is, which parts it has, and every problem at once, so that someone
 // fixing a half-downloaded folder sees the whole list rather than one file per attempt.
 import { readFile, stat } from 'node:fs/promises';
@@ -50,11 +50,11 @@ export interface ModelFolder {
   inpainting: boolean;
   parts: ModelParts;
   schedulerConfig: SchedulerConfig;
-  /** Per-part config.json that optimum writes (§1.1); absent with the legacy diffusers script. */
+  /** Per-part config.json that optimum writes (docs/diffusion.md, "Model folder layout"); absent with the legacy diffusers script. */
   configs: { unet?: Json; vae?: Json; textEncoder?: Json; tokenizer?: Json };
-  /** 2^(len(block_out_channels)-1) from the VAE config, else 8 (§1.3, §6.5). */
+  /** 2^(len(block_out_channels)-1) from the VAE config, else 8 (docs/diffusion.md, "Family constants"). */
   vaeScaleFactor: number;
-  /** Latents = scaling_factor × VAE latents: the VAE config's value, else 0.13025 for SDXL and 0.18215 otherwise (§1.3). */
+  /** Latents = scaling_factor × VAE latents: the VAE config's value, else 0.13025 for SDXL and 0.18215 otherwise (docs/diffusion.md, "Family constants"). */
   vaeScalingFactor: number;
   /** unet sample_size × vaeScaleFactor when known, else 1024 for SDXL and 512 otherwise. */
   nativeResolution: number;

@@ -1,6 +1,6 @@
 // Opens one InferenceSession per part and reads each part's I/O contract from the session's own
-// metadata (onnxruntime-node ≥ 1.22). Exporters disagree on dtypes and ranks (onnx-diffusion.md
-// §1.2), so nothing here is assumed from the family; a contract that cannot work is refused at load
+// metadata (onnxruntime-node ≥ 1.22). Exporters disagree on dtypes and ranks (docs/diffusion.md,
+// "Exporter generations"), so nothing here is assumed from the family; a contract that cannot work is refused at load
 // with the part and tensor named, instead of failing mid-generation with ORT's generic message.
 import ort from 'onnxruntime-node';
 import { relative } from 'node:path';
@@ -24,7 +24,7 @@ export interface TextEncoderContract {
   lastHiddenState: string;
   /** `pooler_output` (CLIPTextModel) or `text_embeds` (CLIPTextModelWithProjection), when exported. */
   pooled: string | null;
-  /** `hidden_states.N` names ordered by N; SDXL takes the penultimate (§1.4). */
+  /** `hidden_states.N` names ordered by N; SDXL takes the penultimate (docs/diffusion.md, "SDXL conditioning"). */
   hiddenStates: string[];
   outputType: FloatType;
   /** The last dim of last_hidden_state when fixed. */
@@ -65,7 +65,7 @@ export interface VaeEncoderContract {
   input: string;
   inputType: FloatType;
   output: string;
-  /** `latent_sample` is already sampled (4 ch); `latent_parameters` is mean ‖ logvar (8 ch; §1.7). */
+  /** `latent_sample` is already sampled (4 ch); `latent_parameters` is mean ‖ logvar (8 ch; docs/diffusion.md, "VAE encoder output"). */
   outputKind: 'latent_sample' | 'latent_parameters';
   outputType: FloatType;
 }
@@ -104,7 +104,7 @@ export interface LoadedModel {
   tinyScalingFactor: number;
   latentChannels: 4;
   nativeResolution: number;
-  /** A 9-channel UNet (latents ‖ mask ‖ masked-image latents; §1.5). */
+  /** A 9-channel UNet (latents ‖ mask ‖ masked-image latents; docs/diffusion.md, "Inpainting and image-to-image"). */
   inpainting: boolean;
   /** Releases every session. */
   release(): Promise<void>;
@@ -154,7 +154,7 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
     tinyDecoder: parts.tinyDecoder,
     tinyEncoder: parts.tinyEncoder,
   }).filter((e): e is [string, string] => e[1] !== undefined);
-  // By path, so external weights (model.onnx_data, weights.pb) next to the model are found (§3.1).
+  // By path, so external weights (model.onnx_data, weights.pb) next to the model are found (docs/diffusion.md, "onnxruntime-node").
   const settled = await Promise.allSettled(named.map(([, path]) => ort.InferenceSession.create(path, sessionOptions)));
   const opened: Record<string, ort.InferenceSession> = {};
   const problems: string[] = [];
@@ -306,7 +306,7 @@ function unetContract(session: ort.InferenceSession, family: ModelFamily, proble
     const type = r.float(info);
     return info && type ? { name, type, size: last(info) } : null;
   };
-  // SDXL's UNet cannot run without its added conditioning (§1.4); other families never have it.
+  // SDXL's UNet cannot run without its added conditioning (docs/diffusion.md, "SDXL conditioning"); other families never have it.
   const textEmbeds = extra('text_embeds', family === 'sdxl');
   const timeIds = extra('time_ids', family === 'sdxl');
   const timestepCond = extra('timestep_cond', false);

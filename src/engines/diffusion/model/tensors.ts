@@ -1,7 +1,7 @@
 // Feeds shaped by a part's contract (fp16 conversion lives in ../float16.ts).
 // Node 20 has no Float16Array, and onnxruntime-node takes and returns float16 tensors as Uint16Array
-// bits (onnx-diffusion.md §3.1). Feeds are built from what the session declared (dtype and rank),
-// never from what an exporter usually writes (§1.2, §6.1).
+// bits (docs/diffusion.md, "onnxruntime-node"). Feeds are built from what the session declared (dtype and rank),
+// never from what an exporter usually writes (docs/diffusion.md, "Exporter generations").
 import ort from 'onnxruntime-node';
 import { fromFloat16Array, toFloat16Array } from '../float16.ts';
 

@@ -121,7 +121,7 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     staticFeeds[contract.textEmbeds.name] = floatTensor(contract.textEmbeds.type, stack(pooled), [unetBatch, cond.pooled.length]);
   }
   if (contract.timeIds) {
-    // [original h, w, crop top, left, target h, w] (§1.4); the refiner's 5-value form is not supported.
+    // [original h, w, crop top, left, target h, w] (docs/diffusion.md, "SDXL conditioning"); the refiner's 5-value form is not supported.
     const ids = Float32Array.of(height, width, 0, 0, height, width);
     staticFeeds[contract.timeIds.name] = floatTensor(contract.timeIds.type, stack([{ values: ids, count: unetBatch }]), [unetBatch, 6]);
   }
@@ -194,7 +194,7 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     const stepped = scheduler.step(noisePred, t, latents, stepNoise);
     latents = stepped.prevSample;
     if (imageLatents && maskLatent && !inpaint9) {
-      // 4-channel inpainting: keep the known area on the image's own noisy trajectory (§1.5).
+      // 4-channel inpainting: keep the known area on the image's own noisy trajectory (docs/diffusion.md, "Inpainting and image-to-image").
       const next = timesteps[i + 1];
       const known = next === undefined ? imageLatents : scheduler.addNoise(imageLatents, noise, next);
       latents = blend(latents, known, maskLatent, n, plane);
@@ -205,7 +205,7 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
   }
   abort();
 
-  // 5. Decode one image at a time (pitfall 6: batched fp16 VAE decoders misbehave, and memory stays flat).
+  // 5. Decode one image at a time (docs/diffusion.md, "Decoding one image at a time": batched fp16 VAE decoders misbehave, and memory stays flat).
   const images: RawImage[] = [];
   for (let k = 0; k < n; k++) {
     abort();

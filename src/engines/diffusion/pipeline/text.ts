@@ -1,7 +1,7 @@
 // Prompt conditioning: token ids → text encoder(s) → the UNet's encoder_hidden_states (and SDXL's
 // pooled text_embeds). SD 1.x/2.x/LCM take the last hidden state of one encoder; SDXL concatenates
 // the penultimate hidden states of both encoders and adds the pooled projection of the second
-// (onnx-diffusion.md §1.4).
+// (docs/diffusion.md, "SDXL conditioning").
 import type ort from 'onnxruntime-node';
 import type { ClipTokenizer } from '../tokenizer/index.ts';
 import { idsTensor, tensorToFloat32, type LoadedModel, type TextEncoderContract } from '../model/index.ts';

@@ -1,6 +1,6 @@
 // The CLIP tokenizer of Stable Diffusion's text encoders, hand-written on purpose: transformers.js and
 // @huggingface/tokenizers load `tokenizer.json`, but SD ONNX folders ship the slow-tokenizer files
-// (vocab.json + merges.txt), and the algorithm is about 150 lines (reference onnx-diffusion.md §2.4).
+// (vocab.json + merges.txt), and the algorithm is about 150 lines (docs/diffusion.md, "CLIP tokenizer").
 // It follows transformers `models/clip/tokenization_clip.py` (CLIPTokenizer without ftfy), as the
 // diffusers pipelines call it: `tokenizer(prompt, padding="max_length", max_length=77, truncation=True)`.
 import { bytePairEncode, CLIP_MERGES_KEPT, MergeRanks } from './bpe.ts';

@@ -1,4 +1,4 @@
-// Builds vocab.json contents for synthetic tokenizers: tiny random test models (onnx-diffusion.md §4)
+// Builds vocab.json contents for synthetic tokenizers: tiny random test models (docs/diffusion.md, "Tiny test models")
 // need a tokenizer whose ids fit their small embedding tables, and no real vocabulary may be shipped.
 import { BYTE_TO_UNICODE } from './normalize.ts';
 

@@ -1,5 +1,5 @@
 // Loads a ClipTokenizer from a diffusers/optimum model folder's `tokenizer/` or `tokenizer_2/`
-// (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json; onnx-diffusion.md §1.1).
+// (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json; docs/diffusion.md, "Model folder layout").
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseMerges } from './bpe.ts';
