@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../contract/errors.ts';
-import { imageIdOfKey } from '../../storage/encoding.ts';
+import { imageIdOfKey } from '../../storage/index.ts';
 
 const forbidden = (message: string) => new ApiError({ status: 403, code: 'AuthenticationFailed', message });
 
