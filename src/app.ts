@@ -18,9 +18,7 @@ import { createRunner, type GenerationResult, type JobData } from './jobs/runner
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
 import { createSafety } from './safety/from-config.ts';
 import type { ImageFilter } from './safety/index.ts';
-import { DataDirLock } from './storage/data-dir-lock.ts';
-import type { BlobStore } from './storage/blob-store.ts';
-import { FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
+import { DataDirLock, FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner, type BlobStore } from './storage/index.ts';
 
 export interface App {
   server: FastifyInstance;

@@ -6,9 +6,9 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { encodeImage } from '../../src/codec/index.ts';
 import type { LoadedModel } from '../../src/engines/diffusion/model/index.ts';
 import { runPipeline } from '../../src/engines/diffusion/pipeline/index.ts';
-import { encodeImage } from '../../src/storage/encoding.ts';
 import { writeArchitectureModel, type ArchitecturePreset } from '../../tools/model-builder/architectures.ts';
 import { TAESD, TAESD_NARROW, TINY_DECODER_DIR, writeTinyAutoencoder } from '../../tools/model-builder/taesd.ts';
 

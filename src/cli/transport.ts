@@ -7,7 +7,7 @@ import { createApp, type App } from '../app.ts';
 import { loadConfig, type Config } from '../config/index.ts';
 import { readStoredKeys } from '../config/keys.ts';
 import { familyOf, type FamilyId } from '../contract/families.ts';
-import { DataDirInUseError, DataDirLock } from '../storage/data-dir-lock.ts';
+import { DataDirInUseError, DataDirLock } from '../storage/index.ts';
 import { clientUrl } from './address.ts';
 import { CliError, EXIT } from './program.ts';
 

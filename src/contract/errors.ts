@@ -188,6 +188,19 @@ export const errors = {
       type: INVALID_REQUEST,
     }),
 
+  /**
+   * An image link (GET /files/…) whose signature is valid but whose `se` has passed. 403, as a blob
+   * SAS URL past its expiry answers; the signature is the credential, so this is an auth failure.
+   */
+  imageLinkExpired: () => new ApiError({ status: 403, code: 'AuthenticationFailed', message: 'This image link has expired.' }),
+
+  /** An image link whose signature does not match its path and expiry (tampered, truncated, or missing). */
+  imageLinkInvalid: () =>
+    new ApiError({ status: 403, code: 'AuthenticationFailed', message: 'This image link is not valid: its signature does not match.' }),
+
+  /** A correctly signed link to image bytes that are gone (swept, or deleted with their operation). */
+  imageNotFound: () => new ApiError({ status: 404, code: 'BlobNotFound', message: 'The image no longer exists.' }),
+
   /** The current Azure shape for a blocked prompt (DALL-E 3, gpt-image-1). */
   contentPolicyViolation: (contentFilterResults: unknown, revisedPrompt?: string) =>
     new ApiError({
@@ -363,6 +376,8 @@ export const operationErrors = {
     code: 'internalFailure',
     message: 'The server restarted while this operation was running. Submit it again.',
   },
+  /** An item of a succeeded operation whose image has been swept (GET builds it; it is never stored). */
+  imageExpired: { code: 'imageExpired', message: 'The image has expired.' },
   timedOut: { code: 'timeout', message: 'The operation did not finish in the allotted time and was canceled.' },
   /** The engine's own account of a failed job (a model error), with server internals taken out. */
   engineFailed: (detail: string) => ({ code: 'internalFailure', message: `Image generation failed: ${redactInternals(detail)}` }),

@@ -47,7 +47,7 @@ export interface EngineOutput {
 
 /**
  * An engine turns one normalized request into raw pixels. It never sees HTTP, multipart or base64,
- * and never encodes: storage/encoding does that once for every engine.
+ * and never encodes: codec/ does that once for every engine.
  */
 export interface Engine {
   /** Short name for logs and /readyz, e.g. "placeholder" or "diffusion:sd-turbo". */

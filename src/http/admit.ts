@@ -1,9 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EditUploads } from '../codec/index.ts';
 import { errors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
 import type { AddOptions } from '../jobs/queue.ts';
 import type { GenerationResult } from '../jobs/runner.ts';
-import type { EditUploads } from '../storage/edit-uploads.ts';
 
 /** An edit's uploads (still compressed) and the decoded pixels its job will hold at most. */
 export interface PendingEdit {

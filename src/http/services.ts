@@ -9,8 +9,7 @@ import type { GenerationResult, JobData } from '../jobs/runner.ts';
 import type { ClassifierState } from '../safety/from-config.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
 import type { PromptFilter } from '../safety/prompt-filter.ts';
-import type { BlobStore } from '../storage/blob-store.ts';
-import type { UrlSigner } from '../storage/signing.ts';
+import type { BlobStore, UrlSigner } from '../storage/index.ts';
 import type { Metrics } from './metrics.ts';
 
 export type Deployment = DeploymentConfig & {

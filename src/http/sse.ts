@@ -1,9 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { encodeImage } from '../codec/index.ts';
 import { ApiError } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
 import { partialImageDue, type EngineProgress } from '../engines/engine.ts';
-import { encodeImage } from '../storage/encoding.ts';
 import { admit, type PendingEdit } from './admit.ts';
 import { toApiError } from './errors.ts';
 import { gptImageFields, refuseIfWithheld } from './wire.ts';

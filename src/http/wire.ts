@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { PromptFilterResults } from '../contract/annotations.ts';
-import { errors } from '../contract/errors.ts';
+import { errors, operationErrors } from '../contract/errors.ts';
 import type { Family } from '../contract/families.ts';
 import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
@@ -83,7 +83,7 @@ export function operationResponse(
       data: operation.result.items.map((item) => {
         if ('error' in item) return { error: item.error };
         const url = urlOf(item.imageId);
-        return url ? { url } : { error: { code: 'imageExpired', message: 'The image has expired.' } };
+        return url ? { url } : { error: operationErrors.imageExpired };
       }),
     };
   }

@@ -11,7 +11,7 @@ import {
   type OperationStore,
 } from './operation-store.ts';
 import { JobTimeoutError, QueueClosedError, type JobQueue } from './queue.ts';
-import type { BlobStore } from '../storage/blob-store.ts';
+import type { BlobStore } from '../storage/index.ts';
 import type { GenerationResult, JobData } from './runner.ts';
 
 export interface OperationsDeps {

@@ -1,6 +1,6 @@
 /**
  * The decoded pixels edits may hold: per request, and for all admitted edits together. A request is
- * measured from its uploads' headers before anything is decoded (storage/edit-uploads.ts), so the
+ * measured from its uploads' headers before anything is decoded (codec/edit-uploads.ts), so the
  * memory a burst of edits can take is known and capped before it is spent.
  */
 export class PixelBudget {

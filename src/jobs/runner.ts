@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { ContentFilterResults } from '../contract/annotations.ts';
 import type { ImageRequest } from '../contract/request.ts';
+import { contentTypeOf, decodeEditUploads, encodeImage, type EditUploads } from '../codec/index.ts';
 import type { Engine, EngineOutput } from '../engines/engine.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
-import type { BlobStore } from '../storage/blob-store.ts';
-import { decodeEditUploads, type EditUploads } from '../storage/edit-uploads.ts';
-import { contentTypeOf, encodeImage, imageKey } from '../storage/encoding.ts';
+import { imageKey, type BlobStore } from '../storage/index.ts';
 import type { ImageRecord, OperationStore } from './operation-store.ts';
 import type { JobContext } from './queue.ts';
 

@@ -1,6 +1,7 @@
 // Public face of model management: pull ONNX diffusers folders from the Hugging Face hub into
 // models.dir, and report what is installed there. Nothing here writes to the terminal: progress
-// goes to a callback, failures are PullError with a code.
+// goes to a callback, failures are PullError with a code. Other folders import from here, not from
+// the files behind it.
 export { findAlias, MODEL_ALIASES, type ModelAlias } from './aliases.ts';
 export { PullError, type PullErrorCode } from './errors.ts';
 export { DEFAULT_HUB_ENDPOINT, hubOptionsFromEnv, type HubFile, type HubOptions } from './hub.ts';

@@ -4,7 +4,7 @@
  */
 import type { ImageRecord, OperationStore } from '../jobs/operation-store.ts';
 import type { BlobStore } from './blob-store.ts';
-import { imageIdOfKey } from './encoding.ts';
+import { imageIdOfKey } from './image-keys.ts';
 
 /**
  * A BlobStore that can tell when a key was last written (FsBlobStore can; an S3 adapter can from

@@ -132,10 +132,20 @@ describe('expired and deleted images', () => {
     }
   });
 
+  test('an expired link and a tampered one are told apart by their message; neither names a param or type', async () => {
+    const { path, se, sig } = parts(link);
+    const expired = assertError(await get(`${path}?${app.services.signer.sign(path, Math.floor(Date.now() / 1000) - 10)}`), 403, 'AuthenticationFailed', null);
+    const tampered = assertError(await get(`${path}?se=${se}&sig=${sig.slice(0, -1)}`), 403, 'AuthenticationFailed', null);
+    assert.equal(expired.type, null);
+    assert.equal(tampered.type, null);
+    assert.match(String(expired.message), /expired/);
+    assert.doesNotMatch(String(tampered.message), /expired/);
+  });
+
   test('a correctly signed link to an image that does not exist answers 404 BlobNotFound', async () => {
     const path = '/files/images/00000000-0000-4000-8000-000000000000.png';
     const res = await get(`${path}?${app.services.signer.sign(path, Math.floor(Date.now() / 1000) + 60)}`);
-    assertError(res, 404, 'BlobNotFound');
+    assert.equal(assertError(res, 404, 'BlobNotFound', null).type, null);
   });
 
   test('after a DALL-E 2 operation is deleted its image links answer 404', async () => {

@@ -83,6 +83,22 @@ describe('poll and delete', () => {
     assert.equal(final.headers['retry-after'], undefined);
   });
 
+  test("an item whose image record is gone reads as an imageExpired error in Azure's item shape, beside the others' urls", async () => {
+    const id = await submit(app, { prompt: 'a paper boat', size: '256x256', n: 2 });
+    await pollOperation(app, id);
+    const [gone] = await app.services.store.listImagesOfOperation(id);
+    await app.services.store.deleteImage(gone!.id);
+    const body = (await send(app, { method: 'GET', url: operationUrl(id) })).json();
+    assert.equal(body.status, 'succeeded');
+    const errorItems = body.result.data.filter((item: Record<string, unknown>) => 'error' in item);
+    assert.equal(errorItems.length, 1);
+    assert.deepEqual(Object.keys(errorItems[0]), ['error']);
+    assert.deepEqual(Object.keys(errorItems[0].error), ['code', 'message']);
+    assert.equal(errorItems[0].error.code, 'imageExpired');
+    assert.equal(typeof errorItems[0].error.message, 'string');
+    assert.deepEqual(Object.keys(body.result.data.find((item: Record<string, unknown>) => !('error' in item))), ['url']);
+  });
+
   test('DELETE of a succeeded operation answers 204; GET then shows deleted; a second DELETE is 404', async () => {
     const id = await submit(app, { prompt: 'a paper boat', size: '256x256' });
     await pollOperation(app, id);

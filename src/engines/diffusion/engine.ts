@@ -1,26 +1,18 @@
 // The diffusion engine of one deployment: plans each API request into pipeline jobs (plan.ts),
 // runs them in the model's worker thread, and brings the pictures to exactly the requested size.
 // Deployments that name the same model folder share one worker, so its sessions exist once.
+import { resizeTo } from '../../codec/index.ts';
 import type { DiffusionSettings } from '../../config/index.ts';
-import { hasTransparentPixel, type ImageRequest, type RawImage } from '../../contract/request.ts';
-import { resizeTo } from '../../storage/encoding.ts';
+import type { ImageRequest, RawImage } from '../../contract/request.ts';
 import { EngineAbortedError, EngineError, type Engine, type EngineOutput, type EngineRunContext } from '../engine.ts';
-import { repaintMask, type PipelineJob, type PipelineResult } from './pipeline/index.ts';
-import { editStrength, generationSize, modelDefaults, SCHEDULER_CLASSES, stepsFor, styledPrompt } from './plan.ts';
-import { TINY_DECODER_FILE } from './model/folder.ts';
+import type { PipelineResult } from './pipeline/index.ts';
+import { plan, type Planned } from './plan.ts';
+import { TINY_DECODER_FILE } from './model/index.ts';
 import { ModelLoadError, WorkerJobError, type ModelWorker } from './worker/host.ts';
 import type { ModelInfo } from './worker/protocol.ts';
 
 /** Images generated per pipeline call; larger `n` runs as several batches (memory grows with the batch). */
 export const MAX_BATCH = 4;
-
-/** One request's pipeline settings, also what `revised_prompt` and the logs report. */
-export interface Planned {
-  job: Omit<PipelineJob, 'n' | 'seed'>;
-  /** Per-pixel repaint mask at the requested size, for pasting the untouched area back exactly. */
-  mask: Uint8Array | null;
-  input: RawImage | null;
-}
 
 export class DiffusionEngine implements Engine {
   readonly name: string;
@@ -100,36 +92,6 @@ export class DiffusionEngine implements Engine {
   async close(): Promise<void> {
     await this.worker.close();
   }
-}
-
-/** The pipeline job for a request, in the model's native area, with the edit inputs prepared. */
-export async function plan(request: ImageRequest, info: ModelInfo, settings: DiffusionSettings): Promise<Planned> {
-  const defaults = modelDefaults(info);
-  const distilled = info.family === 'lcm' || info.timestepSpacing === 'trailing';
-  const resolution = settings.resolution ?? info.nativeResolution;
-  const size = generationSize(request.width, request.height, resolution, info.vaeScaleFactor * 8);
-  const job: Planned['job'] = {
-    prompt: styledPrompt(request.prompt, request.style),
-    width: size.width,
-    height: size.height,
-    steps: stepsFor(request.quality, settings.steps ?? defaults.steps, distilled && settings.steps === undefined),
-    guidanceScale: settings.guidanceScale ?? defaults.guidanceScale,
-    ...(settings.scheduler ? { scheduler: SCHEDULER_CLASSES[settings.scheduler] } : {}),
-    ...(settings.autoencoder ? { autoencoder: settings.autoencoder } : {}),
-  };
-  const input = request.operation === 'edit' ? (request.images[0] ?? null) : null;
-  if (!input) return { job, mask: null, input: null };
-  // The tiny autoencoder's latents are the UNet's, like the VAE's, so a tiny deployment edits with whichever encoder the folder has.
-  const canEdit = info.canEdit || (settings.autoencoder === 'tiny' && info.tinyEncoder);
-  if (!canEdit) throw new EngineError('this model has no vae_encoder, so it cannot edit images');
-
-  // Without a mask, the input's own transparent pixels mark the area to edit (as DALL-E 2 edits do).
-  const maskImage = request.mask ?? (hasTransparentPixel(input) ? input : null);
-  const mask = maskImage && repaintMask(maskImage);
-  const scaledInput = await resizeTo(input, size.width, size.height, 'fill');
-  const init: NonNullable<PipelineJob['init']> = { image: scaledInput, strength: editStrength(request, mask !== null) };
-  if (maskImage) init.mask = repaintMask(await resizeTo(maskImage, size.width, size.height, 'fill'));
-  return { job: { ...job, init }, mask, input };
 }
 
 /** To the requested size and RGBA; for masked edits the untouched area is the input's own pixels. */

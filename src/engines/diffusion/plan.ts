@@ -1,9 +1,13 @@
 // How an API request becomes a pipeline job: the generation size (the model's native area at the
 // request's aspect ratio), the steps and guidance (the deployment's settings, else the model's
-// defaults, scaled by `quality`), the prompt (with `style`), and the edit mode. Pure functions, so
-// every mapping the README documents is tested directly.
-import type { SchedulerName } from '../../config/index.ts';
-import type { ImageRequest } from '../../contract/request.ts';
+// defaults, scaled by `quality`), the prompt (with `style`), and the edit mode. Each mapping is a
+// pure function, so every one the README documents is tested directly; plan() puts them together
+// and brings the edit inputs to the generation size.
+import { resizeTo } from '../../codec/index.ts';
+import type { DiffusionSettings, SchedulerName } from '../../config/index.ts';
+import { hasTransparentPixel, type ImageRequest, type RawImage } from '../../contract/request.ts';
+import { EngineError } from '../engine.ts';
+import { repaintMask, type PipelineJob } from './pipeline/index.ts';
 import type { SchedulerClassName } from './schedulers/index.ts';
 import type { ModelInfo } from './worker/protocol.ts';
 
@@ -63,4 +67,42 @@ export const DEFAULT_INPAINT_STRENGTH = 1;
 
 export function editStrength(request: Pick<ImageRequest, 'strength'>, masked: boolean): number {
   return request.strength ?? (masked ? DEFAULT_INPAINT_STRENGTH : DEFAULT_EDIT_STRENGTH);
+}
+
+/** One request's pipeline settings, also what `revised_prompt` and the logs report. */
+export interface Planned {
+  job: Omit<PipelineJob, 'n' | 'seed'>;
+  /** Per-pixel repaint mask at the requested size, for pasting the untouched area back exactly. */
+  mask: Uint8Array | null;
+  input: RawImage | null;
+}
+
+/** The pipeline job for a request, in the model's native area, with the edit inputs prepared. */
+export async function plan(request: ImageRequest, info: ModelInfo, settings: DiffusionSettings): Promise<Planned> {
+  const defaults = modelDefaults(info);
+  const distilled = info.family === 'lcm' || info.timestepSpacing === 'trailing';
+  const resolution = settings.resolution ?? info.nativeResolution;
+  const size = generationSize(request.width, request.height, resolution, info.vaeScaleFactor * 8);
+  const job: Planned['job'] = {
+    prompt: styledPrompt(request.prompt, request.style),
+    width: size.width,
+    height: size.height,
+    steps: stepsFor(request.quality, settings.steps ?? defaults.steps, distilled && settings.steps === undefined),
+    guidanceScale: settings.guidanceScale ?? defaults.guidanceScale,
+    ...(settings.scheduler ? { scheduler: SCHEDULER_CLASSES[settings.scheduler] } : {}),
+    ...(settings.autoencoder ? { autoencoder: settings.autoencoder } : {}),
+  };
+  const input = request.operation === 'edit' ? (request.images[0] ?? null) : null;
+  if (!input) return { job, mask: null, input: null };
+  // The tiny autoencoder's latents are the UNet's, like the VAE's, so a tiny deployment edits with whichever encoder the folder has.
+  const canEdit = info.canEdit || (settings.autoencoder === 'tiny' && info.tinyEncoder);
+  if (!canEdit) throw new EngineError('this model has no vae_encoder, so it cannot edit images');
+
+  // Without a mask, the input's own transparent pixels mark the area to edit (as DALL-E 2 edits do).
+  const maskImage = request.mask ?? (hasTransparentPixel(input) ? input : null);
+  const mask = maskImage && repaintMask(maskImage);
+  const scaledInput = await resizeTo(input, size.width, size.height, 'fill');
+  const init: NonNullable<PipelineJob['init']> = { image: scaledInput, strength: editStrength(request, mask !== null) };
+  if (maskImage) init.mask = repaintMask(await resizeTo(maskImage, size.width, size.height, 'fill'));
+  return { job: { ...job, init }, mask, input };
 }

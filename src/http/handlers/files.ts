@@ -1,8 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ApiError } from '../../contract/errors.ts';
-import { imageIdOfKey } from '../../storage/encoding.ts';
-
-const forbidden = (message: string) => new ApiError({ status: 403, code: 'AuthenticationFailed', message });
+import { errors } from '../../contract/errors.ts';
+import { imageIdOfKey } from '../../storage/index.ts';
 
 /**
  * GET /files/images/{name}?se=…&sig=… — the signed 24-hour image link. No key is needed (the
@@ -14,14 +12,14 @@ export async function download(request: FastifyRequest, reply: FastifyReply) {
   const path = request.url.split('?')[0]!;
   const query = request.query as { se?: string; sig?: string };
   const verdict = services.signer.verify(path, query, Math.floor(Date.now() / 1000));
-  if (verdict === 'expired') throw forbidden('This image link has expired.');
-  if (verdict !== 'ok') throw forbidden('This image link is not valid: its signature does not match.');
+  if (verdict === 'expired') throw errors.imageLinkExpired();
+  if (verdict !== 'ok') throw errors.imageLinkInvalid();
 
   const key = path.slice('/files/'.length);
   const id = imageIdOfKey(key);
   const record = id ? await services.store.getImage(id) : null;
   const bytes = record && record.key === key ? await services.blobs.get(key) : null;
-  if (!record || !bytes) throw new ApiError({ status: 404, code: 'BlobNotFound', message: 'The image no longer exists.' });
+  if (!record || !bytes) throw errors.imageNotFound();
   return reply
     .type(record.contentType)
     .header('cache-control', `private, max-age=${Math.max(0, record.expires - Math.floor(Date.now() / 1000))}`)

@@ -1,18 +1,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { PromptFilterResults } from '../../contract/annotations.ts';
+import { decodedPixelsOf, probeEditUploads } from '../../codec/index.ts';
 import { errors } from '../../contract/errors.ts';
 import type { ImageRequest } from '../../contract/request.ts';
 import { toImageRequest, validateParams } from '../../contract/validate.ts';
-import { decodedPixelsOf, probeEditUploads } from '../../storage/edit-uploads.ts';
 import { admit, type PendingEdit } from '../admit.ts';
-import { requireModelVersion } from '../api-version.ts';
-import { readEditForm, type EditForm } from '../multipart.ts';
-import type { Deployment, Services } from '../services.ts';
+import { readEditForm } from '../multipart.ts';
+import { checkPrompt, findDeployment, jsonBody, logPrompt, type DeploymentSource } from '../request.ts';
+import type { Deployment } from '../services.ts';
 import { streamImages } from '../sse.ts';
 import { imagesResponse, imageUrl, publicBase } from '../wire.ts';
-
-/** Where a route finds the deployment: in the URL (Azure) or in the body's `model` (v1, OpenAI). */
-export type DeploymentSource = 'path' | 'model';
 
 /** POST …/images/generations (JSON). */
 export async function generate(request: FastifyRequest, reply: FastifyReply, source: DeploymentSource) {
@@ -55,11 +51,6 @@ export async function edit(request: FastifyRequest, reply: FastifyReply, source:
   return respond(request, reply, deployment, imageRequest, { uploads, pixels });
 }
 
-/** With EASEL_LOG_PROMPTS on, one log line per request with its prompt (and the request id, as every line). */
-export function logPrompt(request: FastifyRequest, imageRequest: ImageRequest): void {
-  if (request.server.services.config.logPrompts) request.log.info({ deployment: imageRequest.deployment, prompt: imageRequest.prompt }, 'prompt');
-}
-
 /** Prompt filter, then the queue, then the wire answer (JSON, or server-sent events). */
 async function respond(request: FastifyRequest, reply: FastifyReply, deployment: Deployment, imageRequest: ImageRequest, edit?: PendingEdit) {
   const services = request.server.services;
@@ -71,47 +62,4 @@ async function respond(request: FastifyRequest, reply: FastifyReply, deployment:
   return reply.send(
     imagesResponse(deployment.family, imageRequest, result, promptResults, (image) => imageUrl(base, services, image)),
   );
-}
-
-/** The deployment a request names, or DeploymentNotFound / a 503 when its engine is unavailable. */
-export function findDeployment(services: Services, request: FastifyRequest, source: DeploymentSource, model: unknown): Deployment {
-  let name: unknown;
-  if (source === 'path') {
-    name = (request.params as { deployment?: string }).deployment;
-  } else {
-    if (model === undefined || model === '') throw errors.missingParameter('model');
-    if (typeof model !== 'string') throw errors.invalidParameter('model', "'model' must be a string.");
-    name = model;
-  }
-  const deployment = usable(typeof name === 'string' ? services.deployments.get(name) : undefined, name, [...services.deployments.keys()]);
-  requireModelVersion(request, deployment.family.id, deployment.family.minApiVersion);
-  return deployment;
-}
-
-/** DeploymentNotFound, or a 503 while the deployment's engine is unavailable. */
-export function usable(deployment: Deployment | undefined, name: unknown = null, known: readonly string[] = []): Deployment {
-  if (!deployment) throw errors.deploymentNotFound(typeof name === 'string' ? name : null, known);
-  const { runtime } = deployment;
-  if (runtime.status === 'unavailable') throw errors.deploymentUnavailable(deployment.name, runtime.reason ?? 'its engine is unavailable');
-  return deployment;
-}
-
-/** Blocked prompts fail before anything is queued or stored. */
-export async function checkPrompt(services: Services, request: ImageRequest): Promise<PromptFilterResults> {
-  const verdict = await services.promptFilter.check(request.prompt, {
-    deployment: request.deployment,
-    moderation: request.moderation,
-  });
-  if (verdict.blocked) throw errors.contentPolicyViolation(verdict.results);
-  return verdict.results;
-}
-
-/** The JSON object body of a generations or submit request. */
-export function jsonBody(request: FastifyRequest): Record<string, unknown> {
-  if (request.isMultipart()) throw errors.unsupportedMediaType('application/json', request.headers['content-type']);
-  const body = request.body;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw errors.invalidJson('the body must be a JSON object');
-  }
-  return body as Record<string, unknown>;
 }

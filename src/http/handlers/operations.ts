@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errors } from '../../contract/errors.ts';
 import { toImageRequest, validateParams } from '../../contract/validate.ts';
+import { jsonBody, logPrompt, usable } from '../request.ts';
 import type { Services } from '../services.ts';
-import { jsonBody, logPrompt, usable } from './images.ts';
 import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 
 /**

@@ -1,8 +1,7 @@
 // How API parameters become generation settings (README, "Real images"): sizes, steps, prompts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { plan } from '../../../src/engines/diffusion/engine.ts';
-import { editStrength, generationSize, modelDefaults, stepsFor, styledPrompt } from '../../../src/engines/diffusion/plan.ts';
+import { editStrength, generationSize, modelDefaults, plan, stepsFor, styledPrompt } from '../../../src/engines/diffusion/plan.ts';
 import type { ModelInfo } from '../../../src/engines/diffusion/worker/protocol.ts';
 import { editRequest, generationRequest, rgbaImage } from '../../helpers/requests.ts';
 

@@ -1,5 +1,6 @@
 // Public face of the model folder loader: inspect a diffusers/optimum ONNX folder, open its parts,
 // and read every I/O contract from the sessions themselves.
+// Other folders import from here, not from the files behind it.
 export { inspectModelFolder, ModelFolderError, TINY_DECODER_FILE, TINY_ENCODER_FILE, type ModelFamily, type ModelFolder, type ModelParts } from './folder.ts';
 export {
   loadModel,

@@ -50,7 +50,7 @@ export async function decodeImage(
 }
 
 /** Encode one [3, H, W] image in [-1, 1] into UNet-space latents [4, h, w]. */
-export async function encodeImage(
+export async function encodeToLatents(
   model: LoadedModel, timer: RunTimer, choice: AutoencoderChoice, pixels: Float32Array, size: { width: number; height: number }, rng: NormalSource,
 ): Promise<Float32Array> {
   const { width, height } = size;

@@ -8,7 +8,7 @@ import type { RawImage } from '../../../contract/request.ts';
 import { floatTensor, tensorToFloat32, timestepTensor, TINY_DECODER_FILE, type LoadedModel } from '../model/index.ts';
 import { normalSource } from '../random.ts';
 import { createScheduler, img2imgStartIndex, type NormalSource, type Scheduler, type SchedulerConfig } from '../schedulers/index.ts';
-import { decodeImage, encodeImage, hasEncoder, previewImages, type AutoencoderChoice } from './autoencoder.ts';
+import { decodeImage, encodeToLatents, hasEncoder, previewImages, type AutoencoderChoice } from './autoencoder.ts';
 import { imageToTensor, latentMask, maskedImageTensor } from './images.ts';
 import { encodePrompt, guidanceEmbedding, stack, zeroEmbedding, type PromptEmbedding } from './text.ts';
 import { RunTimer, type StageTimings } from './timer.ts';
@@ -162,10 +162,10 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     const pixels = imageToTensor(job.init.image);
     if (job.init.mask) maskLatent = latentMask(job.init.mask, width, height, factor);
     if (inpaint9) {
-      const masked = await encodeImage(model, timer, autoencoder, maskedImageTensor(pixels, job.init.mask!), { width, height }, stepNoise);
+      const masked = await encodeToLatents(model, timer, autoencoder, maskedImageTensor(pixels, job.init.mask!), { width, height }, stepNoise);
       maskedLatents = repeat(masked, n);
     }
-    if (!inpaint9 || strength < 1) imageLatents = repeat(await encodeImage(model, timer, autoencoder, pixels, { width, height }, stepNoise), n);
+    if (!inpaint9 || strength < 1) imageLatents = repeat(await encodeToLatents(model, timer, autoencoder, pixels, { width, height }, stepNoise), n);
     abort();
   }
   let latents: Float32Array;

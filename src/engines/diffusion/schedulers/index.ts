@@ -1,5 +1,6 @@
 /**
  * The schedulers' public face: `createScheduler` picks the class named by `_class_name`.
+ * Other folders import from here, not from the files behind it.
  *
  * Two classes common in SD 1.x/2.x exports are not implemented and are substituted, with a note
  * for the log (the choice is the same a diffusers user makes with `X.from_config(pipe.scheduler.config)`):

@@ -1,4 +1,5 @@
 // Public face of the CLIP tokenizer used by the diffusion engine's text encoders.
+// Other folders import from here, not from the files behind it.
 export {
   ClipTokenizer,
   CLIP_BOS_TOKEN_ID,

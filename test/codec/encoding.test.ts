@@ -4,16 +4,7 @@ import sharp from 'sharp';
 import type { RawImage } from '../../src/contract/request.ts';
 import { ApiError } from '../../src/contract/errors.ts';
 import { MAX_OUTPUT_SIDE } from '../../src/contract/validate.ts';
-import {
-  contentTypeOf,
-  decodeUpload,
-  encodeImage,
-  extensionOf,
-  imageIdOfKey,
-  imageKey,
-  resizeTo,
-  sniffImageFormat,
-} from '../../src/storage/encoding.ts';
+import { contentTypeOf, decodeUpload, encodeImage, extensionOf, resizeTo, sniffImageFormat } from '../../src/codec/index.ts';
 
 /** An RGBA image: left half opaque red, right half fully transparent. */
 function halfTransparent(width = 8, height = 4): RawImage {
@@ -68,14 +59,6 @@ test('content types and file extensions follow the format', () => {
       ['image/webp', 'webp'],
     ],
   );
-});
-
-test('image keys name the id and extension, and the id reads back out of them', () => {
-  assert.equal(imageKey('abc', 'jpeg'), 'images/abc.jpg');
-  assert.equal(imageIdOfKey('images/abc.jpg'), 'abc');
-  assert.equal(imageIdOfKey('images/abc.gif'), null);
-  assert.equal(imageIdOfKey('images/x/abc.png'), null);
-  assert.equal(imageIdOfKey('other/abc.png'), null);
 });
 
 test('a PNG keeps transparency exactly', async () => {

@@ -21,20 +21,7 @@ export function extensionOf(format: OutputFormat): string {
   return EXTENSIONS[format];
 }
 
-/**
- * The BlobStore key of an image's bytes. The sweeper finds orphaned bytes by reading the image id
- * back out of the key (imageIdOfKey), so every writer must build keys with this function.
- */
-export function imageKey(imageId: string, format: OutputFormat): string {
-  return `images/${imageId}.${extensionOf(format)}`;
-}
-
-/** The image id in a key made by imageKey, or null for any other key. */
-export function imageIdOfKey(key: string): string | null {
-  const match = /^images\/([^/]+)\.(png|jpg|webp)$/.exec(key);
-  return match ? match[1]! : null;
-}
-
+/** Pixels → the PNG, JPEG or WebP file a client receives; `compression` is the wire's output_compression. */
 export async function encodeImage(image: RawImage, format: OutputFormat, compression: number): Promise<Buffer> {
   const input = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
   // The wire's output_compression is 0–100 with 100 = best; encoders reject quality 0.
