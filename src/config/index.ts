@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { familyOf, type FamilyId } from '../contract/families.ts';
 import type { DeploymentSafety } from '../safety/policy.ts';
+import { envForm, findProblem, fromEnv, schemaAt } from './validate.ts';
+import { ConfigFileSchema, ENV_ONLY, ENV_SETTINGS } from './schema.ts';
 import { deploymentSafety, SAFETY_DEFAULTS, safetyFromEnv, validateSafety, type SafetyConfig } from './safety.ts';
 
 export type { ClassifierConfig, HttpClassifierConfig, OnnxClassifierConfig, SafetyConfig } from './safety.ts';
@@ -145,7 +147,10 @@ const DEFAULTS: Config = {
  * shape as Config), then environment variables. Throws ConfigError naming the setting.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
+  checkEnv(env);
   const file: ConfigOverrides = env.EASEL_CONFIG ? readConfigFile(env.EASEL_CONFIG) : {};
+  checkAgainstSchema(file, env.EASEL_CONFIG ? ` (in ${env.EASEL_CONFIG})` : '');
+  checkAgainstSchema(overrides, '');
   const merged: Config = {
     ...DEFAULTS,
     ...file,
@@ -160,7 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (env.EASEL_DATA_DIR) merged.dataDir = env.EASEL_DATA_DIR;
   if (env.EASEL_PUBLIC_URL) merged.publicUrl = env.EASEL_PUBLIC_URL;
   if (env.EASEL_API_KEYS) merged.apiKeys = env.EASEL_API_KEYS.split(',').map((k) => k.trim()).filter(Boolean);
-  if (env.EASEL_LOG_LEVEL) merged.logLevel = env.EASEL_LOG_LEVEL;
+  if (env.EASEL_LOG_LEVEL) merged.logLevel = env.EASEL_LOG_LEVEL.trim().toLowerCase();
   if (env.EASEL_LOG_PROMPTS) merged.logPrompts = boolSetting('EASEL_LOG_PROMPTS', env.EASEL_LOG_PROMPTS);
   if (env.EASEL_IMAGE_URL_TTL_SECONDS) {
     merged.imageUrlTtlSeconds = intSetting('EASEL_IMAGE_URL_TTL_SECONDS', env.EASEL_IMAGE_URL_TTL_SECONDS, 1, 30 * 86400);
@@ -222,6 +227,26 @@ export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'queue' | 'safety'
   queue?: Partial<Config['queue']>;
   safety?: Partial<Config['safety']>;
 };
+
+/** The file's (or a caller's) settings against the schema: unknown keys, wrong types, values out of range. */
+function checkAgainstSchema(settings: unknown, where: string): void {
+  const found = findProblem(ConfigFileSchema, settings);
+  if (found) throw new ConfigError(found.setting, `${found.problem}${where}`);
+}
+
+/** Every set variable converted to its setting's type and checked against its schema; the message names the variable. */
+function checkEnv(env: NodeJS.ProcessEnv): void {
+  const variables = [
+    ...Object.entries(ENV_SETTINGS).map(([name, path]) => [name, envForm(schemaAt(ConfigFileSchema, path)), ` (${path})`] as const),
+    ...Object.entries(ENV_ONLY).map(([name, schema]) => [name, schema, ''] as const),
+  ];
+  for (const [name, schema, path] of variables) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    const found = findProblem(schema as never, fromEnv(schema as never, raw));
+    if (found) throw new ConfigError(`${name}${path}`, found.problem);
+  }
+}
 
 function readConfigFile(path: string): ConfigOverrides {
   let text: string;
