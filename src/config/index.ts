@@ -237,14 +237,14 @@ function checkAgainstSchema(settings: unknown, where: string): void {
 /** Every set variable converted to its setting's type and checked against its schema; the message names the variable. */
 function checkEnv(env: NodeJS.ProcessEnv): void {
   const variables = [
-    ...Object.entries(ENV_SETTINGS).map(([name, path]) => [name, envForm(schemaAt(ConfigFileSchema, path)), ` (${path})`] as const),
+    ...Object.entries(ENV_SETTINGS).map(([name, path]) => [name, envForm(schemaAt(ConfigFileSchema, path)), ` (the file's ${path})`] as const),
     ...Object.entries(ENV_ONLY).map(([name, schema]) => [name, schema, ''] as const),
   ];
   for (const [name, schema, path] of variables) {
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
     const found = findProblem(schema as never, fromEnv(schema as never, raw));
-    if (found) throw new ConfigError(`${name}${path}`, found.problem);
+    if (found) throw new ConfigError(name, `${found.problem}${path}`);
   }
 }
 
@@ -317,22 +317,10 @@ function validate(env: NodeJS.ProcessEnv, config: Config): Config {
     if (engine !== 'diffusion') throw new ConfigError(`${where}.engine`, 'must be "placeholder" or "diffusion"');
     return { name: d.name, model, engine, ...own, diffusion: diffusionSettings(`${where}.diffusion`, (d as DiffusionDeployment).diffusion, modelsDir) };
   });
-  if (config.onnx.executionProvider !== 'cpu' && config.onnx.executionProvider !== 'cuda') {
-    throw new ConfigError('onnx.executionProvider (EASEL_EXECUTION_PROVIDER)', `must be "cpu" or "cuda", got ${JSON.stringify(config.onnx.executionProvider)}`);
-  }
-  intSetting('onnx.threads', config.onnx.threads, 0, 1024);
-  for (const [name, value] of Object.entries(config.limits)) intSetting(`limits.${name}`, value, 1, Number.MAX_SAFE_INTEGER);
+  // Types and ranges were checked against the schema; what it cannot say is checked here.
   if (config.limits.maxPixelsInFlight < config.limits.maxEditPixels) {
     throw new ConfigError('limits.maxPixelsInFlight (EASEL_MAX_PIXELS_IN_FLIGHT)', 'must be at least limits.maxEditPixels, or no edit at the limit could ever run');
   }
-  intSetting('limits.requestTimeoutSeconds (EASEL_REQUEST_TIMEOUT_SECONDS)', config.limits.requestTimeoutSeconds, 1, 86400);
-  intSetting('limits.headersTimeoutSeconds (EASEL_HEADERS_TIMEOUT_SECONDS)', config.limits.headersTimeoutSeconds, 1, 86400);
-  intSetting('queue.concurrency', config.queue.concurrency, 1, 1024);
-  intSetting('queue.maxWaiting', config.queue.maxWaiting, 0, 1_000_000);
-  intSetting('queue.jobTimeoutSeconds', config.queue.jobTimeoutSeconds, 0, 86400);
-  intSetting('queue.shutdownGraceSeconds', config.queue.shutdownGraceSeconds, 0, 3600);
-  intSetting('imageUrlTtlSeconds', config.imageUrlTtlSeconds, 1, 30 * 86400);
-  intSetting('sweepIntervalSeconds', config.sweepIntervalSeconds, 1, 86400);
   return { ...config, dataDir, models: { dir: modelsDir }, safety };
 }
 

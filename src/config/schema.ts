@@ -171,6 +171,6 @@ export const ENV_ONLY: Readonly<Record<string, TSchema>> = {
   EASEL_AUTOENCODER: Type.Enum(['full', 'tiny']),
   EASEL_BLOCKLIST: Type.Array(Type.String()),
   EASEL_BLOCKLIST_FILE: Type.String(),
-  // Read by the CLI's logger (src/cli/logger.ts), which checks it itself.
-  EASEL_LOG_FORMAT: Type.String(),
+  // Read by the CLI's logger (src/cli/logger.ts); unset: pretty on a terminal, else json.
+  EASEL_LOG_FORMAT: Type.Enum(['json', 'pretty'], { errorMessage: 'must be "json" or "pretty"' }),
 };

@@ -63,12 +63,14 @@ describe('strict configuration', () => {
   });
 
   test('environment variables are converted to the setting\'s type and checked, naming the variable and the allowed values', () => {
-    refused({ EASEL_LOG_LEVEL: 'verbose' }, /EASEL_LOG_LEVEL \(logLevel\) must be one of trace, debug, info, warn, error, fatal, silent, got "verbose"/);
-    refused({ EASEL_EXECUTION_PROVIDER: 'tpu' }, /EASEL_EXECUTION_PROVIDER \(onnx\.executionProvider\) must be one of cpu, cuda/);
-    refused({ EASEL_QUEUE_MAX_WAITING: '-1' }, /EASEL_QUEUE_MAX_WAITING \(queue\.maxWaiting\) must be an integer from 0 to 1000000, got "-1"/);
-    refused({ EASEL_ONNX_THREADS: '2000' }, /EASEL_ONNX_THREADS \(onnx\.threads\) must be an integer from 0 to 1024/);
-    refused({ EASEL_LOG_PROMPTS: 'sometimes' }, /EASEL_LOG_PROMPTS \(logPrompts\) must be true or false/);
-    refused({ EASEL_API_KEYS: 'long-enough-key,short' }, /EASEL_API_KEYS \(apiKeys\) must be a list of keys of at least 8 characters$/);
+    refused({ EASEL_LOG_LEVEL: 'verbose' }, /EASEL_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "verbose" \(the file's logLevel\)/);
+    refused({ EASEL_EXECUTION_PROVIDER: 'tpu' }, /EASEL_EXECUTION_PROVIDER must be one of cpu, cuda, got "tpu" \(the file's onnx\.executionProvider\)/);
+    refused({ EASEL_QUEUE_MAX_WAITING: '-1' }, /EASEL_QUEUE_MAX_WAITING must be an integer from 0 to 1000000, got "-1" \(the file's queue\.maxWaiting\)/);
+    refused({ EASEL_ONNX_THREADS: '2000' }, /EASEL_ONNX_THREADS must be an integer from 0 to 1024, got 2000 \(the file's onnx\.threads\)/);
+    refused({ EASEL_LOG_PROMPTS: 'sometimes' }, /EASEL_LOG_PROMPTS must be true or false, got "sometimes" \(the file's logPrompts\)/);
+    refused({ EASEL_API_KEYS: 'long-enough-key,short' }, /EASEL_API_KEYS must be a list of keys of at least 8 characters \(the file's apiKeys\)$/);
+    refused({ EASEL_LOG_FORMAT: 'xml' }, /EASEL_LOG_FORMAT must be "json" or "pretty", got "xml"/);
+    refused({ EASEL_SAFETY_THRESHOLD: 'severe' }, /EASEL_SAFETY_THRESHOLD must be one of low, medium, high, got "severe" \(the file's safety\.threshold\)/);
     refused({ EASEL_AUTOENCODER: 'taesd' }, /EASEL_AUTOENCODER must be one of full, tiny, got "taesd"/);
     const config = loadConfig({ EASEL_DATA_DIR: dir, EASEL_LOG_LEVEL: ' Debug ', EASEL_QUEUE_MAX_WAITING: '0', EASEL_LOG_PROMPTS: 'TRUE' });
     assert.deepEqual([config.logLevel, config.queue.maxWaiting, config.logPrompts], ['debug', 0, true]);
@@ -101,7 +103,7 @@ describe('strict configuration', () => {
     assert.match(typo.stderr, /^easel: Invalid configuration: queu: unknown setting; did you mean queue\?/m);
     const level = await runCli(['serve'], { EASEL_DATA_DIR: dir, PORT: '0', EASEL_LOG_LEVEL: 'verbose' });
     assert.equal(level.code, 78, level.stderr);
-    assert.match(level.stderr, /EASEL_LOG_LEVEL \(logLevel\) must be one of trace, debug, info, warn, error, fatal, silent, got "verbose"/);
+    assert.match(level.stderr, /EASEL_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "verbose" \(the file's logLevel\)/);
     assert.doesNotMatch(level.stdout, /listening/);
   });
 });
