@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { familyOf, type FamilyId } from '../contract/families.ts';
 import type { DeploymentSafety } from '../safety/policy.ts';
+import { envForm, findProblem, fromEnv, schemaAt } from './validate.ts';
+import { ConfigFileSchema, ENV_ONLY, ENV_SETTINGS } from './schema.ts';
 import { deploymentSafety, SAFETY_DEFAULTS, safetyFromEnv, validateSafety, type SafetyConfig } from './safety.ts';
 
 export type { ClassifierConfig, HttpClassifierConfig, OnnxClassifierConfig, SafetyConfig } from './safety.ts';
@@ -145,7 +147,10 @@ const DEFAULTS: Config = {
  * shape as Config), then environment variables. Throws ConfigError naming the setting.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
+  checkEnv(env);
   const file: ConfigOverrides = env.EASEL_CONFIG ? readConfigFile(env.EASEL_CONFIG) : {};
+  checkAgainstSchema(file, env.EASEL_CONFIG ? ` (in ${env.EASEL_CONFIG})` : '');
+  checkAgainstSchema(overrides, '');
   const merged: Config = {
     ...DEFAULTS,
     ...file,
@@ -160,7 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (env.EASEL_DATA_DIR) merged.dataDir = env.EASEL_DATA_DIR;
   if (env.EASEL_PUBLIC_URL) merged.publicUrl = env.EASEL_PUBLIC_URL;
   if (env.EASEL_API_KEYS) merged.apiKeys = env.EASEL_API_KEYS.split(',').map((k) => k.trim()).filter(Boolean);
-  if (env.EASEL_LOG_LEVEL) merged.logLevel = env.EASEL_LOG_LEVEL;
+  if (env.EASEL_LOG_LEVEL) merged.logLevel = env.EASEL_LOG_LEVEL.trim().toLowerCase();
   if (env.EASEL_LOG_PROMPTS) merged.logPrompts = boolSetting('EASEL_LOG_PROMPTS', env.EASEL_LOG_PROMPTS);
   if (env.EASEL_IMAGE_URL_TTL_SECONDS) {
     merged.imageUrlTtlSeconds = intSetting('EASEL_IMAGE_URL_TTL_SECONDS', env.EASEL_IMAGE_URL_TTL_SECONDS, 1, 30 * 86400);
@@ -222,6 +227,26 @@ export type ConfigOverrides = Partial<Omit<Config, 'limits' | 'queue' | 'safety'
   queue?: Partial<Config['queue']>;
   safety?: Partial<Config['safety']>;
 };
+
+/** The file's (or a caller's) settings against the schema: unknown keys, wrong types, values out of range. */
+function checkAgainstSchema(settings: unknown, where: string): void {
+  const found = findProblem(ConfigFileSchema, settings);
+  if (found) throw new ConfigError(found.setting, `${found.problem}${where}`);
+}
+
+/** Every set variable converted to its setting's type and checked against its schema; the message names the variable. */
+function checkEnv(env: NodeJS.ProcessEnv): void {
+  const variables = [
+    ...Object.entries(ENV_SETTINGS).map(([name, path]) => [name, envForm(schemaAt(ConfigFileSchema, path)), ` (the file's ${path})`] as const),
+    ...Object.entries(ENV_ONLY).map(([name, schema]) => [name, schema, ''] as const),
+  ];
+  for (const [name, schema, path] of variables) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    const found = findProblem(schema as never, fromEnv(schema as never, raw));
+    if (found) throw new ConfigError(name, `${found.problem}${path}`);
+  }
+}
 
 function readConfigFile(path: string): ConfigOverrides {
   let text: string;
@@ -292,22 +317,10 @@ function validate(env: NodeJS.ProcessEnv, config: Config): Config {
     if (engine !== 'diffusion') throw new ConfigError(`${where}.engine`, 'must be "placeholder" or "diffusion"');
     return { name: d.name, model, engine, ...own, diffusion: diffusionSettings(`${where}.diffusion`, (d as DiffusionDeployment).diffusion, modelsDir) };
   });
-  if (config.onnx.executionProvider !== 'cpu' && config.onnx.executionProvider !== 'cuda') {
-    throw new ConfigError('onnx.executionProvider (EASEL_EXECUTION_PROVIDER)', `must be "cpu" or "cuda", got ${JSON.stringify(config.onnx.executionProvider)}`);
-  }
-  intSetting('onnx.threads', config.onnx.threads, 0, 1024);
-  for (const [name, value] of Object.entries(config.limits)) intSetting(`limits.${name}`, value, 1, Number.MAX_SAFE_INTEGER);
+  // Types and ranges were checked against the schema; what it cannot say is checked here.
   if (config.limits.maxPixelsInFlight < config.limits.maxEditPixels) {
     throw new ConfigError('limits.maxPixelsInFlight (EASEL_MAX_PIXELS_IN_FLIGHT)', 'must be at least limits.maxEditPixels, or no edit at the limit could ever run');
   }
-  intSetting('limits.requestTimeoutSeconds (EASEL_REQUEST_TIMEOUT_SECONDS)', config.limits.requestTimeoutSeconds, 1, 86400);
-  intSetting('limits.headersTimeoutSeconds (EASEL_HEADERS_TIMEOUT_SECONDS)', config.limits.headersTimeoutSeconds, 1, 86400);
-  intSetting('queue.concurrency', config.queue.concurrency, 1, 1024);
-  intSetting('queue.maxWaiting', config.queue.maxWaiting, 0, 1_000_000);
-  intSetting('queue.jobTimeoutSeconds', config.queue.jobTimeoutSeconds, 0, 86400);
-  intSetting('queue.shutdownGraceSeconds', config.queue.shutdownGraceSeconds, 0, 3600);
-  intSetting('imageUrlTtlSeconds', config.imageUrlTtlSeconds, 1, 30 * 86400);
-  intSetting('sweepIntervalSeconds', config.sweepIntervalSeconds, 1, 86400);
   return { ...config, dataDir, models: { dir: modelsDir }, safety };
 }
 

@@ -137,7 +137,7 @@ test('diffusion deployments: folders resolve under models.dir, settings are chec
       [{ folder: 'x', scheduler: 'pndm' }, /diffusion\.scheduler/],
       [{ folder: 'x', guidanceScale: -1 }, /diffusion\.guidanceScale/],
       [{ folder: 'x', resolution: 500 }, /diffusion\.resolution/],
-      [{ folder: 'x', strength: 1 }, /diffusion\.strength is not a setting/],
+      [{ folder: 'x', strength: 1 }, /diffusion\.strength: unknown setting/],
       [undefined, /deployments\[0\]\.diffusion must be an object/],
     ];
     for (const [diffusion, message] of bad) {

@@ -1,0 +1,176 @@
+// The configuration file's schema, once, as JSON Schema (TypeBox): every key a file may set, with
+// `additionalProperties: false` at every level so a misspelt key stops start-up instead of being
+// ignored. Cross-field rules the schema cannot express (unique names, in-flight ≥ per-edit pixels,
+// ids that deployments refer to) stay explicit checks in index.ts and safety.ts.
+import Type, { type TSchema } from 'typebox';
+
+const strict = { additionalProperties: false } as const;
+const int = (minimum: number, maximum: number) => Type.Optional(Type.Integer({ minimum, maximum }));
+const positive = () => int(1, Number.MAX_SAFE_INTEGER);
+const idPattern = { pattern: '^[A-Za-z0-9._-]{1,64}$', errorMessage: 'must be 1–64 letters, digits, ".", "_" or "-"' };
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+const LEVELS = ['low', 'medium', 'high'] as const;
+const CATEGORY_LEVEL = Type.Optional(Type.Enum([...LEVELS, 'off']));
+const FAILURE = Type.Optional(Type.Enum(['block', 'allow']));
+
+const Threshold = Type.Union([
+  Type.Enum(LEVELS),
+  Type.Object({ hate: CATEGORY_LEVEL, sexual: CATEGORY_LEVEL, violence: CATEGORY_LEVEL, self_harm: CATEGORY_LEVEL }, strict),
+]);
+
+const DeploymentSafety = Type.Object(
+  {
+    threshold: Type.Optional(Threshold),
+    blockProfanity: Type.Optional(Type.Boolean()),
+    blocklists: Type.Optional(Type.Array(Type.String())),
+    classifiers: Type.Optional(Type.Array(Type.String())),
+  },
+  strict,
+);
+
+const Diffusion = Type.Object(
+  {
+    folder: Type.String({ minLength: 1, pattern: '\\S', errorMessage: 'must name a model folder (a path, or a name under models.dir)' }),
+    steps: int(1, 200),
+    scheduler: Type.Optional(Type.Enum(['euler', 'euler-ancestral', 'ddim', 'lcm'])),
+    guidanceScale: Type.Optional(Type.Number({ minimum: 0, maximum: 30 })),
+    resolution: Type.Optional(Type.Integer({ minimum: 64, maximum: 2048, multipleOf: 64 })),
+    autoencoder: Type.Optional(Type.Enum(['full', 'tiny'])),
+  },
+  strict,
+);
+
+// `model` takes aliases ("dalle3", "gpt-image-1-mini"): familyOf in index.ts decides it.
+const deploymentCommon = { name: Type.String(idPattern), model: Type.String(), safety: Type.Optional(DeploymentSafety) };
+const Deployment = Type.Union([
+  Type.Object({ ...deploymentCommon, engine: Type.Optional(Type.Literal('placeholder')) }, strict),
+  Type.Object({ ...deploymentCommon, engine: Type.Literal('diffusion'), diffusion: Diffusion }, strict),
+]);
+
+const Blocklist = Type.Object(
+  {
+    id: Type.String({ minLength: 1, pattern: '\\S', errorMessage: 'must be a non-empty string' }),
+    terms: Type.Optional(Type.Array(Type.String())),
+    patterns: Type.Optional(Type.Array(Type.String())),
+    file: Type.Optional(Type.String({ minLength: 1, errorMessage: 'must be a path' })),
+  },
+  strict,
+);
+
+const classifierCommon = {
+  id: Type.String(idPattern),
+  timeoutMs: int(1, 600_000),
+  onFailure: FAILURE,
+  cutPoints: Type.Optional(
+    Type.Object(
+      { low: Type.Number({ exclusiveMinimum: 0, maximum: 1 }), medium: Type.Number({ exclusiveMinimum: 0, maximum: 1 }), high: Type.Number({ exclusiveMinimum: 0, maximum: 1 }) },
+      strict,
+    ),
+  ),
+};
+const httpClassifier = { ...classifierCommon, url: Type.String(), key: Type.Optional(Type.String()), keyEnv: Type.Optional(Type.String()), model: Type.Optional(Type.String()) };
+const Classifier = Type.Union([
+  Type.Object(
+    {
+      ...classifierCommon,
+      kind: Type.Literal('onnx'),
+      folder: Type.String({ minLength: 1, pattern: '\\S', errorMessage: 'must name a model folder (a path, or a name under models.dir)' }),
+      labels: Type.Optional(Type.Record(Type.String(), Type.Enum(['hate', 'sexual', 'violence', 'self_harm', 'jailbreak', 'profanity', 'ignore']))),
+      maxTokens: int(2, 8192),
+    },
+    strict,
+  ),
+  Type.Object({ ...httpClassifier, kind: Type.Literal('azure-content-safety') }, strict),
+  Type.Object({ ...httpClassifier, kind: Type.Literal('openai-moderation') }, strict),
+]);
+
+const Safety = Type.Object(
+  {
+    threshold: Type.Optional(Threshold),
+    blockProfanity: Type.Optional(Type.Boolean()),
+    blocklists: Type.Optional(Type.Array(Blocklist)),
+    classifiers: Type.Optional(Type.Array(Classifier)),
+    imageClassifier: Type.Optional(Type.Enum(['nsfwjs', 'none'])),
+    imageClassifierFailure: FAILURE,
+    classifyPlaceholderImages: Type.Optional(Type.Boolean()),
+  },
+  strict,
+);
+
+/** What a config file (or a caller's overrides) may hold: every key optional but a deployment's own. */
+export const ConfigFileSchema = Type.Object(
+  {
+    host: Type.Optional(Type.String({ minLength: 1 })),
+    port: int(0, 65535),
+    dataDir: Type.Optional(Type.String({ minLength: 1 })),
+    publicUrl: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    apiKeys: Type.Optional(Type.Array(Type.String({ minLength: 8 }), { errorMessage: 'must be a list of keys of at least 8 characters', secret: true })),
+    deployments: Type.Optional(Type.Array(Deployment, { minItems: 1 })),
+    models: Type.Optional(Type.Object({ dir: Type.Optional(Type.String()) }, strict)),
+    onnx: Type.Optional(Type.Object({ executionProvider: Type.Optional(Type.Enum(['cpu', 'cuda'])), threads: int(0, 1024) }, strict)),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxJsonBodyBytes: positive(),
+          maxImageBytes: positive(),
+          maxMaskBytes: positive(),
+          maxInputPixels: positive(),
+          maxEditPixels: positive(),
+          maxPixelsInFlight: positive(),
+          requestTimeoutSeconds: int(1, 86400),
+          headersTimeoutSeconds: int(1, 86400),
+        },
+        strict,
+      ),
+    ),
+    queue: Type.Optional(
+      Type.Object({ concurrency: int(1, 1024), maxWaiting: int(0, 1_000_000), jobTimeoutSeconds: int(0, 86400), shutdownGraceSeconds: int(0, 3600) }, strict),
+    ),
+    imageUrlTtlSeconds: int(1, 30 * 86400),
+    sweepIntervalSeconds: int(1, 86400),
+    safety: Type.Optional(Safety),
+    logLevel: Type.Optional(Type.Enum(LOG_LEVELS)),
+    logPrompts: Type.Optional(Type.Boolean()),
+  },
+  strict,
+);
+
+/**
+ * Environment variables → the file key each one sets (its schema converts and checks the string).
+ * Variables without a key act on several settings; their schema is in ENV_ONLY.
+ */
+export const ENV_SETTINGS: Readonly<Record<string, string>> = {
+  HOST: 'host',
+  PORT: 'port',
+  EASEL_DATA_DIR: 'dataDir',
+  EASEL_PUBLIC_URL: 'publicUrl',
+  EASEL_API_KEYS: 'apiKeys',
+  EASEL_LOG_LEVEL: 'logLevel',
+  EASEL_LOG_PROMPTS: 'logPrompts',
+  EASEL_IMAGE_URL_TTL_SECONDS: 'imageUrlTtlSeconds',
+  EASEL_QUEUE_CONCURRENCY: 'queue.concurrency',
+  EASEL_QUEUE_MAX_WAITING: 'queue.maxWaiting',
+  EASEL_MAX_EDIT_PIXELS: 'limits.maxEditPixels',
+  EASEL_MAX_PIXELS_IN_FLIGHT: 'limits.maxPixelsInFlight',
+  EASEL_REQUEST_TIMEOUT_SECONDS: 'limits.requestTimeoutSeconds',
+  EASEL_HEADERS_TIMEOUT_SECONDS: 'limits.headersTimeoutSeconds',
+  EASEL_MODELS_DIR: 'models.dir',
+  EASEL_EXECUTION_PROVIDER: 'onnx.executionProvider',
+  EASEL_ONNX_THREADS: 'onnx.threads',
+  EASEL_SAFETY_THRESHOLD: 'safety.threshold',
+  EASEL_BLOCK_PROFANITY: 'safety.blockProfanity',
+  EASEL_IMAGE_CLASSIFIER: 'safety.imageClassifier',
+  EASEL_IMAGE_CLASSIFIER_FAILURE: 'safety.imageClassifierFailure',
+  EASEL_CLASSIFY_PLACEHOLDER_IMAGES: 'safety.classifyPlaceholderImages',
+};
+
+export const ENV_ONLY: Readonly<Record<string, TSchema>> = {
+  EASEL_CONFIG: Type.String(),
+  EASEL_MODEL: Type.String(),
+  EASEL_AUTOENCODER: Type.Enum(['full', 'tiny']),
+  EASEL_BLOCKLIST: Type.Array(Type.String()),
+  EASEL_BLOCKLIST_FILE: Type.String(),
+  // Read by the CLI's logger (src/cli/logger.ts); unset: pretty on a terminal, else json.
+  EASEL_LOG_FORMAT: Type.Enum(['json', 'pretty'], { errorMessage: 'must be "json" or "pretty"' }),
+};
