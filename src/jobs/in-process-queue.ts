@@ -1,4 +1,4 @@
-import { rejectOnAbort } from './abort.ts';
+import { abortable } from '../runtime/abort.ts';
 import type { EngineProgress } from '../engines/engine.ts';
 import { JobTimeoutError, QueueClosedError, QueueFullError, type AddOptions, type JobProcessor, type JobQueue } from './queue.ts';
 
@@ -136,7 +136,7 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
         // Settle when the signal fires even if the job ignores it (a hung engine), so a timed-out
         // job always ends and its slot is freed.
         const work = processor(entry.data, { id: entry.id, reportProgress, signal: controller.signal });
-        entry.resolve(await Promise.race([work, rejectOnAbort(controller.signal)]));
+        entry.resolve(await abortable(work, controller.signal));
       } catch (error) {
         // An aborted job fails for the reason it was aborted (timeout, shutdown), whichever of the
         // job's own error and the abort settled first.

@@ -1,4 +1,4 @@
-import { rejectOnAbort } from './abort.ts';
+import { abortable } from '../runtime/abort.ts';
 import { EngineError } from '../engines/engine.ts';
 import { randomUUID } from 'node:crypto';
 import { operationErrors } from '../contract/errors.ts';
@@ -116,7 +116,7 @@ export class Operations {
     if (!started) throw new Error(`operation ${id} is no longer waiting to run`);
     let result: GenerationResult;
     try {
-      result = await Promise.race([work(), rejectOnAbort(signal)]);
+      result = await abortable(work(), signal);
     } catch (error) {
       if (signal.reason instanceof QueueClosedError) {
         // Shutting down is not the operation's fault: it runs again after the restart (and if this

@@ -1,5 +1,5 @@
 // Starts a worker thread on a TypeScript entry point (see ts-worker-bootstrap.mjs for why a
-// bootstrap is needed). The diffusion model workers and the image classifier use it.
+// bootstrap is needed). WorkerRpc (worker-rpc.ts) starts the model and classifier threads through it.
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
 const BOOTSTRAP = new URL('./ts-worker-bootstrap.mjs', import.meta.url);

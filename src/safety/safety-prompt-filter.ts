@@ -1,4 +1,5 @@
 import { HARM_CATEGORIES, type FilterError, type PromptFilterResults, type Severity } from '../contract/annotations.ts';
+import { abortable } from '../runtime/abort.ts';
 import { Blocklists } from './blocklists.ts';
 import { higherSeverity, type ClassifierFailurePolicy, type ClassifierScores, type PromptClassifier } from './classifier.ts';
 import { Lexicon } from './lexicon.ts';
@@ -85,7 +86,7 @@ export class SafetyPromptFilter implements PromptFilter {
     const timer = setTimeout(() => controller.abort(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
     try {
       // Raced against the signal too, so a classifier that ignores it still cannot hold the request.
-      return { scores: await Promise.race([classifier.classify(prompt, signal), rejectOnAbort(signal)]) };
+      return { scores: await abortable(classifier.classify(prompt, signal), signal) };
     } catch (error) {
       const message = signal.aborted ? (signal.reason as Error).message : (error as Error).message;
       this.options.log?.warn({ classifier: classifier.id, deployment, policy: binding.onFailure, err: message }, 'prompt classifier failed');
@@ -94,10 +95,6 @@ export class SafetyPromptFilter implements PromptFilter {
       clearTimeout(timer);
     }
   }
-}
-
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
 }
 
 interface Failure {

@@ -5,15 +5,16 @@
 // onnxruntime-node 1.30 runs `session.run` synchronously on the calling thread (inside a
 // setImmediate, see its dist/backend.js): a BERT-base-sized graph stalls it ~150 ms at 128 tokens
 // and ~575 ms at 512 (2 CPU cores). So the tokenizer and the session live in a worker thread, one
-// per classifier (onnx-text-worker.ts), as nsfw/ and engines/diffusion/worker do; this side sends
-// prompts, turns the logits that come back into scores and keeps the thread's life: a thread that
-// dies fails only the prompts it held and the next prompt starts a new one.
-import type { Worker } from 'node:worker_threads';
-import { startTsWorker } from '../../runtime/ts-worker.ts';
+// per classifier (onnx-text-worker.ts), as nsfw/ and engines/diffusion/worker do, through
+// src/runtime/worker-rpc.ts; this side sends prompts, turns the logits that come back into scores
+// and keeps the thread's life: a thread that dies fails only the prompts it held and the next
+// prompt starts a new one.
+import { abortable } from '../../runtime/abort.ts';
+import { WorkerRequestError, WorkerRpc, WorkerStoppedError } from '../../runtime/worker-rpc.ts';
 import { DEFAULT_CUT_POINTS, validCutPoints, type ClassifierScores, type PromptClassifier, type SeverityCutPoints } from '../classifier.ts';
 import { DEFAULT_MAX_WINDOWS, folderError, mergeScores, scoresOfLogits, widthMessage, type LabelTarget } from './onnx-text-labels.ts';
 import { inspectFolder } from './onnx-text-folder.ts';
-import type { FromTextWorker, TextModelContract, TextModelOptions, TextModelPlan, ToTextWorker } from './onnx-text-protocol.ts';
+import type { TextModelContract, TextModelOptions, TextModelPlan, TextWorkerMethods } from './onnx-text-protocol.ts';
 
 export { LABEL_ALIASES, type LabelTarget } from './onnx-text-labels.ts';
 
@@ -55,24 +56,17 @@ interface Answer {
   windows: number;
 }
 
-interface Pending {
-  resolve(answer: Answer): void;
-  reject(error: Error): void;
-  /** Removes the abort listener. */
-  done(): void;
-}
-
-/** One worker thread and the prompts sent to it. */
+/** One worker thread. */
 interface Thread {
-  worker: Worker;
-  alive: boolean;
+  rpc: WorkerRpc<TextWorkerMethods>;
   /** Set once the model has loaded. */
   info?: ModelInfo;
-  pending: Map<number, Pending>;
 }
 
 export class OnnxTextClassifier implements PromptClassifier {
   readonly id: string;
+  /** The thread's entry point; tests start a variant of it. */
+  protected readonly workerEntry: URL = ENTRY;
   readonly #options: TextModelOptions;
   readonly #cuts: SeverityCutPoints;
   /** The current thread's load; a rejected one is kept, so a failed load stays failed. */
@@ -82,7 +76,6 @@ export class OnnxTextClassifier implements PromptClassifier {
   #failure: Error | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  #nextId = 1;
 
   constructor(options: OnnxTextClassifierOptions) {
     this.id = options.id;
@@ -108,7 +101,7 @@ export class OnnxTextClassifier implements PromptClassifier {
     signal.throwIfAborted();
     let thread = await abortable(this.#loaded(), signal);
     // The thread died since it loaded: #loaded() starts the next one.
-    if (!thread.alive) thread = await abortable(this.#loaded(), signal);
+    if (!thread.rpc.alive) thread = await abortable(this.#loaded(), signal);
     // close() may have begun while this call waited; it lets finish only the prompts already sent.
     if (this.#closed) throw this.#closedError();
     if (this.#failure) throw this.#failure;
@@ -119,12 +112,6 @@ export class OnnxTextClassifier implements PromptClassifier {
   close(): Promise<void> {
     this.#closing ??= this.#stop();
     return this.#closing;
-  }
-
-  /** Test hook: the thread exits (code 1) where it would start its next run, as a native crash in onnxruntime would. */
-  async crashWorkerOnNextRun(): Promise<void> {
-    const thread = await this.#loaded();
-    this.#post(thread, { type: 'crashOnNextRun' });
   }
 
   #loaded(): Promise<Thread> {
@@ -145,99 +132,52 @@ export class OnnxTextClassifier implements PromptClassifier {
     return new Error(`text classifier "${this.id}" is closed`);
   }
 
-  #spawn(plan: TextModelPlan): Promise<Thread> {
-    const worker = startTsWorker(ENTRY, { name: `easel-text-classifier-${this.id}` });
-    const thread: Thread = { worker, alive: true, pending: new Map() };
+  async #spawn(plan: TextModelPlan): Promise<Thread> {
+    const thread: Thread = {
+      rpc: new WorkerRpc<TextWorkerMethods>(this.workerEntry, {
+        name: `easel-text-classifier-${this.id}`,
+        // The thread keeps the process alive only while it holds prompts.
+        unrefWhenIdle: true,
+        // A loaded thread that dies is replaced on the next prompt; a failed load stays failed.
+        onStop: () => {
+          if (thread.info && this.#thread === thread) [this.#thread, this.#ready] = [undefined, undefined];
+        },
+      }),
+    };
     this.#thread = thread;
-    const ready = new Promise<Thread>((resolve, reject) => {
-      worker.on('message', (message: FromTextWorker) => {
-        if (message.type === 'ready') {
-          thread.info = { ...plan, ...message.contract };
-          this.#idle(thread);
-          resolve(thread);
-        } else if (message.type === 'loadFailed') {
-          // The thread ends by itself after saying so.
-          reject(new Error(message.message));
-        } else if (message.type === 'result') {
-          this.#settle(thread, message.id, undefined, message);
-        } else if (message.type === 'failed') {
-          this.#settle(thread, message.id, new Error(`text classifier "${this.id}": ${message.message}`));
-        }
-      });
-      const died = (how: string) => {
-        if (!thread.alive) return;
-        thread.alive = false;
-        if (!thread.info) {
-          reject(folderError(this.id, this.#options.folder, `the classifier thread ${how} while loading`));
-          return;
-        }
-        // A loaded thread that dies is replaced on the next prompt.
-        if (this.#thread === thread) [this.#thread, this.#ready] = [undefined, undefined];
-        const error = this.#closed
+    try {
+      thread.info = { ...plan, ...(await thread.rpc.request('load', plan)) };
+      return thread;
+    } catch (error) {
+      // The thread holds nothing after a failed load, so ending it here is safe.
+      void thread.rpc.terminate();
+      if (error instanceof WorkerStoppedError) throw folderError(this.id, this.#options.folder, `the classifier thread ${error.what} while loading`);
+      throw new Error((error as Error).message);
+    }
+  }
+
+  async #send(thread: Thread, text: string, signal: AbortSignal): Promise<Answer> {
+    try {
+      // An abort rejects at once with its reason; the thread skips or stops the prompt and its answer is dropped.
+      return await thread.rpc.request('classify', text, { signal });
+    } catch (error) {
+      if (error instanceof WorkerStoppedError) {
+        throw this.#closed
           ? this.#closedError()
-          : new Error(`text classifier "${this.id}": its thread ${how} before answering; the next prompt starts a new one`);
-        for (const id of [...thread.pending.keys()]) this.#settle(thread, id, error);
-      };
-      worker.on('error', (error) => died(`crashed (${error.message})`));
-      worker.on('exit', (code) => died(`exited (code ${code})`));
-    });
-    this.#post(thread, { type: 'load', plan });
-    return ready;
-  }
-
-  #send(thread: Thread, text: string, signal: AbortSignal): Promise<Answer> {
-    const id = this.#nextId++;
-    return new Promise<Answer>((resolve, reject) => {
-      if (!thread.alive) return reject(new Error(`text classifier "${this.id}": its thread ended before the prompt could be sent`));
-      // The thread may finish the run; its answer is then dropped.
-      const onAbort = () => {
-        if (!thread.pending.has(id)) return;
-        this.#post(thread, { type: 'cancel', id });
-        this.#settle(thread, id, signal.reason as Error);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      thread.pending.set(id, { resolve, reject, done: () => signal.removeEventListener('abort', onAbort) });
-      // The thread keeps the process alive only while it holds prompts.
-      thread.worker.ref();
-      this.#post(thread, { type: 'classify', id, text });
-    });
-  }
-
-  #settle(thread: Thread, id: number, error: Error | undefined, answer?: Answer): void {
-    const pending = thread.pending.get(id);
-    if (!pending) return;
-    thread.pending.delete(id);
-    pending.done();
-    if (error) pending.reject(error);
-    else pending.resolve({ logits: answer!.logits, windows: answer!.windows });
-    this.#idle(thread);
-  }
-
-  #idle(thread: Thread): void {
-    if (thread.pending.size === 0 && !this.#closing) thread.worker.unref();
-  }
-
-  #post(thread: Thread, message: ToTextWorker): void {
-    thread.worker.postMessage(message);
+          : new Error(`text classifier "${this.id}": its thread ${error.what} before answering; the next prompt starts a new one`);
+      }
+      if (error instanceof WorkerRequestError) throw new Error(`text classifier "${this.id}": ${error.message}`);
+      throw error;
+    }
   }
 
   async #stop(): Promise<void> {
     this.#closed = true;
     const thread = await this.#ready?.catch(() => undefined);
-    if (!thread?.alive) return;
-    const exited = new Promise<void>((resolve) => thread.worker.once('exit', () => resolve()));
-    // The thread answers the prompts it was sent, releases the session, then ends.
-    this.#post(thread, { type: 'close' });
-    let timer: NodeJS.Timeout | undefined;
-    const patience = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        thread.worker.unref();
-        for (const id of [...thread.pending.keys()]) this.#settle(thread, id, this.#closedError());
-        resolve();
-      }, CLOSE_PATIENCE_MS);
-    });
-    await Promise.race([exited, patience]);
-    clearTimeout(timer);
+    if (!thread?.rpc.alive) return;
+    // The thread answers the prompts it was sent, releases the session, then ends. It is never
+    // terminated while busy (see CLOSE_PATIENCE_MS): one still running is left to end with the process.
+    await thread.rpc.close({ patienceMs: CLOSE_PATIENCE_MS, overdue: 'abandon' });
   }
 
   #scores(info: ModelInfo, { logits, windows }: Answer): ClassifierScores {
@@ -253,14 +193,4 @@ export class OnnxTextClassifier implements PromptClassifier {
     const perWindow = Array.from({ length: windows }, (_, w) => scoresOfLogits(logits.slice(w * labels.length, (w + 1) * labels.length), info, this.#cuts));
     return mergeScores(perWindow);
   }
-}
-
-/** Settles as `promise` does, or rejects with the signal's reason as soon as it fires. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

@@ -36,21 +36,13 @@ export interface TextModelContract {
   batched: boolean;
 }
 
-export type ToTextWorker =
-  | { type: 'load'; plan: TextModelPlan }
-  | { type: 'classify'; id: number; text: string }
-  /** The caller gave up (abort): skip the prompt if it has not started, stop between windows if it has. */
-  | { type: 'cancel'; id: number }
-  /** Finish the prompts already sent, release the session, then end the thread. */
-  | { type: 'close' }
-  /** Test hook: the thread exits (code 1) where it would start its next run, as a native crash would. */
-  | { type: 'crashOnNextRun' };
-
-export type FromTextWorker =
-  | { type: 'ready'; contract: TextModelContract }
-  /** The message names the classifier, the folder and the file; the thread then ends. */
-  | { type: 'loadFailed'; message: string }
-  /** One row of logits per window scored, flattened (float16 outputs already widened). */
-  | { type: 'result'; id: number; logits: number[]; windows: number }
-  | { type: 'failed'; id: number; message: string }
-  | { type: 'closed' };
+/** The classifier thread's methods (src/runtime/worker-rpc.ts carries them). */
+export type TextWorkerMethods = {
+  /** Opens the tokenizer and the session; a failure's message names the classifier, the folder and the file. */
+  load: { input: TextModelPlan; output: TextModelContract };
+  /**
+   * One row of logits per window scored, flattened (float16 outputs already widened). A prompt
+   * the caller gave up on is skipped if it has not started, and stopped between windows if it has.
+   */
+  classify: { input: string; output: { logits: number[]; windows: number } };
+};

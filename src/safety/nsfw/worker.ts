@@ -3,13 +3,10 @@
 // inside the nsfwjs package and the .wasm files are read from @tensorflow/tfjs-backend-wasm.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { parentPort } from 'node:worker_threads';
 import sharp from 'sharp';
-import { INPUT_SIZE, type FromClassifier, type ToClassifier } from './protocol.ts';
+import { serveRpc } from '../../runtime/worker-rpc-serve.ts';
+import { INPUT_SIZE, type NsfwWorkerMethods } from './protocol.ts';
 import { NSFW_CLASSES, type NsfwProbabilities } from './severity.ts';
-
-const port = parentPort!;
-const post = (message: FromClassifier) => port.postMessage(message);
 
 async function loadModel() {
   const tf = await import('@tensorflow/tfjs');
@@ -30,22 +27,16 @@ async function loadModel() {
 }
 
 let loaded: Awaited<ReturnType<typeof loadModel>>;
-try {
-  loaded = await loadModel();
-  post({ type: 'ready' });
-} catch (error) {
-  post({ type: 'loadFailed', message: (error as Error).message });
-  process.exit(1);
-}
 
-port.on('message', (message: ToClassifier) => {
-  void classify(message).then(
-    (probabilities) => post({ type: 'result', id: message.id, probabilities }),
-    (error: Error) => post({ type: 'failed', id: message.id, message: error.message }),
-  );
+serveRpc<NsfwWorkerMethods>({
+  async load() {
+    loaded = await loadModel();
+    return null;
+  },
+  classify,
 });
 
-async function classify(message: ToClassifier): Promise<NsfwProbabilities> {
+async function classify(message: NsfwWorkerMethods['classify']['input']): Promise<NsfwProbabilities> {
   const { tf, model } = loaded;
   // The whole image squeezed to the model's square, RGB (alpha dropped), as the model was trained.
   const pixels = await sharp(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength), {

@@ -11,8 +11,19 @@ import { EngineAbortedError, EngineError, type EngineProgress } from '../../../s
 import { writeTinyModel } from '../../../tools/model-builder/tiny-sd.ts';
 import { generationRequest } from '../../helpers/requests.ts';
 
+/** Reaches the worker's thread, to end it as a native crash would. */
+class TestModelWorker extends ModelWorker {
+  get thread(): unknown {
+    return this.rpc;
+  }
+
+  async endThread(): Promise<void> {
+    await this.rpc!.terminate();
+  }
+}
+
 let root: string;
-let worker: ModelWorker;
+let worker: TestModelWorker;
 let engine: DiffusionEngine;
 const settings = { folder: '', steps: 2, resolution: 64 };
 
@@ -20,7 +31,7 @@ before(async () => {
   root = await mkdtemp(join(tmpdir(), 'easel-engine-'));
   settings.folder = join(root, 'tiny');
   await writeTinyModel(settings.folder);
-  worker = new ModelWorker({ folder: settings.folder, executionProviders: ['cpu'], threads: 1 });
+  worker = new TestModelWorker({ folder: settings.folder, executionProviders: ['cpu'], threads: 1 });
   engine = new DiffusionEngine(worker, settings, 'tiny');
 });
 after(async () => {
@@ -64,11 +75,11 @@ test('an abort stops the job between steps; the worker serves the next one', asy
 test('a worker that dies is replaced by the next job', async () => {
   await engine.run(generationRequest({ n: 1, width: 64, height: 64 }));
   // Terminated between jobs: a thread stopped inside onnxruntime's native run takes the process with it.
-  const thread = (worker as unknown as { worker?: { terminate(): Promise<number> } }).worker!;
-  await thread.terminate();
+  const thread = worker.thread;
+  await worker.endThread();
   const next = await engine.run(generationRequest({ n: 1, width: 64, height: 64 }));
   assert.equal(next.images.length, 1);
-  assert.notEqual((worker as unknown as { worker?: unknown }).worker, thread, 'a new thread');
+  assert.notEqual(worker.thread, thread, 'a new thread');
 });
 
 test('stageTimings hold every model call of every batch, in ms: a UNet run per step and batch, one decode per image', async () => {

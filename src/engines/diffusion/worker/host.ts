@@ -1,11 +1,11 @@
 // The server side of a model worker: starts the thread, waits for the model to load, sends jobs
-// and turns the worker's answers back into promises. A worker that dies (a native crash, out of
-// memory) fails only the jobs it held; the next job starts a fresh worker.
-import type { Worker } from 'node:worker_threads';
-import { startTsWorker } from '../../../runtime/ts-worker.ts';
+// and turns the worker's answers back into promises (through src/runtime/worker-rpc.ts). A worker
+// that dies (a native crash, out of memory) fails only the jobs it held; the next job starts a
+// fresh worker.
+import { WorkerRequestError, WorkerRpc, WorkerStoppedError } from '../../../runtime/worker-rpc.ts';
 import type { RawImage } from '../../../contract/request.ts';
 import type { PipelineJob, PipelineResult } from '../pipeline/index.ts';
-import { reviveImage, type FailureKind, type PreviewPlan, type FromWorker, type ModelInfo, type ToWorker, type WorkerOptions } from './protocol.ts';
+import { failureKind, reviveImage, type FailureKind, type PreviewPlan, type ModelInfo, type ModelWorkerMethods, type WorkerOptions } from './protocol.ts';
 
 export class ModelLoadError extends Error {
   constructor(message: string) {
@@ -32,19 +32,18 @@ export interface WorkerRunOptions {
   signal?: AbortSignal;
 }
 
-interface Pending {
-  resolve(result: PipelineResult): void;
-  reject(error: Error): void;
-  onStep?: WorkerRunOptions['onStep'];
-}
-
 const ENTRY = new URL('./worker.ts', import.meta.url);
+/**
+ * How long close() lets the worker stop the job it is in. It is never terminated: terminating a
+ * thread inside onnxruntime's native run aborts the whole process; one that takes longer is left
+ * to end with the process.
+ */
+const CLOSE_PATIENCE_MS = 5000;
 
 export class ModelWorker {
-  private worker: Worker | undefined;
+  /** The current thread; protected so that tests can end it as a crash would. */
+  protected rpc: WorkerRpc<ModelWorkerMethods> | undefined;
   private ready: Promise<ModelInfo> | undefined;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: WorkerOptions) {}
@@ -57,105 +56,55 @@ export class ModelWorker {
 
   async run(job: PipelineJob, options: WorkerRunOptions): Promise<PipelineResult> {
     await this.load();
-    const worker = this.worker!;
-    const id = this.nextId++;
-    const result = new Promise<PipelineResult>((resolve, reject) => this.pending.set(id, { resolve, reject, onStep: options.onStep }));
-    const cancel = () => this.send(worker, { type: 'cancel', id });
-    if (options.signal?.aborted) {
-      this.pending.delete(id);
-      throw new WorkerJobError('aborted', 'generation was aborted');
-    }
-    options.signal?.addEventListener('abort', cancel, { once: true });
-    this.send(worker, { type: 'run', id, job, previews: options.previews });
+    const { signal, onStep } = options;
+    if (signal?.aborted) throw new WorkerJobError('aborted', 'generation was aborted');
     try {
-      return await result;
-    } finally {
-      options.signal?.removeEventListener('abort', cancel);
+      const result = await this.rpc!.request(
+        'run',
+        { job, previews: options.previews },
+        { signal, onProgress: (p) => onStep?.(p.step, p.totalSteps, p.previews?.map(reviveImage)) },
+      );
+      return { ...result, images: result.images.map(reviveImage) };
+    } catch (error) {
+      throw this.jobError(error, signal);
     }
   }
 
   close(): Promise<void> {
-    this.closing ??= this.stop();
+    // The worker stops the jobs it holds after the model call each is in, releases the sessions and ends.
+    this.closing ??= this.rpc?.close({ patienceMs: CLOSE_PATIENCE_MS, cancel: true, overdue: 'abandon' }) ?? Promise.resolve();
     return this.closing;
   }
 
-  private async stop(): Promise<void> {
-    const worker = this.worker;
-    if (!worker) return;
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    this.send(worker, { type: 'close' });
-    // The worker stops after the model call it is in. One that takes longer is left to end with the
-    // process: terminating a thread inside onnxruntime's native run aborts the whole process.
-    let timer: NodeJS.Timeout | undefined;
-    const patience = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        worker.unref();
-        resolve();
-      }, 5000);
-    });
-    await Promise.race([exited, patience]);
-    clearTimeout(timer);
-  }
-
-  private spawn(): Promise<ModelInfo> {
-    return new Promise<ModelInfo>((resolve, reject) => {
-      const worker = startTsWorker(ENTRY, { workerData: this.options, name: 'easel-model' });
-      this.worker = worker;
-      let loaded = false;
-      worker.on('message', (message: FromWorker) => {
-        switch (message.type) {
-          case 'ready':
-            loaded = true;
-            resolve(message.info);
-            break;
-          case 'load-failed':
-            // The worker ends by itself after saying so.
-            reject(new ModelLoadError(message.message));
-            break;
-          case 'step':
-            this.pending.get(message.id)?.onStep?.(message.step, message.totalSteps, message.previews?.map(reviveImage));
-            break;
-          case 'done': {
-            const job = this.pending.get(message.id);
-            this.pending.delete(message.id);
-            job?.resolve({ ...message.result, images: message.result.images.map(reviveImage) });
-            break;
-          }
-          case 'failed': {
-            const job = this.pending.get(message.id);
-            this.pending.delete(message.id);
-            job?.reject(new WorkerJobError(message.kind, message.message));
-            break;
-          }
-          case 'closed':
-            break;
-        }
-      });
+  private async spawn(): Promise<ModelInfo> {
+    let loaded = false;
+    const rpc = new WorkerRpc<ModelWorkerMethods>(ENTRY, {
+      name: 'easel-model',
       // A model that failed to load stays failed (this.ready keeps the rejection); a loaded worker
       // that dies is replaced on the next job.
-      worker.on('error', (error) => {
-        if (!loaded) reject(new ModelLoadError(`the model worker failed while loading: ${error.message}`));
-        else this.fail(worker, error);
-      });
-      worker.on('exit', (code) => {
-        if (!loaded) reject(new ModelLoadError(`the model worker exited with code ${code} while loading`));
-        else this.fail(worker, new Error(`the model worker exited with code ${code}`));
-      });
+      onStop: () => {
+        if (loaded && this.rpc === rpc) [this.rpc, this.ready] = [undefined, undefined];
+      },
     });
-  }
-
-  /** The worker is gone: fail what it held, and let the next job start a new one. */
-  private fail(worker: Worker, error: Error): void {
-    if (this.worker !== worker) return;
-    this.worker = undefined;
-    this.ready = undefined;
-    for (const [id, job] of this.pending) {
-      this.pending.delete(id);
-      job.reject(new WorkerJobError('worker', this.closing ? 'the server is shutting down' : `the model worker failed: ${error.message}`));
+    this.rpc = rpc;
+    try {
+      const info = await rpc.request('load', this.options);
+      loaded = true;
+      return info;
+    } catch (error) {
+      // The thread holds nothing after a failed load, so ending it here is safe.
+      void rpc.terminate();
+      if (error instanceof WorkerStoppedError) throw new ModelLoadError(`the model worker ${error.what} while loading`);
+      throw new ModelLoadError((error as Error).message);
     }
   }
 
-  private send(worker: Worker, message: ToWorker): void {
-    worker.postMessage(message);
+  private jobError(error: unknown, signal: AbortSignal | undefined): Error {
+    if (signal?.aborted && error === signal.reason) return new WorkerJobError('aborted', 'generation was aborted');
+    if (error instanceof WorkerRequestError) return new WorkerJobError(failureKind(error.remoteName), error.message);
+    if (error instanceof WorkerStoppedError) {
+      return new WorkerJobError('worker', this.closing || error.reason === 'closed' ? 'the server is shutting down' : `the model worker ${error.what}`);
+    }
+    return error as Error;
   }
 }

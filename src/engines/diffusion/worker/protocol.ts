@@ -43,20 +43,27 @@ export interface PreviewPlan {
   batches: number;
 }
 
-export type ToWorker =
-  | { type: 'run'; id: number; job: PipelineJob; previews: PreviewPlan | null }
-  | { type: 'cancel'; id: number }
-  | { type: 'close' };
+/** One denoising step of a run, with the previews of the steps whose partial images are streamed. */
+export interface StepProgress {
+  step: number;
+  totalSteps: number;
+  previews?: RawImage[];
+}
+
+/** The model worker's methods (src/runtime/worker-rpc.ts carries them). */
+export type ModelWorkerMethods = {
+  /** Loads the folder's sessions once; the thread holds them until it is closed. */
+  load: { input: WorkerOptions; output: ModelInfo };
+  run: { input: { job: PipelineJob; previews: PreviewPlan | null }; output: PipelineResult; progress: StepProgress };
+};
 
 export type FailureKind = 'aborted' | 'input' | 'runtime';
 
-export type FromWorker =
-  | { type: 'ready'; info: ModelInfo }
-  | { type: 'load-failed'; message: string }
-  | { type: 'step'; id: number; step: number; totalSteps: number; previews?: RawImage[] }
-  | { type: 'done'; id: number; result: PipelineResult }
-  | { type: 'failed'; id: number; kind: FailureKind; message: string }
-  | { type: 'closed' };
+/** A failed run's kind, from the name of the error the worker threw (a cancelled run that never started is an AbortError). */
+export function failureKind(errorName: string): FailureKind {
+  if (errorName === 'PipelineAbortedError' || errorName === 'AbortError') return 'aborted';
+  return errorName === 'PipelineInputError' ? 'input' : 'runtime';
+}
 
 /** Buffers that cross the thread boundary come back as plain Uint8Arrays. */
 export function reviveImage(image: RawImage): RawImage {
