@@ -1,5 +1,5 @@
 // Real servers for adapter tests, started by the project's own scripts/services/*.sh (never mocks).
-// When a server's Debian package is missing: under CI (CI=true) the tests fail naming the package;
+// When a server's Debian package is missing: under CI (CI set) the tests fail naming the package;
 // elsewhere they are skipped with a message saying how to install it.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -63,7 +63,7 @@ export function startService(name: ServiceName): ServiceStart {
  * skipped elsewhere; the message names the Debian package either way.
  */
 export function reportMissingService(suite: string, missing: string): void {
-  if (process.env.CI === 'true') {
+  if (process.env.CI) {
     test(`${suite}: server installed (required under CI)`, () => {
       throw new Error(`${missing}\nUnder CI this suite must run; .ci/run installs the package.`);
     });
