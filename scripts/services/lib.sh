@@ -12,7 +12,8 @@ die() { echo "$SERVICE_NAME: $*" >&2; exit 1; }
 # Exit status 3 means "the server is not installed" so that callers (the test helper) can tell a
 # missing Debian package from a server that failed to start.
 missing_package() { # missing_package BINARY PACKAGE...
-  echo "$SERVICE_NAME: '$1' not found; install the Debian package(s): apt-get install $*" >&2
+  local binary=$1; shift
+  echo "$SERVICE_NAME: '$binary' not found; install the Debian package(s): apt-get install $*" >&2
   exit 3
 }
 
