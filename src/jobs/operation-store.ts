@@ -73,3 +73,38 @@ export interface OperationStore {
   listExpired(now: number): Promise<{ operationIds: string[]; images: ImageRecord[] }>;
   close(): Promise<void>;
 }
+
+/** Where a page of expired records ended: the next page starts after (expires, id). */
+export interface ExpiryCursor {
+  expires: number;
+  id: string;
+}
+
+export interface ExpiryPage<T> {
+  items: T[];
+  /** Null on the last page. */
+  next: ExpiryCursor | null;
+}
+
+/**
+ * Optional capability: expired records in pages ordered by (expires, id), so a sweeper on a shared
+ * database never loads every expired row at once (keyset pagination: each page is an index range
+ * scan, unaffected by rows deleted behind it).
+ */
+export interface ExpiryPages {
+  expiredOperationsPage(now: number, after: ExpiryCursor | null, limit: number): Promise<ExpiryPage<string>>;
+  expiredImagesPage(now: number, after: ExpiryCursor | null, limit: number): Promise<ExpiryPage<ImageRecord>>;
+}
+
+/** A held sweeper lock; release it when the pass ends. */
+export interface SweepLease {
+  release(): Promise<void>;
+}
+
+/**
+ * Optional capability of a store shared by several nodes: at most one sweeper at a time holds the
+ * lease; the others skip their pass. Null means another holder has it now.
+ */
+export interface SweepLock {
+  tryAcquireSweepLock(): Promise<SweepLease | null>;
+}

@@ -2,7 +2,15 @@
 // call operationStoreContract('sqlite :memory:', () => …) from an adapter's test file.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ImageRecord, OperationRecord, OperationStore } from '../../src/jobs/operation-store.ts';
+import type {
+  ExpiryCursor,
+  ExpiryPage,
+  ExpiryPages,
+  ImageRecord,
+  OperationRecord,
+  OperationStore,
+  SweepLock,
+} from '../../src/jobs/operation-store.ts';
 
 export function operation(overrides: Partial<OperationRecord> = {}): OperationRecord {
   return {
@@ -189,5 +197,62 @@ export function operationStoreContract(name: string, make: () => Promise<Operati
       image({ id: 'img-now', expires: 100 }),
     );
     assert.deepEqual(await store.listExpired(10), { operationIds: [], images: [] });
+  });
+}
+
+/** Capabilities a shared-database adapter adds (src/jobs/operation-store.ts); tested where present. */
+export function sweeperCapabilitiesContract(name: string, make: () => Promise<OperationStore & ExpiryPages & SweepLock>): void {
+  async function open(t: TestContext) {
+    const store = await make();
+    t.after(() => store.close());
+    return store;
+  }
+
+  test(`${name}: expired records come in pages ordered by (expires, id), each page after the last`, async (t) => {
+    const store = await open(t);
+    for (const [id, expires] of [['b', 10], ['a', 10], ['c', 5], ['d', 20], ['later', 99]] as const) {
+      await store.createOperation(operation({ id, expires }));
+      await store.putImage(image({ id: `img-${id}`, expires }));
+    }
+    const ids: string[][] = [];
+    let after: ExpiryCursor | null = null;
+    do {
+      const page: ExpiryPage<string> = await store.expiredOperationsPage(20, after, 2);
+      ids.push(page.items);
+      after = page.next;
+    } while (after);
+    assert.deepEqual(ids, [['c', 'a'], ['b', 'd']]);
+
+    const first = await store.expiredImagesPage(20, null, 3);
+    assert.deepEqual(first.items.map((i) => i.id), ['img-c', 'img-a', 'img-b']);
+    assert.deepEqual(first.items[0], image({ id: 'img-c', expires: 5 }));
+    const second = await store.expiredImagesPage(20, first.next, 3);
+    assert.deepEqual(second, { items: [image({ id: 'img-d', expires: 20 })], next: null });
+    assert.deepEqual(await store.expiredImagesPage(1, null, 3), { items: [], next: null });
+  });
+
+  test(`${name}: a page survives deletion of the rows before its cursor`, async (t) => {
+    const store = await open(t);
+    for (const id of ['a', 'b', 'c']) await store.createOperation(operation({ id, expires: 1 }));
+    const first = await store.expiredOperationsPage(1, null, 1);
+    await store.deleteOperation('a');
+    assert.deepEqual((await store.expiredOperationsPage(1, first.next, 5)).items, ['b', 'c']);
+  });
+
+  test(`${name}: a page limit that is not a positive integer is refused`, async (t) => {
+    const store = await open(t);
+    await assert.rejects(store.expiredOperationsPage(1, null, 0), RangeError);
+  });
+
+  test(`${name}: one sweeper lease at a time; released, it can be taken again`, async (t) => {
+    const store = await open(t);
+    const lease = await store.tryAcquireSweepLock();
+    assert.ok(lease);
+    assert.equal(await store.tryAcquireSweepLock(), null);
+    await lease.release();
+    await lease.release(); // a second release is harmless
+    const again = await store.tryAcquireSweepLock();
+    assert.ok(again);
+    await again.release();
   });
 }
