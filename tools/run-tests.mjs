@@ -19,6 +19,12 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// The e2e and CLI tests start the compiled server (dist/), as `npm start` does: build it first
+// (incremental: quick when nothing changed).
+if (files.some((f) => f.startsWith(join('test', 'e2e')) || f.startsWith(join('test', 'cli')))) {
+  const build = spawnSync(process.execPath, ['tools/build.mjs'], { stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
 });

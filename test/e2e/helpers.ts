@@ -47,6 +47,9 @@ export function tempDir(prefix = 'easel-e2e-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** What `npm start` runs. */
+export const COMPILED_SERVE = ['dist/cli/index.js', 'serve'];
+
 export interface ServerProcess {
   child: ChildProcess;
   base: string;
@@ -58,13 +61,14 @@ export interface ServerProcess {
 }
 
 /**
- * `npm start` without npm: `node --import tsx src/cli/index.ts serve` on a free port, waiting
- * until /healthz answers. `env` adds to (and may override) a minimal environment; `entry` replaces
- * the script (a test's own, which calls serve() with an engine it controls).
+ * `npm start` without npm: `node dist/cli/index.js serve` (the compiled build users run; the test
+ * runner builds dist/ first) on a free port, waiting until /healthz answers. `env` adds to (and may
+ * override) a minimal environment; `entry` replaces the script (a test's own TypeScript file, which
+ * calls serve() with an engine it controls, runs through tsx).
  */
-export async function spawnServer(env: Record<string, string>, entry: string[] = ['src/cli/index.ts', 'serve']): Promise<ServerProcess> {
+export async function spawnServer(env: Record<string, string>, entry: string[] = COMPILED_SERVE): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', ...entry], {
+  const child = spawn(process.execPath, [...(entry[0]!.endsWith('.ts') ? ['--import', 'tsx'] : []), ...entry], {
     cwd: process.cwd(),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), EASEL_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

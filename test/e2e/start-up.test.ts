@@ -6,13 +6,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { serverScope, stopServer } from './helpers.ts';
+import { COMPILED_SERVE, serverScope, stopServer } from './helpers.ts';
 
 const { newDataDir, start } = serverScope('easel-start-');
 
 /** `easel serve` that is expected to stop by itself: its exit code and output. */
 function serveUntilExit(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'serve'], {
+  const child = spawn(process.execPath, COMPILED_SERVE, {
     cwd: process.cwd(),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

