@@ -159,10 +159,17 @@ describe('generalisation: families rather than single prompts', () => {
     assert.deepEqual(tokenize('**bold** text', lexicon.isTerm), ['bold', 'text']);
     assert.deepEqual(tokenize('sp*ce', lexicon.isTerm), ['sp', 'ce']);
   });
-  test('a prompt full of masked words is still scored quickly (a fixed guessing budget)', () => {
-    const started = performance.now();
+  test('a prompt full of masked words costs a fixed guessing budget, not guesses per word', () => {
+    const lookups = (prompt: string) => {
+      let count = 0;
+      tokenize(prompt, () => (count++, false));
+      return count;
+    };
+    // The budget runs out within the first hundred repetitions; fifteen times more text adds no guess.
+    const thousand = lookups('f**k a*b c**d '.repeat(1_000));
+    assert.equal(lookups('f**k a*b c**d '.repeat(15_000)), thousand);
+    assert.ok(thousand <= 20_000, `${thousand} lookups`);
     lexicon.score('f**k a*b c**d '.repeat(15_000));
-    assert.ok(performance.now() - started < 2_000);
   });
   test('dehumanising comparisons, slurs and calls to violence against a group', () => {
     for (const prompt of ['cartoon of mexicans as cockroaches crossing the border', 'meme of a black man as an ape', 'a sign saying w3tbacks go home'])

@@ -98,24 +98,21 @@ test('a merge listed twice keeps its later rank', () => {
 const merges = ['a a', 'aa aa', 'aaaa aaaa'];
 const long = new ClipTokenizer({ vocab: buildClipVocab(merges), merges: parseMerges(['#version: 0.2', ...merges].join('\n')) });
 
-test('a 100,000-letter word is tokenized, counted exactly and reported as truncated', () => {
-  const started = Date.now();
+// A quadratic regression would show as these two tests hanging: the timeout is a hang guard, not a speed check.
+test('a 100,000-letter word is tokenized, counted exactly and reported as truncated', { timeout: 120_000 }, () => {
   const encoding = long.encode('a'.repeat(100_000));
   // 99,999 inner 'a' pair up into 12,499 'aaaaaaaa' plus 'aaaa', 'aa', 'a'; the last letter is 'a</w>'.
   assert.equal(encoding.tokenCount, 12_503);
   assert.equal(encoding.truncated, true);
   assert.equal(encoding.inputIds.length, 77);
-  assert.ok(Date.now() - started < 10_000, 'took more than 10 s');
 });
 
-test('a 100,000-character mixed prompt and a 100,000-character punctuation run finish', () => {
+test('a 100,000-character mixed prompt and a 100,000-character punctuation run finish', { timeout: 120_000 }, () => {
   const random = mulberry32(1);
   const parts = ['aaa', 'Hello,', 'wörld!', '猫', '😀', "it's", '2024', '\u0000', '\t', '...', 'ΟΔΟΣ', 'a\u0301'];
   let prompt = '';
   while (prompt.length < 100_000) prompt += parts[Math.floor(random() * parts.length)] + (random() < 0.5 ? ' ' : '');
-  const started = Date.now();
   const mixed = long.encode(prompt);
   const bangs = long.encode('!?'.repeat(50_000));
   assert.deepEqual([mixed.truncated, bangs.truncated, bangs.tokenCount], [true, true, 100_000]);
-  assert.ok(Date.now() - started < 10_000, 'took more than 10 s');
 });
