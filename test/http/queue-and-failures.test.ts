@@ -37,11 +37,15 @@ describe('a full queue', () => {
   before(async () => {
     engine = new GatedEngine();
     app = await startTestApp({ engine, config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } } });
-    // One request holds the only slot until the last test releases it.
+    // One request holds the only slot for the whole block; each test below stands alone.
     first = postJson(app, generationsUrl('dall-e-3'), { prompt: 'the first', response_format: 'b64_json' });
     await engine.started;
   });
-  after(() => app.dispose());
+  after(async () => {
+    engine.release();
+    await first;
+    await app.dispose();
+  });
 
   test('a second dall-e-3 generation answers 429 with an integer retry-after under 60', async () => {
     assertTooManyRequests(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'the second' }));
@@ -70,8 +74,21 @@ describe('a full queue', () => {
   test('health checks still answer while the queue is full', async () => {
     await assertHealthy(app);
   });
+});
+
+describe('a full queue that frees its slot', () => {
+  let app: TestApp;
+  let engine: GatedEngine;
+  before(async () => {
+    engine = new GatedEngine();
+    app = await startTestApp({ engine, config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } } });
+  });
+  after(() => app.dispose());
 
   test('once released, the first request succeeds and the next one is admitted', async () => {
+    const first = postJson(app, generationsUrl('dall-e-3'), { prompt: 'the first', response_format: 'b64_json' });
+    await engine.started;
+    assertTooManyRequests(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'the second' }));
     engine.release();
     assert.equal((await first).statusCode, 200);
     const next = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'the third', response_format: 'b64_json' });
