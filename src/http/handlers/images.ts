@@ -6,7 +6,7 @@ import { toImageRequest, validateParams } from '../../contract/validate.ts';
 import { decodedPixelsOf, probeEditUploads } from '../../storage/edit-uploads.ts';
 import { admit, type PendingEdit } from '../admit.ts';
 import { requireModelVersion } from '../api-version.ts';
-import { readEditForm, type EditForm } from '../multipart.ts';
+import { readEditForm } from '../multipart.ts';
 import type { Deployment, Services } from '../services.ts';
 import { streamImages } from '../sse.ts';
 import { imagesResponse, imageUrl, publicBase } from '../wire.ts';

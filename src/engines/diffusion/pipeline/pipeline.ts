@@ -7,7 +7,7 @@ import ort from 'onnxruntime-node';
 import type { RawImage } from '../../../contract/request.ts';
 import { floatTensor, tensorToFloat32, timestepTensor, TINY_DECODER_FILE, type LoadedModel } from '../model/index.ts';
 import { normalSource } from '../random.ts';
-import { createScheduler, img2imgStartIndex, type NormalSource, type Scheduler, type SchedulerConfig } from '../schedulers/index.ts';
+import { createScheduler, img2imgStartIndex, type SchedulerConfig } from '../schedulers/index.ts';
 import { decodeImage, encodeImage, hasEncoder, previewImages, type AutoencoderChoice } from './autoencoder.ts';
 import { imageToTensor, latentMask, maskedImageTensor } from './images.ts';
 import { encodePrompt, guidanceEmbedding, stack, zeroEmbedding, type PromptEmbedding } from './text.ts';
