@@ -1,6 +1,7 @@
 // Runs every test/**/*.test.ts with node's test runner through the tsx loader.
 // Node 20's `--test` takes no glob patterns, so the files are listed here.
-// Usage: node tools/run-tests.mjs [substring …]  (only files whose path contains a substring)
+// Usage: node tools/run-tests.mjs [--exclude substring …] [substring …]
+//   substring: only files whose path contains one; --exclude: leave out files whose path contains it.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -13,8 +14,17 @@ function* walk(dir) {
   }
 }
 
-const filters = process.argv.slice(2);
-const files = [...walk('test')].sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const filters = [];
+const excludes = [];
+const args = process.argv.slice(2);
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--exclude') excludes.push(args[++i] ?? '');
+  else filters.push(args[i]);
+}
+const files = [...walk('test')]
+  .sort()
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .filter((f) => !excludes.some((s) => f.includes(s)));
 if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);

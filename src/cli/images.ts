@@ -176,7 +176,7 @@ async function request(transport: Transport, operation: 'generation' | 'edit', d
   };
   let answer = transport.familyOf(deployment) === 'gpt-image-1' ? await send(params) : await send({ ...params, response_format: 'b64_json' });
   if (answer.status === 400 && apiError(answer)?.param === 'response_format') answer = await send(params);
-  if (answer.status !== 200) throw failure(answer, transport);
+  if (answer.status !== 200) throw failure(answer);
   return JSON.parse(answer.body.toString('utf8')) as ImagesBody;
 }
 
@@ -189,7 +189,7 @@ function apiError(answer: ApiAnswer): { code?: string; message?: string; param?:
 }
 
 /** Azure's error envelope as "code: message"; a hint where the fix is on this side. */
-function failure(answer: ApiAnswer, transport: Transport): CliError {
+function failure(answer: ApiAnswer): CliError {
   const error = apiError(answer);
   const text = error?.message ? `${error.code ?? answer.status}: ${error.message}` : `HTTP ${answer.status}: ${answer.body.toString('utf8').slice(0, 300)}`;
   const hint = answer.status === 401 ? ' (the key was refused: pass --key or set EASEL_API_KEY)' : '';

@@ -30,7 +30,8 @@ export function registerBodyParsers(app: FastifyInstance): void {
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (!takesBody(request)) return done(null, undefined);
-    parseJson(request, body as string, done);
+    // Fastify's default JSON parser answers through `done` and returns nothing; its type also allows the async form.
+    void parseJson(request, body as string, done);
   });
   // Fastify's catch-all: every type without a parser of its own (multipart has one).
   app.addContentTypeParser('*', (request, payload, done) => {

@@ -68,7 +68,7 @@ export function createSafety(config: Config, log: FastifyBaseLogger, overrides: 
     classifierStates: () => Object.fromEntries(states),
     async close() {
       await blocklists.close();
-      await Promise.all(classifiers.map(({ classifier }) => classifier.close?.()));
+      await Promise.all(classifiers.map(async ({ classifier }) => classifier.close?.()));
     },
   };
 }

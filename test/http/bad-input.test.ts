@@ -1,6 +1,5 @@
 // Bodies that are not what a route reads: each is refused with the catalogue's code, writes
 // nothing to storage, and leaves the server answering.
-import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { solidPng, startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
 import {

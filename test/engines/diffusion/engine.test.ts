@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DiffusionEngine } from '../../../src/engines/diffusion/engine.ts';
 import { ModelLoadError, ModelWorker } from '../../../src/engines/diffusion/worker/host.ts';
-import { EngineAbortedError, EngineError, type EngineProgress } from '../../../src/engines/engine.ts';
+import { EngineAbortedError, type EngineProgress } from '../../../src/engines/engine.ts';
 import { writeTinyModel } from '../../../tools/model-builder/tiny-sd.ts';
 import { generationRequest } from '../../helpers/requests.ts';
 
