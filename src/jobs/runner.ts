@@ -106,42 +106,54 @@ export function createRunner(deps: RunnerDeps) {
     // 2. Filter, encode and (for URLs) store each image. A filtered image is never stored.
     const items: GeneratedItem[] = [];
     for (const image of output.images) {
-      const verdict = await deps.imageFilter.check(image, { deployment: request.deployment, moderation: request.moderation, engine: engine.name });
-      if (verdict.blocked) {
-        metrics?.imageFiltered(request.deployment);
-        const reason = verdict.reason ?? `the image filter (${deps.imageFilter.name}) blocked it`;
-        deps.log?.warn(
-          { deployment: request.deployment, engine: engine.name, operationId, filter: deps.imageFilter.name, reason, annotations: verdict.results },
-          `generated image withheld: ${reason}`,
-        );
-        items.push({ filtered: true, contentFilterResults: verdict.results, reason });
+      const { results, withheld } = await filterImage(image, request, engine.name, operationId);
+      if (withheld !== undefined) {
+        items.push({ filtered: true, contentFilterResults: results, reason: withheld });
         continue;
       }
       const bytes = await encodeImage(image, request.outputFormat, request.outputCompression);
-      const contentType = contentTypeOf(request.outputFormat);
-      let stored: StoredImage | null = null;
-      if (request.responseFormat === 'url') {
-        const imageId = randomUUID();
-        const key = imageKey(imageId, request.outputFormat);
-        const expires = created + deps.imageUrlTtlSeconds;
-        // Bytes first, record second: a crash in between leaves an orphan the sweeper removes,
-        // never a record that points at nothing.
-        await deps.blobs.put(key, bytes);
-        await deps.store.putImage({
-          id: imageId,
-          key,
-          contentType,
-          width: image.width,
-          height: image.height,
-          deployment: request.deployment,
-          operationId,
-          created,
-          expires,
-        });
-        stored = { id: imageId, key, expires };
-      }
-      items.push({ filtered: false, bytes, contentType, stored, contentFilterResults: verdict.results });
+      const stored = request.responseFormat === 'url' ? await storeImage(image, bytes, request, operationId, created) : null;
+      items.push({ filtered: false, bytes, contentType: contentTypeOf(request.outputFormat), stored, contentFilterResults: results });
     }
     return { created, revisedPrompt: output.revisedPrompt ?? null, items };
+  }
+
+  /** The image filter's verdict; a withheld image is counted and logged with the filter and its reason. */
+  async function filterImage(
+    image: EngineOutput['images'][number], request: ImageRequest, engine: string, operationId: string | null,
+  ): Promise<{ results: ContentFilterResults; withheld?: string }> {
+    const verdict = await deps.imageFilter.check(image, { deployment: request.deployment, moderation: request.moderation, engine });
+    if (!verdict.blocked) return { results: verdict.results };
+    metrics?.imageFiltered(request.deployment);
+    const reason = verdict.reason ?? `the image filter (${deps.imageFilter.name}) blocked it`;
+    deps.log?.warn(
+      { deployment: request.deployment, engine, operationId, filter: deps.imageFilter.name, reason, annotations: verdict.results },
+      `generated image withheld: ${reason}`,
+    );
+    return { results: verdict.results, withheld: reason };
+  }
+
+  /** For URLs: the encoded bytes in the blob store, then the record that points at them, expiring after the URL TTL. */
+  async function storeImage(
+    image: EngineOutput['images'][number], bytes: Buffer, request: ImageRequest, operationId: string | null, created: number,
+  ): Promise<StoredImage> {
+    const imageId = randomUUID();
+    const key = imageKey(imageId, request.outputFormat);
+    const expires = created + deps.imageUrlTtlSeconds;
+    // Bytes first, record second: a crash in between leaves an orphan the sweeper removes,
+    // never a record that points at nothing.
+    await deps.blobs.put(key, bytes);
+    await deps.store.putImage({
+      id: imageId,
+      key,
+      contentType: contentTypeOf(request.outputFormat),
+      width: image.width,
+      height: image.height,
+      deployment: request.deployment,
+      operationId,
+      created,
+      expires,
+    });
+    return { id: imageId, key, expires };
   }
 }

@@ -114,11 +114,7 @@ export async function downloadFile(
       throw diskError(partial, error);
     });
 
-    const { sha256, mismatch } = state.hash.finish();
-    if (mismatch) {
-      await unlink(partial).catch(() => {});
-      throw new PullError('integrity', `${file.path} is corrupt: ${mismatch}. The file was deleted; run the pull again to download it again`);
-    }
+    const sha256 = await verifyDownload(state.hash, file, partial);
     await rename(partial, dest).catch((error) => {
       throw diskError(dest, error);
     });
@@ -130,6 +126,16 @@ export async function downloadFile(
   }
 }
 
+/** The content's sha256 once all of it is on disk; one that does not match the listing deletes the file. */
+async function verifyDownload(hash: FileHash, file: HubFile, partial: string): Promise<string> {
+  const { sha256, mismatch } = hash.finish();
+  if (mismatch) {
+    await unlink(partial).catch(() => {});
+    throw new PullError('integrity', `${file.path} is corrupt: ${mismatch}. The file was deleted; run the pull again to download it again`);
+  }
+  return sha256;
+}
+
 /** One request: from `state.have` to the end of the body. Throws Transient for what a retry may fix. */
 async function attempt(
   file: HubFile,
@@ -138,66 +144,104 @@ async function attempt(
   settings: DownloadSettings,
   onProgress: (bytes: number) => void,
 ): Promise<void> {
-  const idle = new AbortController();
+  const idle = idleTimeout(settings.idleTimeoutMs);
   const signal = AbortSignal.any([settings.signal, idle.signal]);
-  let timer: NodeJS.Timeout | undefined;
-  const stillAlive = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => idle.abort(new Transient(`no data for ${settings.idleTimeoutMs / 1000} s`)), settings.idleTimeoutMs);
-  };
-  let host = settings.hub.host;
   try {
-    stillAlive();
-    let response: Response;
-    try {
-      response = await settings.hub.openFile(settings.repo, settings.commit, file.path, { from: state.have, signal });
-    } catch (error) {
-      if (idle.signal.aborted) throw new Transient(`${host} sent no answer for ${file.path} in ${settings.idleTimeoutMs / 1000} s`);
-      if (error instanceof PullError && (error.code === 'network' || (error.code === 'hub' && isTransientStatus(error.status)))) {
-        throw new Transient(error.message);
-      }
-      throw error;
-    }
-    host = new URL(response.url || settings.hub.options.endpoint).host;
-    if (response.status === 206 ? contentRangeStart(response) !== state.have : state.have > 0) {
-      // The server sent the whole file (200) or another range: start this file over.
-      await fh.truncate(0).catch((error) => {
-        throw diskError(file.path, error);
-      });
-      state.have = 0;
-      state.hash = new FileHash(file);
-      if (response.status === 206) {
-        response.body?.cancel().catch(() => {});
-        return;
-      }
-    }
+    const response = await requestFile(file, state.have, settings, signal, idle.signal);
+    const host = new URL(response.url || settings.hub.options.endpoint).host;
+    if (!(await resumeOrRestart(response, file, fh, state))) return;
     if (!response.body) throw new Transient(`${host} sent an empty body for ${file.path}`);
     try {
-      for await (const chunk of chunksOf(response.body, signal)) {
-        stillAlive();
-        if (state.have + chunk.length > file.size) {
-          throw new PullError('integrity', `${file.path} is corrupt: ${host} sent more than the ${file.size} bytes the hub lists. Run the pull again`);
-        }
-        try {
-          await fh.write(chunk);
-        } catch (error) {
-          throw diskError(file.path, error);
-        }
-        state.hash.update(chunk);
-        state.have += chunk.length;
-        onProgress(state.have);
-        if (state.have === file.size) break; // all there: no need to wait for the end of the stream
-      }
+      await streamToFile(response.body, file, fh, state, { signal, host, alive: idle.alive, onProgress });
     } catch (error) {
-      if (error instanceof PullError) throw error;
-      if (settings.signal.aborted) throw error;
-      if (idle.signal.aborted) throw new Transient(`${host} sent no data for ${file.path} in ${settings.idleTimeoutMs / 1000} s`);
-      throw new Transient(networkError(error, host, `downloading ${file.path}`).message);
+      throw streamFailure(error, settings, idle.signal, host, file.path);
     }
     if (state.have < file.size) throw new Transient(`${host} ended ${file.path} after ${state.have} of ${file.size} bytes`);
   } finally {
-    clearTimeout(timer);
+    idle.stop();
   }
+}
+
+/** A signal that fires once `ms` pass without a call to `alive`: a response that stalls counts as a network failure. */
+function idleTimeout(ms: number): { signal: AbortSignal; alive: () => void; stop: () => void } {
+  const idle = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const alive = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => idle.abort(new Transient(`no data for ${ms / 1000} s`)), ms);
+  };
+  alive();
+  return { signal: idle.signal, alive, stop: () => clearTimeout(timer) };
+}
+
+/** The hub's answer to a request for the bytes from `from` on; a failure a retry may fix becomes Transient. */
+async function requestFile(file: HubFile, from: number, settings: DownloadSettings, signal: AbortSignal, idle: AbortSignal): Promise<Response> {
+  try {
+    return await settings.hub.openFile(settings.repo, settings.commit, file.path, { from, signal });
+  } catch (error) {
+    if (idle.aborted) throw new Transient(`${settings.hub.host} sent no answer for ${file.path} in ${settings.idleTimeoutMs / 1000} s`);
+    if (error instanceof PullError && (error.code === 'network' || (error.code === 'hub' && isTransientStatus(error.status)))) {
+      throw new Transient(error.message);
+    }
+    throw error;
+  }
+}
+
+/**
+ * What to do with the answer to a request for the bytes from `have` on: `append` its body to the
+ * partial file; `start-over` with its body, the whole file (a 200 to a resume); or `ask-again` from
+ * byte 0 when the server sent some other range.
+ */
+export function rangeDecision(status: number, rangeStart: number | undefined, have: number): 'append' | 'start-over' | 'ask-again' {
+  if (status === 206) return rangeStart === have ? 'append' : 'ask-again';
+  return have > 0 ? 'start-over' : 'append';
+}
+
+/** Acts on rangeDecision: a restart empties the partial file and its hash. False: this body is of no use. */
+async function resumeOrRestart(response: Response, file: HubFile, fh: FileHandle, state: { have: number; hash: FileHash }): Promise<boolean> {
+  const decision = rangeDecision(response.status, contentRangeStart(response), state.have);
+  if (decision === 'append') return true;
+  await fh.truncate(0).catch((error) => {
+    throw diskError(file.path, error);
+  });
+  state.have = 0;
+  state.hash = new FileHash(file);
+  if (decision === 'start-over') return true;
+  response.body?.cancel().catch(() => {});
+  return false;
+}
+
+/** Appends the body to the partial file, hashing it and reporting progress; more bytes than the hub lists is corruption. */
+async function streamToFile(
+  body: ReadableStream<Uint8Array>,
+  file: HubFile,
+  fh: FileHandle,
+  state: { have: number; hash: FileHash },
+  io: { signal: AbortSignal; host: string; alive: () => void; onProgress: (bytes: number) => void },
+): Promise<void> {
+  for await (const chunk of chunksOf(body, io.signal)) {
+    io.alive();
+    if (state.have + chunk.length > file.size) {
+      throw new PullError('integrity', `${file.path} is corrupt: ${io.host} sent more than the ${file.size} bytes the hub lists. Run the pull again`);
+    }
+    try {
+      await fh.write(chunk);
+    } catch (error) {
+      throw diskError(file.path, error);
+    }
+    state.hash.update(chunk);
+    state.have += chunk.length;
+    io.onProgress(state.have);
+    if (state.have === file.size) break; // all there: no need to wait for the end of the stream
+  }
+}
+
+/** What a failure while streaming becomes: the caller's abort and PullErrors as they are, the rest Transient. */
+function streamFailure(error: unknown, settings: DownloadSettings, idle: AbortSignal, host: string, path: string): unknown {
+  if (error instanceof PullError) return error;
+  if (settings.signal.aborted) return error;
+  if (idle.aborted) return new Transient(`${host} sent no data for ${path} in ${settings.idleTimeoutMs / 1000} s`);
+  return new Transient(networkError(error, host, `downloading ${path}`).message);
 }
 
 /**

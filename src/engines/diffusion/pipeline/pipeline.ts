@@ -80,29 +80,43 @@ export class PipelineInputError extends Error {
   }
 }
 
-export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: PipelineHooks = {}): Promise<PipelineResult> {
-  const started = performance.now();
-  const timer = new RunTimer();
-  const abort = () => {
-    if (hooks.signal?.aborted) throw new PipelineAbortedError();
-  };
-  check(model, job);
-  abort();
-  if (model.inpainting && !job.init?.mask) job = asInpainting(job);
+/** One run's fixed facts, shared by its steps (diffusers keeps them on the pipeline object). */
+interface Run {
+  model: LoadedModel;
+  /** The job as run: a 9-channel inpainting model's text-to-image job already has its all-ones mask. */
+  job: PipelineJob;
+  timer: RunTimer;
+  /** Throws PipelineAbortedError once the caller's signal has fired; called before each model call. */
+  abort: () => void;
+  autoencoder: AutoencoderChoice;
+  /** Latent width and height, the values of one latent channel, and of one image's 4 channels. */
+  lw: number;
+  lh: number;
+  plane: number;
+  perImage: number;
+  /** Classifier-free guidance: the UNet sees the batch twice, [uncond × n, cond × n]. */
+  cfg: boolean;
+  unetBatch: number;
+  /** A 9-channel inpainting UNet: its input is latents ‖ mask ‖ masked-image latents. */
+  inpaint9: boolean;
+}
 
+function describeRun(model: LoadedModel, job: PipelineJob, abort: () => void): Run {
   const { n, width, height } = job;
-  const autoencoder = job.autoencoder ?? 'full';
   const factor = model.vaeScaleFactor;
   const lw = width / factor;
   const lh = height / factor;
   const plane = lw * lh;
-  const perImage = 4 * plane;
   const isLcm = model.family === 'lcm' || (job.scheduler ?? model.schedulerConfig._class_name) === 'LCMScheduler';
   // LCM distils guidance into the UNet (timestep_cond); batching uncond/cond would be wrong there.
   const cfg = job.guidanceScale > 1 && !isLcm;
   const unetBatch = cfg ? 2 * n : n;
+  const inpaint9 = Boolean(job.init?.mask) && model.inpainting;
+  return { model, job, timer: new RunTimer(), abort, autoencoder: job.autoencoder ?? 'full', lw, lh, plane, perImage: 4 * plane, cfg, unetBatch, inpaint9 };
+}
 
-  // 1. Conditioning.
+/** 1. The prompt's embedding and, with guidance, the negative prompt's (diffusers `encode_prompt`). */
+async function encodePrompts({ model, job, timer, abort, cfg }: Run): Promise<{ cond: PromptEmbedding; uncond: PromptEmbedding | undefined }> {
   const cond = await encodePrompt(model, timer, job.prompt);
   abort();
   let uncond: PromptEmbedding | undefined;
@@ -111,6 +125,12 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     uncond = model.family === 'sdxl' && negative === '' ? zeroEmbedding(cond) : await encodePrompt(model, timer, negative);
     abort();
   }
+  return { cond, uncond };
+}
+
+/** 1. The UNet inputs every step shares: the text embeddings, SDXL's pooled embeddings and size ids, LCM's guidance embedding. */
+function conditioningFeeds({ model, job, unetBatch }: Run, cond: PromptEmbedding, uncond: PromptEmbedding | undefined): Record<string, ort.Tensor> {
+  const { n, width, height } = job;
   const embeds = [...(uncond ? [{ values: uncond.hidden, count: n }] : []), { values: cond.hidden, count: n }];
   const contract = model.contracts.unet;
   const staticFeeds: Record<string, ort.Tensor> = {
@@ -130,34 +150,68 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     const w = guidanceEmbedding(job.guidanceScale, dim);
     staticFeeds[contract.timestepCond.name] = floatTensor(contract.timestepCond.type, stack([{ values: w, count: unetBatch }]), [unetBatch, dim]);
   }
+  return staticFeeds;
+}
 
-  // 2. Scheduler and timesteps.
+/** 2. The model's scheduler config, with the class the job overrides it with (its βs and spacing are kept). */
+function schedulerConfigFor(model: LoadedModel, job: PipelineJob): SchedulerConfig {
   const config = job.scheduler ? { ...model.schedulerConfig, _class_name: job.scheduler } : model.schedulerConfig;
-  const { scheduler, note } = createScheduler(config as SchedulerConfig);
-  const strength = job.init?.strength ?? 1;
+  return config as SchedulerConfig;
+}
+
+/**
+ * 2. The scheduler and the timesteps that run (diffusers `set_timesteps`, then img2img's
+ * `get_timesteps`): with strength < 1 the run starts part-way down the schedule, LCM choosing its
+ * own shortened schedule instead.
+ */
+export function prepareTimesteps(config: SchedulerConfig, steps: number, strength: number): { scheduler: Scheduler; note?: string; timesteps: number[] } {
+  const { scheduler, note } = createScheduler(config);
   let start = 0;
   if (scheduler.config._class_name === 'LCMScheduler' && strength < 1) {
-    scheduler.setTimesteps(job.steps, { strength });
+    scheduler.setTimesteps(steps, { strength });
   } else {
-    scheduler.setTimesteps(job.steps);
+    scheduler.setTimesteps(steps);
     // At least one step runs, whatever steps × strength gives (the Turbo models need steps·strength ≥ 1).
-    start = Math.min(img2imgStartIndex(job.steps, strength), job.steps - 1);
+    start = Math.min(img2imgStartIndex(steps, strength), steps - 1);
     if (start > 0) scheduler.setBeginIndex(start);
   }
   const timesteps = scheduler.timesteps.slice(start);
+  return { scheduler, note, timesteps };
+}
 
-  // 3. Initial latents: one noise stream per image, so image k depends on (seed, k) only.
+/**
+ * 3. The starting noise: one stream per image, so image k depends on (seed, firstImage + k) only;
+ * and the stream that the VAE's sampling and the stochastic schedulers draw from.
+ */
+function prepareNoise({ job, perImage }: Run): { noise: Float32Array; stepNoise: NormalSource } {
+  const { n } = job;
   const noise = new Float32Array(n * perImage);
   for (let k = 0; k < n; k++) {
     const normal = normalSource(mixSeed(job.seed, (job.firstImage ?? 0) + k));
     for (let i = 0; i < perImage; i++) noise[k * perImage + i] = normal();
   }
   const stepNoise = normalSource(mixSeed(job.seed, 0x5eed + (job.firstImage ?? 0)));
+  return { noise, stepNoise };
+}
 
+/** What img2img and inpainting start from, each repeated for the batch's n images. */
+interface InitLatents {
+  /** The init image's latents; absent for text-to-image and for a 9-channel UNet at strength 1. */
+  imageLatents: Float32Array | undefined;
+  /** The mask at latent size, 1 = repaint (inpainting only). */
+  maskLatent: Float32Array | undefined;
+  /** The latents of the init image with the repaint area blanked (9-channel UNet only). */
+  maskedLatents: Float32Array | undefined;
+}
+
+/** 3. img2img and inpainting: the init image (and masked image) through the VAE encoder, the mask at latent size. */
+async function encodeInitImage({ model, job, timer, abort, autoencoder, inpaint9 }: Run, stepNoise: NormalSource): Promise<InitLatents> {
+  const { n, width, height } = job;
+  const factor = model.vaeScaleFactor;
+  const strength = job.init?.strength ?? 1;
   let imageLatents: Float32Array | undefined;
   let maskLatent: Float32Array | undefined;
   let maskedLatents: Float32Array | undefined;
-  const inpaint9 = Boolean(job.init?.mask) && model.inpainting;
   if (job.init) {
     const pixels = imageToTensor(job.init.image);
     if (job.init.mask) maskLatent = latentMask(job.init.mask, width, height, factor);
@@ -168,24 +222,56 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     if (!inpaint9 || strength < 1) imageLatents = repeat(await encodeToLatents(model, timer, autoencoder, pixels, { width, height }, stepNoise), n);
     abort();
   }
-  let latents: Float32Array;
-  if (imageLatents && strength < 1) {
-    latents = scheduler.addNoise(imageLatents, noise, timesteps[0]!);
-  } else {
-    latents = noise.map((v) => v * scheduler.initNoiseSigma);
-  }
+  return { imageLatents, maskLatent, maskedLatents };
+}
+
+/** 3. The latents the loop starts from: the init image noised to the first timestep (strength < 1), else scaled noise. */
+function prepareLatents(scheduler: Scheduler, noise: Float32Array, imageLatents: Float32Array | undefined, strength: number, first: number): Float32Array {
+  if (imageLatents && strength < 1) return scheduler.addNoise(imageLatents, noise, first);
+  return noise.map((v) => v * scheduler.initNoiseSigma);
+}
+
+/** 4. The UNet's sample: the scaled latents, with mask and masked-image latents for a 9-channel UNet, twice over with guidance. */
+function unetSample({ model, job, lw, lh, plane, cfg, unetBatch, inpaint9 }: Run, scaled: Float32Array, init: InitLatents): ort.Tensor {
+  const one = inpaint9 ? concatChannels(scaled, init.maskLatent!, init.maskedLatents!, job.n, plane) : scaled;
+  const input = cfg ? stack([{ values: one, count: 2 }]) : one;
+  return floatTensor(model.contracts.unet.sampleType, input, [unetBatch, inpaint9 ? 9 : 4, lh, lw]);
+}
+
+export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: PipelineHooks = {}): Promise<PipelineResult> {
+  const started = performance.now();
+  const abort = () => {
+    if (hooks.signal?.aborted) throw new PipelineAbortedError();
+  };
+  check(model, job);
+  abort();
+  if (model.inpainting && !job.init?.mask) job = asInpainting(job);
+  const run = describeRun(model, job, abort);
+  const { timer, cfg, unetBatch, inpaint9, plane, perImage } = run;
+  const { n, width, height } = job;
+  const strength = job.init?.strength ?? 1;
+  const contract = model.contracts.unet;
+
+  // 1. Conditioning.
+  const { cond, uncond } = await encodePrompts(run);
+  const staticFeeds = conditioningFeeds(run, cond, uncond);
+
+  // 2. Scheduler and timesteps.
+  const { scheduler, note, timesteps } = prepareTimesteps(schedulerConfigFor(model, job), job.steps, strength);
+
+  // 3. Initial latents: noise, or the init image noised to where the schedule starts.
+  const { noise, stepNoise } = prepareNoise(run);
+  const init = await encodeInitImage(run, stepNoise);
+  const { imageLatents, maskLatent } = init;
+  let latents = prepareLatents(scheduler, noise, imageLatents, strength, timesteps[0]!);
 
   // 4. The denoising loop.
-  const inChannels = inpaint9 ? 9 : 4;
   for (let i = 0; i < timesteps.length; i++) {
     abort();
     const t = timesteps[i]!;
-    const scaled = scheduler.scaleModelInput(latents, t);
-    const one = inpaint9 ? concatChannels(scaled, maskLatent!, maskedLatents!, n, plane) : scaled;
-    const input = cfg ? stack([{ values: one, count: 2 }]) : one;
     const feeds = {
       ...staticFeeds,
-      sample: floatTensor(contract.sampleType, input, [unetBatch, inChannels, lh, lw]),
+      sample: unetSample(run, scheduler.scaleModelInput(latents, t), init),
       timestep: timestepTensor(contract.timestep, t, unetBatch),
     };
     const out = await timer.run('unet', model.sessions.unet, feeds);
@@ -205,12 +291,9 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
   }
   abort();
 
-  // 5. Decode one image at a time (docs/diffusion.md, "Decoding one image at a time": batched fp16 VAE decoders misbehave, and memory stays flat).
-  const images: RawImage[] = [];
-  for (let k = 0; k < n; k++) {
-    abort();
-    images.push(await decodeImage(model, timer, autoencoder, latents, k, { width, height }));
-  }
+  // 5. Decode one image at a time (docs/diffusion.md, "Decoding one image at a time": batched fp16 VAE decoders
+  // misbehave, and memory stays flat).
+  const images = await decodeLatents(run, latents);
   return {
     images,
     timings: { runs: timer.runs, totalMs: performance.now() - started },
@@ -220,6 +303,17 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
     steps: timesteps.length,
     ...(note ? { schedulerNote: note } : {}),
   };
+}
+
+/** 5. Each image's latents through the decoder, one at a time. */
+async function decodeLatents({ model, job, timer, abort, autoencoder }: Run, latents: Float32Array): Promise<RawImage[]> {
+  const { n, width, height } = job;
+  const images: RawImage[] = [];
+  for (let k = 0; k < n; k++) {
+    abort();
+    images.push(await decodeImage(model, timer, autoencoder, latents, k, { width, height }));
+  }
+  return images;
 }
 
 function check(model: LoadedModel, job: PipelineJob): void {
