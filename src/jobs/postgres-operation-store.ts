@@ -315,7 +315,7 @@ export class PostgresOperationStore implements OperationStore, ExpiryPages, Swee
    */
   async tryAcquireSweepLock(): Promise<SweepLease | null> {
     const client = await this.#pool.connect();
-    let held = false;
+    let held: boolean;
     try {
       const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS held', [this.#sweepKey]);
       held = rows[0]?.held === true;

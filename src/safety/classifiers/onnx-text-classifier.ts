@@ -152,7 +152,7 @@ export class OnnxTextClassifier implements PromptClassifier {
       // The thread holds nothing after a failed load, so ending it here is safe.
       void thread.rpc.terminate();
       if (error instanceof WorkerStoppedError) throw folderError(this.id, this.#options.folder, `the classifier thread ${error.what} while loading`);
-      throw new Error((error as Error).message);
+      throw new Error((error as Error).message, { cause: error });
     }
   }
 
@@ -166,7 +166,7 @@ export class OnnxTextClassifier implements PromptClassifier {
           ? this.#closedError()
           : new Error(`text classifier "${this.id}": its thread ${error.what} before answering; the next prompt starts a new one`);
       }
-      if (error instanceof WorkerRequestError) throw new Error(`text classifier "${this.id}": ${error.message}`);
+      if (error instanceof WorkerRequestError) throw new Error(`text classifier "${this.id}": ${error.message}`, { cause: error });
       throw error;
     }
   }

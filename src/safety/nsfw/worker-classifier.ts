@@ -27,9 +27,11 @@ export class WorkerNsfwClassifier implements NsfwClassifier {
       return await rpc.request('classify', { width, height, channels, data }, { signal: controller.signal });
     } catch (error) {
       if (error instanceof WorkerStoppedError) {
-        throw new Error(error.reason === 'closed' ? 'the image classifier was closed' : `the image classifier thread ${error.what}`);
+        throw new Error(error.reason === 'closed' ? 'the image classifier was closed' : `the image classifier thread ${error.what}`, {
+          cause: error,
+        });
       }
-      if (error instanceof WorkerRequestError) throw new Error(`the image classifier failed: ${error.message}`);
+      if (error instanceof WorkerRequestError) throw new Error(`the image classifier failed: ${error.message}`, { cause: error });
       throw error;
     } finally {
       clearTimeout(timer);
