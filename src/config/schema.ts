@@ -14,14 +14,15 @@ const LEVELS = ['low', 'medium', 'high'] as const;
 const CATEGORY_LEVEL = Type.Optional(Type.Enum([...LEVELS, 'off']));
 const FAILURE = Type.Optional(Type.Enum(['block', 'allow']));
 
-const Threshold = Type.Union([
+export const ThresholdSchema = Type.Union([
   Type.Enum(LEVELS),
   Type.Object({ hate: CATEGORY_LEVEL, sexual: CATEGORY_LEVEL, violence: CATEGORY_LEVEL, self_harm: CATEGORY_LEVEL }, strict),
 ]);
 
-const DeploymentSafety = Type.Object(
+/** A deployment's own safety settings; ids refer to the service's blocklists and classifiers. */
+export const DeploymentSafetySchema = Type.Object(
   {
-    threshold: Type.Optional(Threshold),
+    threshold: Type.Optional(ThresholdSchema),
     blockProfanity: Type.Optional(Type.Boolean()),
     blocklists: Type.Optional(Type.Array(Type.String())),
     classifiers: Type.Optional(Type.Array(Type.String())),
@@ -29,24 +30,36 @@ const DeploymentSafety = Type.Object(
   strict,
 );
 
-const Diffusion = Type.Object(
+/** How a diffusion deployment generates; every field but the folder has a per-model default. */
+export const DiffusionSchema = Type.Object(
   {
+    /** The model folder: absolute, or a name under models.dir (resolved to an absolute path). */
     folder: Type.String({ minLength: 1, pattern: '\\S', errorMessage: 'must name a model folder (a path, or a name under models.dir)' }),
+    /** Denoising steps; default from the model family (SD-Turbo/SDXL-Turbo 1–4, LCM 4, others 25). */
     steps: int(1, 200),
+    /** Replaces the model's own scheduler_config.json class (its β schedule is kept). */
     scheduler: Type.Optional(Type.Enum(['euler', 'euler-ancestral', 'ddim', 'lcm'])),
+    /** Classifier-free guidance; ≤ 1 turns it off (the Turbo models' setting). */
     guidanceScale: Type.Optional(Type.Number({ minimum: 0, maximum: 30 })),
+    /** Edge of the native square in pixels (512 SD 1.5/2.1 base/Turbo, 1024 SDXL); default from the model. */
     resolution: Type.Optional(Type.Integer({ minimum: 64, maximum: 2048, multipleOf: 64 })),
+    /**
+     * The autoencoder that turns latents into pixels (and images into latents for edits): `full`, the
+     * model's VAE (default), or `tiny`, its tiny autoencoder (vae_tiny_decoder/, TAESD/TAESDXL), about
+     * 40× less compute per decode at some loss of fine detail.
+     */
     autoencoder: Type.Optional(Type.Enum(['full', 'tiny'])),
   },
   strict,
 );
 
 // `model` takes aliases ("dalle3", "gpt-image-1-mini"): familyOf in index.ts decides it.
-const deploymentCommon = { name: Type.String(idPattern), model: Type.String(), safety: Type.Optional(DeploymentSafety) };
-const Deployment = Type.Union([
-  Type.Object({ ...deploymentCommon, engine: Type.Optional(Type.Literal('placeholder')) }, strict),
-  Type.Object({ ...deploymentCommon, engine: Type.Literal('diffusion'), diffusion: Diffusion }, strict),
-]);
+const deploymentCommon = { name: Type.String(idPattern), model: Type.String(), safety: Type.Optional(DeploymentSafetySchema) };
+/** The built-in engine: deterministic pictures with the prompt written on them (no model needed). */
+export const PlaceholderDeploymentSchema = Type.Object({ ...deploymentCommon, engine: Type.Optional(Type.Literal('placeholder')) }, strict);
+/** A Stable Diffusion family model in the diffusers/optimum ONNX layout, run with onnxruntime-node. */
+export const DiffusionDeploymentSchema = Type.Object({ ...deploymentCommon, engine: Type.Literal('diffusion'), diffusion: DiffusionSchema }, strict);
+const Deployment = Type.Union([PlaceholderDeploymentSchema, DiffusionDeploymentSchema]);
 
 const Blocklist = Type.Object(
   {
@@ -70,7 +83,7 @@ const classifierCommon = {
   ),
 };
 const httpClassifier = { ...classifierCommon, url: Type.String(), key: Type.Optional(Type.String()), keyEnv: Type.Optional(Type.String()), model: Type.Optional(Type.String()) };
-const Classifier = Type.Union([
+export const ClassifierSchema = Type.Union([
   Type.Object(
     {
       ...classifierCommon,
@@ -87,10 +100,10 @@ const Classifier = Type.Union([
 
 const Safety = Type.Object(
   {
-    threshold: Type.Optional(Threshold),
+    threshold: Type.Optional(ThresholdSchema),
     blockProfanity: Type.Optional(Type.Boolean()),
     blocklists: Type.Optional(Type.Array(Blocklist)),
-    classifiers: Type.Optional(Type.Array(Classifier)),
+    classifiers: Type.Optional(Type.Array(ClassifierSchema)),
     imageClassifier: Type.Optional(Type.Enum(['nsfwjs', 'none'])),
     imageClassifierFailure: FAILURE,
     classifyPlaceholderImages: Type.Optional(Type.Boolean()),
