@@ -2,16 +2,13 @@
 // pipes, log collectors), or as EASEL_LOG_FORMAT says.
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import { ConfigError } from '../config/index.ts';
+import { envSetting } from '../config/index.ts';
 
 export type LogFormat = 'json' | 'pretty';
 
-/** EASEL_LOG_FORMAT (json or pretty); unset: pretty when `stdout` is a terminal. */
+/** EASEL_LOG_FORMAT (json or pretty, checked against the configuration schema); unset: pretty when `stdout` is a terminal. */
 export function logFormat(env: NodeJS.ProcessEnv, stdout: { isTTY?: boolean }): LogFormat {
-  const raw = env.EASEL_LOG_FORMAT?.trim().toLowerCase();
-  if (!raw) return stdout.isTTY ? 'pretty' : 'json';
-  if (raw !== 'json' && raw !== 'pretty') throw new ConfigError('EASEL_LOG_FORMAT', `must be "json" or "pretty", got ${JSON.stringify(env.EASEL_LOG_FORMAT)}`);
-  return raw;
+  return (envSetting(env, 'EASEL_LOG_FORMAT') as LogFormat | undefined) ?? (stdout.isTTY ? 'pretty' : 'json');
 }
 
 export function createLogger(level: string, format: LogFormat, stdout: NodeJS.WriteStream & { isTTY?: boolean }): Logger {

@@ -1,7 +1,8 @@
 // The configuration file's schema, once, as JSON Schema (TypeBox): every key a file may set, with
 // `additionalProperties: false` at every level so a misspelt key stops start-up instead of being
 // ignored. Cross-field rules the schema cannot express (unique names, in-flight ≥ per-edit pixels,
-// ids that deployments refer to) stay explicit checks in index.ts and safety.ts.
+// ids that deployments refer to) stay explicit checks in index.ts and safety.ts. The Config type
+// and its parts are derived from these schemas there (Static), so the comments on keys document them.
 import Type, { type TSchema } from 'typebox';
 
 const strict = { additionalProperties: false } as const;
@@ -14,14 +15,15 @@ const LEVELS = ['low', 'medium', 'high'] as const;
 const CATEGORY_LEVEL = Type.Optional(Type.Enum([...LEVELS, 'off']));
 const FAILURE = Type.Optional(Type.Enum(['block', 'allow']));
 
-const Threshold = Type.Union([
+export const ThresholdSchema = Type.Union([
   Type.Enum(LEVELS),
   Type.Object({ hate: CATEGORY_LEVEL, sexual: CATEGORY_LEVEL, violence: CATEGORY_LEVEL, self_harm: CATEGORY_LEVEL }, strict),
 ]);
 
-const DeploymentSafety = Type.Object(
+/** A deployment's own safety settings; ids refer to the service's blocklists and classifiers. */
+export const DeploymentSafetySchema = Type.Object(
   {
-    threshold: Type.Optional(Threshold),
+    threshold: Type.Optional(ThresholdSchema),
     blockProfanity: Type.Optional(Type.Boolean()),
     blocklists: Type.Optional(Type.Array(Type.String())),
     classifiers: Type.Optional(Type.Array(Type.String())),
@@ -29,24 +31,43 @@ const DeploymentSafety = Type.Object(
   strict,
 );
 
-const Diffusion = Type.Object(
+/** How a diffusion deployment generates; every field but the folder has a per-model default. */
+export const DiffusionSchema = Type.Object(
   {
+    /** The model folder: absolute, or a name under models.dir (resolved to an absolute path). */
     folder: Type.String({ minLength: 1, pattern: '\\S', errorMessage: 'must name a model folder (a path, or a name under models.dir)' }),
+    /** Denoising steps; default from the model family (SD-Turbo/SDXL-Turbo 1–4, LCM 4, others 25). */
     steps: int(1, 200),
+    /** Replaces the model's own scheduler_config.json class (its β schedule is kept). */
     scheduler: Type.Optional(Type.Enum(['euler', 'euler-ancestral', 'ddim', 'lcm'])),
+    /** Classifier-free guidance; ≤ 1 turns it off (the Turbo models' setting). */
     guidanceScale: Type.Optional(Type.Number({ minimum: 0, maximum: 30 })),
+    /** Edge of the native square in pixels (512 SD 1.5/2.1 base/Turbo, 1024 SDXL); default from the model. */
     resolution: Type.Optional(Type.Integer({ minimum: 64, maximum: 2048, multipleOf: 64 })),
+    /**
+     * The autoencoder that turns latents into pixels (and images into latents for edits): `full`, the
+     * model's VAE (default), or `tiny`, its tiny autoencoder (vae_tiny_decoder/, TAESD/TAESDXL), about
+     * 40× less compute per decode at some loss of fine detail.
+     */
     autoencoder: Type.Optional(Type.Enum(['full', 'tiny'])),
   },
   strict,
 );
 
 // `model` takes aliases ("dalle3", "gpt-image-1-mini"): familyOf in index.ts decides it.
-const deploymentCommon = { name: Type.String(idPattern), model: Type.String(), safety: Type.Optional(DeploymentSafety) };
-const Deployment = Type.Union([
-  Type.Object({ ...deploymentCommon, engine: Type.Optional(Type.Literal('placeholder')) }, strict),
-  Type.Object({ ...deploymentCommon, engine: Type.Literal('diffusion'), diffusion: Diffusion }, strict),
-]);
+const deploymentCommon = {
+  /** The name clients use in URLs and `model` ("dall-e-3"); 1–64 letters, digits, ".", "_" or "-". */
+  name: Type.String(idPattern),
+  /** The model family that decides validation and response shape. */
+  model: Type.String(),
+  /** This deployment's own thresholds, profanity setting, blocklists and classifiers (default: the service's). */
+  safety: Type.Optional(DeploymentSafetySchema),
+};
+/** The built-in engine: deterministic pictures with the prompt written on them (no model needed). */
+export const PlaceholderDeploymentSchema = Type.Object({ ...deploymentCommon, engine: Type.Optional(Type.Literal('placeholder')) }, strict);
+/** A Stable Diffusion family model in the diffusers/optimum ONNX layout, run with onnxruntime-node. */
+export const DiffusionDeploymentSchema = Type.Object({ ...deploymentCommon, engine: Type.Literal('diffusion'), diffusion: DiffusionSchema }, strict);
+const Deployment = Type.Union([PlaceholderDeploymentSchema, DiffusionDeploymentSchema]);
 
 const Blocklist = Type.Object(
   {
@@ -59,9 +80,13 @@ const Blocklist = Type.Object(
 );
 
 const classifierCommon = {
+  /** The name deployments list it by and that annotation errors and logs show. */
   id: Type.String(idPattern),
+  /** Longest a prompt waits for it; past this the failure policy applies. Default 5000 ms. */
   timeoutMs: int(1, 600_000),
+  /** A failure or timeout "block"s the prompt (default) or "allow"s it unscored; the annotation says so either way. */
   onFailure: FAILURE,
+  /** Probability → severity cut points (probability classifiers only); default low 0.3, medium 0.5, high 0.8. */
   cutPoints: Type.Optional(
     Type.Object(
       { low: Type.Number({ exclusiveMinimum: 0, maximum: 1 }), medium: Type.Number({ exclusiveMinimum: 0, maximum: 1 }), high: Type.Number({ exclusiveMinimum: 0, maximum: 1 }) },
@@ -69,13 +94,25 @@ const classifierCommon = {
     ),
   ),
 };
-const httpClassifier = { ...classifierCommon, url: Type.String(), key: Type.Optional(Type.String()), keyEnv: Type.Optional(Type.String()), model: Type.Optional(Type.String()) };
-const Classifier = Type.Union([
+// An external moderation endpoint: Azure AI Content Safety text:analyze, or an OpenAI-style /moderations.
+const httpClassifier = {
+  ...classifierCommon,
+  url: Type.String(),
+  /** The key itself; prefer keyEnv so it stays out of the file. */
+  key: Type.Optional(Type.String()),
+  /** The environment variable that holds the key. */
+  keyEnv: Type.Optional(Type.String()),
+  /** openai-moderation: the model to ask for ("omni-moderation-latest"). */
+  model: Type.Optional(Type.String()),
+};
+export const ClassifierSchema = Type.Union([
   Type.Object(
     {
       ...classifierCommon,
       kind: Type.Literal('onnx'),
+      /** A sequence-classification model (model.onnx, tokenizer.json, config.json): absolute, or a name under models.dir. */
       folder: Type.String({ minLength: 1, pattern: '\\S', errorMessage: 'must name a model folder (a path, or a name under models.dir)' }),
+      /** The model's label → category. */
       labels: Type.Optional(Type.Record(Type.String(), Type.Enum(['hate', 'sexual', 'violence', 'self_harm', 'jailbreak', 'profanity', 'ignore']))),
       maxTokens: int(2, 8192),
     },
@@ -87,12 +124,18 @@ const Classifier = Type.Union([
 
 const Safety = Type.Object(
   {
-    threshold: Type.Optional(Threshold),
+    /** One level for every category or one per category: "low" | "medium" | "high" (| "off" per category). */
+    threshold: Type.Optional(ThresholdSchema),
+    /** Refuse prompts with profanity (Azure's default only reports it). */
     blockProfanity: Type.Optional(Type.Boolean()),
     blocklists: Type.Optional(Type.Array(Blocklist)),
-    classifiers: Type.Optional(Type.Array(Classifier)),
+    /** Prompt classifiers that run beside the term lists, on every deployment unless it names its own. */
+    classifiers: Type.Optional(Type.Array(ClassifierSchema)),
+    /** The image filter: "nsfwjs" (the bundled pretrained classifier) or "none" (every image passes, reading safe). */
     imageClassifier: Type.Optional(Type.Enum(['nsfwjs', 'none'])),
+    /** When the image classifier throws or times out: "block" the image (default) or "allow" it; either way the annotation carries `error`. */
     imageClassifierFailure: FAILURE,
+    /** Run the image classifier on the placeholder engine's pictures too (default: on real engines only). */
     classifyPlaceholderImages: Type.Optional(Type.Boolean()),
   },
   strict,
@@ -104,10 +147,19 @@ export const ConfigFileSchema = Type.Object(
     host: Type.Optional(Type.String({ minLength: 1 })),
     port: int(0, 65535),
     dataDir: Type.Optional(Type.String({ minLength: 1 })),
+    /** Base of image and operation URLs; null = the address the server listens on. */
     publicUrl: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    /** Accepted keys; empty = generate one and keep it in the data directory. */
     apiKeys: Type.Optional(Type.Array(Type.String({ minLength: 8 }), { errorMessage: 'must be a list of keys of at least 8 characters', secret: true })),
     deployments: Type.Optional(Type.Array(Deployment, { minItems: 1 })),
+    /** Where `easel pull` installs model folders and where bare folder names resolve; default <dataDir>/models. */
     models: Type.Optional(Type.Object({ dir: Type.Optional(Type.String()) }, strict)),
+    /**
+     * onnxruntime-node settings shared by every diffusion deployment. executionProvider "cuda" needs
+     * onnxruntime-node's CUDA 12 libraries (README), without them the deployment is unavailable;
+     * threads: intra-op threads per session, 0 = the cores divided among the models that can run
+     * at once (src/runtime/onnx-threads.ts).
+     */
     onnx: Type.Optional(Type.Object({ executionProvider: Type.Optional(Type.Enum(['cpu', 'cuda'])), threads: int(0, 1024) }, strict)),
     limits: Type.Optional(
       Type.Object(
@@ -115,10 +167,18 @@ export const ConfigFileSchema = Type.Object(
           maxJsonBodyBytes: positive(),
           maxImageBytes: positive(),
           maxMaskBytes: positive(),
+          /** Decoded pixels allowed per uploaded image (decompression bombs stop here). */
           maxInputPixels: positive(),
+          /** Decoded pixels one edit may hold: its uploads (and their resized copies) and its output images. */
           maxEditPixels: positive(),
+          /** Decoded pixels all admitted edits may hold together; one more edit gets a 429. */
           maxPixelsInFlight: positive(),
+          /**
+           * Time a client has to send a whole request, headers and body (a stalled upload is answered
+           * 408 and closed). Generation time does not count: the clock stops once the request is in.
+           */
           requestTimeoutSeconds: int(1, 86400),
+          /** Time a client has to send the request line and headers (the request timeout applies if shorter). */
           headersTimeoutSeconds: int(1, 86400),
         },
         strict,
@@ -131,6 +191,7 @@ export const ConfigFileSchema = Type.Object(
     sweepIntervalSeconds: int(1, 86400),
     safety: Type.Optional(Safety),
     logLevel: Type.Optional(Type.Enum(LOG_LEVELS)),
+    /** Log each request's prompt (with its request id). Off by default: prompts are users' data. */
     logPrompts: Type.Optional(Type.Boolean()),
   },
   strict,
