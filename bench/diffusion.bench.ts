@@ -13,10 +13,26 @@ import { basename, dirname } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+
 import { loadModel } from '../src/engines/diffusion/model/index.ts';
 import { planOnnxThreads } from '../src/runtime/onnx-threads.ts';
 import { startTestApp, TEST_KEY } from '../test/helpers/app.ts';
-import { cachedModel, generate, load1m, median, peakRssMb, printer, PRESETS, PROMPT, quantile, round, SIZE, sum, type Preset, type Run } from './diffusion/common.ts';
+import {
+  cachedModel,
+  generate,
+  load1m,
+  median,
+  peakRssMb,
+  type Preset,
+  PRESETS,
+  printer,
+  PROMPT,
+  quantile,
+  round,
+  type Run,
+  SIZE,
+  sum,
+} from './diffusion/common.ts';
 import { measureFactors } from './diffusion/factors.ts';
 import { cpuSpeedup } from './diffusion/speedup.ts';
 
@@ -41,13 +57,17 @@ const PLANS: Record<Preset, Plan> = {
 const SECTIONS = ['speedup', 'configs', 'healthz'] as const;
 type Section = (typeof SECTIONS)[number];
 
-const { values: args } = parseArgs({ options: { preset: { type: 'string' }, sections: { type: 'string' }, factors: { type: 'boolean' } } });
+const { values: args } = parseArgs({
+  options: { preset: { type: 'string' }, sections: { type: 'string' }, factors: { type: 'boolean' } },
+});
 const preset = (args.preset ?? process.env.EASEL_BENCH_PRESET ?? 'small') as Preset;
 if (!PRESETS.includes(preset)) {
   console.error(`preset must be one of ${PRESETS.join(', ')}, got "${preset}"`);
   process.exit(2);
 }
-const sections = (args.sections ?? process.env.EASEL_BENCH_SECTIONS ?? SECTIONS.join(',')).split(',').filter(Boolean) as Section[];
+const sections = (args.sections ?? process.env.EASEL_BENCH_SECTIONS ?? SECTIONS.join(','))
+  .split(',')
+  .filter(Boolean) as Section[];
 const unknown = sections.filter((s) => !SECTIONS.includes(s));
 if (unknown.length > 0) {
   console.error(`--sections takes ${SECTIONS.join(', ')}, got "${unknown.join(', ')}"`);
@@ -62,7 +82,11 @@ const CONFIGS = [
 ] as const;
 const print = printer(preset);
 /** The engine's own choice for a server with one model (EASEL_ONNX_THREADS overrides it, as in the server). */
-const threadPlan = planOnnxThreads({ configured: Number(process.env.EASEL_ONNX_THREADS ?? 0) || 0, diffusionModels: 1, concurrency: 1 });
+const threadPlan = planOnnxThreads({
+  configured: Number(process.env.EASEL_ONNX_THREADS ?? 0) || 0,
+  diffusionModels: 1,
+  concurrency: 1,
+});
 
 /** One configuration: its warm-up run, the process's peak RSS right after it, and the measured runs. */
 interface Measured {
@@ -92,7 +116,10 @@ function summarise({ steps, batch, runs, peakRssMb }: Measured) {
     unet_steps_ms: Array.from({ length: steps }, (_, i) => round(m((run) => run.unetMs[i]!))),
     vae_decode_ms_per_image: round(m((run) => sum(run.vaeDecodeMs) / batch)),
     png_ms_per_image: round(m((run) => sum(run.pngMs) / batch)),
-    overhead_ratio: round(m((run) => run.wallMs / run.modelMs), 3),
+    overhead_ratio: round(
+      m((run) => run.wallMs / run.modelMs),
+      3,
+    ),
     peak_rss_mb: peakRssMb,
     reps: runs.length,
   };
@@ -109,14 +136,27 @@ function predictSeconds(steps: number, batch: number, done: Measured[]): number 
 async function measureInProcess(folder: string): Promise<Measured[]> {
   const started = performance.now();
   const model = await loadModel(folder, { intraOpNumThreads: threadPlan.diffusion });
-  print({ case: 'model load', threads: threadPlan.diffusion, seconds: round((performance.now() - started) / 1000, 2), peak_rss_mb: peakRssMb() });
+  print({
+    case: 'model load',
+    threads: threadPlan.diffusion,
+    seconds: round((performance.now() - started) / 1000, 2),
+    peak_rss_mb: peakRssMb(),
+  });
   const measured: Measured[] = [];
   try {
     // Warm-ups in order of growing memory, so the high-water mark after each is that configuration's peak.
     for (const { steps, batch } of CONFIGS) {
       const predicted = predictSeconds(steps, batch, measured);
       if (predicted !== undefined && predicted * (1 + plan.reps) > plan.budgetSeconds) {
-        print({ case: 'txt2img', size: `${SIZE}x${SIZE}`, steps, batch, skipped: true, predicted_s_per_run: round(predicted), reason: `warm-up + ${plan.reps} run(s) would exceed ${plan.budgetSeconds} s` });
+        print({
+          case: 'txt2img',
+          size: `${SIZE}x${SIZE}`,
+          steps,
+          batch,
+          skipped: true,
+          predicted_s_per_run: round(predicted),
+          reason: `warm-up + ${plan.reps} run(s) would exceed ${plan.budgetSeconds} s`,
+        });
         continue;
       }
       const warmUp = await generate(model, steps, batch, 1);
@@ -145,7 +185,13 @@ function compareBatching(measured: Measured[]): void {
     const batched = 4 / (median(four.runs.map((r) => r.wallMs)) / 1000);
     const separate = 1 / (median(one.runs.map((r) => r.wallMs)) / 1000);
     const ratio = median(four.runs.map((r, i) => (4 * one.runs[i]!.wallMs) / r.wallMs));
-    print({ case: 'batch 4 vs 4 x batch 1', steps, images_per_s_batch4: round(batched, 3), images_per_s_4x1: round(separate, 3), ratio: round(ratio, 2) });
+    print({
+      case: 'batch 4 vs 4 x batch 1',
+      steps,
+      images_per_s_batch4: round(batched, 3),
+      images_per_s_4x1: round(separate, 3),
+      ratio: round(ratio, 2),
+    });
   }
 }
 
@@ -182,7 +228,14 @@ async function healthzWhileGenerating(folder: string): Promise<void> {
   const app = await startTestApp({
     config: {
       models: { dir: dirname(folder) },
-      deployments: [{ name: 'dall-e-3', model: 'dall-e-3', engine: 'diffusion', diffusion: { folder: basename(folder), steps: plan.httpSteps, resolution: SIZE } }],
+      deployments: [
+        {
+          name: 'dall-e-3',
+          model: 'dall-e-3',
+          engine: 'diffusion',
+          diffusion: { folder: basename(folder), steps: plan.httpSteps, resolution: SIZE },
+        },
+      ],
       queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 1800 },
     },
   });
@@ -213,7 +266,15 @@ async function healthzWhileGenerating(folder: string): Promise<void> {
     generating = false;
     await Promise.all(clients);
     const seconds = (performance.now() - started) / 1000;
-    print({ case: 'healthz during generation', ...health, generations: completed, generations_per_s: round(completed / seconds, 3), steps: plan.httpSteps, in_flight: 2, request: 'dall-e-3 1024x1024 url' });
+    print({
+      case: 'healthz during generation',
+      ...health,
+      generations: completed,
+      generations_per_s: round(completed / seconds, 3),
+      steps: plan.httpSteps,
+      in_flight: 2,
+      request: 'dall-e-3 1024x1024 url',
+    });
   } finally {
     await app.dispose();
   }
@@ -222,14 +283,27 @@ async function healthzWhileGenerating(folder: string): Promise<void> {
 /** What this bench does not run, and why, so that a reader of its output sees the gap. */
 function skipped(): void {
   if (preset === 'sd-turbo') {
-    console.log(JSON.stringify({
-      bench: 'diffusion', case: 'cpu speedup', preset: 'sdxl-turbo', skipped: true,
-      reason: 'no SDXL architecture in the model builder yet: its fp32 UNet alone is 2.57 B parameters (10.3 GB), the whole model 13.9 GB, over what a shared 24 GB machine can hold beside other work',
-    }));
-    console.log(JSON.stringify({
-      bench: 'diffusion', case: 'cpu speedup', preset: 'sd15', steps: 4, skipped: true,
-      reason: 'its own run (another 4.3 GB model and about 4 UNet steps per case): npm run bench -- --preset sd15 --sections speedup',
-    }));
+    console.log(
+      JSON.stringify({
+        bench: 'diffusion',
+        case: 'cpu speedup',
+        preset: 'sdxl-turbo',
+        skipped: true,
+        reason:
+          'no SDXL architecture in the model builder yet: its fp32 UNet alone is 2.57 B parameters (10.3 GB), the whole model 13.9 GB, over what a shared 24 GB machine can hold beside other work',
+      }),
+    );
+    console.log(
+      JSON.stringify({
+        bench: 'diffusion',
+        case: 'cpu speedup',
+        preset: 'sd15',
+        steps: 4,
+        skipped: true,
+        reason:
+          'its own run (another 4.3 GB model and about 4 UNet steps per case): npm run bench -- --preset sd15 --sections speedup',
+      }),
+    );
   }
 }
 

@@ -2,6 +2,7 @@
 // engine, the cost of encoding per format, and /healthz latency while generations run.
 // Run: npx tsx bench/http.bench.ts  → one JSON line per case.
 import { performance } from 'node:perf_hooks';
+
 import { startTestApp, TEST_KEY } from '../test/helpers/app.ts';
 
 const RUNS = 30;
@@ -33,17 +34,31 @@ async function route(name: string, path: string, body: object) {
 }
 
 const v = (version: string) => `?api-version=${version}`;
-await route('dall-e-3 1024x1024 url', `/openai/deployments/dall-e-3/images/generations${v('2024-02-01')}`, { prompt: 'a lighthouse at dawn' });
-await route('dall-e-3 1792x1024 b64_json', `/openai/deployments/dall-e-3/images/generations${v('2024-02-01')}`, { prompt: 'a lighthouse at dawn', size: '1792x1024', response_format: 'b64_json' });
+await route('dall-e-3 1024x1024 url', `/openai/deployments/dall-e-3/images/generations${v('2024-02-01')}`, {
+  prompt: 'a lighthouse at dawn',
+});
+await route('dall-e-3 1792x1024 b64_json', `/openai/deployments/dall-e-3/images/generations${v('2024-02-01')}`, {
+  prompt: 'a lighthouse at dawn',
+  size: '1792x1024',
+  response_format: 'b64_json',
+});
 for (const format of ['png', 'jpeg', 'webp']) {
-  await route(`gpt-image-1 1024x1024 ${format}`, `/openai/deployments/gpt-image-1/images/generations${v('2025-04-01-preview')}`, { prompt: 'a lighthouse at dawn', output_format: format });
+  await route(
+    `gpt-image-1 1024x1024 ${format}`,
+    `/openai/deployments/gpt-image-1/images/generations${v('2025-04-01-preview')}`,
+    { prompt: 'a lighthouse at dawn', output_format: format },
+  );
 }
 
 // /healthz while four generations at a time keep both workers busy.
 let generating = true;
 const load = Array.from({ length: 4 }, async () => {
   let i = 0;
-  while (generating) await post(`/openai/deployments/gpt-image-1/images/generations${v('2025-04-01-preview')}`, { prompt: 'load', seed: i++ });
+  while (generating)
+    await post(`/openai/deployments/gpt-image-1/images/generations${v('2025-04-01-preview')}`, {
+      prompt: 'load',
+      seed: i++,
+    });
 });
 const health: number[] = [];
 for (let i = 0; i < 200; i++) {

@@ -7,7 +7,9 @@ import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { preset: { type: 'string' }, sections: { type: 'string' }, factors: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { preset: { type: 'string' }, sections: { type: 'string' }, factors: { type: 'boolean' } },
+});
 if (values.preset !== undefined && !['small', 'sd-turbo', 'sd15'].includes(values.preset)) {
   console.error(`--preset must be small, sd-turbo or sd15, got "${values.preset}"`);
   process.exit(2);
@@ -34,7 +36,13 @@ console.log(
     date: new Date().toISOString().slice(0, 10),
   }),
 );
-for (const file of ['bench/placeholder.bench.ts', 'bench/http.bench.ts', 'bench/memory.bench.ts', 'bench/safety.bench.ts', 'bench/diffusion.bench.ts']) {
+for (const file of [
+  'bench/placeholder.bench.ts',
+  'bench/http.bench.ts',
+  'bench/memory.bench.ts',
+  'bench/safety.bench.ts',
+  'bench/diffusion.bench.ts',
+]) {
   const extra = file === 'bench/diffusion.bench.ts' ? diffusionArgs : [];
   const result = spawnSync(process.execPath, ['--import', 'tsx', file, ...extra], { stdio: 'inherit', env });
   if (result.status !== 0) process.exit(result.status ?? 1);

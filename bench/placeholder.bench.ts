@@ -1,7 +1,7 @@
 // Milliseconds per image of the placeholder engine at the sizes deployments use.
 // Run: npx tsx bench/placeholder.bench.ts  → one JSON line per size (and one with progress previews).
-import { PlaceholderEngine } from '../src/engines/placeholder/index.ts';
 import type { ImageRequest } from '../src/contract/request.ts';
+import { PlaceholderEngine } from '../src/engines/placeholder/index.ts';
 import { generationRequest } from '../test/helpers/requests.ts';
 
 const WARM_UP_RUNS = 5;
@@ -35,7 +35,11 @@ async function bench(request: ImageRequest, withPreviews: boolean): Promise<void
 }
 
 const prompt = 'a lighthouse on a cliff at dawn, with gulls circling and waves breaking on the rocks below';
-for (const [width, height] of [[1024, 1024], [256, 256], [1792, 1024]] as const) {
+for (const [width, height] of [
+  [1024, 1024],
+  [256, 256],
+  [1792, 1024],
+] as const) {
   await bench(generationRequest({ prompt, width, height }), false);
 }
 await bench(generationRequest({ prompt }), true);

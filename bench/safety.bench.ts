@@ -3,7 +3,9 @@
 // the event loop's delay while it works.
 // Run: npx tsx bench/safety.bench.ts  → one JSON line per case.
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+
 import sharp from 'sharp';
+
 import { Blocklists, Lexicon, SafetyPolicy, SafetyPromptFilter, WorkerNsfwClassifier } from '../src/safety/index.ts';
 import { loadEvalSet } from '../tools/eval-safety.ts';
 
@@ -29,11 +31,32 @@ console.log(JSON.stringify({ bench: 'safety', case: 'term lists load', ms: round
 
 const prompts = loadEvalSet().map((p) => p.prompt);
 for (const p of prompts) lexicon.score(p); // warm-up
-console.log(JSON.stringify({ bench: 'safety', case: 'term lists, eval prompts', ...summary(timeEach(prompts, (p) => lexicon.score(p)), 'us') }));
+console.log(
+  JSON.stringify({
+    bench: 'safety',
+    case: 'term lists, eval prompts',
+    ...summary(
+      timeEach(prompts, (p) => lexicon.score(p)),
+      'us',
+    ),
+  }),
+);
 const long4k = prompts.join(' ').slice(0, 4000);
 const long32k = prompts.join(' ').repeat(2).slice(0, 32_000);
-console.log(JSON.stringify({ bench: 'safety', case: 'term lists, 4000-character prompt (dall-e-3 limit)', ...summary(timeEach(Array(20).fill(long4k), (p) => lexicon.score(p))) }));
-console.log(JSON.stringify({ bench: 'safety', case: 'term lists, 32000-character prompt (gpt-image-1 limit)', ...summary(timeEach(Array(10).fill(long32k), (p) => lexicon.score(p))) }));
+console.log(
+  JSON.stringify({
+    bench: 'safety',
+    case: 'term lists, 4000-character prompt (dall-e-3 limit)',
+    ...summary(timeEach(Array(20).fill(long4k), (p) => lexicon.score(p))),
+  }),
+);
+console.log(
+  JSON.stringify({
+    bench: 'safety',
+    case: 'term lists, 32000-character prompt (gpt-image-1 limit)',
+    ...summary(timeEach(Array(10).fill(long32k), (p) => lexicon.score(p))),
+  }),
+);
 
 // A large operator blocklist: 10 000 terms, with 10 and with 100 RE2 patterns (re2js runs in pure
 // JavaScript: linear, but each pattern costs a pass over the prompt as written and as read).
@@ -43,12 +66,28 @@ for (const count of [10, 100]) {
   const patterns = Array.from({ length: count }, (_, i) => `\\bsku-${i}-\\d{4}\\b`);
   started = performance.now();
   lists = new Blocklists([{ id: 'big', terms, patterns }]);
-  console.log(JSON.stringify({ bench: 'safety', case: `blocklist compile, 10000 terms + ${count} RE2 patterns`, ms: round(performance.now() - started) }));
-  console.log(JSON.stringify({ bench: 'safety', case: `blocklist match, 10000 terms + ${count} RE2 patterns, 4000-character prompt`, ...summary(timeEach(Array(20).fill(long4k), (p) => lists.match(p))) }));
+  console.log(
+    JSON.stringify({
+      bench: 'safety',
+      case: `blocklist compile, 10000 terms + ${count} RE2 patterns`,
+      ms: round(performance.now() - started),
+    }),
+  );
+  console.log(
+    JSON.stringify({
+      bench: 'safety',
+      case: `blocklist match, 10000 terms + ${count} RE2 patterns, 4000-character prompt`,
+      ...summary(timeEach(Array(20).fill(long4k), (p) => lists.match(p))),
+    }),
+  );
 }
 
 // The whole prompt filter as a request sees it (term lists + blocklist, no classifiers).
-const filter = new SafetyPromptFilter({ policy: new SafetyPolicy({ threshold: 'medium' }), lexicon, blocklists: lists });
+const filter = new SafetyPromptFilter({
+  policy: new SafetyPolicy({ threshold: 'medium' }),
+  lexicon,
+  blocklists: lists,
+});
 const context = { deployment: 'dall-e-3', moderation: 'auto' as const };
 const filterTimes: number[] = [];
 for (const p of prompts) {
@@ -56,15 +95,34 @@ for (const p of prompts) {
   await filter.check(p, context);
   filterTimes.push(performance.now() - t);
 }
-console.log(JSON.stringify({ bench: 'safety', case: 'prompt filter with the 100-pattern blocklist, eval prompts', ...summary(filterTimes, 'us') }));
+console.log(
+  JSON.stringify({
+    bench: 'safety',
+    case: 'prompt filter with the 100-pattern blocklist, eval prompts',
+    ...summary(filterTimes, 'us'),
+  }),
+);
 
 // The image classifier: first image (model load) and then per 1024x1024 image, with the event
 // loop's delay on the main thread while it works in its worker.
 const classifier = new WorkerNsfwClassifier();
 const images = await Promise.all(
   [0, 1, 2, 3].map(async (i) => {
-    const { data, info } = await sharp({ create: { width: 1024, height: 1024, channels: 4, background: { r: 40 + 50 * i, g: 120, b: 200 - 40 * i, alpha: 1 } } })
-      .composite([{ input: Buffer.from(`<svg width="1024" height="1024"><circle cx="${300 + 100 * i}" cy="500" r="260" fill="#e0a080"/></svg>`) }])
+    const { data, info } = await sharp({
+      create: {
+        width: 1024,
+        height: 1024,
+        channels: 4,
+        background: { r: 40 + 50 * i, g: 120, b: 200 - 40 * i, alpha: 1 },
+      },
+    })
+      .composite([
+        {
+          input: Buffer.from(
+            `<svg width="1024" height="1024"><circle cx="${300 + 100 * i}" cy="500" r="260" fill="#e0a080"/></svg>`,
+          ),
+        },
+      ])
       .raw()
       .toBuffer({ resolveWithObject: true });
     return { width: info.width, height: info.height, channels: 4 as const, data };
@@ -72,7 +130,13 @@ const images = await Promise.all(
 );
 started = performance.now();
 await classifier.classify(images[0]!);
-console.log(JSON.stringify({ bench: 'safety', case: 'image classifier, first image (loads the model)', ms: round(performance.now() - started) }));
+console.log(
+  JSON.stringify({
+    bench: 'safety',
+    case: 'image classifier, first image (loads the model)',
+    ms: round(performance.now() - started),
+  }),
+);
 const delay = monitorEventLoopDelay({ resolution: 1 });
 delay.enable();
 const imageTimes: number[] = [];
@@ -84,6 +148,12 @@ for (let i = 0; i < 40; i++) {
 delay.disable();
 console.log(JSON.stringify({ bench: 'safety', case: 'image classifier, 1024x1024 image', ...summary(imageTimes) }));
 console.log(
-  JSON.stringify({ bench: 'safety', case: 'event loop delay while classifying images', p50_ms: round(delay.percentile(50) / 1e6), p99_ms: round(delay.percentile(99) / 1e6), max_ms: round(delay.max / 1e6) }),
+  JSON.stringify({
+    bench: 'safety',
+    case: 'event loop delay while classifying images',
+    p50_ms: round(delay.percentile(50) / 1e6),
+    p99_ms: round(delay.percentile(99) / 1e6),
+    max_ms: round(delay.max / 1e6),
+  }),
 );
 await classifier.close();

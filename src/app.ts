@@ -1,9 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
+
 import type { Config } from './config/index.ts';
-import { resolveApiKeys, saveGeneratedKey, type ApiKeys } from './config/keys.ts';
+import { type ApiKeys, resolveApiKeys, saveGeneratedKey } from './config/keys.ts';
 import { FAMILIES } from './contract/families.ts';
 import { createDeploymentEngines } from './engines/deployment-engines.ts';
 import type { Engine } from './engines/engine.ts';
@@ -18,7 +20,7 @@ import { createRunner, type GenerationResult, type JobData } from './jobs/runner
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
 import { createSafety } from './safety/from-config.ts';
 import type { ImageFilter } from './safety/index.ts';
-import { DataDirLock, FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner, type BlobStore } from './storage/index.ts';
+import { type BlobStore, DataDirLock, FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
 
 export interface App {
   server: FastifyInstance;

@@ -1,10 +1,10 @@
 // Builds dist/ from src/: tsc (tsconfig.build.json) compiles the TypeScript, then the files read at
 // run time beside the code (playground assets, lexicon.json) are copied next to the compiled
 // modules, and compiled files whose source is gone are removed. `npm ci` runs it (prepare).
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -4,7 +4,7 @@
 // the error catalogue (contract/errors.ts).
 // Hand-written because it is 100 lines; madge and dependency-cruiser pull in dozens of packages.
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, dirname, resolve, relative, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 
 const root = resolve('src');
 const files = [];
@@ -76,8 +76,10 @@ const envelope = /\berror\s*:\s*\{[^{}]*?\bcode\s*:/;
 for (const [file, text] of texts) {
   if (layer(file) === 'contract') continue;
   const code = text.replace(/\/\*[\s\S]*?\*\/|(^|[^:'"`\\])\/\/[^\n]*/g, '$1');
-  if (/\bnew\s+ApiError\s*\(/.test(code)) problems.push(`${rel(file)} builds an ApiError: add a builder to contract/errors.ts`);
-  else if (layer(file) !== 'safety' && envelope.test(code)) problems.push(`${rel(file)} builds an error body: use contract/errors.ts`);
+  if (/\bnew\s+ApiError\s*\(/.test(code))
+    problems.push(`${rel(file)} builds an ApiError: add a builder to contract/errors.ts`);
+  else if (layer(file) !== 'safety' && envelope.test(code))
+    problems.push(`${rel(file)} builds an error body: use contract/errors.ts`);
 }
 
 const state = new Map(); // 1 = on stack, 2 = done
@@ -86,7 +88,8 @@ function visit(node) {
   state.set(node, 1);
   stack.push(node);
   for (const dep of graph.get(node) ?? []) {
-    if (state.get(dep) === 1) problems.push(`import cycle: ${[...stack.slice(stack.indexOf(dep)), dep].map(rel).join(' -> ')}`);
+    if (state.get(dep) === 1)
+      problems.push(`import cycle: ${[...stack.slice(stack.indexOf(dep)), dep].map(rel).join(' -> ')}`);
     else if (!state.has(dep) && graph.has(dep)) visit(dep);
   }
   stack.pop();

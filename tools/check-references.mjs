@@ -12,11 +12,23 @@ const SCANNED = ['src', 'test', 'tools', 'bench', 'docs', 'bin', 'eval', 'README
 const TEXT = /\.(ts|mts|js|mjs|cjs|md|py|sh|json|jsonl|html|css|txt|ya?ml)$/;
 
 const RULES = [
-  { pattern: /(?<!RFC \d+ )\u00a7\s*\d/, why: 'a section sign cites a document outside the repository; point into docs/ instead' },
-  { pattern: /\breference[/](?:azure|onnx)|shared[/]reference/, why: 'cites a private reference note; point into docs/ instead' },
+  {
+    pattern: /(?<!RFC \d+ )\u00a7\s*\d/,
+    why: 'a section sign cites a document outside the repository; point into docs/ instead',
+  },
+  {
+    pattern: /\breference[/](?:azure|onnx)|shared[/]reference/,
+    why: 'cites a private reference note; point into docs/ instead',
+  },
   { pattern: /azure[-]images[-]api|onnx[-]diffusion/, why: 'names a private reference note; point into docs/ instead' },
-  { pattern: /\b(?:DESIGN|STYLE)[.]md\b/, why: 'names a design or style file that is not in the repository; point into docs/ instead' },
-  { pattern: /\bpitfall\s+\d/i, why: 'a numbered pitfall of a document outside the repository; state the fact instead' },
+  {
+    pattern: /\b(?:DESIGN|STYLE)[.]md\b/,
+    why: 'names a design or style file that is not in the repository; point into docs/ instead',
+  },
+  {
+    pattern: /\bpitfall\s+\d/i,
+    why: 'a numbered pitfall of a document outside the repository; state the fact instead',
+  },
 ];
 
 function* walk(path) {

@@ -10,6 +10,7 @@
 // innocent-context families, split 2:1 by family before any tuning; only senses-tuning is tuned on).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+
 import { HARM_CATEGORIES, type HarmCategory } from '../src/contract/annotations.ts';
 import { SafetyPolicy, SafetyPromptFilter } from '../src/safety/index.ts';
 
@@ -29,7 +30,9 @@ interface Rate {
   misses: string[];
 }
 
-const EVAL_FILES = ['prompts.jsonl', 'independent.jsonl', 'final-held-out.jsonl', 'benign-senses.jsonl'].map((f) => fileURLToPath(new URL(`../eval/safety/${f}`, import.meta.url)));
+const EVAL_FILES = ['prompts.jsonl', 'independent.jsonl', 'final-held-out.jsonl', 'benign-senses.jsonl'].map((f) =>
+  fileURLToPath(new URL(`../eval/safety/${f}`, import.meta.url)),
+);
 
 /** Every labelled prompt of every file. */
 export function loadEvalSet(paths = EVAL_FILES): LabelledPrompt[] {
@@ -71,7 +74,12 @@ export async function evaluate(prompts: LabelledPrompt[]) {
     recall,
     recallAllCategories: n === 0 ? 0 : round(harmful.reduce((s, t) => s + t.hits, 0) / n),
     lowSeverityDetected: Object.fromEntries(HARM_CATEGORIES.map((c) => [c, rate(`${c}_low_detected`)])),
-    falsePositives: ((t) => ({ n: t.n, blocked: t.n - t.hits, rate: t.n === 0 ? 0 : round(1 - t.rate), prompts: t.misses }))(rate('benign_passed')),
+    falsePositives: ((t) => ({
+      n: t.n,
+      blocked: t.n - t.hits,
+      rate: t.n === 0 ? 0 : round(1 - t.rate),
+      prompts: t.misses,
+    }))(rate('benign_passed')),
   };
 }
 

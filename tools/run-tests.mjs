@@ -2,9 +2,9 @@
 // Node 20's `--test` takes no glob patterns, so the files are listed here.
 // Usage: node tools/run-tests.mjs [--exclude substring …] [substring …]
 //   substring: only files whose path contains one; --exclude: leave out files whose path contains it.
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 
 function* walk(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {

@@ -4,7 +4,9 @@
 // measured repetitions round-robin over the variants, and prints one JSON line with the runs.
 // Started by bench/diffusion/run-child.ts; not a bench of its own.
 import { performance } from 'node:perf_hooks';
-import ort from 'onnxruntime-node';
+
+import type ort from 'onnxruntime-node';
+
 import { loadModel } from '../../src/engines/diffusion/model/index.ts';
 import { TINY_DECODER_DIR } from '../../tools/model-builder/taesd.ts';
 import { generate, peakRssMb, type Run } from './common.ts';
@@ -34,21 +36,26 @@ export interface ChildResult {
 }
 
 async function main(job: ChildJob): Promise<ChildResult> {
-  const loadOptions = { ...(job.threads !== null ? { intraOpNumThreads: job.threads } : {}), ...(job.tuning ? { tuning: job.tuning } : {}) };
+  const loadOptions = {
+    ...(job.threads !== null ? { intraOpNumThreads: job.threads } : {}),
+    ...(job.tuning ? { tuning: job.tuning } : {}),
+  };
   const started = performance.now();
   const model = await loadModel(job.folder, loadOptions);
   const loadSeconds = (performance.now() - started) / 1000;
   const peakRssAfterLoadMb = peakRssMb();
   const results: Partial<Record<Variant, VariantResult>> = {};
   try {
-    if (job.variants.includes('tiny') && !model.sessions.tinyDecoder) throw new Error(`${job.folder} has no ${TINY_DECODER_DIR}/model.onnx`);
+    if (job.variants.includes('tiny') && !model.sessions.tinyDecoder)
+      throw new Error(`${job.folder} has no ${TINY_DECODER_DIR}/model.onnx`);
     for (const variant of job.variants) {
       const warmUp = await generate(model, job.steps, 1, 1, variant);
       results[variant] = { warmUp, peakRssMb: peakRssMb(), runs: [] };
     }
     // Round-robin: a busy moment on a shared machine slows every variant alike.
     for (let rep = 0; rep < job.reps; rep++) {
-      for (const variant of job.variants) results[variant]!.runs.push(await generate(model, job.steps, 1, 100 + rep, variant));
+      for (const variant of job.variants)
+        results[variant]!.runs.push(await generate(model, job.steps, 1, 100 + rep, variant));
     }
   } finally {
     await model.release();

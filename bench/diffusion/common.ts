@@ -6,10 +6,11 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+
 import { encodeImage } from '../../src/codec/index.ts';
 import type { LoadedModel } from '../../src/engines/diffusion/model/index.ts';
 import { runPipeline } from '../../src/engines/diffusion/pipeline/index.ts';
-import { writeArchitectureModel, type ArchitecturePreset } from '../../tools/model-builder/architectures.ts';
+import { type ArchitecturePreset, writeArchitectureModel } from '../../tools/model-builder/architectures.ts';
 import { TAESD, TAESD_NARROW, TINY_DECODER_DIR, writeTinyAutoencoder } from '../../tools/model-builder/taesd.ts';
 
 export type Preset = Extract<ArchitecturePreset, 'small' | 'sd-turbo' | 'sd15'>;
@@ -42,7 +43,11 @@ const ROOT = fileURLToPath(new URL('../../.cache/bench-models/', import.meta.url
  * The preset's folder under .cache/bench-models, written once (atomically: a marker, then a rename),
  * with the tiny autoencoder beside the full VAE (added to a folder written before it existed).
  */
-export async function cachedModel(preset: Preset, print: (figures: object) => void, options: { fp16?: boolean } = {}): Promise<string> {
+export async function cachedModel(
+  preset: Preset,
+  print: (figures: object) => void,
+  options: { fp16?: boolean } = {},
+): Promise<string> {
   const name = `${preset}${options.fp16 ? '-fp16' : ''}-${SEED}`;
   const folder = join(ROOT, name);
   const marker = join(folder, '.complete.json');
@@ -57,12 +62,25 @@ export async function cachedModel(preset: Preset, print: (figures: object) => vo
     const started = performance.now();
     const info = await writeArchitectureModel(partial, preset, { seed: SEED, fp16: options.fp16 });
     const bytes = sum(Object.values(info.bytes));
-    await writeFile(join(partial, '.complete.json'), `${JSON.stringify({ preset, seed: SEED, fp16: options.fp16 ?? false, parameters: info.parameters, bytes: info.bytes })}\n`);
+    await writeFile(
+      join(partial, '.complete.json'),
+      `${JSON.stringify({ preset, seed: SEED, fp16: options.fp16 ?? false, parameters: info.parameters, bytes: info.bytes })}\n`,
+    );
     await rename(partial, folder);
-    print({ case: 'model written', fp16: options.fp16 ?? false, parameters: info.parameters.total, gb: round(bytes / 1e9, 2), seconds: round((performance.now() - started) / 1000) });
+    print({
+      case: 'model written',
+      fp16: options.fp16 ?? false,
+      parameters: info.parameters.total,
+      gb: round(bytes / 1e9, 2),
+      seconds: round((performance.now() - started) / 1000),
+    });
   }
   if (!existsSync(join(folder, TINY_DECODER_DIR, 'model.onnx'))) {
-    await writeTinyAutoencoder(folder, { config: preset === 'small' ? TAESD_NARROW : TAESD, seed: SEED, fp16: options.fp16 });
+    await writeTinyAutoencoder(folder, {
+      config: preset === 'small' ? TAESD_NARROW : TAESD,
+      seed: SEED,
+      fp16: options.fp16,
+    });
   }
   return folder;
 }
@@ -79,8 +97,23 @@ export interface Run {
 }
 
 /** `autoencoder: 'tiny'` decodes with the folder's tiny decoder, as a deployment with `diffusion.autoencoder: "tiny"` does. */
-export async function generate(model: LoadedModel, steps: number, batch: number, seed: number, autoencoder: 'full' | 'tiny' = 'full'): Promise<Run> {
-  const result = await runPipeline(model, { prompt: PROMPT, n: batch, width: SIZE, height: SIZE, steps, guidanceScale: 0, seed, autoencoder });
+export async function generate(
+  model: LoadedModel,
+  steps: number,
+  batch: number,
+  seed: number,
+  autoencoder: 'full' | 'tiny' = 'full',
+): Promise<Run> {
+  const result = await runPipeline(model, {
+    prompt: PROMPT,
+    n: batch,
+    width: SIZE,
+    height: SIZE,
+    steps,
+    guidanceScale: 0,
+    seed,
+    autoencoder,
+  });
   const pngMs: number[] = [];
   for (const image of result.images) {
     const started = performance.now();

@@ -6,11 +6,13 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+
 import ort from 'onnxruntime-node';
+
 import { sessionOptionsFor } from '../../src/engines/diffusion/model/index.ts';
 import { planOnnxThreads } from '../../src/runtime/onnx-threads.ts';
 import type { ChildResult } from './child.ts';
-import { cachedModel, load1m, median, round, sum, type Preset, type Run } from './common.ts';
+import { cachedModel, load1m, median, type Preset, round, type Run, sum } from './common.ts';
 import { runChild } from './run-child.ts';
 
 interface Factor {
@@ -22,13 +24,25 @@ interface Factor {
 const FACTORS: Factor[] = [
   { name: "arena on (enableCpuMemArena: true, onnxruntime's default)", tuning: { enableCpuMemArena: true } },
   { name: 'memory pattern off (enableMemPattern: false)', tuning: { enableMemPattern: false } },
-  { name: 'parallel executor (executionMode: parallel, 2 inter-op threads)', tuning: { executionMode: 'parallel', interOpNumThreads: 2 } },
+  {
+    name: 'parallel executor (executionMode: parallel, 2 inter-op threads)',
+    tuning: { executionMode: 'parallel', interOpNumThreads: 2 },
+  },
   { name: 'graph optimisation extended (no NCHWc layout transforms)', tuning: { graphOptimizationLevel: 'extended' } },
   { name: 'graph optimisation basic', tuning: { graphOptimizationLevel: 'basic' } },
   { name: 'intra-op spinning off', tuning: { extra: { session: { intra_op: { allow_spinning: '0' } } } } },
   {
     name: 'free dimensions fixed (batch 1, 64² latents, 77 tokens)',
-    tuning: { freeDimensionOverrides: { batch_size: 1, sequence_length: 77, height: 64, width: 64, height_latent: 64, width_latent: 64 } },
+    tuning: {
+      freeDimensionOverrides: {
+        batch_size: 1,
+        sequence_length: 77,
+        height: 64,
+        width: 64,
+        height_latent: 64,
+        width_latent: 64,
+      },
+    },
   },
   { name: 'fp16 weights and I/O', fp16: true },
 ];
@@ -46,8 +60,17 @@ function stages(result: ChildResult) {
   };
 }
 
-export async function measureFactors(folder: string, preset: Preset, reps: number, print: (figures: object) => void): Promise<void> {
-  const { diffusion: threads } = planOnnxThreads({ configured: Number(process.env.EASEL_ONNX_THREADS ?? 0) || 0, diffusionModels: 1, concurrency: 1 });
+export async function measureFactors(
+  folder: string,
+  preset: Preset,
+  reps: number,
+  print: (figures: object) => void,
+): Promise<void> {
+  const { diffusion: threads } = planOnnxThreads({
+    configured: Number(process.env.EASEL_ONNX_THREADS ?? 0) || 0,
+    diffusionModels: 1,
+    concurrency: 1,
+  });
   const job = { steps: 1, reps, threads, variants: ['full' as const] };
   const first = stages(await runChild({ ...job, folder }));
   print({ case: 'factor', factor: 'reference: engine defaults (first)', threads, ...first, load_1m: load1m() });
@@ -55,7 +78,9 @@ export async function measureFactors(folder: string, preset: Preset, reps: numbe
   for (const factor of FACTORS) {
     try {
       const factorFolder = factor.fp16 ? await cachedModel(preset, print, { fp16: true }) : folder;
-      const figures = stages(await runChild({ ...job, folder: factorFolder, ...(factor.tuning ? { tuning: factor.tuning } : {}) }));
+      const figures = stages(
+        await runChild({ ...job, folder: factorFolder, ...(factor.tuning ? { tuning: factor.tuning } : {}) }),
+      );
       measured.push({ factor, figures, load: load1m() });
     } catch (error) {
       print({ case: 'factor', factor: factor.name, skipped: true, reason: (error as Error).message.split('\n')[0] });
@@ -63,7 +88,8 @@ export async function measureFactors(folder: string, preset: Preset, reps: numbe
   }
   const last = stages(await runChild({ ...job, folder }));
   print({ case: 'factor', factor: 'reference: engine defaults (last)', threads, ...last, load_1m: load1m() });
-  const reference = (key: 'unet_step_ms' | 'vae_decode_ms' | 'text_encoder_ms' | 's_per_image') => (first[key] + last[key]) / 2;
+  const reference = (key: 'unet_step_ms' | 'vae_decode_ms' | 'text_encoder_ms' | 's_per_image') =>
+    (first[key] + last[key]) / 2;
   for (const { factor, figures, load } of measured) {
     print({
       case: 'factor',
@@ -82,14 +108,19 @@ export async function measureFactors(folder: string, preset: Preset, reps: numbe
     case: 'factor',
     factor: 'int8 dynamic quantisation of the text encoder',
     skipped: true,
-    reason: 'no quantiser on npm (onnxruntime quantize_dynamic is Python-only); the model builder would have to emit DynamicQuantizeLinear + MatMulInteger graphs',
+    reason:
+      'no quantiser on npm (onnxruntime quantize_dynamic is Python-only); the model builder would have to emit DynamicQuantizeLinear + MatMulInteger graphs',
     text_encoder_share_of_image: round(reference('text_encoder_ms') / 1000 / reference('s_per_image'), 3),
   });
   await optimizedModelLoad(folder, threads, print);
 }
 
 /** Model load from the original UNet against one saved after onnxruntime optimised it (optimizedModelFilePath). */
-export async function optimizedModelLoad(folder: string, threads: number, print: (figures: object) => void): Promise<void> {
+export async function optimizedModelLoad(
+  folder: string,
+  threads: number,
+  print: (figures: object) => void,
+): Promise<void> {
   const unet = join(folder, 'unet', 'model.onnx');
   const dir = await mkdtemp(join(folder, '..', '.optimized-'));
   const saved = join(dir, 'model.onnx');
@@ -107,9 +138,16 @@ export async function optimizedModelLoad(folder: string, threads: number, print:
       ...options,
       optimizedModelFilePath: saved,
       // Weights over 2 GB cannot be inlined in one protobuf: they go to a file beside it.
-      extra: { session: { optimized_model_external_initializers_file_name: 'model.onnx_data', optimized_model_external_initializers_min_size_in_bytes: '1024' } },
+      extra: {
+        session: {
+          optimized_model_external_initializers_file_name: 'model.onnx_data',
+          optimized_model_external_initializers_min_size_in_bytes: '1024',
+        },
+      },
     });
-    const fromSaved = existsSync(saved) ? await timeCreate(saved, { ...options, graphOptimizationLevel: 'disabled' }) : null;
+    const fromSaved = existsSync(saved)
+      ? await timeCreate(saved, { ...options, graphOptimizationLevel: 'disabled' })
+      : null;
     const plainAgain = await timeCreate(unet, options);
     print({
       case: 'factor',
@@ -117,7 +155,13 @@ export async function optimizedModelLoad(folder: string, threads: number, print:
       unet_load_s: round((plain + plainAgain) / 2, 2),
       unet_load_while_saving_s: saving,
       unet_load_from_saved_s: fromSaved,
-      saved_gb: existsSync(saved) ? round(((await stat(saved)).size + (await stat(join(dir, 'model.onnx_data')).catch(() => ({ size: 0 }))).size) / 1e9, 2) : null,
+      saved_gb: existsSync(saved)
+        ? round(
+            ((await stat(saved)).size + (await stat(join(dir, 'model.onnx_data')).catch(() => ({ size: 0 }))).size) /
+              1e9,
+            2,
+          )
+        : null,
       load_1m: load1m(),
     });
   } finally {

@@ -7,7 +7,7 @@
 // that each one's peak RSS is its own, then their repetitions alternate.
 import { planOnnxThreads } from '../../src/runtime/onnx-threads.ts';
 import type { VariantResult } from './child.ts';
-import { load1m, median, round, sum, type Preset, type Run } from './common.ts';
+import { load1m, median, type Preset, round, type Run, sum } from './common.ts';
 import { runChild } from './run-child.ts';
 
 /** Steps of each preset's speedup case: one for the Turbo model, four for an LCM-style SD 1.5 run. */
@@ -31,13 +31,25 @@ function caseFigures(label: string, threads: number | 'onnxruntime default', res
   };
 }
 
-export async function cpuSpeedup(folder: string, preset: Preset, reps: number, print: (figures: object) => void): Promise<void> {
+export async function cpuSpeedup(
+  folder: string,
+  preset: Preset,
+  reps: number,
+  print: (figures: object) => void,
+): Promise<void> {
   const steps = SPEEDUP_STEPS[preset];
   const configured = Number(process.env.EASEL_ONNX_THREADS ?? 0) || 0;
   const { diffusion: threads, reason } = planOnnxThreads({ configured, diffusionModels: 1, concurrency: 1 });
   const loadA = load1m();
   // Before: onnxruntime's default threads and its CPU arena (the engine now turns the arena off).
-  const a = await runChild({ folder, steps, reps, threads: null, tuning: { enableCpuMemArena: true }, variants: ['full'] });
+  const a = await runChild({
+    folder,
+    steps,
+    reps,
+    threads: null,
+    tuning: { enableCpuMemArena: true },
+    variants: ['full'],
+  });
   const loadBC = load1m();
   const bc = await runChild({ folder, steps, reps, threads, variants: ['tiny', 'full'] });
   const figures = {

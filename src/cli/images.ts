@@ -2,10 +2,12 @@
 // server or in process (transport.ts), and the images written to files.
 import { readFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { CliError, type CliContext } from './program.ts';
+
+import { type Command, InvalidArgumentError, Option } from 'commander';
+
+import { type CliContext, CliError } from './program.ts';
 import { checkOverwrite, outputPaths, saveImages } from './save-images.ts';
-import { API_VERSION, openTransport, type ApiAnswer, type Transport, type TransportFlags } from './transport.ts';
+import { API_VERSION, type ApiAnswer, openTransport, type Transport, type TransportFlags } from './transport.ts';
 import { showWaiting } from './waiting.ts';
 
 interface ImageFlags extends TransportFlags {
@@ -72,7 +74,11 @@ export function addEditCommand(program: Command, context: CliContext): void {
     .command('edit')
     .description('edit an image (optionally where a mask is transparent) and write the results to files')
     .argument('<prompt>', 'the change to make, or the whole picture wanted')
-    .requiredOption('-i, --image <file>', 'the image to edit (PNG, JPEG or WebP); repeat for several (gpt-image-1)', collect)
+    .requiredOption(
+      '-i, --image <file>',
+      'the image to edit (PNG, JPEG or WebP); repeat for several (gpt-image-1)',
+      collect,
+    )
     .option('-m, --mask <file>', 'PNG whose transparent pixels (alpha 0) mark where to edit; the size of the image');
   imageOptions(command, 'gpt-image-1')
     .option('--strength <number>', 'how much may change, 0 < strength ≤ 1 (easel extension)', fraction)
@@ -97,7 +103,10 @@ Examples:
         if (mask) form.append('mask', mask.blob, mask.name);
         // Response serialises the form as fetch would send it, so inject gets the same bytes.
         const encoded = new Response(form);
-        return { headers: { 'content-type': encoded.headers.get('content-type')! }, payload: Buffer.from(await encoded.arrayBuffer()) };
+        return {
+          headers: { 'content-type': encoded.headers.get('content-type')! },
+          payload: Buffer.from(await encoded.arrayBuffer()),
+        };
       });
     });
 }
@@ -108,11 +117,18 @@ function imageOptions(command: Command, deployment: string): Command {
     .option('-s, --size <WxH>', 'image size, e.g. 1024x1024, 1792x1024 (what the deployment allows)')
     .option('--quality <quality>', 'standard or hd (dall-e-3); low, medium, high or auto (gpt-image-1)')
     .option('-n, --n <count>', 'how many images', positiveInt)
-    .option('--seed <seed>', 'the same request with the same seed gives the same images (easel extension)', nonNegativeInt)
+    .option(
+      '--seed <seed>',
+      'the same request with the same seed gives the same images (easel extension)',
+      nonNegativeInt,
+    )
     .addOption(new Option('-f, --format <format>', 'output format (gpt-image-1)').choices(['png', 'jpeg', 'webp']))
     .option('-o, --out <dir-or-file>', 'directory for <prompt-slug>-<i>.<ext>, or a file name (.png, .jpg, .webp)', '.')
     .option('--force', 'replace output files that exist (default: refuse, before anything is generated)')
-    .option('--server <url>', 'a running easel (or Azure) endpoint, e.g. http://127.0.0.1:8080 (default: EASEL_URL, else in process)')
+    .option(
+      '--server <url>',
+      'a running easel (or Azure) endpoint, e.g. http://127.0.0.1:8080 (default: EASEL_URL, else in process)',
+    )
     .option('--key <key>', 'API key for --server (default: EASEL_API_KEY)')
     .option('-q, --quiet', 'no progress on stderr');
 }
@@ -129,22 +145,40 @@ function commonParams(flags: ImageFlags): Params {
 
 type Encode = (fields: Params) => Promise<{ headers: Record<string, string>; payload: Buffer }>;
 
-async function runImageRequest(context: CliContext, operation: 'generation' | 'edit', flags: ImageFlags, params: Params, encode: Encode): Promise<void> {
+async function runImageRequest(
+  context: CliContext,
+  operation: 'generation' | 'edit',
+  flags: ImageFlags,
+  params: Params,
+  encode: Encode,
+): Promise<void> {
   // Before anything is generated (minutes on a real model): the files this request will most
   // likely write. saveImages checks again with the formats the answer really has.
-  checkOverwrite(outputPaths(flags.n ?? 1, expectedFormat(flags.format), { out: flags.out ?? '.', prompt: String(params.prompt) }), flags.force);
+  checkOverwrite(
+    outputPaths(flags.n ?? 1, expectedFormat(flags.format), { out: flags.out ?? '.', prompt: String(params.prompt) }),
+    flags.force,
+  );
   const transport = await openTransport(context.env, flags);
   const n = flags.n ?? 1;
   const verb = operation === 'edit' ? 'Editing' : 'Generating';
   const mode = flags.quiet ? 'quiet' : context.stderr.isTTY ? 'spinner' : 'lines';
-  const waiting = showWaiting(context.stderr, `${verb} ${n} image${n === 1 ? '' : 's'} with ${flags.deployment} ${transport.where}`, mode);
+  const waiting = showWaiting(
+    context.stderr,
+    `${verb} ${n} image${n === 1 ? '' : 's'} with ${flags.deployment} ${transport.where}`,
+    mode,
+  );
   let outcome = 'failed';
   try {
     const body = await request(transport, operation, flags.deployment, params, encode);
     const images = await Promise.all(body.data.map((item) => imageBytes(transport, item)));
     outcome = 'done';
     waiting.stop(outcome);
-    const save = { out: flags.out ?? '.', prompt: String(params.prompt), force: flags.force, warn: (m: string) => context.stderr.write(`easel: ${m}\n`) };
+    const save = {
+      out: flags.out ?? '.',
+      prompt: String(params.prompt),
+      force: flags.force,
+      warn: (m: string) => context.stderr.write(`easel: ${m}\n`),
+    };
     const paths = await saveImages(images, save);
     context.stdout.write(paths.map((p) => `${p}\n`).join(''));
     const revised = body.data.find((item) => item.revised_prompt)?.revised_prompt;
@@ -168,13 +202,22 @@ interface ImagesBody {
  * answers b64 always and refuses the parameter): when the family is only guessed from the name
  * and the server refuses it, ask again without.
  */
-async function request(transport: Transport, operation: 'generation' | 'edit', deployment: string, params: Params, encode: Encode): Promise<ImagesBody> {
+async function request(
+  transport: Transport,
+  operation: 'generation' | 'edit',
+  deployment: string,
+  params: Params,
+  encode: Encode,
+): Promise<ImagesBody> {
   const path = `/openai/deployments/${encodeURIComponent(deployment)}/images/${operation}s?api-version=${API_VERSION}`;
   const send = async (fields: Params) => {
     const { headers, payload } = await encode(fields);
     return transport.post(path, headers, payload);
   };
-  let answer = transport.familyOf(deployment) === 'gpt-image-1' ? await send(params) : await send({ ...params, response_format: 'b64_json' });
+  let answer =
+    transport.familyOf(deployment) === 'gpt-image-1'
+      ? await send(params)
+      : await send({ ...params, response_format: 'b64_json' });
   if (answer.status === 400 && apiError(answer)?.param === 'response_format') answer = await send(params);
   if (answer.status !== 200) throw failure(answer);
   return JSON.parse(answer.body.toString('utf8')) as ImagesBody;
@@ -182,7 +225,9 @@ async function request(transport: Transport, operation: 'generation' | 'edit', d
 
 function apiError(answer: ApiAnswer): { code?: string; message?: string; param?: string | null } | undefined {
   try {
-    return (JSON.parse(answer.body.toString('utf8')) as { error?: { code?: string; message?: string; param?: string | null } }).error;
+    return (
+      JSON.parse(answer.body.toString('utf8')) as { error?: { code?: string; message?: string; param?: string | null } }
+    ).error;
   } catch {
     return undefined;
   }
@@ -191,7 +236,9 @@ function apiError(answer: ApiAnswer): { code?: string; message?: string; param?:
 /** Azure's error envelope as "code: message"; a hint where the fix is on this side. */
 function failure(answer: ApiAnswer): CliError {
   const error = apiError(answer);
-  const text = error?.message ? `${error.code ?? answer.status}: ${error.message}` : `HTTP ${answer.status}: ${answer.body.toString('utf8').slice(0, 300)}`;
+  const text = error?.message
+    ? `${error.code ?? answer.status}: ${error.message}`
+    : `HTTP ${answer.status}: ${answer.body.toString('utf8').slice(0, 300)}`;
   const hint = answer.status === 401 ? ' (the key was refused: pass --key or set EASEL_API_KEY)' : '';
   return new CliError(`${text}${hint}`);
 }
@@ -202,7 +249,12 @@ async function imageBytes(transport: Transport, item: ImagesBody['data'][number]
   throw new CliError('the answer holds an item with neither b64_json nor url');
 }
 
-const UPLOAD_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp' };
+const UPLOAD_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+};
 
 async function readUpload(path: string): Promise<{ name: string; blob: Blob }> {
   let bytes: Buffer;
@@ -220,7 +272,8 @@ function collect(value: string, previous: string[] | undefined): string[] {
 }
 
 function positiveInt(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a whole number of at least 1.');
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError('must be a whole number of at least 1.');
   return Number(value);
 }
 

@@ -2,12 +2,19 @@
 import { addEditCommand, addGenerateCommand } from './images.ts';
 import { addKeysCommand } from './keys.ts';
 import { addModelsCommand } from './models.ts';
-import { createProgram, runProgram, type CliContext } from './program.ts';
+import { type CliContext, createProgram, runProgram } from './program.ts';
 import { addPullCommand } from './pull.ts';
 import { addServeCommand } from './serve.ts';
 
 const context: CliContext = { env: process.env, stdout: process.stdout, stderr: process.stderr, keepRunning: false };
-const program = createProgram(context, [addServeCommand, addPullCommand, addModelsCommand, addGenerateCommand, addEditCommand, addKeysCommand]);
+const program = createProgram(context, [
+  addServeCommand,
+  addPullCommand,
+  addModelsCommand,
+  addGenerateCommand,
+  addEditCommand,
+  addKeysCommand,
+]);
 const code = await runProgram(program, context, process.argv.slice(2));
 // serve answers undefined: the server keeps the process alive and exits on SIGINT/SIGTERM.
 // Exit once what was written has been flushed (pipes are asynchronous on some systems), without

@@ -1,9 +1,10 @@
 // `easel keys`: which keys the server accepts and where they come from; `easel keys rotate` adds a
 // new generated key beside the current one, so clients can move over before the old one goes.
 import type { Command } from 'commander';
+
 import { loadConfig } from '../config/index.ts';
 import { keysFilePath, readStoredKeys, rotateStoredKeys } from '../config/keys.ts';
-import { CliError, type CliContext } from './program.ts';
+import { type CliContext, CliError } from './program.ts';
 
 export function addKeysCommand(program: Command, context: CliContext): void {
   const keys = program
@@ -45,7 +46,11 @@ function show(context: CliContext, reveal: boolean): void {
     return;
   }
   out(`API keys generated in ${path}:`);
-  stored.forEach((key, i) => out(`  ${i + 1}  ${present(key)}${stored.length > 1 ? (i === stored.length - 1 ? '  (newest)' : '  (older: retired by the next rotation)') : ''}`));
+  stored.forEach((key, i) =>
+    out(
+      `  ${i + 1}  ${present(key)}${stored.length > 1 ? (i === stored.length - 1 ? '  (newest)' : '  (older: retired by the next rotation)') : ''}`,
+    ),
+  );
 }
 
 function rotate(context: CliContext): void {

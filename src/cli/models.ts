@@ -1,7 +1,8 @@
 // `easel models`: what is installed under models.dir, what each folder is, and which deployments use it.
 import type { Command } from 'commander';
+
 import { loadConfig } from '../config/index.ts';
-import { findAlias, listModels, type InstalledModel, type ModelsReport } from '../models/index.ts';
+import { findAlias, type InstalledModel, listModels, type ModelsReport } from '../models/index.ts';
 import { count, formatBytes, formatTable } from './format.ts';
 import type { CliContext } from './program.ts';
 
@@ -27,7 +28,9 @@ The models folder is EASEL_MODELS_DIR, default <EASEL_DATA_DIR>/models; deployme
     )
     .action(async (flags: { json?: boolean }) => {
       const config = loadConfig(context.env);
-      const deployments = config.deployments.flatMap((d) => (d.engine === 'diffusion' ? [{ name: d.name, folder: d.diffusion.folder }] : []));
+      const deployments = config.deployments.flatMap((d) =>
+        d.engine === 'diffusion' ? [{ name: d.name, folder: d.diffusion.folder }] : [],
+      );
       const report = await listModels({ modelsDir: config.models.dir, deployments });
       context.stdout.write(flags.json ? `${JSON.stringify(toJson(report), null, 2)}\n` : formatReport(report));
     });
@@ -49,7 +52,13 @@ function toJson(report: ModelsReport) {
       tiny_autoencoder: m.tinyAutoencoder,
       size_bytes: m.sizeBytes,
       partial_files: m.partialFiles,
-      source: m.source && { repo: m.source.repo, revision: m.source.revision, commit: m.source.commit, alias: m.source.alias, pulled_at: m.source.pulledAt },
+      source: m.source && {
+        repo: m.source.repo,
+        revision: m.source.revision,
+        commit: m.source.commit,
+        alias: m.source.alias,
+        pulled_at: m.source.pulledAt,
+      },
       deployments: m.deployments,
       problems: m.problems,
     })),
@@ -78,7 +87,8 @@ function formatReport(report: ModelsReport): string {
     }
     out += formatTable(rows).replace(/^(?=.)/gm, '  ');
     for (const m of report.models.filter((x) => x.status === 'invalid' || x.status === 'incomplete')) {
-      const hint = m.status === 'incomplete' && m.source ? `; resume with: easel pull ${m.source.repo} --name ${m.name}` : '';
+      const hint =
+        m.status === 'incomplete' && m.source ? `; resume with: easel pull ${m.source.repo} --name ${m.name}` : '';
       out += `\n  ${m.name}: ${m.problems.join('; ')}${hint}\n`;
     }
   }

@@ -1,7 +1,9 @@
 // The one command framework of the CLI (commander): every command gets the same --help, option
 // parsing, error messages and exit codes. Commands live one per file and add themselves here.
 import { readFileSync } from 'node:fs';
+
 import { Command, CommanderError } from 'commander';
+
 import { ConfigError } from '../config/index.ts';
 
 export const EXIT = {
@@ -28,7 +30,10 @@ export interface CliContext {
 
 /** A failure an action has already explained, or one whose message is the whole story: no stack. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number = EXIT.failure) {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failure,
+  ) {
     super(message);
     this.name = 'CliError';
   }
@@ -55,7 +60,9 @@ export function createProgram(context: CliContext, commands: readonly AddCommand
   // After a mistake in a command: the message, its usage line and where the rest is (the whole
   // help would push the message off the screen). The program itself shows its short full help.
   for (const command of program.commands) {
-    command.showHelpAfterError(`Usage: easel ${command.name()} ${command.usage()}\nRun 'easel ${command.name()} --help' for the options.`);
+    command.showHelpAfterError(
+      `Usage: easel ${command.name()} ${command.usage()}\nRun 'easel ${command.name()} --help' for the options.`,
+    );
   }
   return program;
 }
@@ -64,7 +71,11 @@ export function createProgram(context: CliContext, commands: readonly AddCommand
  * Parses `argv` (without node and the script) and runs the command; answers the exit code, or
  * undefined when the command keeps running (serve). Reports every failure on stderr.
  */
-export async function runProgram(program: Command, context: CliContext, argv: readonly string[]): Promise<number | undefined> {
+export async function runProgram(
+  program: Command,
+  context: CliContext,
+  argv: readonly string[],
+): Promise<number | undefined> {
   if (argv.length === 0) {
     program.outputHelp();
     return EXIT.ok;
@@ -76,12 +87,14 @@ export async function runProgram(program: Command, context: CliContext, argv: re
     if (error instanceof CommanderError) {
       // commander has written the message and the usage already; help and --version end here too.
       // `easel help <unknown>` ends in help on stderr with exit code 1: a usage error like the rest.
-      const informational = ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(error.code) && error.exitCode === 0;
+      const informational =
+        ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(error.code) && error.exitCode === 0;
       return informational ? EXIT.ok : EXIT.usage;
     }
     // Known failures (bad configuration, a data directory in use, a failed pull) need their message, not a stack.
     const debug = context.env.EASEL_LOG_LEVEL === 'debug';
-    const detail = error instanceof Error ? (debug && !(error instanceof CliError) ? error.stack : error.message) : String(error);
+    const detail =
+      error instanceof Error ? (debug && !(error instanceof CliError) ? error.stack : error.message) : String(error);
     context.stderr.write(`easel: ${detail}\n`);
     if (error instanceof ConfigError) return EXIT.config;
     return error instanceof CliError ? error.exitCode : EXIT.failure;

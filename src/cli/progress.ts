@@ -1,6 +1,7 @@
 // How a pull shows its progress on stderr: bars (cli-progress) on a terminal, a line every few
 // seconds otherwise (CI logs, redirected output), nothing with --quiet. src/models only emits events.
 import cliProgress from 'cli-progress';
+
 import type { PullEvent } from '../models/index.ts';
 import { count, formatBytes, formatDuration } from './format.ts';
 
@@ -56,7 +57,8 @@ function linesReporter(stream: NodeJS.WriteStream): PullReporter {
           if (e.size >= BIG_FILE) stream.write(`  checking ${e.path} (${formatBytes(e.size)}) already on disk\n`);
           break;
         case 'file-started':
-          if (e.resumedFrom > 0) stream.write(`  resuming ${e.path} at ${formatBytes(e.resumedFrom)} of ${formatBytes(e.size)}\n`);
+          if (e.resumedFrom > 0)
+            stream.write(`  resuming ${e.path} at ${formatBytes(e.resumedFrom)} of ${formatBytes(e.size)}\n`);
           break;
         case 'progress':
           speed.add(e.receivedBytes);

@@ -1,13 +1,22 @@
 // `easel pull`: the command around pullModel (src/models): options, the progress display, Ctrl-C,
 // and a summary that says how to use the model.
 import type { Command } from 'commander';
+
 import { loadConfig } from '../config/index.ts';
 import {
-  findAlias, hubOptionsFromEnv, MODEL_ALIASES, pullModel, PullError, pullTinyAutoencoder, TINY_AUTOENCODER_REPOS, type ModelAlias, type PullResult,
+  findAlias,
+  hubOptionsFromEnv,
+  MODEL_ALIASES,
+  type ModelAlias,
+  PullError,
+  pullModel,
+  type PullResult,
+  pullTinyAutoencoder,
+  TINY_AUTOENCODER_REPOS,
   type TinyPullResult,
 } from '../models/index.ts';
 import { count, formatBytes, formatDuration } from './format.ts';
-import { CliError, EXIT, usageError, type CliContext } from './program.ts';
+import { type CliContext, CliError, EXIT, usageError } from './program.ts';
 import { pullReporter } from './progress.ts';
 
 /** owner/name, as the hub spells repository ids (a bare name is an alias or a mistake). */
@@ -102,7 +111,12 @@ async function runPull(context: CliContext, source: string, flags: PullFlags): P
     });
     if (flags.tinyAutoencoder) {
       const repo = typeof flags.tinyAutoencoder === 'string' ? flags.tinyAutoencoder : undefined;
-      tiny = await pullTinyAutoencoder({ folder: result.folder, repo, hub: hubOptionsFromEnv(context.env), signal: abort.signal });
+      tiny = await pullTinyAutoencoder({
+        folder: result.folder,
+        repo,
+        hub: hubOptionsFromEnv(context.env),
+        signal: abort.signal,
+      });
     }
   } catch (error) {
     if (!(error instanceof PullError)) throw error;
@@ -110,9 +124,14 @@ async function runPull(context: CliContext, source: string, flags: PullFlags): P
       throw new CliError(error.message, EXIT.interrupted);
     }
     if (error.code === 'bad-request') throw new CliError(error.message, EXIT.usage);
-    if (error.code === 'network') throw new CliError(`${error.message}\n${offlineHint(config.models.dir, source, flags.name)}`);
+    if (error.code === 'network')
+      throw new CliError(`${error.message}\n${offlineHint(config.models.dir, source, flags.name)}`);
     const problems = error.code === 'invalid-model' ? error.problems : [];
-    throw new CliError(problems.length > 0 ? `${error.message.split(':')[0]}:\n${problems.map((p) => `  - ${p}`).join('\n')}` : error.message);
+    throw new CliError(
+      problems.length > 0
+        ? `${error.message.split(':')[0]}:\n${problems.map((p) => `  - ${p}`).join('\n')}`
+        : error.message,
+    );
   } finally {
     reporter.stop();
     process.off('SIGINT', onSigint);
@@ -135,7 +154,10 @@ function offlineHint(modelsDir: string, source: string, name: string | undefined
 function summary(result: PullResult, seconds: number, tiny: TinyPullResult | undefined): string {
   const { marker, model, alias } = result;
   const size = marker.files.reduce((sum, f) => sum + f.size, 0);
-  const reused = [result.alreadyThere > 0 ? `${result.alreadyThere} already there` : '', result.resumed > 0 ? `${result.resumed} resumed` : '']
+  const reused = [
+    result.alreadyThere > 0 ? `${result.alreadyThere} already there` : '',
+    result.resumed > 0 ? `${result.resumed} resumed` : '',
+  ]
     .filter(Boolean)
     .join(', ');
   const deployment = {
@@ -161,9 +183,13 @@ function summary(result: PullResult, seconds: number, tiny: TinyPullResult | und
 
 function formatAliases(aliases: readonly ModelAlias[]): string {
   const blocks = aliases.map((a) => {
-    const settings = Object.entries(a.settings).map(([k, v]) => `"${k}": ${v}`).join(', ');
-    return `${a.name}  →  ${a.repo}${a.revision === 'main' ? '' : ` (revision ${a.revision})`}\n` +
-      `    ${a.description}\n    Needs: ${a.needs}\n    Deployment settings: ${settings}\n`;
+    const settings = Object.entries(a.settings)
+      .map(([k, v]) => `"${k}": ${v}`)
+      .join(', ');
+    return (
+      `${a.name}  →  ${a.repo}${a.revision === 'main' ? '' : ` (revision ${a.revision})`}\n` +
+      `    ${a.description}\n    Needs: ${a.needs}\n    Deployment settings: ${settings}\n`
+    );
   });
   return `Aliases for easel pull:\n\n${blocks.join('\n')}`;
 }

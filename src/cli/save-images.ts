@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
+
 import { CliError } from './program.ts';
 
 const FILE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
@@ -19,7 +20,11 @@ export interface SaveOptions {
 }
 
 /** The files `count` images of `format` will be written to. */
-export function outputPaths(count: number, format: 'png' | 'jpeg' | 'webp', options: Pick<SaveOptions, 'out' | 'prompt'>): string[] {
+export function outputPaths(
+  count: number,
+  format: 'png' | 'jpeg' | 'webp',
+  options: Pick<SaveOptions, 'out' | 'prompt'>,
+): string[] {
   const ext = extname(options.out).toLowerCase();
   return Array.from({ length: count }, (_, i) => {
     if (!FILE_EXTENSIONS.has(ext)) return join(options.out, `${slug(options.prompt)}-${i + 1}.${format}`);
@@ -36,7 +41,9 @@ export function checkOverwrite(paths: readonly string[], force = false): void {
 
 export class OutputExistsError extends CliError {
   constructor(readonly paths: string[]) {
-    super(`${paths.join(', ')} already ${paths.length === 1 ? 'exists' : 'exist'}: pass --force to replace, or choose another --out`);
+    super(
+      `${paths.join(', ')} already ${paths.length === 1 ? 'exists' : 'exist'}: pass --force to replace, or choose another --out`,
+    );
     this.name = 'OutputExistsError';
   }
 }
@@ -77,6 +84,7 @@ export function slug(prompt: string): string {
 export function sniffFormat(bytes: Buffer): 'png' | 'jpeg' | 'webp' {
   if (bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))) return 'png';
   if (bytes[0] === 0xff && bytes[1] === 0xd8) return 'jpeg';
-  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP') return 'webp';
+  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP')
+    return 'webp';
   return 'png';
 }

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
-import { createApp, type App, type AppOptions } from '../app.ts';
+
+import { type App, type AppOptions, createApp } from '../app.ts';
+import { type Config, loadConfig } from '../config/index.ts';
 import { keysFilePath } from '../config/keys.ts';
-import { loadConfig, type Config } from '../config/index.ts';
 import { clientUrl } from './address.ts';
 import { createLogger, logFormat } from './logger.ts';
-import { CliError, type CliContext } from './program.ts';
+import { type CliContext, CliError } from './program.ts';
 
 export function addServeCommand(program: Command, context: CliContext): void {
   program
@@ -25,7 +26,10 @@ export function addServeCommand(program: Command, context: CliContext): void {
  * `easel serve`: load the configuration, start the server, stop cleanly on SIGINT/SIGTERM.
  * `options` replace parts of the app (tests run the real process with an engine they control).
  */
-export async function serve(context: Pick<CliContext, 'env' | 'stdout'>, options: Pick<AppOptions, 'engine'> = {}): Promise<void> {
+export async function serve(
+  context: Pick<CliContext, 'env' | 'stdout'>,
+  options: Pick<AppOptions, 'engine'> = {},
+): Promise<void> {
   const config = loadConfig(context.env);
   const logger = createLogger(config.logLevel, logFormat(context.env, context.stdout), context.stdout);
   const app = await createApp(config, { logger, ...options });
@@ -36,7 +40,10 @@ export async function serve(context: Pick<CliContext, 'env' | 'stdout'>, options
   app.listening(url);
 
   for (const d of app.services.deployments.values()) {
-    logger.info({ deployment: d.name, model: d.model, engine: d.engineName }, `deployment ${d.name} (${d.model}) uses the ${d.engineName} engine`);
+    logger.info(
+      { deployment: d.name, model: d.model, engine: d.engineName },
+      `deployment ${d.name} (${d.model}) uses the ${d.engineName} engine`,
+    );
   }
   if ([...app.services.deployments.values()].some((d) => d.engineName === 'placeholder')) {
     logger.warn(
@@ -55,10 +62,13 @@ export async function serve(context: Pick<CliContext, 'env' | 'stdout'>, options
     logger.info({ signal, graceSeconds }, 'shutting down');
     // The promise made to operators: the process is gone by the end of the grace period, even if
     // something (a hung engine, a stuck connection) ignores the orderly close below.
-    setTimeout(() => {
-      logger.error({ graceSeconds }, 'shutdown did not finish within the grace period; exiting now');
-      process.exit(1);
-    }, Math.max(1, graceSeconds) * 1000).unref();
+    setTimeout(
+      () => {
+        logger.error({ graceSeconds }, 'shutdown did not finish within the grace period; exiting now');
+        process.exit(1);
+      },
+      Math.max(1, graceSeconds) * 1000,
+    ).unref();
     try {
       await app.close();
     } catch (error) {
@@ -81,10 +91,16 @@ async function listen(app: App, config: Config): Promise<string> {
     const code = (error as NodeJS.ErrnoException).code;
     const where = `${config.host}:${config.port}`;
     const movePort = `start on another port with PORT (e.g. PORT=${config.port === 8080 ? 8081 : 8080} npm start) or "port" in the EASEL_CONFIG file`;
-    if (code === 'EADDRINUSE') throw new CliError(`port ${config.port} on ${config.host} is already in use (another easel, or another program): ${movePort}, or stop what holds it`);
-    if (code === 'EACCES') throw new CliError(`not allowed to listen on ${where} (ports below 1024 need privileges): ${movePort}`);
+    if (code === 'EADDRINUSE')
+      throw new CliError(
+        `port ${config.port} on ${config.host} is already in use (another easel, or another program): ${movePort}, or stop what holds it`,
+      );
+    if (code === 'EACCES')
+      throw new CliError(`not allowed to listen on ${where} (ports below 1024 need privileges): ${movePort}`);
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
-      throw new CliError(`cannot listen on ${where}: ${config.host} is not an address of this machine; set HOST (or "host" in the EASEL_CONFIG file), e.g. HOST=127.0.0.1`);
+      throw new CliError(
+        `cannot listen on ${where}: ${config.host} is not an address of this machine; set HOST (or "host" in the EASEL_CONFIG file), e.g. HOST=127.0.0.1`,
+      );
     }
     throw error;
   }
@@ -92,7 +108,11 @@ async function listen(app: App, config: Config): Promise<string> {
 
 /** What a person starting the server needs first: the playground's address and the key. */
 function banner(app: App, config: Config, url: string): string {
-  const lines = [``, `  easel is running: ${url}`, `  Playground: ${url}/  (open it in a browser and paste the API key)`];
+  const lines = [
+    ``,
+    `  easel is running: ${url}`,
+    `  Playground: ${url}/  (open it in a browser and paste the API key)`,
+  ];
   if (app.apiKeys.generated) {
     lines.push(
       ``,
@@ -109,4 +129,3 @@ function banner(app: App, config: Config, url: string): string {
   }
   return `${lines.join('\n')}\n\n`;
 }
-

@@ -2,11 +2,13 @@
 // EASEL_URL), or in this process through app.server.inject: the same routes, validation and
 // answers as HTTP, without a port. Either way the request is the Azure route a client would call.
 import { mkdirSync } from 'node:fs';
+
 import { pino } from 'pino';
-import { createApp, type App } from '../app.ts';
-import { loadConfig, type Config } from '../config/index.ts';
+
+import { type App, createApp } from '../app.ts';
+import { type Config, loadConfig } from '../config/index.ts';
 import { readStoredKeys } from '../config/keys.ts';
-import { familyOf, type FamilyId } from '../contract/families.ts';
+import { type FamilyId, familyOf } from '../contract/families.ts';
 import { DataDirInUseError, DataDirLock } from '../storage/index.ts';
 import { clientUrl } from './address.ts';
 import { CliError, EXIT } from './program.ts';
@@ -41,13 +43,22 @@ export async function openTransport(env: NodeJS.ProcessEnv, flags: TransportFlag
   const config = loadConfig(env);
   mkdirSync(config.dataDir, { recursive: true });
   const holder = DataDirLock.holder(config.dataDir);
-  if (holder?.url) return httpTransport(env, holder.url, flags.key, { whose: ` (the server running on ${config.dataDir})`, ownDataDir: true });
+  if (holder?.url)
+    return httpTransport(env, holder.url, flags.key, {
+      whose: ` (the server running on ${config.dataDir})`,
+      ownDataDir: true,
+    });
   if (holder) throw inUse(config);
   return inProcessTransport(env);
 }
 
 /** `ownDataDir`: the server is the one that holds the configured data directory, so its keys are this directory's whatever its address. */
-function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string | undefined, found: { whose: string; ownDataDir: boolean } = { whose: '', ownDataDir: false }): Transport {
+function httpTransport(
+  env: NodeJS.ProcessEnv,
+  server: string,
+  flagKey: string | undefined,
+  found: { whose: string; ownDataDir: boolean } = { whose: '', ownDataDir: false },
+): Transport {
   let base: URL;
   try {
     base = new URL(server.endsWith('/') ? server : `${server}/`);
@@ -60,7 +71,9 @@ function httpTransport(env: NodeJS.ProcessEnv, server: string, flagKey: string |
     throw new CliError(`no API key for ${base.origin}: pass --key or set EASEL_API_KEY`, EXIT.usage);
   }
   const unreachable = (error: unknown) =>
-    new CliError(`cannot reach ${base.origin}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`);
+    new CliError(
+      `cannot reach ${base.origin}: ${(error as { cause?: Error }).cause?.message ?? (error as Error).message}`,
+    );
   return {
     where: `at ${base.origin}${found.whose}`,
     familyOf: (deployment) => familyOf(deployment),
@@ -112,7 +125,12 @@ async function inProcessTransport(env: NodeJS.ProcessEnv): Promise<Transport> {
     where: `in process, data directory ${config.dataDir}`,
     familyOf: (deployment) => app.services.deployments.get(deployment)?.family.id ?? familyOf(deployment),
     async post(path, headers, payload) {
-      const response = await app.server.inject({ method: 'POST', url: path, headers: { ...headers, 'api-key': key }, payload });
+      const response = await app.server.inject({
+        method: 'POST',
+        url: path,
+        headers: { ...headers, 'api-key': key },
+        payload,
+      });
       return { status: response.statusCode, body: response.rawPayload };
     },
     async download(url) {

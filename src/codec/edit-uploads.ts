@@ -6,7 +6,7 @@
  */
 import { errors } from '../contract/errors.ts';
 import { hasTransparentPixel, type RawImage } from '../contract/request.ts';
-import { decodeUpload, probeUpload, resizeTo, type ProbedUpload } from './encoding.ts';
+import { decodeUpload, type ProbedUpload, probeUpload, resizeTo } from './encoding.ts';
 
 export interface PendingUpload extends ProbedUpload {
   bytes: Buffer;
@@ -37,7 +37,8 @@ export async function probeEditUploads(
   let probedMask: PendingUpload | null = null;
   if (mask) {
     probedMask = { bytes: mask, ...(await probeUpload(mask, { param: 'mask', maxPixels, allowed: ['png'] })) };
-    if (!probedMask.hasAlpha) throw errors.invalidImage('mask', 'The mask must be a PNG with an alpha channel; alpha 0 marks where to edit.');
+    if (!probedMask.hasAlpha)
+      throw errors.invalidImage('mask', 'The mask must be a PNG with an alpha channel; alpha 0 marks where to edit.');
     if (probedMask.width !== first.width || probedMask.height !== first.height) {
       throw errors.invalidImage(
         'mask',
@@ -80,7 +81,10 @@ export async function decodeEditUploads(
     // Deliberate: a mask without a transparent pixel asks for no change at all, which is almost
     // always an inverted or wrong mask; say so rather than return the input (docs/deviations.md).
     if (!hasTransparentPixel(decoded.image)) {
-      throw errors.invalidImage('mask', 'The mask has no transparent pixels, so there is nothing to edit: alpha 0 marks the area to change.');
+      throw errors.invalidImage(
+        'mask',
+        'The mask has no transparent pixels, so there is nothing to edit: alpha 0 marks the area to change.',
+      );
     }
     mask = await fit(decoded.image, width, height, 'fill');
   }

@@ -3,8 +3,9 @@
  * decode once). Engines and routes only ever see RawImage.
  */
 import sharp from 'sharp';
-import type { OutputFormat, RawImage } from '../contract/request.ts';
+
 import { ApiError, errors } from '../contract/errors.ts';
+import type { OutputFormat, RawImage } from '../contract/request.ts';
 
 export type UploadFormat = 'png' | 'jpeg' | 'webp';
 
@@ -94,7 +95,7 @@ export async function probeUpload(bytes: Buffer, options: DecodeUploadOptions): 
       `Invalid file '${param}': unsupported format. Supported formats are ${listFormats(allowed)}.`,
     );
   }
-  let meta: Awaited<ReturnType<ReturnType<typeof sharp>["metadata"]>>;
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
     // metadata() reads only the header, so a decompression bomb is refused below before it
     // inflates. No pixel limit here: sharp's own refusal would read as "corrupt".
@@ -121,7 +122,11 @@ export async function decodeUpload(bytes: Buffer, options: DecodeUploadOptions):
   try {
     // failOn 'warning' (sharp's default, spelled out) turns truncated or corrupt data into an error.
     // The same pixel limit inside libvips too, as a second line of defence.
-    const { data, info } = await sharp(bytes, { failOn: 'warning', limitInputPixels: options.maxPixels, autoOrient: true })
+    const { data, info } = await sharp(bytes, {
+      failOn: 'warning',
+      limitInputPixels: options.maxPixels,
+      autoOrient: true,
+    })
       // Grey and CMYK sources become sRGB so that ensureAlpha always yields exactly 4 channels.
       .toColourspace('srgb')
       .ensureAlpha()

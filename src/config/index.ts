@@ -1,10 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+
 import type { Static } from 'typebox';
-import { familyOf, type FamilyId } from '../contract/families.ts';
-import { envForm, findProblem, fromEnv, schemaAt } from './validate.ts';
-import { ConfigFileSchema, ENV_ONLY, ENV_SETTINGS, type DiffusionDeploymentSchema, type DiffusionSchema, type PlaceholderDeploymentSchema } from './schema.ts';
+
+import { type FamilyId, familyOf } from '../contract/families.ts';
 import { blocklistsFromEnv, deploymentSafety, resolveSafety, type SafetyConfig } from './safety.ts';
+import {
+  ConfigFileSchema,
+  type DiffusionDeploymentSchema,
+  type DiffusionSchema,
+  ENV_ONLY,
+  ENV_SETTINGS,
+  type PlaceholderDeploymentSchema,
+} from './schema.ts';
+import { envForm, findProblem, fromEnv, schemaAt } from './validate.ts';
 
 export type { ClassifierConfig, HttpClassifierConfig, OnnxClassifierConfig, SafetyConfig } from './safety.ts';
 
@@ -96,14 +105,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
   if (env.EASEL_MODEL) {
     const folder = env.EASEL_MODEL;
     merged.deployments = merged.deployments.map((d) =>
-      (d.engine ?? 'placeholder') === 'placeholder' ? { name: d.name, model: d.model, engine: 'diffusion' as const, diffusion: { folder } } : d,
+      (d.engine ?? 'placeholder') === 'placeholder'
+        ? { name: d.name, model: d.model, engine: 'diffusion' as const, diffusion: { folder } }
+        : d,
     );
   }
   // Every diffusion deployment that does not choose its autoencoder itself (EASEL_MODEL's included).
   if (env.EASEL_AUTOENCODER) {
     const autoencoder = fromEnv(ENV_ONLY.EASEL_AUTOENCODER!, env.EASEL_AUTOENCODER) as AutoencoderName;
     merged.deployments = merged.deployments.map((d) =>
-      d.engine !== 'diffusion' || 'autoencoder' in d.diffusion ? d : { ...d, diffusion: { ...d.diffusion, autoencoder } },
+      d.engine !== 'diffusion' || 'autoencoder' in d.diffusion
+        ? d
+        : { ...d, diffusion: { ...d.diffusion, autoencoder } },
     );
   }
   merged.safety = blocklistsFromEnv(merged.safety, env);
@@ -150,7 +163,9 @@ function checkAgainstSchema(settings: unknown, where: string): void {
 /** Every set variable converted to its setting's type and checked against its schema; the message names the variable. */
 function checkEnv(env: NodeJS.ProcessEnv): void {
   const variables = [
-    ...Object.entries(ENV_SETTINGS).map(([name, path]) => [name, envForm(schemaAt(ConfigFileSchema, path)), ` (the file's ${path})`] as const),
+    ...Object.entries(ENV_SETTINGS).map(
+      ([name, path]) => [name, envForm(schemaAt(ConfigFileSchema, path)), ` (the file's ${path})`] as const,
+    ),
     ...Object.entries(ENV_ONLY).map(([name, schema]) => [name, schema, ''] as const),
   ];
   for (const [name, schema, path] of variables) {
@@ -198,7 +213,10 @@ function resolveConfig(env: NodeJS.ProcessEnv, config: Merged): Config {
       const url = new URL(config.publicUrl);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
     } catch {
-      throw new ConfigError('EASEL_PUBLIC_URL', `must be an absolute http(s) URL, got ${JSON.stringify(config.publicUrl)}`);
+      throw new ConfigError(
+        'EASEL_PUBLIC_URL',
+        `must be an absolute http(s) URL, got ${JSON.stringify(config.publicUrl)}`,
+      );
     }
     config.publicUrl = config.publicUrl.replace(/\/+$/, '');
   }
@@ -218,10 +236,19 @@ function resolveConfig(env: NodeJS.ProcessEnv, config: Merged): Config {
     if (!model) throw new ConfigError(`${where}.model`, 'must be one of dall-e-2, dall-e-3, gpt-image-1');
     const own = d.safety === undefined ? {} : { safety: deploymentSafety(`${where}.safety`, d.safety, safety, fail) };
     if (d.engine !== 'diffusion') return { name: d.name, model, engine: 'placeholder', ...own };
-    return { name: d.name, model, engine: d.engine, ...own, diffusion: { ...d.diffusion, folder: resolve(modelsDir, d.diffusion.folder) } };
+    return {
+      name: d.name,
+      model,
+      engine: d.engine,
+      ...own,
+      diffusion: { ...d.diffusion, folder: resolve(modelsDir, d.diffusion.folder) },
+    };
   });
   if (config.limits.maxPixelsInFlight < config.limits.maxEditPixels) {
-    throw new ConfigError('limits.maxPixelsInFlight (EASEL_MAX_PIXELS_IN_FLIGHT)', 'must be at least limits.maxEditPixels, or no edit at the limit could ever run');
+    throw new ConfigError(
+      'limits.maxPixelsInFlight (EASEL_MAX_PIXELS_IN_FLIGHT)',
+      'must be at least limits.maxEditPixels, or no edit at the limit could ever run',
+    );
   }
   return { ...config, dataDir, models: { dir: modelsDir }, deployments, safety };
 }

@@ -47,7 +47,8 @@ export function readStoredKeys(dataDir: string): string[] | null {
     }
     return null;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new Error(`cannot read ${path}: ${(error as Error).message}`, { cause: error });
     return null;
   }
 }

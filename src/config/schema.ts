@@ -17,7 +17,10 @@ const FAILURE = Type.Optional(Type.Enum(['block', 'allow']));
 
 export const ThresholdSchema = Type.Union([
   Type.Enum(LEVELS),
-  Type.Object({ hate: CATEGORY_LEVEL, sexual: CATEGORY_LEVEL, violence: CATEGORY_LEVEL, self_harm: CATEGORY_LEVEL }, strict),
+  Type.Object(
+    { hate: CATEGORY_LEVEL, sexual: CATEGORY_LEVEL, violence: CATEGORY_LEVEL, self_harm: CATEGORY_LEVEL },
+    strict,
+  ),
 ]);
 
 /** A deployment's own safety settings; ids refer to the service's blocklists and classifiers. */
@@ -35,7 +38,11 @@ export const DeploymentSafetySchema = Type.Object(
 export const DiffusionSchema = Type.Object(
   {
     /** The model folder: absolute, or a name under models.dir (resolved to an absolute path). */
-    folder: Type.String({ minLength: 1, pattern: '\\S', errorMessage: 'must name a model folder (a path, or a name under models.dir)' }),
+    folder: Type.String({
+      minLength: 1,
+      pattern: '\\S',
+      errorMessage: 'must name a model folder (a path, or a name under models.dir)',
+    }),
     /** Denoising steps; default from the model family (SD-Turbo/SDXL-Turbo 1–4, LCM 4, others 25). */
     steps: int(1, 200),
     /** Replaces the model's own scheduler_config.json class (its β schedule is kept). */
@@ -64,9 +71,15 @@ const deploymentCommon = {
   safety: Type.Optional(DeploymentSafetySchema),
 };
 /** The built-in engine: deterministic pictures with the prompt written on them (no model needed). */
-export const PlaceholderDeploymentSchema = Type.Object({ ...deploymentCommon, engine: Type.Optional(Type.Literal('placeholder')) }, strict);
+export const PlaceholderDeploymentSchema = Type.Object(
+  { ...deploymentCommon, engine: Type.Optional(Type.Literal('placeholder')) },
+  strict,
+);
 /** A Stable Diffusion family model in the diffusers/optimum ONNX layout, run with onnxruntime-node. */
-export const DiffusionDeploymentSchema = Type.Object({ ...deploymentCommon, engine: Type.Literal('diffusion'), diffusion: DiffusionSchema }, strict);
+export const DiffusionDeploymentSchema = Type.Object(
+  { ...deploymentCommon, engine: Type.Literal('diffusion'), diffusion: DiffusionSchema },
+  strict,
+);
 const Deployment = Type.Union([PlaceholderDeploymentSchema, DiffusionDeploymentSchema]);
 
 const Blocklist = Type.Object(
@@ -89,7 +102,11 @@ const classifierCommon = {
   /** Probability → severity cut points (probability classifiers only); default low 0.3, medium 0.5, high 0.8. */
   cutPoints: Type.Optional(
     Type.Object(
-      { low: Type.Number({ exclusiveMinimum: 0, maximum: 1 }), medium: Type.Number({ exclusiveMinimum: 0, maximum: 1 }), high: Type.Number({ exclusiveMinimum: 0, maximum: 1 }) },
+      {
+        low: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+        medium: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+        high: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+      },
       strict,
     ),
   ),
@@ -111,9 +128,18 @@ export const ClassifierSchema = Type.Union([
       ...classifierCommon,
       kind: Type.Literal('onnx'),
       /** A sequence-classification model (model.onnx, tokenizer.json, config.json): absolute, or a name under models.dir. */
-      folder: Type.String({ minLength: 1, pattern: '\\S', errorMessage: 'must name a model folder (a path, or a name under models.dir)' }),
+      folder: Type.String({
+        minLength: 1,
+        pattern: '\\S',
+        errorMessage: 'must name a model folder (a path, or a name under models.dir)',
+      }),
       /** The model's label → category. */
-      labels: Type.Optional(Type.Record(Type.String(), Type.Enum(['hate', 'sexual', 'violence', 'self_harm', 'jailbreak', 'profanity', 'ignore']))),
+      labels: Type.Optional(
+        Type.Record(
+          Type.String(),
+          Type.Enum(['hate', 'sexual', 'violence', 'self_harm', 'jailbreak', 'profanity', 'ignore']),
+        ),
+      ),
       maxTokens: int(2, 8192),
     },
     strict,
@@ -150,7 +176,12 @@ export const ConfigFileSchema = Type.Object(
     /** Base of image and operation URLs; null = the address the server listens on. */
     publicUrl: Type.Optional(Type.Union([Type.String(), Type.Null()])),
     /** Accepted keys; empty = generate one and keep it in the data directory. */
-    apiKeys: Type.Optional(Type.Array(Type.String({ minLength: 8 }), { errorMessage: 'must be a list of keys of at least 8 characters', secret: true })),
+    apiKeys: Type.Optional(
+      Type.Array(Type.String({ minLength: 8 }), {
+        errorMessage: 'must be a list of keys of at least 8 characters',
+        secret: true,
+      }),
+    ),
     deployments: Type.Optional(Type.Array(Deployment, { minItems: 1 })),
     /** Where `easel pull` installs model folders and where bare folder names resolve; default <dataDir>/models. */
     models: Type.Optional(Type.Object({ dir: Type.Optional(Type.String()) }, strict)),
@@ -160,7 +191,9 @@ export const ConfigFileSchema = Type.Object(
      * threads: intra-op threads per session, 0 = the cores divided among the models that can run
      * at once (src/runtime/onnx-threads.ts).
      */
-    onnx: Type.Optional(Type.Object({ executionProvider: Type.Optional(Type.Enum(['cpu', 'cuda'])), threads: int(0, 1024) }, strict)),
+    onnx: Type.Optional(
+      Type.Object({ executionProvider: Type.Optional(Type.Enum(['cpu', 'cuda'])), threads: int(0, 1024) }, strict),
+    ),
     limits: Type.Optional(
       Type.Object(
         {
@@ -185,7 +218,15 @@ export const ConfigFileSchema = Type.Object(
       ),
     ),
     queue: Type.Optional(
-      Type.Object({ concurrency: int(1, 1024), maxWaiting: int(0, 1_000_000), jobTimeoutSeconds: int(0, 86400), shutdownGraceSeconds: int(0, 3600) }, strict),
+      Type.Object(
+        {
+          concurrency: int(1, 1024),
+          maxWaiting: int(0, 1_000_000),
+          jobTimeoutSeconds: int(0, 86400),
+          shutdownGraceSeconds: int(0, 3600),
+        },
+        strict,
+      ),
     ),
     imageUrlTtlSeconds: int(1, 30 * 86400),
     sweepIntervalSeconds: int(1, 86400),

@@ -32,14 +32,24 @@ export interface Problem {
 /** The first problem of `value` against `schema`, or null when it is valid. */
 export function findProblem(schema: TSchema, value: unknown, path = ''): Problem | null {
   if (Value.Check(schema, value)) return null;
-  return walk(schema as Node, value, path) ?? { setting: path || '(the configuration)', problem: `is invalid: ${Value.Errors(schema, value)[0]?.message ?? 'unknown reason'}` };
+  return (
+    walk(schema as Node, value, path) ?? {
+      setting: path || '(the configuration)',
+      problem: `is invalid: ${Value.Errors(schema, value)[0]?.message ?? 'unknown reason'}`,
+    }
+  );
 }
 
 function walk(node: Node, value: unknown, path: string): Problem | null {
   if (Value.Check(node as TSchema, value)) return null;
   if (node.anyOf) return union(node.anyOf, value, path);
   if (node.type === 'object' && isObject(value)) return object(node, value, path);
-  if (node.type === 'array' && Array.isArray(value) && node.items !== undefined && (node.items.type === 'object' || node.items.anyOf)) {
+  if (
+    node.type === 'array' &&
+    Array.isArray(value) &&
+    node.items !== undefined &&
+    (node.items.type === 'object' || node.items.anyOf)
+  ) {
     for (const [i, item] of (value as unknown[]).entries()) {
       const found = walk(node.items, item, `${path}[${i}]`);
       if (found) return found;
@@ -52,7 +62,8 @@ function object(node: Node, value: Record<string, unknown>, path: string, others
   const properties = node.properties ?? {};
   for (const [key, item] of Object.entries(value)) {
     const at = join(path, key);
-    const known = properties[key] ?? Object.entries(node.patternProperties ?? {}).find(([p]) => new RegExp(p).test(key))?.[1];
+    const known =
+      properties[key] ?? Object.entries(node.patternProperties ?? {}).find(([p]) => new RegExp(p).test(key))?.[1];
     if (known) {
       const found = walk(known, item, at);
       if (found) return found;
@@ -60,27 +71,48 @@ function object(node: Node, value: Record<string, unknown>, path: string, others
     }
     if (node.patternProperties) continue;
     const elsewhere = others.find((o) => o.properties?.[key] !== undefined);
-    const hint = elsewhere ? ` here (it belongs with ${discriminant(elsewhere)})` : suggestion(path, key, Object.keys(properties));
+    const hint = elsewhere
+      ? ` here (it belongs with ${discriminant(elsewhere)})`
+      : suggestion(path, key, Object.keys(properties));
     return { setting: `${at}:`, problem: `unknown setting${hint}` };
   }
   for (const key of node.required ?? []) {
-    if (value[key] === undefined) return { setting: join(path, key), problem: `${describe(properties[key]!)}; it is missing` };
+    if (value[key] === undefined)
+      return { setting: join(path, key), problem: `${describe(properties[key]!)}; it is missing` };
   }
   return null;
 }
 
 /** A union of objects told apart by one constant key (a deployment's engine, a classifier's kind), or of plain alternatives. */
 function union(branches: Node[], value: unknown, path: string): Problem | null {
-  const key = isObject(value) ? Object.keys(branches[0]?.properties ?? {}).find((k) => branches.every((b) => b.properties?.[k]?.const !== undefined)) : undefined;
+  const key = isObject(value)
+    ? Object.keys(branches[0]?.properties ?? {}).find((k) =>
+        branches.every((b) => b.properties?.[k]?.const !== undefined),
+      )
+    : undefined;
   if (key !== undefined && isObject(value)) {
     const given = value[key];
-    const chosen = branches.find((b) => b.properties![key]!.const === given || (given === undefined && !b.required?.includes(key)));
-    if (!chosen) return { setting: join(path, key), problem: `must be one of ${branches.map((b) => b.properties![key]!.const).join(', ')}, got ${shown(given)}` };
-    return object(chosen, value, path, branches.filter((b) => b !== chosen));
+    const chosen = branches.find(
+      (b) => b.properties![key]!.const === given || (given === undefined && !b.required?.includes(key)),
+    );
+    if (!chosen)
+      return {
+        setting: join(path, key),
+        problem: `must be one of ${branches.map((b) => b.properties![key]!.const).join(', ')}, got ${shown(given)}`,
+      };
+    return object(
+      chosen,
+      value,
+      path,
+      branches.filter((b) => b !== chosen),
+    );
   }
   const objectBranch = isObject(value) ? branches.find((b) => b.type === 'object') : undefined;
   if (objectBranch) return walk(objectBranch, value, path);
-  return { setting: path, problem: `must be ${branches.map((b) => describe(b).replace(/^must be /, '')).join(', or ')}, got ${shown(value)}` };
+  return {
+    setting: path,
+    problem: `must be ${branches.map((b) => describe(b).replace(/^must be /, '')).join(', or ')}, got ${shown(value)}`,
+  };
 }
 
 function discriminant(node: Node): string {
@@ -99,8 +131,10 @@ export function describe(node: Node): string {
     case 'number': {
       const kind = node.type === 'integer' ? 'an integer' : 'a number';
       const step = node.multipleOf ? ` multiple of ${node.multipleOf}` : '';
-      const low = node.exclusiveMinimum !== undefined ? `above ${node.exclusiveMinimum}` : `from ${node.minimum ?? '-∞'}`;
-      const high = node.maximum === undefined || node.maximum === Number.MAX_SAFE_INTEGER ? ' upwards' : ` to ${node.maximum}`;
+      const low =
+        node.exclusiveMinimum !== undefined ? `above ${node.exclusiveMinimum}` : `from ${node.minimum ?? '-∞'}`;
+      const high =
+        node.maximum === undefined || node.maximum === Number.MAX_SAFE_INTEGER ? ' upwards' : ` to ${node.maximum}`;
       return `must be ${kind}${step} ${low}${high}`;
     }
     case 'string':
@@ -126,7 +160,8 @@ function suggestion(path: string, key: string, known: string[]): string {
     if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
   // Close enough to be a slip of the keyboard: about a third of the word, at least two edits.
-  if (best !== undefined && bestDistance <= Math.max(2, Math.floor(best.length / 3))) return `; did you mean ${join(path, best)}?`;
+  if (best !== undefined && bestDistance <= Math.max(2, Math.floor(best.length / 3)))
+    return `; did you mean ${join(path, best)}?`;
   return known.length > 0 ? ` (known: ${known.join(', ')})` : '';
 }
 
@@ -156,7 +191,11 @@ export function fromEnv(schema: TSchema, raw: string): unknown {
     const lower = text.toLowerCase();
     return lower === '1' || lower === 'true' ? true : lower === '0' || lower === 'false' ? false : raw;
   }
-  if (node.type === 'array') return raw.split(',').map((t) => t.trim()).filter(Boolean);
+  if (node.type === 'array')
+    return raw
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
   if (node.enum) return node.enum.includes(text.toLowerCase()) ? text.toLowerCase() : raw;
   return raw;
 }
@@ -172,7 +211,9 @@ export function envForm(node: Node): Node {
 export function schemaAt(schema: TSchema, path: string): TSchema {
   let node = schema as Node;
   for (const key of path.split('.')) {
-    node = (node.properties?.[key] as Node | undefined) ?? (node.anyOf?.find((b) => b.properties?.[key]) as Node).properties![key]!;
+    node =
+      (node.properties?.[key] as Node | undefined) ??
+      (node.anyOf?.find((b) => b.properties?.[key]) as Node).properties![key]!;
   }
   return node as TSchema;
 }

@@ -38,7 +38,10 @@ export interface ImageFilterNote {
 }
 
 /** Per generated image: the four harm categories. */
-export type ContentFilterResults = Record<HarmCategory, SeverityResult> & { error?: FilterError; image_filter?: ImageFilterNote };
+export type ContentFilterResults = Record<HarmCategory, SeverityResult> & {
+  error?: FilterError;
+  image_filter?: ImageFilterNote;
+};
 
 /** Per item, about the prompt: the four categories, profanity, jailbreak and custom blocklists. */
 export type PromptFilterResults = ContentFilterResults & {

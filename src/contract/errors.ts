@@ -84,14 +84,22 @@ export const errors = {
     }),
 
   /** Unknown route, or an operation the given api-version does not have. */
-  resourceNotFound: (reason: string | null = null) => new ApiError({ status: 404, code: '404', message: 'Resource not found', reason }),
+  resourceNotFound: (reason: string | null = null) =>
+    new ApiError({ status: 404, code: '404', message: 'Resource not found', reason }),
 
   operationNotFound: (id: string) =>
-    new ApiError({ status: 404, code: 'NotFound', message: `The operation '${id}' does not exist.`, type: INVALID_REQUEST }),
+    new ApiError({
+      status: 404,
+      code: 'NotFound',
+      message: `The operation '${id}' does not exist.`,
+      type: INVALID_REQUEST,
+    }),
 
   /** Azure answers a request without api-version as it answers an unknown route. */
   missingApiVersion: (): ApiError =>
-    errors.resourceNotFound('the api-version query parameter is missing (this route needs one, e.g. ?api-version=2024-10-21)'),
+    errors.resourceNotFound(
+      'the api-version query parameter is missing (this route needs one, e.g. ?api-version=2024-10-21)',
+    ),
 
   /** Azure's text, then what this server accepts on the route, so an old script knows what to move to. */
   apiVersionNotSupported: (version: string, supported: string) =>
@@ -192,11 +200,16 @@ export const errors = {
    * An image link (GET /files/…) whose signature is valid but whose `se` has passed. 403, as a blob
    * SAS URL past its expiry answers; the signature is the credential, so this is an auth failure.
    */
-  imageLinkExpired: () => new ApiError({ status: 403, code: 'AuthenticationFailed', message: 'This image link has expired.' }),
+  imageLinkExpired: () =>
+    new ApiError({ status: 403, code: 'AuthenticationFailed', message: 'This image link has expired.' }),
 
   /** An image link whose signature does not match its path and expiry (tampered, truncated, or missing). */
   imageLinkInvalid: () =>
-    new ApiError({ status: 403, code: 'AuthenticationFailed', message: 'This image link is not valid: its signature does not match.' }),
+    new ApiError({
+      status: 403,
+      code: 'AuthenticationFailed',
+      message: 'This image link is not valid: its signature does not match.',
+    }),
 
   /** A correctly signed link to image bytes that are gone (swept, or deleted with their operation). */
   imageNotFound: () => new ApiError({ status: 404, code: 'BlobNotFound', message: 'The image no longer exists.' }),
@@ -371,7 +384,10 @@ export const operationErrors = {
   promptFiltered: { code: 'contentFilter', message: 'Your task failed as a result of our safety system.' },
   imageFiltered: { code: 'contentFilter', message: 'Generated image was filtered as a result of our safety system.' },
   /** imageFiltered, naming the filter and category that withheld the item. */
-  imageFilteredBy: (reason: string) => ({ code: 'contentFilter', message: `Generated image was filtered as a result of our safety system: ${reason}.` }),
+  imageFilteredBy: (reason: string) => ({
+    code: 'contentFilter',
+    message: `Generated image was filtered as a result of our safety system: ${reason}.`,
+  }),
   interrupted: {
     code: 'internalFailure',
     message: 'The server restarted while this operation was running. Submit it again.',
@@ -380,7 +396,10 @@ export const operationErrors = {
   imageExpired: { code: 'imageExpired', message: 'The image has expired.' },
   timedOut: { code: 'timeout', message: 'The operation did not finish in the allotted time and was canceled.' },
   /** The engine's own account of a failed job (a model error), with server internals taken out. */
-  engineFailed: (detail: string) => ({ code: 'internalFailure', message: `Image generation failed: ${redactInternals(detail)}` }),
+  engineFailed: (detail: string) => ({
+    code: 'internalFailure',
+    message: `Image generation failed: ${redactInternals(detail)}`,
+  }),
   /** Anything else (the disk, the database): the details are in the server's log under the operation id. */
   internal: (operationId: string) => ({
     code: 'internalFailure',
@@ -397,7 +416,10 @@ export function redactInternals(text: string): string {
   return text
     .replace(/\n\s+at [^\n]*/g, '')
     .replace(/file:\/\/\S+/g, (url) => `…/${lastPart(url)}`)
-    .replace(/(?<![\w:/.~-])(?:[A-Za-z]:\\|\/)(?:[^\s'"`,;()\\/]+[\\/])+[^\s'"`,;()\\/]*/g, (path) => `…/${lastPart(path)}`)
+    .replace(
+      /(?<![\w:/.~-])(?:[A-Za-z]:\\|\/)(?:[^\s'"`,;()\\/]+[\\/])+[^\s'"`,;()\\/]*/g,
+      (path) => `…/${lastPart(path)}`,
+    )
     .replace(/,?\s*\b(?:errno|syscall)\b\s*[:=]?\s*['"]?[-\w]+['"]?/gi, '')
     .replace(ERRNO_CODE, 'error');
 }
@@ -406,5 +428,10 @@ const ERRNO_CODE =
   /\bE(?:ACCES|PERM|NOENT|NOSPC|ROFS|IO|EXIST|ISDIR|NOTDIR|NOTEMPTY|MFILE|NFILE|DQUOT|BUSY|AGAIN|NOMEM|XDEV|BADF|INVAL|PIPE|CONNREFUSED|CONNRESET|TIMEDOUT|FBIG|LOOP|NAMETOOLONG)\b/g;
 
 function lastPart(path: string): string {
-  return path.replace(/[\\/]+$/, '').split(/[\\/]/).at(-1) ?? '';
+  return (
+    path
+      .replace(/[\\/]+$/, '')
+      .split(/[\\/]/)
+      .at(-1) ?? ''
+  );
 }

@@ -1,5 +1,5 @@
 import { errors } from './errors.ts';
-import { knownParams, type Family, type ParamSpec, type ParamTable } from './families.ts';
+import { type Family, knownParams, type ParamSpec, type ParamTable } from './families.ts';
 import type { ImageRequest, OutputFormat, RawImage } from './request.ts';
 
 export type Operation = 'generation' | 'edit';
@@ -20,7 +20,11 @@ export function validateParams(
   source: BodySource,
 ): Record<string, ParamValue> {
   const table: ParamTable | null = family[operation];
-  if (!table) throw errors.operationNotSupported(family.id, `images/${operation === 'submit' ? 'generations:submit' : `${operation}s`}`);
+  if (!table)
+    throw errors.operationNotSupported(
+      family.id,
+      `images/${operation === 'submit' ? 'generations:submit' : `${operation}s`}`,
+    );
   const known = knownParams(operation);
   const values: Record<string, ParamValue> = {};
 
@@ -75,8 +79,12 @@ function coerce(name: string, spec: ParamSpec, raw: unknown, source: BodySource)
       return value;
     }
     case 'number': {
-      const value = source === 'multipart' && typeof raw === 'string' && /^-?(\d+\.?\d*|\.\d+)$/.test(raw.trim()) ? Number(raw) : raw;
-      if (typeof value !== 'number' || !Number.isFinite(value)) throw errors.invalidParameter(name, `'${name}' must be a number.`);
+      const value =
+        source === 'multipart' && typeof raw === 'string' && /^-?(\d+\.?\d*|\.\d+)$/.test(raw.trim())
+          ? Number(raw)
+          : raw;
+      if (typeof value !== 'number' || !Number.isFinite(value))
+        throw errors.invalidParameter(name, `'${name}' must be a number.`);
       if ((spec.exclusiveMin ? value <= spec.min : value < spec.min) || value > spec.max) {
         const low = spec.exclusiveMin ? `greater than ${spec.min}` : `at least ${spec.min}`;
         throw errors.invalidParameter(name, `'${name}' must be ${low} and at most ${spec.max}.`);
@@ -132,7 +140,10 @@ export function toImageRequest(
     throw errors.invalidParameter('background', "A transparent background needs output_format 'png' or 'webp'.");
   }
   if (values.output_compression !== undefined && values.output_compression !== 100 && outputFormat === 'png') {
-    throw errors.invalidParameter('output_compression', "'output_compression' applies only to output_format 'jpeg' or 'webp'.");
+    throw errors.invalidParameter(
+      'output_compression',
+      "'output_compression' applies only to output_format 'jpeg' or 'webp'.",
+    );
   }
   const { width, height } = resolveSize(
     values.size as string | undefined,
@@ -179,10 +190,14 @@ export const MAX_OUTPUT_SIDE: Readonly<Record<OutputFormat, number>> = { png: 2 
 function checkEncodable(format: OutputFormat, width: number, height: number, formatWasSent: boolean): void {
   const max = MAX_OUTPUT_SIDE[format];
   if (width <= max && height <= max) return;
-  const fits = (['png', 'webp', 'jpeg'] as const).filter((f) => width <= MAX_OUTPUT_SIDE[f] && height <= MAX_OUTPUT_SIDE[f]);
+  const fits = (['png', 'webp', 'jpeg'] as const).filter(
+    (f) => width <= MAX_OUTPUT_SIDE[f] && height <= MAX_OUTPUT_SIDE[f],
+  );
   const message =
     `The output would be ${width}x${height} pixels, but ${format.toUpperCase()} holds at most ${max} pixels per side. ` +
-    (fits.length > 0 ? `Choose output_format ${fits.map((f) => `'${f}'`).join(' or ')}, or a smaller size.` : 'Choose a smaller size.');
+    (fits.length > 0
+      ? `Choose output_format ${fits.map((f) => `'${f}'`).join(' or ')}, or a smaller size.`
+      : 'Choose a smaller size.');
   // Without an explicit output_format, the size (an edit's input, for `size: auto`) is what to change.
   throw errors.invalidParameter(formatWasSent ? 'output_format' : 'size', message);
 }
@@ -199,7 +214,14 @@ function normalizeQuality(family: Family, quality: string | undefined): string |
  * output), which is what a local test double should do; pass `seed` to vary them.
  */
 export function deriveSeed(request: Omit<ImageRequest, 'seed'>): number {
-  const key = JSON.stringify([request.family, request.prompt, request.width, request.height, request.quality, request.style]);
+  const key = JSON.stringify([
+    request.family,
+    request.prompt,
+    request.width,
+    request.height,
+    request.quality,
+    request.style,
+  ]);
   let hash = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     hash ^= key.charCodeAt(i);
@@ -207,4 +229,3 @@ export function deriveSeed(request: Omit<ImageRequest, 'seed'>): number {
   }
   return hash;
 }
-

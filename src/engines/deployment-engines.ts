@@ -2,6 +2,7 @@
 // that name the same model folder share one worker (one set of sessions); each model loads in the
 // background, so the server answers /healthz and /readyz while a large model is still loading.
 import { basename } from 'node:path';
+
 import type { Config, DeploymentConfig } from '../config/index.ts';
 import { onnxThreadPlan } from '../runtime/onnx-threads.ts';
 import { DiffusionEngine } from './diffusion/engine.ts';
@@ -42,8 +43,15 @@ export function createDeploymentEngines(config: Config, log: LoadLog, override?:
   const executionProviders = config.onnx.executionProvider === 'cuda' ? ['cuda'] : ['cpu'];
   const threadPlan = onnxThreadPlan(config);
   const threads = threadPlan.diffusion;
-  if (!override && config.deployments.some((d) => d.engine === 'diffusion') && config.onnx.executionProvider === 'cpu') {
-    log.info({ onnxThreads: threads }, `onnxruntime: ${threads} thread(s) per diffusion session (${threadPlan.reason})`);
+  if (
+    !override &&
+    config.deployments.some((d) => d.engine === 'diffusion') &&
+    config.onnx.executionProvider === 'cpu'
+  ) {
+    log.info(
+      { onnxThreads: threads },
+      `onnxruntime: ${threads} thread(s) per diffusion session (${threadPlan.reason})`,
+    );
   }
 
   for (const d of config.deployments) {
@@ -77,14 +85,26 @@ export function createDeploymentEngines(config: Config, log: LoadLog, override?:
   };
 }
 
-async function load(d: DeploymentConfig & { engine: 'diffusion' }, engine: DiffusionEngine, entry: DeploymentEngine, log: LoadLog): Promise<void> {
+async function load(
+  d: DeploymentConfig & { engine: 'diffusion' },
+  engine: DiffusionEngine,
+  entry: DeploymentEngine,
+  log: LoadLog,
+): Promise<void> {
   const { folder } = d.diffusion;
   try {
     const info = await engine.load();
     entry.status = 'ready';
     entry.model = { ...info, folder };
     log.info(
-      { deployment: d.name, folder, family: info.family, inpainting: info.inpainting, resolution: info.nativeResolution, loadMs: Math.round(info.loadMs) },
+      {
+        deployment: d.name,
+        folder,
+        family: info.family,
+        inpainting: info.inpainting,
+        resolution: info.nativeResolution,
+        loadMs: Math.round(info.loadMs),
+      },
       `deployment ${d.name}: model ${basename(folder)} loaded (${info.family}${info.inpainting ? ', inpainting' : ''}) in ${info.loadMs < 1000 ? `${Math.round(info.loadMs)} ms` : `${(info.loadMs / 1000).toFixed(1)} s`}`,
     );
     if (info.schedulerNote) log.info({ deployment: d.name }, info.schedulerNote);
@@ -92,6 +112,9 @@ async function load(d: DeploymentConfig & { engine: 'diffusion' }, engine: Diffu
     entry.status = 'unavailable';
     // Clients and /readyz see the folder's name, the log its full path.
     entry.reason = `the model could not be loaded: ${(error as Error).message.replaceAll(folder, basename(folder))}`;
-    log.error({ deployment: d.name, folder, reason: entry.reason }, `deployment ${d.name} is unavailable: ${entry.reason}`);
+    log.error(
+      { deployment: d.name, folder, reason: entry.reason },
+      `deployment ${d.name} is unavailable: ${entry.reason}`,
+    );
   }
 }

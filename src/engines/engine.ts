@@ -22,7 +22,8 @@ export function partialImageDue(step: number, totalSteps: number, planned: numbe
 /** The steps (1-based) at which `wanted` partial images fall, in order. */
 export function partialImageSteps(totalSteps: number, wanted: number): number[] {
   const steps: number[] = [];
-  for (let step = 1; step < totalSteps; step++) if (partialImageDue(step, totalSteps, steps.length, wanted)) steps.push(step);
+  for (let step = 1; step < totalSteps; step++)
+    if (partialImageDue(step, totalSteps, steps.length, wanted)) steps.push(step);
   return steps;
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
 import type { EditUploads } from '../codec/index.ts';
 import { errors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
@@ -27,8 +28,14 @@ export async function admit(
   const { edit, onProgress } = options;
   const release = edit ? pixelBudget.reserve(edit.pixels) : () => {};
   if (!release) {
-    request.log.info({ pixels: edit!.pixels, inUse: pixelBudget.inUse(), limit: pixelBudget.inFlight }, 'edit refused: decoded-pixel budget in use');
-    throw errors.tooManyRequests(queue.retryAfterSeconds(), 'the edits it is working on hold all the decoded pixels it allows (limits.maxPixelsInFlight)');
+    request.log.info(
+      { pixels: edit!.pixels, inUse: pixelBudget.inUse(), limit: pixelBudget.inFlight },
+      'edit refused: decoded-pixel budget in use',
+    );
+    throw errors.tooManyRequests(
+      queue.retryAfterSeconds(),
+      'the edits it is working on hold all the decoded pixels it allows (limits.maxPixelsInFlight)',
+    );
   }
   const hangUp = new AbortController();
   const onClose = () => {

@@ -1,5 +1,13 @@
 import type { FastifyRequest } from 'fastify';
-import { compareVersions, isSupportedVersion, isV1Version, KNOWN_API_VERSIONS, versionHasRoute, type ApiRoute } from '../contract/api-versions.ts';
+
+import {
+  type ApiRoute,
+  compareVersions,
+  isSupportedVersion,
+  isV1Version,
+  KNOWN_API_VERSIONS,
+  versionHasRoute,
+} from '../contract/api-versions.ts';
 import { errors } from '../contract/errors.ts';
 
 /** Rejects a missing, unknown or too old api-version before the body is read. */
@@ -8,13 +16,16 @@ export function apiVersionHook(route: { apiVersion: ApiRoute | 'v1' | null }) {
     if (route.apiVersion === null) return;
     const version = apiVersionOf(request);
     if (route.apiVersion === 'v1') {
-      if (!isV1Version(version) && !isSupportedVersion(version!)) throw errors.apiVersionNotSupported(version!, supportedOn('v1'));
+      if (!isV1Version(version) && !isSupportedVersion(version!))
+        throw errors.apiVersionNotSupported(version!, supportedOn('v1'));
       return;
     }
     if (version === undefined) throw errors.missingApiVersion();
     if (!isSupportedVersion(version)) throw errors.apiVersionNotSupported(version, supportedOn(route.apiVersion));
     if (!versionHasRoute(version, route.apiVersion)) {
-      throw errors.resourceNotFound(`api-version ${version} has no ${route.apiVersion} route; it exists in ${supportedOn(route.apiVersion)}`);
+      throw errors.resourceNotFound(
+        `api-version ${version} has no ${route.apiVersion} route; it exists in ${supportedOn(route.apiVersion)}`,
+      );
     }
   };
 }

@@ -1,5 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+
 import type { FastifyRequest } from 'fastify';
+
 import { errors } from '../contract/errors.ts';
 
 /**
@@ -47,16 +49,20 @@ const WHERE = "send it as the 'api-key' header or as 'Authorization: Bearer <key
  * the x-easel-error-reason header. Never echoes the key itself.
  */
 export function whyRefused(request: FastifyRequest, key: string | null): string {
-  if (key !== null) return 'the key is not one of this server\'s keys (EASEL_API_KEYS, or api-keys.json in the data directory)';
+  if (key !== null)
+    return "the key is not one of this server's keys (EASEL_API_KEYS, or api-keys.json in the data directory)";
   const headers = request.headers;
-  if (typeof headers['api-key'] === 'string' || typeof headers['ocp-apim-subscription-key'] === 'string') return `the api-key header is empty; ${WHERE}`;
+  if (typeof headers['api-key'] === 'string' || typeof headers['ocp-apim-subscription-key'] === 'string')
+    return `the api-key header is empty; ${WHERE}`;
   if (typeof headers.authorization === 'string') {
     // Not quoted: a bare key in this header would land in the log.
     return `the Authorization header is not of the form 'Bearer <key>'; ${WHERE}`;
   }
   const header = MISPLACED_HEADERS.find((name) => headers[name] !== undefined);
   if (header) return `a key was sent in the '${header}' header, which is not read; ${WHERE}`;
-  const query = Object.keys((request.query ?? {}) as Record<string, unknown>).find((name) => MISPLACED_QUERY.test(name));
+  const query = Object.keys((request.query ?? {}) as Record<string, unknown>).find((name) =>
+    MISPLACED_QUERY.test(name),
+  );
   if (query) return `a key was sent in the '${query}' query parameter, which is not read; ${WHERE}`;
   return `no key was sent; ${WHERE}`;
 }

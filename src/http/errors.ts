@@ -1,15 +1,21 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
 import { ApiError, errors } from '../contract/errors.ts';
 import { EngineAbortedError, EngineError } from '../engines/engine.ts';
 import { JobTimeoutError, QueueClosedError, QueueFullError } from '../jobs/queue.ts';
 
 /** Map anything thrown while handling a request to one catalogue error. */
-export function toApiError(error: unknown, request: FastifyRequest, limits: { maxJsonBodyBytes: number; maxImageBytes: number }): ApiError {
+export function toApiError(
+  error: unknown,
+  request: FastifyRequest,
+  limits: { maxJsonBodyBytes: number; maxImageBytes: number },
+): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof QueueFullError) return errors.tooManyRequests(error.retryAfterSeconds);
   if (error instanceof JobTimeoutError) return errors.generationTimedOut();
   if (error instanceof QueueClosedError) return errors.shuttingDown(request.id);
-  if (error instanceof EngineError && !(error instanceof EngineAbortedError)) return errors.generationFailed(error.message, request.id);
+  if (error instanceof EngineError && !(error instanceof EngineAbortedError))
+    return errors.generationFailed(error.message, request.id);
   const e = error as Partial<FastifyError> & Error;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -38,7 +44,9 @@ export function toApiError(error: unknown, request: FastifyRequest, limits: { ma
   // Fastify's JSON parser rejects bad JSON with a SyntaxError carrying status 400.
   if (error instanceof SyntaxError && e.statusCode === 400) return errors.invalidJson(e.message);
   // Busboy: a body that is not well-formed multipart.
-  if (/Unexpected end of (form|multipart data)|Malformed part header|Multipart: Boundary not found/i.test(e.message ?? '')) {
+  if (
+    /Unexpected end of (form|multipart data)|Malformed part header|Multipart: Boundary not found/i.test(e.message ?? '')
+  ) {
     return errors.invalidParameter('image', `The multipart body is malformed: ${e.message}`);
   }
   // A client that went away mid-body, or a body shorter than its Content-Length.

@@ -5,9 +5,11 @@
  * every one is answered in Azure's envelope from the error catalogue.
  */
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
 import { type ApiError, errors } from '../contract/errors.ts';
 
 /**
@@ -56,7 +58,8 @@ function idHeaders(id: string): Record<string, string> {
  */
 export function frameworkErrorHandler(maxParamLength: number) {
   return function onFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-    const apiError = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? errors.uriTooLong(maxParamLength) : errors.malformedUrl();
+    const apiError =
+      error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? errors.uriTooLong(maxParamLength) : errors.malformedUrl();
     request.log.info({ code: apiError.code, reason: error.code }, 'rejected before routing');
     void reply
       .code(apiError.status)
@@ -104,7 +107,10 @@ export function clientErrorHandler(requestTimeoutSeconds: number) {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const apiError = clientErrorOf(error, requestTimeoutSeconds);
     const id = randomUUID();
-    this.log.info({ reqId: id, code: apiError.code, reason: error.code, remoteAddress: socket.remoteAddress }, 'HTTP parser rejected a request');
+    this.log.info(
+      { reqId: id, code: apiError.code, reason: error.code, remoteAddress: socket.remoteAddress },
+      'HTTP parser rejected a request',
+    );
     // A response already under way on this connection cannot be followed by another one.
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (!socket.writable || inFlight?.headersSent) {
@@ -119,7 +125,9 @@ export function clientErrorHandler(requestTimeoutSeconds: number) {
       'content-length': String(Buffer.byteLength(body)),
       connection: 'close',
     };
-    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    const head = Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
     socket.end(`HTTP/1.1 ${apiError.status} ${STATUS_CODES[apiError.status]}\r\n${head}\r\n${body}`);
     // A client that never reads its answer must not hold the socket open.
     socket.setTimeout(5000, () => socket.destroy());

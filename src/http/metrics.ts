@@ -3,7 +3,8 @@
 // Labels carry route patterns, methods, status codes, outcomes and operator-configured deployment
 // and engine names only: never keys, prompts, raw URLs or anything else a client chose.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
 import type { DeploymentEngine } from '../engines/deployment-engines.ts';
 import type { JobOutcome, RunnerMetrics } from '../jobs/runner.ts';
 
@@ -13,7 +14,10 @@ const LONG_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 const STAGE_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export interface MetricsSources {
-  deployments: ReadonlyMap<string, { name: string; engineName: string; runtime: Pick<DeploymentEngine, 'status' | 'model'> }>;
+  deployments: ReadonlyMap<
+    string,
+    { name: string; engineName: string; runtime: Pick<DeploymentEngine, 'status' | 'model'> }
+  >;
   queueCounts(): { waiting: number; active: number };
 }
 
@@ -33,28 +37,79 @@ export class Metrics implements RunnerMetrics {
     collectDefaultMetrics({ register: registry, prefix: 'easel_' });
 
     const http = { labelNames: ['route', 'method', 'status_code'] as const, registers };
-    this.requests = new Counter({ name: 'easel_http_requests_total', help: 'HTTP requests answered, by route pattern ("unmatched" for unknown paths), method and status code.', ...http });
-    this.requestSeconds = new Histogram({ name: 'easel_http_request_duration_seconds', help: 'Time from receiving a request to sending its answer.', buckets: LONG_BUCKETS_SECONDS, ...http });
+    this.requests = new Counter({
+      name: 'easel_http_requests_total',
+      help: 'HTTP requests answered, by route pattern ("unmatched" for unknown paths), method and status code.',
+      ...http,
+    });
+    this.requestSeconds = new Histogram({
+      name: 'easel_http_request_duration_seconds',
+      help: 'Time from receiving a request to sending its answer.',
+      buckets: LONG_BUCKETS_SECONDS,
+      ...http,
+    });
 
     // Read at scrape time, so they are never stale.
-    new Gauge({ name: 'easel_queue_waiting_jobs', help: 'Generations admitted and waiting for a slot.', registers, collect() { this.set(sources.queueCounts().waiting); } });
-    new Gauge({ name: 'easel_queue_active_jobs', help: 'Generations running.', registers, collect() { this.set(sources.queueCounts().active); } });
-    this.queueWaitSeconds = new Histogram({ name: 'easel_queue_wait_seconds', help: 'Time a generation waited in the queue, from admission to start.', buckets: LONG_BUCKETS_SECONDS, registers });
+    new Gauge({
+      name: 'easel_queue_waiting_jobs',
+      help: 'Generations admitted and waiting for a slot.',
+      registers,
+      collect() {
+        this.set(sources.queueCounts().waiting);
+      },
+    });
+    new Gauge({
+      name: 'easel_queue_active_jobs',
+      help: 'Generations running.',
+      registers,
+      collect() {
+        this.set(sources.queueCounts().active);
+      },
+    });
+    this.queueWaitSeconds = new Histogram({
+      name: 'easel_queue_wait_seconds',
+      help: 'Time a generation waited in the queue, from admission to start.',
+      buckets: LONG_BUCKETS_SECONDS,
+      registers,
+    });
 
-    this.generated = new Counter({ name: 'easel_images_generated_total', help: 'Images the engine produced, including those the image filter then blocked.', labelNames: ['deployment', 'engine'], registers });
-    this.filtered = new Counter({ name: 'easel_images_filtered_total', help: 'Images the image filter blocked (never stored or returned).', labelNames: ['deployment'], registers });
-    this.stageSeconds = new Histogram({ name: 'easel_engine_stage_seconds', help: 'Time of each model call (unet: one per denoising step), by pipeline stage.', labelNames: ['deployment', 'stage'], buckets: STAGE_BUCKETS_SECONDS, registers });
-    this.jobSeconds = new Histogram({ name: 'easel_job_duration_seconds', help: 'Time a generation ran: engine, image filter, encoding and storage.', labelNames: ['deployment', 'outcome'], buckets: LONG_BUCKETS_SECONDS, registers });
+    this.generated = new Counter({
+      name: 'easel_images_generated_total',
+      help: 'Images the engine produced, including those the image filter then blocked.',
+      labelNames: ['deployment', 'engine'],
+      registers,
+    });
+    this.filtered = new Counter({
+      name: 'easel_images_filtered_total',
+      help: 'Images the image filter blocked (never stored or returned).',
+      labelNames: ['deployment'],
+      registers,
+    });
+    this.stageSeconds = new Histogram({
+      name: 'easel_engine_stage_seconds',
+      help: 'Time of each model call (unet: one per denoising step), by pipeline stage.',
+      labelNames: ['deployment', 'stage'],
+      buckets: STAGE_BUCKETS_SECONDS,
+      registers,
+    });
+    this.jobSeconds = new Histogram({
+      name: 'easel_job_duration_seconds',
+      help: 'Time a generation ran: engine, image filter, encoding and storage.',
+      labelNames: ['deployment', 'outcome'],
+      buckets: LONG_BUCKETS_SECONDS,
+      registers,
+    });
 
     const { deployments } = sources;
     new Gauge({
       name: 'easel_model_load_seconds',
-      help: 'How long the deployment\'s diffusion model took to load.',
+      help: "How long the deployment's diffusion model took to load.",
       labelNames: ['deployment'],
       registers,
       collect() {
         this.reset();
-        for (const d of deployments.values()) if (d.runtime.model) this.set({ deployment: d.name }, d.runtime.model.loadMs / 1000);
+        for (const d of deployments.values())
+          if (d.runtime.model) this.set({ deployment: d.name }, d.runtime.model.loadMs / 1000);
       },
     });
     new Gauge({
@@ -64,14 +119,19 @@ export class Metrics implements RunnerMetrics {
       registers,
       collect() {
         this.reset();
-        for (const d of deployments.values()) this.set({ deployment: d.name, engine: d.engineName }, d.runtime.status === 'ready' ? 1 : 0);
+        for (const d of deployments.values())
+          this.set({ deployment: d.name, engine: d.engineName }, d.runtime.status === 'ready' ? 1 : 0);
       },
     });
   }
 
   /** Fastify onResponse hook. The route pattern, not the URL, so ids and query strings add no series. */
   readonly onResponse = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const labels = { route: request.routeOptions.url ?? 'unmatched', method: request.method, status_code: String(reply.statusCode) };
+    const labels = {
+      route: request.routeOptions.url ?? 'unmatched',
+      method: request.method,
+      status_code: String(reply.statusCode),
+    };
     this.requests.inc(labels);
     this.requestSeconds.observe(labels, reply.elapsedTime / 1000);
   };
@@ -80,7 +140,12 @@ export class Metrics implements RunnerMetrics {
     this.queueWaitSeconds.observe(waitedMs / 1000);
   }
 
-  imagesGenerated(deployment: string, engine: string, count: number, stageTimings: Partial<Record<string, number[]>> | undefined): void {
+  imagesGenerated(
+    deployment: string,
+    engine: string,
+    count: number,
+    stageTimings: Partial<Record<string, number[]>> | undefined,
+  ): void {
     this.generated.inc({ deployment, engine }, count);
     for (const [stage, runs] of Object.entries(stageTimings ?? {})) {
       for (const ms of runs ?? []) this.stageSeconds.observe({ deployment, stage }, ms / 1000);

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+
 import { errors } from '../contract/errors.ts';
 import { knownParams } from '../contract/families.ts';
 
@@ -16,7 +17,10 @@ const FILE_FIELDS = new Set(['image', 'image[]', 'mask']);
  * Read an edit form into memory. @fastify/multipart enforces the per-file and part-count limits
  * (registered in server.ts); the smaller mask limit is checked here.
  */
-export async function readEditForm(request: FastifyRequest, limits: { maxImageBytes: number; maxMaskBytes: number }): Promise<EditForm> {
+export async function readEditForm(
+  request: FastifyRequest,
+  limits: { maxImageBytes: number; maxMaskBytes: number },
+): Promise<EditForm> {
   if (!request.isMultipart()) throw errors.unsupportedMediaType('multipart/form-data', request.headers['content-type']);
   const known = knownParams('edit');
   const form: EditForm = { fields: {}, images: [], mask: null };
@@ -63,6 +67,7 @@ function fromBase64Field(name: string, value: string): Buffer {
     throw errors.invalidImage(param, `'${param}' must be a file upload or base64 data; easel does not fetch URLs.`);
   }
   const data = value.trim().replace(/^data:[^;,]*;base64,/, '');
-  if (!/^[A-Za-z0-9+/_-]+=*$/.test(data)) throw errors.invalidImage(param, `'${param}' is neither a file nor base64 data.`);
+  if (!/^[A-Za-z0-9+/_-]+=*$/.test(data))
+    throw errors.invalidImage(param, `'${param}' is neither a file nor base64 data.`);
   return Buffer.from(data, 'base64');
 }

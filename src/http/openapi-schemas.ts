@@ -4,7 +4,14 @@
  * stream and error shapes of wire.ts, sse.ts, annotations.ts and errors.ts.
  */
 import { HARM_CATEGORIES } from '../contract/annotations.ts';
-import { FAMILIES, FAMILY_IDS, type Family, type FamilyId, type ParamSpec, type ParamTable } from '../contract/families.ts';
+import {
+  FAMILIES,
+  type Family,
+  FAMILY_IDS,
+  type FamilyId,
+  type ParamSpec,
+  type ParamTable,
+} from '../contract/families.ts';
 
 export type Schema = Record<string, unknown>;
 export type ParamOperation = 'generation' | 'submit' | 'edit';
@@ -14,7 +21,8 @@ const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` })
 /** Words for each wire parameter; the values, limits and defaults come from FAMILIES. */
 const DESCRIPTIONS: Record<string, string> = {
   prompt: 'What the image should show.',
-  model: 'The deployment name. Required on the v1 and OpenAI paths and on /openai/images/edits; ignored where the URL names the deployment.',
+  model:
+    'The deployment name. Required on the v1 and OpenAI paths and on /openai/images/edits; ignored where the URL names the deployment.',
   user: 'An identifier of the end user, for abuse monitoring.',
   seed: 'easel extension: the same request with the same seed gives the same bytes. Without it, a seed is derived from the request.',
   n: 'How many images.',
@@ -101,7 +109,10 @@ function requestSchema(family: Family, operation: ParamOperation): Schema {
       items: binary,
       description: `Up to ${family.maxEditImages} images, as repeated image[] parts; use this or image.`,
     };
-    properties.mask = { ...binary, description: 'PNG with an alpha channel, the size of the first image: alpha 0 marks where to edit.' };
+    properties.mask = {
+      ...binary,
+      description: 'PNG with an alpha channel, the size of the first image: alpha 0 marks where to edit.',
+    };
   }
   const where = operation === 'edit' ? 'multipart/form-data' : 'JSON';
   return {
@@ -142,7 +153,13 @@ function streamEvent(type: string, extra: Record<string, Schema>): Schema {
   return {
     type: 'object',
     required: ['type', 'b64_json', 'created_at'],
-    properties: { type: { const: type }, b64_json: { type: 'string' }, created_at: { type: 'integer' }, ...gptImageFields, ...extra },
+    properties: {
+      type: { const: type },
+      b64_json: { type: 'string' },
+      created_at: { type: 'integer' },
+      ...gptImageFields,
+      ...extra,
+    },
   };
 }
 
@@ -150,7 +167,8 @@ function streamEvent(type: string, extra: Record<string, Schema>): Schema {
 export function componentSchemas(): Record<string, Schema> {
   const schemas: Record<string, Schema> = {};
   for (const operation of ['generation', 'submit', 'edit'] as const) {
-    for (const family of familiesWith(operation)) schemas[requestSchemaName(family.id, operation)] = requestSchema(family, operation);
+    for (const family of familiesWith(operation))
+      schemas[requestSchemaName(family.id, operation)] = requestSchema(family, operation);
   }
   const partial = { partial_image_index: { type: 'integer', minimum: 0 } };
   const completed = { usage: ref('Usage') };
@@ -183,7 +201,10 @@ export function componentSchemas(): Record<string, Schema> {
           type: 'object',
           properties: {
             filtered: { type: 'boolean' },
-            details: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, filtered: { type: 'boolean' } } } },
+            details: {
+              type: 'array',
+              items: { type: 'object', properties: { id: { type: 'string' }, filtered: { type: 'boolean' } } },
+            },
           },
         },
         error: filterError,
@@ -247,7 +268,11 @@ export function componentSchemas(): Record<string, Schema> {
       properties: { id: { type: 'string' }, status: ref('OperationStatus'), created: { type: 'integer' } },
     },
     OperationStatus: { type: 'string', enum: ['notRunning', 'running', 'succeeded', 'failed', 'canceled', 'deleted'] },
-    OperationError: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } },
+    OperationError: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
     Operation: {
       type: 'object',
       description: 'A DALL-E 2 operation: notRunning, running, then succeeded, failed or canceled.',
@@ -263,7 +288,10 @@ export function componentSchemas(): Record<string, Schema> {
             created: { type: 'integer' },
             data: {
               type: 'array',
-              items: { type: 'object', properties: { url: { type: 'string', format: 'uri' }, error: ref('OperationError') } },
+              items: {
+                type: 'object',
+                properties: { url: { type: 'string', format: 'uri' }, error: ref('OperationError') },
+              },
             },
           },
         },
@@ -281,10 +309,19 @@ export function componentSchemas(): Record<string, Schema> {
         inner_error: {
           type: 'object',
           description: 'On content_policy_violation: ResponsibleAIPolicyViolation with the prompt filter results.',
-          properties: { code: { type: 'string' }, content_filter_results: ref('PromptFilterResults'), revised_prompt: { type: 'string' } },
+          properties: {
+            code: { type: 'string' },
+            content_filter_results: ref('PromptFilterResults'),
+            revised_prompt: { type: 'string' },
+          },
         },
       },
     },
-    ErrorResponse: { type: 'object', required: ['error'], properties: { error: ref('Error') }, description: "Azure's error envelope." },
+    ErrorResponse: {
+      type: 'object',
+      required: ['error'],
+      properties: { error: ref('Error') },
+      description: "Azure's error envelope.",
+    },
   };
 }

@@ -5,8 +5,15 @@
  * would be a cycle.
  */
 import type { FastifyReply } from 'fastify';
-import { KNOWN_API_VERSIONS, versionHasRoute, type ApiRoute } from '../contract/api-versions.ts';
-import { componentSchemas, familiesWith, requestSchemaName, type ParamOperation, type Schema } from './openapi-schemas.ts';
+
+import { type ApiRoute, KNOWN_API_VERSIONS, versionHasRoute } from '../contract/api-versions.ts';
+import {
+  componentSchemas,
+  familiesWith,
+  type ParamOperation,
+  requestSchemaName,
+  type Schema,
+} from './openapi-schemas.ts';
 
 /** What the document needs of a RouteDef (routes.ts). */
 export interface RouteShape {
@@ -16,7 +23,16 @@ export interface RouteShape {
   auth: boolean;
 }
 
-type Kind = ParamOperation | 'getOperation' | 'deleteOperation' | 'file' | 'healthz' | 'readyz' | 'openapi' | 'playground' | 'other';
+type Kind =
+  | ParamOperation
+  | 'getOperation'
+  | 'deleteOperation'
+  | 'file'
+  | 'healthz'
+  | 'readyz'
+  | 'openapi'
+  | 'playground'
+  | 'other';
 
 /** What a route does, read from its method and path. */
 function kindOf(method: string, url: string): Kind {
@@ -66,7 +82,9 @@ const ERROR_TEXT: Record<number, string> = {
 };
 
 function errorResponses(statuses: number[]): Record<string, unknown> {
-  return Object.fromEntries(statuses.map((status) => [String(status), { $ref: `#/components/responses/Error${status}` }]));
+  return Object.fromEntries(
+    statuses.map((status) => [String(status), { $ref: `#/components/responses/Error${status}` }]),
+  );
 }
 
 function componentResponses(): Record<string, unknown> {
@@ -86,25 +104,35 @@ function componentResponses(): Record<string, unknown> {
 function apiVersionParameter(route: RouteShape): Schema[] {
   if (route.apiVersion === null) return [];
   if (route.apiVersion === 'v1') {
-    return [{
-      name: 'api-version',
-      in: 'query',
-      required: false,
-      description: 'Optional on the v1 surface: preview, latest, v1, or any supported Azure version.',
-      schema: { type: 'string' },
-    }];
+    return [
+      {
+        name: 'api-version',
+        in: 'query',
+        required: false,
+        description: 'Optional on the v1 surface: preview, latest, v1, or any supported Azure version.',
+        schema: { type: 'string' },
+      },
+    ];
   }
   const kind = route.apiVersion;
   const versions = KNOWN_API_VERSIONS.filter((v) => versionHasRoute(v, kind));
-  return [{
-    name: 'api-version',
-    in: 'query',
-    required: true,
-    description:
-      `Azure api-version. Known versions with this route: ${versions.join(', ')}. ` +
-      (kind === 'operations' ? 'Versions from 2023-12-01-preview on answer 404.' : 'Newer well-formed versions are accepted too.'),
-    schema: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}(-preview)?$', examples: [versions[versions.length - 1]] },
-  }];
+  return [
+    {
+      name: 'api-version',
+      in: 'query',
+      required: true,
+      description:
+        `Azure api-version. Known versions with this route: ${versions.join(', ')}. ` +
+        (kind === 'operations'
+          ? 'Versions from 2023-12-01-preview on answer 404.'
+          : 'Newer well-formed versions are accepted too.'),
+      schema: {
+        type: 'string',
+        pattern: '^\\d{4}-\\d{2}-\\d{2}(-preview)?$',
+        examples: [versions[versions.length - 1]],
+      },
+    },
+  ];
 }
 
 /** The request body of a generation, submit or edit route: any of the families' bodies. */
@@ -114,11 +142,15 @@ function requestBody(operation: ParamOperation, needsModel: boolean): Schema {
   const media = operation === 'edit' ? 'multipart/form-data' : 'application/json';
   const content: Schema = { [media]: { schema } };
   if (operation === 'edit') {
-    content[media] = { schema, encoding: { image: { contentType: 'image/png, image/jpeg, image/webp' }, mask: { contentType: 'image/png' } } };
+    content[media] = {
+      schema,
+      encoding: { image: { contentType: 'image/png, image/jpeg, image/webp' }, mask: { contentType: 'image/png' } },
+    };
   }
   return {
     required: true,
-    description: "One body per model family; the deployment's model decides which applies (the others' parameters answer 400).",
+    description:
+      "One body per model family; the deployment's model decides which applies (the others' parameters answer 400).",
     content,
   };
 }
@@ -149,7 +181,10 @@ function successResponses(kind: Kind): Record<string, unknown> {
           content: {
             ...json(ref('ImagesResponse')),
             'text/event-stream': {
-              schema: { type: 'string', description: 'Server-sent events; each data line is an ImageStreamEvent as JSON.' },
+              schema: {
+                type: 'string',
+                description: 'Server-sent events; each data line is an ImageStreamEvent as JSON.',
+              },
             },
           },
         },
@@ -160,7 +195,10 @@ function successResponses(kind: Kind): Record<string, unknown> {
           description: 'Accepted: poll operation-location.',
           headers: {
             ...requestId,
-            'operation-location': { description: 'Absolute URL of the operation.', schema: { type: 'string', format: 'uri' } },
+            'operation-location': {
+              description: 'Absolute URL of the operation.',
+              schema: { type: 'string', format: 'uri' },
+            },
             'retry-after': { description: 'Seconds before the first poll.', schema: { type: 'integer' } },
           },
           content: json(ref('OperationSubmitted')),
@@ -174,11 +212,18 @@ function successResponses(kind: Kind): Record<string, unknown> {
       return {
         200: {
           description: 'The image bytes.',
-          content: Object.fromEntries(['image/png', 'image/jpeg', 'image/webp'].map((t) => [t, { schema: { type: 'string', format: 'binary' } }])),
+          content: Object.fromEntries(
+            ['image/png', 'image/jpeg', 'image/webp'].map((t) => [t, { schema: { type: 'string', format: 'binary' } }]),
+          ),
         },
       };
     case 'healthz':
-      return { 200: { description: 'The process answers.', content: json({ type: 'object', properties: { status: { const: 'ok' } } }) } };
+      return {
+        200: {
+          description: 'The process answers.',
+          content: json({ type: 'object', properties: { status: { const: 'ok' } } }),
+        },
+      };
     case 'readyz': {
       const body = json({
         type: 'object',
@@ -186,10 +231,17 @@ function successResponses(kind: Kind): Record<string, unknown> {
         properties: {
           status: { type: 'string', enum: ['ready', 'loading', 'not ready'] },
           storage: { type: 'string' },
-          deployments: { type: 'object', additionalProperties: { type: 'object' }, description: 'Each deployment: model, engine, status, reason.' },
+          deployments: {
+            type: 'object',
+            additionalProperties: { type: 'object' },
+            description: 'Each deployment: model, engine, status, reason.',
+          },
         },
       });
-      return { 200: { description: 'Ready.', content: body }, 503: { description: 'Loading, or not ready.', content: body } };
+      return {
+        200: { description: 'Ready.', content: body },
+        503: { description: 'Loading, or not ready.', content: body },
+      };
     }
     case 'openapi':
       return { 200: { description: 'This OpenAPI document.', content: json({ type: 'object' }) } };
@@ -210,7 +262,13 @@ function operationObject(route: RouteShape, method: string): Schema {
   if (kind === 'file') {
     parameters.push(
       { name: 'se', in: 'query', required: true, description: 'Expiry, unix seconds.', schema: { type: 'string' } },
-      { name: 'sig', in: 'query', required: true, description: 'Signature of the path and expiry.', schema: { type: 'string' } },
+      {
+        name: 'sig',
+        in: 'query',
+        required: true,
+        description: 'Signature of the path and expiry.',
+        schema: { type: 'string' },
+      },
     );
   }
   const operation: Schema = {
@@ -252,10 +310,16 @@ export function buildOpenApi(routes: readonly RouteShape[]): Schema {
     components: {
       schemas: componentSchemas(),
       responses: componentResponses(),
-      headers: { RequestId: { description: 'The request id (also sent as apim-request-id).', schema: { type: 'string' } } },
+      headers: {
+        RequestId: { description: 'The request id (also sent as apim-request-id).', schema: { type: 'string' } },
+      },
       securitySchemes: {
         apiKey: { type: 'apiKey', in: 'header', name: 'api-key', description: 'Azure style key header.' },
-        bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer <key> (the v1 surface and OpenAI clients).' },
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'Authorization: Bearer <key> (the v1 surface and OpenAI clients).',
+        },
       },
     },
   };

@@ -9,7 +9,8 @@
  * signature, credential or session, and the short ones (sig, code, pwd, auth) as whole words.
  * Matching more than needed only hides a harmless value.
  */
-const CREDENTIAL_NAME = /key|token|secret|passw|signature|credential|session|(^|[-_.])(sig|code|pwd|auth|authorization)($|[-_.])/i;
+const CREDENTIAL_NAME =
+  /key|token|secret|passw|signature|credential|session|(^|[-_.])(sig|code|pwd|auth|authorization)($|[-_.])/i;
 
 export const REDACTED = '[redacted]';
 

@@ -2,6 +2,7 @@
 // deployment it names (and whether that deployment can serve), the prompt filter's verdict, and the
 // prompt log line. Shared by the images and operations handlers.
 import type { FastifyRequest } from 'fastify';
+
 import type { PromptFilterResults } from '../contract/annotations.ts';
 import { errors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
@@ -13,11 +14,17 @@ export type DeploymentSource = 'path' | 'model';
 
 /** With EASEL_LOG_PROMPTS on, one log line per request with its prompt (and the request id, as every line). */
 export function logPrompt(request: FastifyRequest, imageRequest: ImageRequest): void {
-  if (request.server.services.config.logPrompts) request.log.info({ deployment: imageRequest.deployment, prompt: imageRequest.prompt }, 'prompt');
+  if (request.server.services.config.logPrompts)
+    request.log.info({ deployment: imageRequest.deployment, prompt: imageRequest.prompt }, 'prompt');
 }
 
 /** The deployment a request names, or DeploymentNotFound / a 503 when its engine is unavailable. */
-export function findDeployment(services: Services, request: FastifyRequest, source: DeploymentSource, model: unknown): Deployment {
+export function findDeployment(
+  services: Services,
+  request: FastifyRequest,
+  source: DeploymentSource,
+  model: unknown,
+): Deployment {
   let name: unknown;
   if (source === 'path') {
     name = (request.params as { deployment?: string }).deployment;
@@ -26,16 +33,23 @@ export function findDeployment(services: Services, request: FastifyRequest, sour
     if (typeof model !== 'string') throw errors.invalidParameter('model', "'model' must be a string.");
     name = model;
   }
-  const deployment = usable(typeof name === 'string' ? services.deployments.get(name) : undefined, name, [...services.deployments.keys()]);
+  const deployment = usable(typeof name === 'string' ? services.deployments.get(name) : undefined, name, [
+    ...services.deployments.keys(),
+  ]);
   requireModelVersion(request, deployment.family.id, deployment.family.minApiVersion);
   return deployment;
 }
 
 /** DeploymentNotFound, or a 503 while the deployment's engine is unavailable. */
-export function usable(deployment: Deployment | undefined, name: unknown = null, known: readonly string[] = []): Deployment {
+export function usable(
+  deployment: Deployment | undefined,
+  name: unknown = null,
+  known: readonly string[] = [],
+): Deployment {
   if (!deployment) throw errors.deploymentNotFound(typeof name === 'string' ? name : null, known);
   const { runtime } = deployment;
-  if (runtime.status === 'unavailable') throw errors.deploymentUnavailable(deployment.name, runtime.reason ?? 'its engine is unavailable');
+  if (runtime.status === 'unavailable')
+    throw errors.deploymentUnavailable(deployment.name, runtime.reason ?? 'its engine is unavailable');
   return deployment;
 }
 

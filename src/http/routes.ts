@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
+
 import type { ApiRoute } from '../contract/api-versions.ts';
 import * as files from './handlers/files.ts';
 import * as health from './handlers/health.ts';
@@ -22,20 +23,80 @@ export interface RouteDef {
  */
 export const ROUTES: RouteDef[] = [
   // Azure, deployment in the URL (docs/azure-api.md, "Routes and api-versions").
-  { method: 'POST', url: '/openai/deployments/:deployment/images/generations', apiVersion: 'generations', auth: true, handler: (q, r) => images.generate(q, r, 'path') },
-  { method: 'POST', url: '/openai/deployments/:deployment/images/edits', apiVersion: 'edits', auth: true, handler: (q, r) => images.edit(q, r, 'path') },
+  {
+    method: 'POST',
+    url: '/openai/deployments/:deployment/images/generations',
+    apiVersion: 'generations',
+    auth: true,
+    handler: (q, r) => images.generate(q, r, 'path'),
+  },
+  {
+    method: 'POST',
+    url: '/openai/deployments/:deployment/images/edits',
+    apiVersion: 'edits',
+    auth: true,
+    handler: (q, r) => images.edit(q, r, 'path'),
+  },
   // The openai npm client (4.104–7.4) sends edits here when no client-level deployment is set (docs/azure-api.md, "What the official clients send").
-  { method: 'POST', url: '/openai/images/edits', apiVersion: 'edits', auth: true, handler: (q, r) => images.edit(q, r, 'model') },
+  {
+    method: 'POST',
+    url: '/openai/images/edits',
+    apiVersion: 'edits',
+    auth: true,
+    handler: (q, r) => images.edit(q, r, 'model'),
+  },
   // DALL-E 2 asynchronous operations (docs/azure-api.md, "DALL-E 2 operations").
-  { method: 'POST', url: '/openai/images/generations::submit', apiVersion: 'operations', auth: true, handler: operations.submit },
-  { method: 'GET', url: '/openai/operations/images/:id', apiVersion: 'operations', auth: true, handler: operations.get },
-  { method: 'DELETE', url: '/openai/operations/images/:id', apiVersion: 'operations', auth: true, handler: operations.remove },
+  {
+    method: 'POST',
+    url: '/openai/images/generations::submit',
+    apiVersion: 'operations',
+    auth: true,
+    handler: operations.submit,
+  },
+  {
+    method: 'GET',
+    url: '/openai/operations/images/:id',
+    apiVersion: 'operations',
+    auth: true,
+    handler: operations.get,
+  },
+  {
+    method: 'DELETE',
+    url: '/openai/operations/images/:id',
+    apiVersion: 'operations',
+    auth: true,
+    handler: operations.remove,
+  },
   // The v1 surface: deployment in `model`, api-version optional, Bearer key (docs/azure-api.md, "Routes and api-versions").
-  { method: 'POST', url: '/openai/v1/images/generations', apiVersion: 'v1', auth: true, handler: (q, r) => images.generate(q, r, 'model') },
-  { method: 'POST', url: '/openai/v1/images/edits', apiVersion: 'v1', auth: true, handler: (q, r) => images.edit(q, r, 'model') },
+  {
+    method: 'POST',
+    url: '/openai/v1/images/generations',
+    apiVersion: 'v1',
+    auth: true,
+    handler: (q, r) => images.generate(q, r, 'model'),
+  },
+  {
+    method: 'POST',
+    url: '/openai/v1/images/edits',
+    apiVersion: 'v1',
+    auth: true,
+    handler: (q, r) => images.edit(q, r, 'model'),
+  },
   // Plain OpenAI paths, for `new OpenAI({ baseURL: 'http://host:port/v1' })`.
-  { method: 'POST', url: '/v1/images/generations', apiVersion: 'v1', auth: true, handler: (q, r) => images.generate(q, r, 'model') },
-  { method: 'POST', url: '/v1/images/edits', apiVersion: 'v1', auth: true, handler: (q, r) => images.edit(q, r, 'model') },
+  {
+    method: 'POST',
+    url: '/v1/images/generations',
+    apiVersion: 'v1',
+    auth: true,
+    handler: (q, r) => images.generate(q, r, 'model'),
+  },
+  {
+    method: 'POST',
+    url: '/v1/images/edits',
+    apiVersion: 'v1',
+    auth: true,
+    handler: (q, r) => images.edit(q, r, 'model'),
+  },
   // Signed image links: the signature is the credential.
   { method: 'GET', url: '/files/images/:name', apiVersion: null, auth: false, handler: files.download },
   // Operators: liveness, readiness with each deployment's state, Prometheus metrics (keep them off
@@ -49,5 +110,11 @@ export const ROUTES: RouteDef[] = [
   { method: 'GET', url: '/playground/config.json', apiVersion: null, auth: false, handler: playground.config },
   { method: 'GET', url: '/playground/:file', apiVersion: null, auth: false, handler: playground.asset },
   { method: 'GET', url: '/favicon.ico', apiVersion: null, auth: false, handler: playground.favicon },
-  { method: 'GET', url: '/openapi.json', apiVersion: null, auth: false, handler: async (_q, r) => (await import('./openapi.ts')).serveOpenApi(r, ROUTES) },
+  {
+    method: 'GET',
+    url: '/openapi.json',
+    apiVersion: null,
+    auth: false,
+    handler: async (_q, r) => (await import('./openapi.ts')).serveOpenApi(r, ROUTES),
+  },
 ];

@@ -20,7 +20,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
  */
 
 /** The routes whose answers are the playground's (Fastify route patterns). */
-const PLAYGROUND_ROUTES: ReadonlySet<string> = new Set(['/', '/playground/config.json', '/playground/:file', '/favicon.ico']);
+const PLAYGROUND_ROUTES: ReadonlySet<string> = new Set([
+  '/',
+  '/playground/config.json',
+  '/playground/:file',
+  '/favicon.ico',
+]);
 
 /**
  * The playground's policy. Images come from this server (signed /files/ links) or, when

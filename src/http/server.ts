@@ -1,12 +1,20 @@
 import { randomUUID } from 'node:crypto';
+
 import cors from '@fastify/cors';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+
 import { ApiError, errors } from '../contract/errors.ts';
 import { apiVersionHook } from './api-version.ts';
 import { authHook } from './auth.ts';
 import { sendApiError, toApiError } from './errors.ts';
-import { answerUnmetExpectations, clientErrorHandler, frameworkErrorHandler, registerBodyParsers, requireHost } from './framework.ts';
+import {
+  answerUnmetExpectations,
+  clientErrorHandler,
+  frameworkErrorHandler,
+  registerBodyParsers,
+  requireHost,
+} from './framework.ts';
 import { redactUrl } from './redact.ts';
 import { ROUTES } from './routes.ts';
 import { securityHeaders } from './security-headers.ts';
@@ -72,7 +80,14 @@ export async function buildServer(services: Services, options: ServerOptions): P
     origin: '*',
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['api-key', 'authorization', 'content-type', 'x-ms-client-request-id', 'ocp-apim-subscription-key'],
-    exposedHeaders: ['x-request-id', 'apim-request-id', 'operation-location', 'retry-after', 'retry-after-ms', 'x-easel-error-reason'],
+    exposedHeaders: [
+      'x-request-id',
+      'apim-request-id',
+      'operation-location',
+      'retry-after',
+      'retry-after-ms',
+      'x-easel-error-reason',
+    ],
     maxAge: 600,
     // An OPTIONS without Origin is not a browser's preflight but a plain OPTIONS request (RFC 9110
     // section 9.3.7: which methods does this path take?); it gets the same 204 and Allow-Methods, not the
@@ -115,7 +130,8 @@ export async function buildServer(services: Services, options: ServerOptions): P
   app.setErrorHandler((error, request, reply) => {
     const apiError = toApiError(error, request, limits);
     if (apiError.status >= 500) request.log.error({ err: error }, 'request failed');
-    else if (!(error instanceof ApiError)) request.log.info({ code: apiError.code, detail: (error as Error).message }, 'rejected');
+    else if (!(error instanceof ApiError))
+      request.log.info({ code: apiError.code, detail: (error as Error).message }, 'rejected');
     else if (apiError.reason) request.log.info({ code: apiError.code, reason: apiError.reason }, 'rejected');
     return sendApiError(reply, apiError);
   });

@@ -1,8 +1,8 @@
 import type { Config, DeploymentConfig } from '../config/index.ts';
 import type { Family } from '../contract/families.ts';
 import type { DeploymentEngine } from '../engines/deployment-engines.ts';
-import type { Operations } from '../jobs/operations.ts';
 import type { OperationStore } from '../jobs/operation-store.ts';
+import type { Operations } from '../jobs/operations.ts';
 import type { PixelBudget } from '../jobs/pixel-budget.ts';
 import type { JobQueue } from '../jobs/queue.ts';
 import type { GenerationResult, JobData } from '../jobs/runner.ts';

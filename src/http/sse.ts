@@ -1,9 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
 import { encodeImage } from '../codec/index.ts';
 import { ApiError } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
-import { partialImageDue, type EngineProgress } from '../engines/engine.ts';
+import { type EngineProgress, partialImageDue } from '../engines/engine.ts';
 import { admit, type PendingEdit } from './admit.ts';
 import { toApiError } from './errors.ts';
 import { gptImageFields, refuseIfWithheld } from './wire.ts';
@@ -14,9 +15,20 @@ import { gptImageFields, refuseIfWithheld } from './wire.ts';
  * `<kind>.completed` per image. Admission happens before the stream opens, so a full queue is
  * still an ordinary 429; a failure after that is an `error` event.
  */
-export async function streamImages(request: FastifyRequest, reply: FastifyReply, imageRequest: ImageRequest, edit?: PendingEdit) {
+export async function streamImages(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  imageRequest: ImageRequest,
+  edit?: PendingEdit,
+) {
   const kind = imageRequest.operation === 'edit' ? 'image_edit' : 'image_generation';
-  const stream: Stream = { request, imageRequest, kind, fields: gptImageFields(imageRequest), events: eventWriter(reply) };
+  const stream: Stream = {
+    request,
+    imageRequest,
+    kind,
+    fields: gptImageFields(imageRequest),
+    events: eventWriter(reply),
+  };
   const partials = partialImages(stream);
   const { finished } = await admit(request, reply, imageRequest, { onProgress: partials.onProgress, edit });
   openStream(reply, stream.events);
@@ -87,7 +99,8 @@ function partialImages(stream: Stream) {
   const { request, imageRequest } = stream;
   const { imageFilter, deployments } = request.server.services;
   const engine = deployments.get(imageRequest.deployment)?.engineName ?? 'unknown';
-  const check = (preview: Preview) => imageFilter.check(preview, { deployment: imageRequest.deployment, moderation: imageRequest.moderation, engine });
+  const check = (preview: Preview) =>
+    imageFilter.check(preview, { deployment: imageRequest.deployment, moderation: imageRequest.moderation, engine });
   let encoding: Promise<void> = Promise.resolve();
   const planned = new Array<number>(imageRequest.n).fill(0);
   const sent = new Array<number>(imageRequest.n).fill(0);
@@ -109,7 +122,10 @@ type Preview = NonNullable<EngineProgress['previews']>[number];
 
 /** One partial image; a preview the image filter blocks is not sent (the final image will fail too). */
 async function sendPartialImage(
-  { imageRequest, kind, fields, events }: Stream, check: (preview: Preview) => Promise<{ blocked: boolean }>, preview: Preview, nextIndex: () => number,
+  { imageRequest, kind, fields, events }: Stream,
+  check: (preview: Preview) => Promise<{ blocked: boolean }>,
+  preview: Preview,
+  nextIndex: () => number,
 ): Promise<void> {
   const verdict = await check(preview);
   if (verdict.blocked) return;
@@ -124,7 +140,10 @@ async function sendPartialImage(
 }
 
 /** Final: one `<kind>.completed` per image the filter let through. */
-function writeCompleted({ imageRequest, kind, fields, events }: Stream, result: Awaited<Awaited<ReturnType<typeof admit>>['finished']>): void {
+function writeCompleted(
+  { imageRequest, kind, fields, events }: Stream,
+  result: Awaited<Awaited<ReturnType<typeof admit>>['finished']>,
+): void {
   const usage = estimateUsage(imageRequest);
   for (const item of result.items) {
     if (item.filtered) continue;
@@ -140,7 +159,8 @@ function writeCompleted({ imageRequest, kind, fields, events }: Stream, result: 
 
 /** Error: once the stream is open, a failure is an `error` event in Azure's envelope. */
 function writeError({ request, events }: Stream, error: unknown): void {
-  const apiError = error instanceof ApiError ? error : toApiError(error, request, request.server.services.config.limits);
+  const apiError =
+    error instanceof ApiError ? error : toApiError(error, request, request.server.services.config.limits);
   if (!(error instanceof ApiError)) request.log.error({ err: error }, 'streamed generation failed');
   events.write('error', { type: 'error', ...apiError.toWire() });
 }

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+
 import type { PromptFilterResults } from '../contract/annotations.ts';
 import { errors, operationErrors } from '../contract/errors.ts';
 import type { Family } from '../contract/families.ts';

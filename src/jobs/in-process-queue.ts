@@ -1,6 +1,13 @@
-import { abortable } from '../runtime/abort.ts';
 import type { EngineProgress } from '../engines/engine.ts';
-import { JobTimeoutError, QueueClosedError, QueueFullError, type AddOptions, type JobProcessor, type JobQueue } from './queue.ts';
+import { abortable } from '../runtime/abort.ts';
+import {
+  type AddOptions,
+  type JobProcessor,
+  type JobQueue,
+  JobTimeoutError,
+  QueueClosedError,
+  QueueFullError,
+} from './queue.ts';
 
 export interface InProcessQueueOptions {
   /** Jobs running at once. */
@@ -68,7 +75,8 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
 
   async close({ graceSeconds = 0 }: { graceSeconds?: number } = {}): Promise<void> {
     this.closed = true;
-    for (const entry of this.waiting.splice(0)) entry.reject(new QueueClosedError('the queue closed before the job started'));
+    for (const entry of this.waiting.splice(0))
+      entry.reject(new QueueClosedError('the queue closed before the job started'));
     const settled = Promise.allSettled([...this.running.values()].map((r) => r.done));
     if (graceSeconds > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -140,7 +148,9 @@ export class InProcessQueue<T, R> implements JobQueue<T, R> {
       } catch (error) {
         // An aborted job fails for the reason it was aborted (timeout, shutdown), whichever of the
         // job's own error and the abort settled first.
-        entry.reject(controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason : error);
+        entry.reject(
+          controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason : error,
+        );
       } finally {
         if (timer) clearTimeout(timer);
         this.measure((this.now() - started) / 1000);

@@ -1,17 +1,18 @@
-import { abortable } from '../runtime/abort.ts';
-import { EngineError } from '../engines/engine.ts';
 import { randomUUID } from 'node:crypto';
+
 import { operationErrors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
+import { EngineError } from '../engines/engine.ts';
+import { abortable } from '../runtime/abort.ts';
+import type { BlobStore } from '../storage/index.ts';
 import {
-  TERMINAL_STATUSES,
   type OperationError,
   type OperationRecord,
   type OperationStatus,
   type OperationStore,
+  TERMINAL_STATUSES,
 } from './operation-store.ts';
-import { JobTimeoutError, QueueClosedError, type JobQueue } from './queue.ts';
-import type { BlobStore } from '../storage/index.ts';
+import { type JobQueue, JobTimeoutError, QueueClosedError } from './queue.ts';
 import type { GenerationResult, JobData } from './runner.ts';
 
 export interface OperationsDeps {
@@ -20,7 +21,11 @@ export interface OperationsDeps {
   queue: JobQueue<JobData, GenerationResult>;
   /** How long an operation and its images are kept (Azure: 24 hours). */
   ttlSeconds: number;
-  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  log: {
+    info(obj: object, msg: string): void;
+    warn(obj: object, msg: string): void;
+    error(obj: object, msg: string): void;
+  };
   now?: () => number;
   /**
    * First wait before a state write that failed (a full disk, a locked database) is tried again,
@@ -121,7 +126,9 @@ export class Operations {
       if (signal.reason instanceof QueueClosedError) {
         // Shutting down is not the operation's fault: it runs again after the restart (and if this
         // write fails, the restart's recovery ends it as interrupted).
-        await this.move(id, ['running'], 'notRunning').catch((e: unknown) => this.deps.log.error({ operationId: id, err: e }, 'could not requeue operation'));
+        await this.move(id, ['running'], 'notRunning').catch((e: unknown) =>
+          this.deps.log.error({ operationId: id, err: e }, 'could not requeue operation'),
+        );
       } else if (signal.reason instanceof JobTimeoutError) {
         await this.settle(id, ['running'], 'canceled', { error: operationErrors.timedOut });
       } else {
@@ -133,7 +140,9 @@ export class Operations {
       result: {
         created: result.created,
         items: result.items.map((item) =>
-          item.filtered ? { error: item.reason ? operationErrors.imageFilteredBy(item.reason) : operationErrors.imageFiltered } : { imageId: item.stored!.id },
+          item.filtered
+            ? { error: item.reason ? operationErrors.imageFilteredBy(item.reason) : operationErrors.imageFiltered }
+            : { imageId: item.stored!.id },
         ),
       },
     });
@@ -153,7 +162,10 @@ export class Operations {
     for (const [id, write] of left) {
       if (write.timer) clearTimeout(write.timer);
       await this.move(id, write.from, write.to, write.patch).catch((error: unknown) =>
-        this.deps.log.error({ operationId: id, status: write.to, err: error }, 'operation state not written before shutdown; the next start ends it'),
+        this.deps.log.error(
+          { operationId: id, status: write.to, err: error },
+          'operation state not written before shutdown; the next start ends it',
+        ),
       );
     }
   }
@@ -183,7 +195,8 @@ export class Operations {
   private async enqueue(id: string, request: ImageRequest): Promise<void> {
     const { finished } = await this.deps.queue.add(id, { request, operationId: id });
     finished.catch((error) => {
-      if (error instanceof QueueClosedError) this.deps.log.info({ operationId: id }, 'operation left waiting; it runs after the next start');
+      if (error instanceof QueueClosedError)
+        this.deps.log.info({ operationId: id }, 'operation left waiting; it runs after the next start');
       // The whole error (path, errno, stack) goes to the log only; the operation says what clientError allows.
       else this.deps.log.error({ operationId: id, err: error }, 'operation failed');
     });
@@ -209,7 +222,12 @@ export class Operations {
    * A final state move that must happen: tried now, and if the store throws, again after a growing
    * wait until it is written, or the operation has moved on, or the service closes.
    */
-  private async settle(id: string, from: readonly OperationStatus[], to: OperationStatus, patch: PendingWrite['patch']): Promise<void> {
+  private async settle(
+    id: string,
+    from: readonly OperationStatus[],
+    to: OperationStatus,
+    patch: PendingWrite['patch'],
+  ): Promise<void> {
     try {
       await this.move(id, from, to, patch);
     } catch (error) {
@@ -229,7 +247,10 @@ export class Operations {
         () => this.pending.delete(id),
         (error: unknown) => {
           if (this.pending.get(id) !== write) return; // closed meanwhile
-          this.deps.log.warn({ operationId: id, status: write.to, attempts: write.attempts, err: messageOf(error) }, 'operation state still not written; retrying');
+          this.deps.log.warn(
+            { operationId: id, status: write.to, attempts: write.attempts, err: messageOf(error) },
+            'operation state still not written; retrying',
+          );
           this.retryLater(id, { ...write, attempts: write.attempts + 1 });
         },
       );

@@ -4,7 +4,9 @@
  * holds a session-level advisory lock (docs/scale-out.md).
  */
 import { createHash } from 'node:crypto';
+
 import pg from 'pg';
+
 import type {
   ExpiryCursor,
   ExpiryPage,
@@ -159,7 +161,9 @@ export class PostgresOperationStore implements OperationStore, ExpiryPages, Swee
   }
 
   async getOperation(id: string): Promise<OperationRecord | null> {
-    const { rows } = await this.#pool.query<OperationRow>(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = $1`, [id]);
+    const { rows } = await this.#pool.query<OperationRow>(`SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = $1`, [
+      id,
+    ]);
     return rows[0] ? operationOf(rows[0]) : null;
   }
 
@@ -244,7 +248,13 @@ export class PostgresOperationStore implements OperationStore, ExpiryPages, Swee
   }
 
   async expiredOperationsPage(now: number, after: ExpiryCursor | null, limit: number): Promise<ExpiryPage<string>> {
-    const rows = await this.#expiredPage<{ id: string; expires: number }>('operations', 'id, expires', now, after, limit);
+    const rows = await this.#expiredPage<{ id: string; expires: number }>(
+      'operations',
+      'id, expires',
+      now,
+      after,
+      limit,
+    );
     return page(rows, limit, (row) => row.id);
   }
 
@@ -317,7 +327,9 @@ export class PostgresOperationStore implements OperationStore, ExpiryPages, Swee
     const client = await this.#pool.connect();
     let held: boolean;
     try {
-      const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS held', [this.#sweepKey]);
+      const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS held', [
+        this.#sweepKey,
+      ]);
       held = rows[0]?.held === true;
     } catch (error) {
       client.release(error as Error);
@@ -362,7 +374,8 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<strin
     // schema and the migrations done (CREATE ... IF NOT EXISTS alone still races).
     await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey(`easel migrations ${schema ?? ''}`)]);
     if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-    const resolved = (await client.query<{ schema: string | null }>('SELECT current_schema() AS schema')).rows[0]?.schema;
+    const resolved = (await client.query<{ schema: string | null }>('SELECT current_schema() AS schema')).rows[0]
+      ?.schema;
     if (!resolved) throw new Error('The PostgreSQL search_path names no existing schema for easel’s tables.');
     await client.query(
       `CREATE TABLE IF NOT EXISTS easel_migrations (
@@ -370,7 +383,9 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<strin
          applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
        )`,
     );
-    const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM easel_migrations');
+    const { rows } = await client.query<{ version: number | null }>(
+      'SELECT max(version) AS version FROM easel_migrations',
+    );
     const version = rows[0]?.version ?? 0;
     if (version > MIGRATIONS.length) {
       throw new Error(`The database schema (version ${version}) is newer than this easel understands.`);
@@ -390,7 +405,11 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<strin
 }
 
 /** Rows fetched with limit + 1: the extra row only says whether another page follows. */
-function page<Row extends { id: string; expires: number }, T>(rows: Row[], limit: number, map: (row: Row) => T): ExpiryPage<T> {
+function page<Row extends { id: string; expires: number }, T>(
+  rows: Row[],
+  limit: number,
+  map: (row: Row) => T,
+): ExpiryPage<T> {
   const items = rows.slice(0, limit);
   const last = items.at(-1);
   return {

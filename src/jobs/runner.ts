@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+
+import { contentTypeOf, decodeEditUploads, type EditUploads, encodeImage } from '../codec/index.ts';
 import type { ContentFilterResults } from '../contract/annotations.ts';
 import type { ImageRequest } from '../contract/request.ts';
-import { contentTypeOf, decodeEditUploads, encodeImage, type EditUploads } from '../codec/index.ts';
 import type { Engine, EngineOutput } from '../engines/engine.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
-import { imageKey, type BlobStore } from '../storage/index.ts';
+import { type BlobStore, imageKey } from '../storage/index.ts';
 import type { ImageRecord, OperationStore } from './operation-store.ts';
 import type { JobContext } from './queue.ts';
 
@@ -90,7 +91,10 @@ export function createRunner(deps: RunnerDeps) {
     }
   };
 
-  async function generate({ request: sent, operationId, uploads }: JobData, context: JobContext): Promise<GenerationResult> {
+  async function generate(
+    { request: sent, operationId, uploads }: JobData,
+    context: JobContext,
+  ): Promise<GenerationResult> {
     // 0. Edits: decode the uploads only now, so a waiting job holds compressed bytes, not pixels.
     const request = uploads ? { ...sent, ...(await decodeEditUploads(uploads, sent.width, sent.height)) } : sent;
     context.signal.throwIfAborted();
@@ -112,22 +116,43 @@ export function createRunner(deps: RunnerDeps) {
         continue;
       }
       const bytes = await encodeImage(image, request.outputFormat, request.outputCompression);
-      const stored = request.responseFormat === 'url' ? await storeImage(image, bytes, request, operationId, created) : null;
-      items.push({ filtered: false, bytes, contentType: contentTypeOf(request.outputFormat), stored, contentFilterResults: results });
+      const stored =
+        request.responseFormat === 'url' ? await storeImage(image, bytes, request, operationId, created) : null;
+      items.push({
+        filtered: false,
+        bytes,
+        contentType: contentTypeOf(request.outputFormat),
+        stored,
+        contentFilterResults: results,
+      });
     }
     return { created, revisedPrompt: output.revisedPrompt ?? null, items };
   }
 
   /** The image filter's verdict; a withheld image is counted and logged with the filter and its reason. */
   async function filterImage(
-    image: EngineOutput['images'][number], request: ImageRequest, engine: string, operationId: string | null,
+    image: EngineOutput['images'][number],
+    request: ImageRequest,
+    engine: string,
+    operationId: string | null,
   ): Promise<{ results: ContentFilterResults; withheld?: string }> {
-    const verdict = await deps.imageFilter.check(image, { deployment: request.deployment, moderation: request.moderation, engine });
+    const verdict = await deps.imageFilter.check(image, {
+      deployment: request.deployment,
+      moderation: request.moderation,
+      engine,
+    });
     if (!verdict.blocked) return { results: verdict.results };
     metrics?.imageFiltered(request.deployment);
     const reason = verdict.reason ?? `the image filter (${deps.imageFilter.name}) blocked it`;
     deps.log?.warn(
-      { deployment: request.deployment, engine, operationId, filter: deps.imageFilter.name, reason, annotations: verdict.results },
+      {
+        deployment: request.deployment,
+        engine,
+        operationId,
+        filter: deps.imageFilter.name,
+        reason,
+        annotations: verdict.results,
+      },
       `generated image withheld: ${reason}`,
     );
     return { results: verdict.results, withheld: reason };
@@ -135,7 +160,11 @@ export function createRunner(deps: RunnerDeps) {
 
   /** For URLs: the encoded bytes in the blob store, then the record that points at them, expiring after the URL TTL. */
   async function storeImage(
-    image: EngineOutput['images'][number], bytes: Buffer, request: ImageRequest, operationId: string | null, created: number,
+    image: EngineOutput['images'][number],
+    bytes: Buffer,
+    request: ImageRequest,
+    operationId: string | null,
+    created: number,
   ): Promise<StoredImage> {
     const imageId = randomUUID();
     const key = imageKey(imageId, request.outputFormat);

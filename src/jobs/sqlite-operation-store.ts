@@ -3,9 +3,11 @@
  * better-sqlite3 is synchronous; the methods are async only to honour the port, which a Redis
  * adapter implements with real I/O.
  */
-import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+import Database from 'better-sqlite3';
+
 import type { ImageRecord, OperationRecord, OperationStatus, OperationStore } from './operation-store.ts';
 
 export const DATABASE_FILE_NAME = 'easel.db';

@@ -29,7 +29,8 @@ export const MODEL_ALIASES: readonly ModelAlias[] = [
     name: 'sdxl-turbo',
     repo: 'stabilityai/sdxl-turbo',
     revision: 'main',
-    description: 'SDXL-Turbo, the optimum fp32 ONNX export at the repository root (its PyTorch weights are skipped), 1–4 steps',
+    description:
+      'SDXL-Turbo, the optimum fp32 ONNX export at the repository root (its PyTorch weights are skipped), 1–4 steps',
     needs: 'CPU is fine; ~13 GB download and as much memory; 512×512',
     settings: { steps: 2, guidanceScale: 0, resolution: 512 },
   },
@@ -45,7 +46,8 @@ export const MODEL_ALIASES: readonly ModelAlias[] = [
     name: 'sd-2.1-base',
     repo: 'aislamov/stable-diffusion-2-1-base-onnx',
     revision: 'cpu',
-    description: 'Stable Diffusion 2.1 base, the fp32 "cpu" revision of the diffusers.js export (main is fp16 for GPUs)',
+    description:
+      'Stable Diffusion 2.1 base, the fp32 "cpu" revision of the diffusers.js export (main is fp16 for GPUs)',
     needs: 'CPU is fine; 25 steps make it slow there',
     settings: { steps: 25, guidanceScale: 7.5, resolution: 512 },
   },

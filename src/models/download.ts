@@ -3,10 +3,11 @@
 // renamed into place. A check that fails deletes the file: a corrupt byte cannot be resumed past.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open, rename, stat, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+
 import { diskError, PullError } from './errors.ts';
-import { networkError, type Hub, type HubFile } from './hub.ts';
+import { type Hub, type HubFile, networkError } from './hub.ts';
 
 export interface DownloadSettings {
   hub: Hub;
@@ -42,10 +43,14 @@ class FileHash {
   finish(): { sha256: string; mismatch?: string } {
     const sha256 = this.sha256.digest('hex');
     if (this.file.sha256) {
-      return sha256 === this.file.sha256 ? { sha256 } : { sha256, mismatch: `sha256 ${sha256} differs from the hub's ${this.file.sha256}` };
+      return sha256 === this.file.sha256
+        ? { sha256 }
+        : { sha256, mismatch: `sha256 ${sha256} differs from the hub's ${this.file.sha256}` };
     }
     const sha1 = this.gitSha1!.digest('hex');
-    return sha1 === this.file.blobId ? { sha256 } : { sha256, mismatch: `git blob sha1 ${sha1} differs from the hub's ${this.file.blobId}` };
+    return sha1 === this.file.blobId
+      ? { sha256 }
+      : { sha256, mismatch: `git blob sha1 ${sha1} differs from the hub's ${this.file.blobId}` };
   }
 }
 
@@ -75,7 +80,8 @@ export async function downloadFile(
   settings: DownloadSettings,
   onProgress: (bytes: number) => void,
 ): Promise<{ sha256: string; resumedFrom: number }> {
-  if (!file.sha256 && !file.blobId) throw new PullError('hub', `the hub listed ${file.path} without a hash, so it cannot be checked`);
+  if (!file.sha256 && !file.blobId)
+    throw new PullError('hub', `the hub listed ${file.path} without a hash, so it cannot be checked`);
   const partial = dest + INCOMPLETE_SUFFIX;
   let fh: FileHandle;
   try {
@@ -90,10 +96,11 @@ export async function downloadFile(
       state.have = 0;
     }
     const resumedFrom = state.have;
-    if (state.have > 0) await hashInto(state.hash, partial, settings.signal).catch((error) => rethrowAbort(settings.signal, error));
+    if (state.have > 0)
+      await hashInto(state.hash, partial, settings.signal).catch((error) => rethrowAbort(settings.signal, error));
     onProgress(state.have);
 
-    for (let failures = 0; state.have < file.size; ) {
+    for (let failures = 0; state.have < file.size;) {
       const before = state.have;
       try {
         await attempt(file, fh, state, settings, onProgress);
@@ -102,7 +109,10 @@ export async function downloadFile(
         if (!(error instanceof Transient)) throw error;
         if (state.have > before) failures = 0; // progress was made: a flaky link, not a dead one
         if (failures >= settings.retries) {
-          throw new PullError('network', `${error.message}; ${state.have} of ${file.size} bytes of ${file.path} are kept: run the pull again to resume`);
+          throw new PullError(
+            'network',
+            `${error.message}; ${state.have} of ${file.size} bytes of ${file.path} are kept: run the pull again to resume`,
+          );
         }
         failures++;
         await sleep(settings.retryDelayMs * 2 ** (failures - 1), undefined, { signal: settings.signal }).catch(() => {
@@ -131,7 +141,10 @@ async function verifyDownload(hash: FileHash, file: HubFile, partial: string): P
   const { sha256, mismatch } = hash.finish();
   if (mismatch) {
     await unlink(partial).catch(() => {});
-    throw new PullError('integrity', `${file.path} is corrupt: ${mismatch}. The file was deleted; run the pull again to download it again`);
+    throw new PullError(
+      'integrity',
+      `${file.path} is corrupt: ${mismatch}. The file was deleted; run the pull again to download it again`,
+    );
   }
   return sha256;
 }
@@ -156,7 +169,8 @@ async function attempt(
     } catch (error) {
       throw streamFailure(error, settings, idle.signal, host, file.path);
     }
-    if (state.have < file.size) throw new Transient(`${host} ended ${file.path} after ${state.have} of ${file.size} bytes`);
+    if (state.have < file.size)
+      throw new Transient(`${host} ended ${file.path} after ${state.have} of ${file.size} bytes`);
   } finally {
     idle.stop();
   }
@@ -175,12 +189,22 @@ function idleTimeout(ms: number): { signal: AbortSignal; alive: () => void; stop
 }
 
 /** The hub's answer to a request for the bytes from `from` on; a failure a retry may fix becomes Transient. */
-async function requestFile(file: HubFile, from: number, settings: DownloadSettings, signal: AbortSignal, idle: AbortSignal): Promise<Response> {
+async function requestFile(
+  file: HubFile,
+  from: number,
+  settings: DownloadSettings,
+  signal: AbortSignal,
+  idle: AbortSignal,
+): Promise<Response> {
   try {
     return await settings.hub.openFile(settings.repo, settings.commit, file.path, { from, signal });
   } catch (error) {
-    if (idle.aborted) throw new Transient(`${settings.hub.host} sent no answer for ${file.path} in ${settings.idleTimeoutMs / 1000} s`);
-    if (error instanceof PullError && (error.code === 'network' || (error.code === 'hub' && isTransientStatus(error.status)))) {
+    if (idle.aborted)
+      throw new Transient(`${settings.hub.host} sent no answer for ${file.path} in ${settings.idleTimeoutMs / 1000} s`);
+    if (
+      error instanceof PullError &&
+      (error.code === 'network' || (error.code === 'hub' && isTransientStatus(error.status)))
+    ) {
       throw new Transient(error.message);
     }
     throw error;
@@ -192,13 +216,22 @@ async function requestFile(file: HubFile, from: number, settings: DownloadSettin
  * partial file; `start-over` with its body, the whole file (a 200 to a resume); or `ask-again` from
  * byte 0 when the server sent some other range.
  */
-export function rangeDecision(status: number, rangeStart: number | undefined, have: number): 'append' | 'start-over' | 'ask-again' {
+export function rangeDecision(
+  status: number,
+  rangeStart: number | undefined,
+  have: number,
+): 'append' | 'start-over' | 'ask-again' {
   if (status === 206) return rangeStart === have ? 'append' : 'ask-again';
   return have > 0 ? 'start-over' : 'append';
 }
 
 /** Acts on rangeDecision: a restart empties the partial file and its hash. False: this body is of no use. */
-async function resumeOrRestart(response: Response, file: HubFile, fh: FileHandle, state: { have: number; hash: FileHash }): Promise<boolean> {
+async function resumeOrRestart(
+  response: Response,
+  file: HubFile,
+  fh: FileHandle,
+  state: { have: number; hash: FileHash },
+): Promise<boolean> {
   const decision = rangeDecision(response.status, contentRangeStart(response), state.have);
   if (decision === 'append') return true;
   await fh.truncate(0).catch((error) => {
@@ -222,7 +255,10 @@ async function streamToFile(
   for await (const chunk of chunksOf(body, io.signal)) {
     io.alive();
     if (state.have + chunk.length > file.size) {
-      throw new PullError('integrity', `${file.path} is corrupt: ${io.host} sent more than the ${file.size} bytes the hub lists. Run the pull again`);
+      throw new PullError(
+        'integrity',
+        `${file.path} is corrupt: ${io.host} sent more than the ${file.size} bytes the hub lists. Run the pull again`,
+      );
     }
     try {
       await fh.write(chunk);
@@ -237,7 +273,13 @@ async function streamToFile(
 }
 
 /** What a failure while streaming becomes: the caller's abort and PullErrors as they are, the rest Transient. */
-function streamFailure(error: unknown, settings: DownloadSettings, idle: AbortSignal, host: string, path: string): unknown {
+function streamFailure(
+  error: unknown,
+  settings: DownloadSettings,
+  idle: AbortSignal,
+  host: string,
+  path: string,
+): unknown {
   if (error instanceof PullError) return error;
   if (settings.signal.aborted) return error;
   if (idle.aborted) return new Transient(`${host} sent no data for ${path} in ${settings.idleTimeoutMs / 1000} s`);

@@ -49,10 +49,14 @@ export function diskError(path: string, error: unknown): PullError {
   if (error instanceof PullError) return error;
   const code = (error as NodeJS.ErrnoException).code;
   const why =
-    code === 'ENOSPC' ? 'no space left on the device'
-    : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
-    : code === 'EROFS' ? 'the file system is read-only'
-    : code === 'EDQUOT' ? 'the disk quota is exhausted'
-    : (error as Error).message;
+    code === 'ENOSPC'
+      ? 'no space left on the device'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EROFS'
+          ? 'the file system is read-only'
+          : code === 'EDQUOT'
+            ? 'the disk quota is exhausted'
+            : (error as Error).message;
   return new PullError('disk', `cannot write ${path}: ${why}`, [], { cause: error });
 }

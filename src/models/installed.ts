@@ -2,9 +2,10 @@
 // a complete pull, what the engine would make of it, and which deployments use it.
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { inspectModelFolder, ModelFolderError, type ModelFamily } from '../engines/diffusion/model/index.ts';
+
+import { inspectModelFolder, type ModelFamily, ModelFolderError } from '../engines/diffusion/model/index.ts';
 import { INCOMPLETE_SUFFIX } from './download.ts';
-import { readMarker, readPullNote, type ModelMarker } from './marker.ts';
+import { type ModelMarker, readMarker, readPullNote } from './marker.ts';
 
 /**
  * complete: a finished pull, and the engine accepts the layout.
@@ -53,9 +54,14 @@ export interface ModelsReport {
   missing: DeploymentFolder[];
 }
 
-export async function listModels(options: { modelsDir: string; deployments: readonly DeploymentFolder[] }): Promise<ModelsReport> {
+export async function listModels(options: {
+  modelsDir: string;
+  deployments: readonly DeploymentFolder[];
+}): Promise<ModelsReport> {
   const entries = await readdir(options.modelsDir, { withFileTypes: true }).catch(() => []);
-  const folders = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => join(options.modelsDir, e.name));
+  const folders = entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => join(options.modelsDir, e.name));
   const byKey = new Map<string, InstalledModel>();
   for (const folder of folders.sort()) byKey.set(await folderKey(folder), await describeFolder(folder, true));
 
@@ -81,13 +87,28 @@ async function describeFolder(path: string, inModelsDir: boolean): Promise<Insta
   const marker = await readMarker(path);
   const note = await readPullNote(path);
   const model: InstalledModel = {
-    name: basename(path), path, status: 'invalid', inModelsDir, family: null, inpainting: null, nativeResolution: null, pipelineClass: null, tinyAutoencoder: null,
-    sizeBytes, partialFiles, problems: [], source: sourceOf(note ? undefined : marker, note), deployments: [],
+    name: basename(path),
+    path,
+    status: 'invalid',
+    inModelsDir,
+    family: null,
+    inpainting: null,
+    nativeResolution: null,
+    pipelineClass: null,
+    tinyAutoencoder: null,
+    sizeBytes,
+    partialFiles,
+    problems: [],
+    source: sourceOf(note ? undefined : marker, note),
+    deployments: [],
   };
   try {
     const folder = await inspectModelFolder(path);
     Object.assign(model, {
-      family: folder.family, inpainting: folder.inpainting, nativeResolution: folder.nativeResolution, pipelineClass: folder.pipelineClass,
+      family: folder.family,
+      inpainting: folder.inpainting,
+      nativeResolution: folder.nativeResolution,
+      pipelineClass: folder.pipelineClass,
       tinyAutoencoder: folder.parts.tinyDecoder !== undefined,
     });
   } catch (error) {
@@ -101,8 +122,18 @@ async function describeFolder(path: string, inModelsDir: boolean): Promise<Insta
   return model;
 }
 
-function sourceOf(marker: ModelMarker | undefined, note: { repo: string; revision: string; commit: string } | undefined): InstalledModel['source'] {
-  if (marker) return { repo: marker.repo, revision: marker.revision, commit: marker.commit, alias: marker.alias, pulledAt: marker.pulled_at };
+function sourceOf(
+  marker: ModelMarker | undefined,
+  note: { repo: string; revision: string; commit: string } | undefined,
+): InstalledModel['source'] {
+  if (marker)
+    return {
+      repo: marker.repo,
+      revision: marker.revision,
+      commit: marker.commit,
+      alias: marker.alias,
+      pulledAt: marker.pulled_at,
+    };
   if (note) return { repo: note.repo, revision: note.revision, commit: note.commit, alias: null, pulledAt: null };
   return null;
 }
@@ -126,5 +157,8 @@ async function folderKey(path: string): Promise<string> {
 }
 
 async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isDirectory(), () => false);
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }

@@ -4,6 +4,7 @@
 //                      (or was interrupted), so a later pull knows whose partial files these are.
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
 import { diskError } from './errors.ts';
 
 export const MARKER_FILE = '.easel-model.json';
@@ -40,7 +41,9 @@ export async function readMarker(folder: string): Promise<ModelMarker | undefine
 
 export async function readPullNote(folder: string): Promise<PullNote | undefined> {
   const value = await readJsonFile(join(folder, PULL_NOTE_FILE));
-  return value && typeof value.repo === 'string' && typeof value.commit === 'string' ? (value as unknown as PullNote) : undefined;
+  return value && typeof value.repo === 'string' && typeof value.commit === 'string'
+    ? (value as unknown as PullNote)
+    : undefined;
 }
 
 /** Writes `value` as `name` in `folder` through a temporary name, so a crash leaves the old file or the new one. */
@@ -66,7 +69,9 @@ export async function removeFile(folder: string, name: string): Promise<void> {
 async function readJsonFile(path: string): Promise<Record<string, unknown> | undefined> {
   try {
     const value = JSON.parse(await readFile(path, 'utf8')) as unknown;
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }

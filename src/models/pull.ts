@@ -6,13 +6,22 @@
 //   4. inspect the folder as the engine will; write the completion marker last, by rename.
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inspectModelFolder, ModelFolderError, type ModelFolder } from '../engines/diffusion/model/index.ts';
+
+import { inspectModelFolder, type ModelFolder, ModelFolderError } from '../engines/diffusion/model/index.ts';
 import { findAlias, type ModelAlias } from './aliases.ts';
-import { INCOMPLETE_SUFFIX, downloadFile, verifyExisting, type DownloadSettings } from './download.ts';
+import { downloadFile, type DownloadSettings, INCOMPLETE_SUFFIX, verifyExisting } from './download.ts';
 import { diskError, PullError } from './errors.ts';
 import { Hub, type HubFile, type HubOptions } from './hub.ts';
 import { selectLayoutFiles } from './layout.ts';
-import { MARKER_FILE, PULL_NOTE_FILE, readMarker, readPullNote, removeFile, writeJsonAtomically, type ModelMarker } from './marker.ts';
+import {
+  MARKER_FILE,
+  type ModelMarker,
+  PULL_NOTE_FILE,
+  readMarker,
+  readPullNote,
+  removeFile,
+  writeJsonAtomically,
+} from './marker.ts';
 
 export interface PullOptions {
   /** A repository id (owner/name) or an alias from MODEL_ALIASES. */
@@ -39,12 +48,30 @@ export interface PullOptions {
 }
 
 export type PullEvent =
-  | { type: 'listed'; repo: string; revision: string; commit: string; name: string; folder: string; files: HubFile[]; skipped: string[]; totalSize: number }
+  | {
+      type: 'listed';
+      repo: string;
+      revision: string;
+      commit: string;
+      name: string;
+      folder: string;
+      files: HubFile[];
+      skipped: string[];
+      totalSize: number;
+    }
   /** A file already in the folder is being hashed; `file-done` with `alreadyThere` follows when it matches. */
   | { type: 'file-checking'; path: string; size: number }
   | { type: 'file-started'; path: string; size: number; resumedFrom: number }
   /** `bytes` of this file are on disk; `totalBytes` of all files; `receivedBytes` came over the network in this pull. */
-  | { type: 'progress'; path: string; bytes: number; size: number; totalBytes: number; totalSize: number; receivedBytes: number }
+  | {
+      type: 'progress';
+      path: string;
+      bytes: number;
+      size: number;
+      totalBytes: number;
+      totalSize: number;
+      receivedBytes: number;
+    }
   | { type: 'file-done'; path: string; size: number; alreadyThere: boolean }
   | { type: 'inspecting'; folder: string };
 
@@ -70,7 +97,10 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
   const revision = options.revision ?? alias?.revision ?? 'main';
   const name = options.name ?? alias?.name ?? repo.split('/').pop()!;
   if (!NAME.test(name) || name.endsWith('.incomplete')) {
-    throw new PullError('bad-request', `${JSON.stringify(name)} cannot name a model folder: use letters, digits, ".", "_" and "-" (--name)`);
+    throw new PullError(
+      'bad-request',
+      `${JSON.stringify(name)} cannot name a model folder: use letters, digits, ".", "_" and "-" (--name)`,
+    );
   }
   const signal = options.signal ?? new AbortController().signal;
   const emit = options.onEvent ?? (() => {});
@@ -84,12 +114,38 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
 
   // 2. The folder.
   await claimFolder(folder, { repo, revision, commit: listing.commit, force: options.force ?? false, keep });
-  emit({ type: 'listed', repo, revision, commit: listing.commit, name, folder, files: keep, skipped: skipped.map((f) => f.path), totalSize });
+  emit({
+    type: 'listed',
+    repo,
+    revision,
+    commit: listing.commit,
+    name,
+    folder,
+    files: keep,
+    skipped: skipped.map((f) => f.path),
+    totalSize,
+  });
 
   // 3. The files.
-  const tally: Tally = { bytes: new Map(), hashes: new Map(), receivedBytes: 0, alreadyThere: 0, resumed: 0, totalSize };
-  const settings = { hub, repo, commit: listing.commit, retries: options.retries ?? 5, retryDelayMs: options.retryDelayMs ?? 1000, idleTimeoutMs: options.idleTimeoutMs ?? 60_000 };
-  await runPool(keep, options.concurrency ?? 4, signal, (file, poolSignal) => pullFile(file, folder, { ...settings, signal: poolSignal }, tally, emit));
+  const tally: Tally = {
+    bytes: new Map(),
+    hashes: new Map(),
+    receivedBytes: 0,
+    alreadyThere: 0,
+    resumed: 0,
+    totalSize,
+  };
+  const settings = {
+    hub,
+    repo,
+    commit: listing.commit,
+    retries: options.retries ?? 5,
+    retryDelayMs: options.retryDelayMs ?? 1000,
+    idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+  };
+  await runPool(keep, options.concurrency ?? 4, signal, (file, poolSignal) =>
+    pullFile(file, folder, { ...settings, signal: poolSignal }, tally, emit),
+  );
 
   // 4. The folder as the engine sees it, then the marker.
   emit({ type: 'inspecting', folder });
@@ -98,7 +154,11 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     model = await inspectModelFolder(folder);
   } catch (error) {
     if (!(error instanceof ModelFolderError)) throw error;
-    throw new PullError('invalid-model', `${repo}@${revision} downloaded completely, but easel cannot use it: ${error.problems.join('; ')}`, error.problems);
+    throw new PullError(
+      'invalid-model',
+      `${repo}@${revision} downloaded completely, but easel cannot use it: ${error.problems.join('; ')}`,
+      error.problems,
+    );
   }
   const marker: ModelMarker = {
     repo,
@@ -111,7 +171,16 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
   };
   await writeJsonAtomically(folder, MARKER_FILE, marker);
   await removeFile(folder, PULL_NOTE_FILE);
-  return { name, folder, alias, marker, model, alreadyThere: tally.alreadyThere, resumed: tally.resumed, receivedBytes: tally.receivedBytes };
+  return {
+    name,
+    folder,
+    alias,
+    marker,
+    model,
+    alreadyThere: tally.alreadyThere,
+    resumed: tally.resumed,
+    receivedBytes: tally.receivedBytes,
+  };
 }
 
 /** What the files of one pull add up to, as they arrive. */
@@ -127,13 +196,21 @@ interface Tally {
 }
 
 /** One file: kept when it is already there and intact, else downloaded (resuming a partial file). */
-async function pullFile(file: HubFile, folder: string, settings: DownloadSettings, tally: Tally, emit: (event: PullEvent) => void): Promise<void> {
+async function pullFile(
+  file: HubFile,
+  folder: string,
+  settings: DownloadSettings,
+  tally: Tally,
+  emit: (event: PullEvent) => void,
+): Promise<void> {
   const dest = join(folder, ...file.path.split('/'));
   await mkdir(join(dest, '..'), { recursive: true }).catch((error) => {
     throw diskError(dest, error);
   });
   emit({ type: 'file-checking', path: file.path, size: file.size });
-  const existing = await verifyExisting(dest, file, settings.signal).catch((error) => rethrowInterrupted(settings.signal, error));
+  const existing = await verifyExisting(dest, file, settings.signal).catch((error) =>
+    rethrowInterrupted(settings.signal, error),
+  );
   if (existing) {
     tally.hashes.set(file.path, existing);
     tally.bytes.set(file.path, file.size);
@@ -151,7 +228,15 @@ async function pullFile(file: HubFile, folder: string, settings: DownloadSetting
     last = bytes;
     tally.bytes.set(file.path, bytes);
     const totalBytes = [...tally.bytes.values()].reduce((a, b) => a + b, 0);
-    emit({ type: 'progress', path: file.path, bytes, size: file.size, totalBytes, totalSize: tally.totalSize, receivedBytes: tally.receivedBytes });
+    emit({
+      type: 'progress',
+      path: file.path,
+      bytes,
+      size: file.size,
+      totalBytes,
+      totalSize: tally.totalSize,
+      receivedBytes: tally.receivedBytes,
+    });
   });
   tally.hashes.set(file.path, sha256);
   emit({ type: 'file-done', path: file.path, size: file.size, alreadyThere: false });
@@ -166,17 +251,24 @@ async function claimFolder(
   folder: string,
   pull: { repo: string; revision: string; commit: string; force: boolean; keep: HubFile[] },
 ): Promise<void> {
-  if (pull.force) await rm(folder, { recursive: true, force: true }).catch((error) => Promise.reject(diskError(folder, error)));
+  if (pull.force)
+    await rm(folder, { recursive: true, force: true }).catch((error) => Promise.reject(diskError(folder, error)));
   const marker = await readMarker(folder);
   const note = await readPullNote(folder);
   const owner = note?.repo ?? marker?.repo;
   if (owner !== undefined && owner !== pull.repo) {
-    throw new PullError('folder-taken', `${folder} holds ${owner}: choose another folder with --name, or replace it with --force`);
+    throw new PullError(
+      'folder-taken',
+      `${folder} holds ${owner}: choose another folder with --name, or replace it with --force`,
+    );
   }
   if (owner === undefined) {
     const entries = await readdir(folder).catch(() => []);
     if (entries.length > 0) {
-      throw new PullError('folder-taken', `${folder} already exists and was not pulled by easel: choose another folder with --name, or replace it with --force`);
+      throw new PullError(
+        'folder-taken',
+        `${folder} already exists and was not pulled by easel: choose another folder with --name, or replace it with --force`,
+      );
     }
   }
   await mkdir(folder, { recursive: true }).catch((error) => Promise.reject(diskError(folder, error)));
@@ -189,7 +281,12 @@ async function claimFolder(
   for (const old of marker?.files ?? []) {
     if (!wanted.has(old.path)) await rm(join(folder, old.path), { force: true });
   }
-  await writeJsonAtomically(folder, PULL_NOTE_FILE, { repo: pull.repo, revision: pull.revision, commit: pull.commit, started_at: new Date().toISOString() });
+  await writeJsonAtomically(folder, PULL_NOTE_FILE, {
+    repo: pull.repo,
+    revision: pull.revision,
+    commit: pull.commit,
+    started_at: new Date().toISOString(),
+  });
   await removeFile(folder, MARKER_FILE);
 }
 
@@ -197,7 +294,12 @@ async function claimFolder(
  * Runs `work` over `items`, `concurrency` at a time. The first failure aborts the others (their
  * partial files stay) and is the one thrown; an abort of `signal` throws PullError('interrupted').
  */
-async function runPool<T>(items: readonly T[], concurrency: number, signal: AbortSignal, work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
+async function runPool<T>(
+  items: readonly T[],
+  concurrency: number,
+  signal: AbortSignal,
+  work: (item: T, signal: AbortSignal) => Promise<void>,
+): Promise<void> {
   const stop = new AbortController();
   const poolSignal = AbortSignal.any([signal, stop.signal]);
   let next = 0;
@@ -214,11 +316,13 @@ async function runPool<T>(items: readonly T[], concurrency: number, signal: Abor
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
-  if (signal.aborted) throw new PullError('interrupted', 'interrupted: the partial files are kept; run the same pull again to resume');
+  if (signal.aborted)
+    throw new PullError('interrupted', 'interrupted: the partial files are kept; run the same pull again to resume');
   if (failure !== undefined) throw failure;
 }
 
 function rethrowInterrupted(signal: AbortSignal, error: unknown): never {
-  if (signal.aborted) throw new PullError('interrupted', 'interrupted: the partial files are kept; run the same pull again to resume');
+  if (signal.aborted)
+    throw new PullError('interrupted', 'interrupted: the partial files are kept; run the same pull again to resume');
   throw error;
 }

@@ -5,7 +5,13 @@
 // a model pull's are; a small marker beside the model's own records where they came from.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { inspectModelFolder, ModelFolderError, TINY_DECODER_FILE, type ModelFamily } from '../engines/diffusion/model/index.ts';
+
+import {
+  inspectModelFolder,
+  type ModelFamily,
+  ModelFolderError,
+  TINY_DECODER_FILE,
+} from '../engines/diffusion/model/index.ts';
 import { downloadFile, verifyExisting } from './download.ts';
 import { diskError, PullError } from './errors.ts';
 import { Hub, type HubOptions } from './hub.ts';
@@ -58,7 +64,10 @@ export async function pullTinyAutoencoder(options: TinyPullOptions): Promise<Tin
   const family = await familyOf(options.folder);
   const repo = options.repo ?? TINY_AUTOENCODER_REPOS[family];
   if (!repo) {
-    throw new PullError('bad-request', `no default tiny autoencoder for a ${family} model: name an ONNX export of TAESDXL (madebyollin/taesdxl) with --tiny-autoencoder <owner/name>`);
+    throw new PullError(
+      'bad-request',
+      `no default tiny autoencoder for a ${family} model: name an ONNX export of TAESDXL (madebyollin/taesdxl) with --tiny-autoencoder <owner/name>`,
+    );
   }
   const revision = options.revision ?? 'main';
   const hub = new Hub(options.hub);
@@ -66,10 +75,15 @@ export async function pullTinyAutoencoder(options: TinyPullOptions): Promise<Tin
   const wanted = listing.files.flatMap((file) => {
     const [dir, name, ...rest] = file.path.split('/');
     const target = dir !== undefined ? RENAME[dir] : undefined;
-    return target && name !== undefined && rest.length === 0 && PART_FILE.test(name) ? [{ file, dest: `${target}/${name}` }] : [];
+    return target && name !== undefined && rest.length === 0 && PART_FILE.test(name)
+      ? [{ file, dest: `${target}/${name}` }]
+      : [];
   });
   if (!wanted.some((w) => w.dest === TINY_DECODER_FILE)) {
-    throw new PullError('not-onnx', `${repo}@${revision} is not an ONNX tiny autoencoder export: it has no vae_decoder/model.onnx`);
+    throw new PullError(
+      'not-onnx',
+      `${repo}@${revision} is not an ONNX tiny autoencoder export: it has no vae_decoder/model.onnx`,
+    );
   }
   const settings = { hub, repo, commit: listing.commit, signal, retries: 5, retryDelayMs: 1000, idleTimeoutMs: 60_000 };
   const files: Array<{ path: string; size: number; sha256: string }> = [];
@@ -84,7 +98,12 @@ export async function pullTinyAutoencoder(options: TinyPullOptions): Promise<Tin
     files.push({ path: dest, size: file.size, sha256 });
   }
   await writeJsonAtomically(options.folder, TINY_MARKER_FILE, {
-    repo, revision, commit: listing.commit, endpoint: options.hub.endpoint, pulled_at: new Date().toISOString(), files,
+    repo,
+    revision,
+    commit: listing.commit,
+    endpoint: options.hub.endpoint,
+    pulled_at: new Date().toISOString(),
+    files,
   });
   return { repo, revision, commit: listing.commit, files: files.map((f) => f.path), alreadyThere };
 }
@@ -94,6 +113,10 @@ async function familyOf(folder: string): Promise<ModelFamily> {
     return (await inspectModelFolder(folder)).family;
   } catch (error) {
     if (!(error instanceof ModelFolderError)) throw error;
-    throw new PullError('invalid-model', `the tiny autoencoder goes into a usable model folder, and ${folder} is not one: ${error.problems.join('; ')}`, [...error.problems]);
+    throw new PullError(
+      'invalid-model',
+      `the tiny autoencoder goes into a usable model folder, and ${folder} is not one: ${error.problems.join('; ')}`,
+      [...error.problems],
+    );
   }
 }

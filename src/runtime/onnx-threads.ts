@@ -17,6 +17,7 @@
 // classifiers run for milliseconds per prompt at admission; they get one thread, so they take at
 // most one core's slice beside a generation instead of a second full pool.
 import { availableParallelism } from 'node:os';
+
 import type { Config } from '../config/index.ts';
 
 export interface OnnxThreadInputs {
@@ -39,7 +40,12 @@ export interface OnnxThreadPlan {
   reason: string;
 }
 
-export function planOnnxThreads({ configured, diffusionModels, concurrency, cores = availableParallelism() }: OnnxThreadInputs): OnnxThreadPlan {
+export function planOnnxThreads({
+  configured,
+  diffusionModels,
+  concurrency,
+  cores = availableParallelism(),
+}: OnnxThreadInputs): OnnxThreadPlan {
   if (configured > 0) return { diffusion: configured, classifier: configured, reason: `onnx.threads = ${configured}` };
   const together = Math.max(1, Math.min(concurrency, diffusionModels));
   const diffusion = Math.max(1, Math.floor(cores / together));
@@ -53,5 +59,10 @@ export function planOnnxThreads({ configured, diffusionModels, concurrency, core
 /** The plan for a configuration: diffusion deployments, the queue's concurrency and `onnx.threads`. */
 export function onnxThreadPlan(config: Pick<Config, 'deployments' | 'queue' | 'onnx'>, cores?: number): OnnxThreadPlan {
   const folders = new Set(config.deployments.flatMap((d) => (d.engine === 'diffusion' ? [d.diffusion.folder] : [])));
-  return planOnnxThreads({ configured: config.onnx.threads, diffusionModels: folders.size, concurrency: config.queue.concurrency, ...(cores !== undefined ? { cores } : {}) });
+  return planOnnxThreads({
+    configured: config.onnx.threads,
+    diffusionModels: folders.size,
+    concurrency: config.queue.concurrency,
+    ...(cores !== undefined ? { cores } : {}),
+  });
 }

@@ -2,6 +2,7 @@
 // requests run one after another, in the order they arrived, since each thread holds one model
 // whose runs are synchronous anyway; a cancelled request that has not started is skipped.
 import { parentPort } from 'node:worker_threads';
+
 import type { ProgressOf, RpcFromWorker, RpcMethods, RpcToWorker } from './worker-rpc.ts';
 
 export interface RpcContext<Progress> {
@@ -20,7 +21,10 @@ export class Transferring<T> {
 }
 
 export type RpcHandlers<M extends RpcMethods> = {
-  [K in keyof M]: (input: M[K]['input'], context: RpcContext<ProgressOf<M[K]>>) => Promise<M[K]['output'] | Transferring<M[K]['output']>>;
+  [K in keyof M]: (
+    input: M[K]['input'],
+    context: RpcContext<ProgressOf<M[K]>>,
+  ) => Promise<M[K]['output'] | Transferring<M[K]['output']>>;
 };
 
 export interface ServeOptions {
@@ -37,10 +41,14 @@ export function serveRpc<M extends RpcMethods>(handlers: RpcHandlers<M>, options
 
   async function handle(id: number, method: string, input: unknown, signal: AbortSignal): Promise<void> {
     try {
-      if (signal.aborted) throw Object.assign(new Error('the request was cancelled before it started'), { name: 'AbortError' });
+      if (signal.aborted)
+        throw Object.assign(new Error('the request was cancelled before it started'), { name: 'AbortError' });
       const handler = (handlers as Record<string, RpcHandlers<M>[string] | undefined>)[method];
       if (!handler) throw new Error(`no such method: ${method}`);
-      const context: RpcContext<unknown> = { signal, progress: (value, transfer) => post({ type: 'progress', id, value }, transfer) };
+      const context: RpcContext<unknown> = {
+        signal,
+        progress: (value, transfer) => post({ type: 'progress', id, value }, transfer),
+      };
       const answer = await handler(input, context as RpcContext<never>);
       if (answer instanceof Transferring) post({ type: 'result', id, value: answer.value }, answer.transfer);
       else post({ type: 'result', id, value: answer });
@@ -55,7 +63,9 @@ export function serveRpc<M extends RpcMethods>(handlers: RpcHandlers<M>, options
       case 'request': {
         const controller = new AbortController();
         running.set(message.id, controller);
-        queue = queue.then(() => handle(message.id, message.method, message.input, controller.signal)).finally(() => running.delete(message.id));
+        queue = queue
+          .then(() => handle(message.id, message.method, message.input, controller.signal))
+          .finally(() => running.delete(message.id));
         break;
       }
       case 'cancel':

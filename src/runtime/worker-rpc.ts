@@ -12,6 +12,7 @@
 // here, and it has no per-request progress or cancel messages), comlink proxies objects and
 // streams nothing; either would bring more than these ~150 lines replace.
 import type { Worker } from 'node:worker_threads';
+
 import { abortable } from './abort.ts';
 import { startTsWorker } from './ts-worker.ts';
 
@@ -118,14 +119,22 @@ export class WorkerRpc<M extends RpcMethods> {
     return this.#stopped === undefined;
   }
 
-  request<K extends keyof M & string>(method: K, input: M[K]['input'], options: RpcRequestOptions<ProgressOf<M[K]>> = {}): Promise<M[K]['output']> {
+  request<K extends keyof M & string>(
+    method: K,
+    input: M[K]['input'],
+    options: RpcRequestOptions<ProgressOf<M[K]>> = {},
+  ): Promise<M[K]['output']> {
     const { signal, onProgress } = options;
     // Checked before anything is posted: an aborted request never reaches the thread.
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#stopped) return Promise.reject(this.#stopped);
     const id = this.#nextId++;
     const answer = new Promise<M[K]['output']>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject, onProgress: onProgress as Pending['onProgress'] });
+      this.#pending.set(id, {
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        onProgress: onProgress as Pending['onProgress'],
+      });
     });
     this.#worker.ref();
     this.#post({ type: 'request', id, method, input });

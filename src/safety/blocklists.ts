@@ -1,7 +1,9 @@
-import { watch, readFileSync, type FSWatcher } from 'node:fs';
+import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+
 import { RE2JS } from 're2js';
+
 import { tokenize } from './normalize.ts';
 
 /** One operator blocklist as configured: inline entries, a file of entries, or both. */
@@ -63,7 +65,10 @@ export class Blocklists {
   private readonly reloads = new Set<Promise<void>>();
 
   /** Compiles every list now; throws BlocklistError naming the list (and file line) at fault. */
-  constructor(definitions: readonly BlocklistDefinition[], private readonly log?: Logger) {
+  constructor(
+    definitions: readonly BlocklistDefinition[],
+    private readonly log?: Logger,
+  ) {
     this.lists = definitions.map((d) => ({
       id: d.id,
       inline: compile(d.id, d.terms ?? [], d.patterns ?? []),
@@ -93,7 +98,8 @@ export class Blocklists {
     // Patterns see the prompt as written (folded to NFKC) and as read, so "b@d" meets /bad/.
     const texts = [prompt.normalize('NFKC'), tokens.join(' ')];
     const hits = (entries: Entries) =>
-      phrases.some((p) => entries.terms.has(p)) || (entries.combined !== null && texts.some((t) => entries.combined!.matcher(t).find()));
+      phrases.some((p) => entries.terms.has(p)) ||
+      (entries.combined !== null && texts.some((t) => entries.combined!.matcher(t).find()));
     return lists.filter((l) => hits(l.inline) || hits(l.fromFile)).map((l) => ({ id: l.id, filtered: true }));
   }
 
@@ -105,9 +111,14 @@ export class Blocklists {
       const watcher = watch(dirname(file), (_event, name) => {
         if (name !== null && name.toString() !== basename(file)) return;
         clearTimeout(this.pending.get(list.id));
-        this.pending.set(list.id, setTimeout(() => this.track(this.reload(list.id)), 50));
+        this.pending.set(
+          list.id,
+          setTimeout(() => this.track(this.reload(list.id)), 50),
+        );
       });
-      watcher.on('error', (error) => this.log?.warn({ blocklist: list.id, file, err: error }, 'blocklist file watch failed'));
+      watcher.on('error', (error) =>
+        this.log?.warn({ blocklist: list.id, file, err: error }, 'blocklist file watch failed'),
+      );
       this.watchers.push(watcher);
     }
   }
@@ -118,9 +129,15 @@ export class Blocklists {
     if (list?.file === undefined) return;
     try {
       list.fromFile = parseBlocklistFile(id, list.file, await readFile(list.file, 'utf8'));
-      this.log?.info({ blocklist: id, terms: list.fromFile.terms.size, patterns: list.fromFile.patterns.length }, 'blocklist reloaded');
+      this.log?.info(
+        { blocklist: id, terms: list.fromFile.terms.size, patterns: list.fromFile.patterns.length },
+        'blocklist reloaded',
+      );
     } catch (error) {
-      this.log?.warn({ blocklist: id, file: list.file, err: (error as Error).message }, 'blocklist not reloaded; the previous entries stay in force');
+      this.log?.warn(
+        { blocklist: id, file: list.file, err: (error as Error).message },
+        'blocklist not reloaded; the previous entries stay in force',
+      );
     }
   }
 
@@ -161,7 +178,8 @@ function compile(id: string, terms: readonly string[], patterns: readonly string
 }
 
 function combine(entries: Entries): Entries {
-  if (entries.patterns.length > 0) entries.combined = RE2JS.compile(entries.patterns.map((p) => `(?:${p})`).join('|'), RE2JS.CASE_INSENSITIVE);
+  if (entries.patterns.length > 0)
+    entries.combined = RE2JS.compile(entries.patterns.map((p) => `(?:${p})`).join('|'), RE2JS.CASE_INSENSITIVE);
   return entries;
 }
 
@@ -172,7 +190,8 @@ function emptyEntries(): Entries {
 function addTerm(entries: Entries, where: string, term: string): void {
   const words = tokenize(term);
   if (words.length === 0) throw new BlocklistError(where, `term ${JSON.stringify(term)} has no letters or digits`);
-  if (words.length > MAX_TERM_WORDS) throw new BlocklistError(where, `term ${JSON.stringify(term)} is longer than ${MAX_TERM_WORDS} words`);
+  if (words.length > MAX_TERM_WORDS)
+    throw new BlocklistError(where, `term ${JSON.stringify(term)} is longer than ${MAX_TERM_WORDS} words`);
   entries.terms.add(words.join(' '));
   if (words.length === 1) entries.words.add(words[0]!);
 }
@@ -190,6 +209,9 @@ function readText(id: string, file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (error) {
-    throw new BlocklistError(`"${id}"`, `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new BlocklistError(
+      `"${id}"`,
+      `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   }
 }

@@ -1,4 +1,4 @@
-import { SEVERITIES, severityRank, type HarmCategory, type Severity } from '../contract/annotations.ts';
+import { type HarmCategory, SEVERITIES, type Severity, severityRank } from '../contract/annotations.ts';
 
 /**
  * What one prompt classifier found. Categories it does not judge are left out (the combined
@@ -40,12 +40,15 @@ export const DEFAULT_CUT_POINTS: SeverityCutPoints = { low: 0.3, medium: 0.5, hi
 
 /** Numbers with 0 ≤ low ≤ medium ≤ high ≤ 1. */
 export function validCutPoints({ low, medium, high }: SeverityCutPoints): boolean {
-  return [low, medium, high].every((c) => typeof c === 'number') && 0 <= low && low <= medium && medium <= high && high <= 1;
+  return (
+    [low, medium, high].every((c) => typeof c === 'number') && 0 <= low && low <= medium && medium <= high && high <= 1
+  );
 }
 
 /** Throws on a value that is not a probability, so a broken classifier meets the failure policy. */
 export function severityFromProbability(p: number, cuts: SeverityCutPoints = DEFAULT_CUT_POINTS): Severity {
-  if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new Error(`classifier score ${String(p)} is not a probability`);
+  if (typeof p !== 'number' || !(p >= 0 && p <= 1))
+    throw new Error(`classifier score ${String(p)} is not a probability`);
   if (p < cuts.low) return 'safe';
   if (p >= cuts.high) return 'high';
   if (p >= cuts.medium) return 'medium';
@@ -62,7 +65,10 @@ export function higherSeverity(a: Severity | undefined, b: Severity | undefined)
  * other harms (harassment, insults) are not mapped by default.
  */
 export function categoryOfLabel(label: string): HarmCategory | undefined {
-  const head = label.toLowerCase().split('/')[0]!.replace(/[\s-]+/g, '_');
+  const head = label
+    .toLowerCase()
+    .split('/')[0]!
+    .replace(/[\s-]+/g, '_');
   if (head === 'hate' || head === 'sexual' || head === 'violence' || head === 'self_harm') return head;
   if (head === 'selfharm') return 'self_harm';
   return undefined;

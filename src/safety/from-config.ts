@@ -1,5 +1,7 @@
 import { basename } from 'node:path';
+
 import type { FastifyBaseLogger } from 'fastify';
+
 import type { ClassifierConfig, Config } from '../config/index.ts';
 import { onnxThreadPlan } from '../runtime/onnx-threads.ts';
 import { Blocklists } from './blocklists.ts';
@@ -7,8 +9,8 @@ import type { PromptClassifier } from './classifier.ts';
 import { HttpModerationClassifier } from './classifiers/http-moderation.ts';
 import { OnnxTextClassifier, type OnnxTextClassifierOptions } from './classifiers/onnx-text-classifier.ts';
 import type { ImageFilter } from './image-filter.ts';
-import { NsfwImageFilter } from './nsfw-image-filter.ts';
 import { sharedNsfwClassifier } from './nsfw/worker-classifier.ts';
+import { NsfwImageFilter } from './nsfw-image-filter.ts';
 import { PassImageFilter } from './pass-image-filter.ts';
 import { RealEnginesImageFilter } from './placeholder-image-filter.ts';
 import { SafetyPolicy } from './policy.ts';
@@ -35,14 +37,22 @@ export interface Safety {
  * file stops the start with BlocklistError); ONNX classifiers load in the background, and one that
  * fails to load fails each prompt it is asked about, which its failure policy then decides.
  */
-export function createSafety(config: Config, log: FastifyBaseLogger, overrides: { imageFilter?: ImageFilter } = {}): Safety {
+export function createSafety(
+  config: Config,
+  log: FastifyBaseLogger,
+  overrides: { imageFilter?: ImageFilter } = {},
+): Safety {
   const policy = new SafetyPolicy(
     { threshold: config.safety.threshold, blockProfanity: config.safety.blockProfanity },
     new Map(config.deployments.flatMap((d) => (d.safety ? [[d.name, d.safety] as const] : []))),
   );
   const blocklists = new Blocklists(config.safety.blocklists, log);
   blocklists.watch();
-  const classifiers = config.safety.classifiers.map((settings) => ({ classifier: createClassifier(settings, config), timeoutMs: settings.timeoutMs, onFailure: settings.onFailure }));
+  const classifiers = config.safety.classifiers.map((settings) => ({
+    classifier: createClassifier(settings, config),
+    timeoutMs: settings.timeoutMs,
+    onFailure: settings.onFailure,
+  }));
   const states = new Map<string, ClassifierState>();
   config.safety.classifiers.forEach((settings, i) => {
     const { classifier } = classifiers[i]!;
@@ -56,8 +66,16 @@ export function createSafety(config: Config, log: FastifyBaseLogger, overrides: 
         log.info({ classifier: settings.id }, 'prompt classifier loaded');
       },
       (error: Error) => {
-        state('unavailable', settings.kind === 'onnx' ? error.message.replaceAll(settings.folder, basename(settings.folder)) : error.message);
-        log.error({ classifier: settings.id, err: error.message }, 'prompt classifier failed to load; its failure policy applies to every prompt');
+        state(
+          'unavailable',
+          settings.kind === 'onnx'
+            ? error.message.replaceAll(settings.folder, basename(settings.folder))
+            : error.message,
+        );
+        log.error(
+          { classifier: settings.id, err: error.message },
+          'prompt classifier failed to load; its failure policy applies to every prompt',
+        );
       },
     );
   });
@@ -76,7 +94,11 @@ export function createSafety(config: Config, log: FastifyBaseLogger, overrides: 
 /** The image classifier, on placeholder pictures only when the operator asks for it. */
 function configuredImageFilter(config: Config, policy: SafetyPolicy): ImageFilter {
   if (config.safety.imageClassifier === 'none') return new PassImageFilter();
-  const nsfw = new NsfwImageFilter({ policy, classifier: sharedNsfwClassifier(), onFailure: config.safety.imageClassifierFailure });
+  const nsfw = new NsfwImageFilter({
+    policy,
+    classifier: sharedNsfwClassifier(),
+    onFailure: config.safety.imageClassifierFailure,
+  });
   return config.safety.classifyPlaceholderImages ? nsfw : new RealEnginesImageFilter(nsfw);
 }
 

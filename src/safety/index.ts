@@ -1,13 +1,21 @@
-export type { PromptFilter, PromptVerdict, PromptFilterContext } from './prompt-filter.ts';
+export { type BlocklistDefinition, BlocklistError, Blocklists, parseBlocklistFile } from './blocklists.ts';
+export type { ClassifierFailurePolicy, ClassifierScores, PromptClassifier, SeverityCutPoints } from './classifier.ts';
 export type { ImageFilter, ImageFilterContext, ImageVerdict } from './image-filter.ts';
-export { RealEnginesImageFilter, PLACEHOLDER_NOT_APPLICABLE } from './placeholder-image-filter.ts';
-export { Blocklists, BlocklistError, parseBlocklistFile, type BlocklistDefinition } from './blocklists.ts';
-export { SafetyPromptFilter, type ClassifierBinding, type SafetyPromptFilterOptions } from './safety-prompt-filter.ts';
-export { SafetyPolicy, THRESHOLDS, CATEGORY_LEVELS, type Threshold, type CategoryLevel, type ThresholdSetting, type DeploymentSafety } from './policy.ts';
-export type { PromptClassifier, ClassifierScores, ClassifierFailurePolicy, SeverityCutPoints } from './classifier.ts';
 export { Lexicon } from './lexicon.ts';
-export { PassImageFilter } from './pass-image-filter.ts';
-export { NsfwImageFilter, type NsfwImageFilterOptions } from './nsfw-image-filter.ts';
 export type { NsfwClassifier } from './nsfw/classifier.ts';
-export { WorkerNsfwClassifier, sharedNsfwClassifier } from './nsfw/worker-classifier.ts';
-export { sexualSeverity, SEXUAL_SEVERITY_TABLE, NSFW_CLASSES, type NsfwProbabilities } from './nsfw/severity.ts';
+export { NSFW_CLASSES, type NsfwProbabilities, SEXUAL_SEVERITY_TABLE, sexualSeverity } from './nsfw/severity.ts';
+export { sharedNsfwClassifier, WorkerNsfwClassifier } from './nsfw/worker-classifier.ts';
+export { NsfwImageFilter, type NsfwImageFilterOptions } from './nsfw-image-filter.ts';
+export { PassImageFilter } from './pass-image-filter.ts';
+export { PLACEHOLDER_NOT_APPLICABLE, RealEnginesImageFilter } from './placeholder-image-filter.ts';
+export {
+  CATEGORY_LEVELS,
+  type CategoryLevel,
+  type DeploymentSafety,
+  SafetyPolicy,
+  type Threshold,
+  THRESHOLDS,
+  type ThresholdSetting,
+} from './policy.ts';
+export type { PromptFilter, PromptFilterContext, PromptVerdict } from './prompt-filter.ts';
+export { type ClassifierBinding, SafetyPromptFilter, type SafetyPromptFilterOptions } from './safety-prompt-filter.ts';

@@ -1,5 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { HARM_CATEGORIES, SEVERITIES, severityRank, type HarmCategory, type Severity } from '../contract/annotations.ts';
+
+import {
+  HARM_CATEGORIES,
+  type HarmCategory,
+  SEVERITIES,
+  type Severity,
+  severityRank,
+} from '../contract/annotations.ts';
 import { tokenize } from './normalize.ts';
 
 /**
@@ -30,7 +37,14 @@ export interface LexiconData {
    */
   sets: Record<string, string[]>;
   /** Each matched term gives its category this severity, if `near` (when set) is within `window` words (default 4). */
-  rules: { '//'?: string; category: RuleCategory; severity: Exclude<Severity, 'safe'>; terms: string[]; near?: string; window?: number }[];
+  rules: {
+    '//'?: string;
+    category: RuleCategory;
+    severity: Exclude<Severity, 'safe'>;
+    terms: string[];
+    near?: string;
+    window?: number;
+  }[];
   /** Phrases that contain a term innocently ("killer whale"): a term inside one does not count. */
   exceptions: string[];
   /** Words near a match (within `window`) that lower its severity by `lower` levels ("painting", "memorial"). */
@@ -44,11 +58,14 @@ export interface Scores {
   jailbreak: boolean;
 }
 
-
 /** Longest phrase looked for, in words; matching is O(prompt words × this). */
 const MAX_PHRASE = 8;
 
-type Entry = { kind: 'rule'; rule: number } | { kind: 'exception' } | { kind: 'set'; set: string } | { kind: 'softener'; softener: number };
+type Entry =
+  | { kind: 'rule'; rule: number }
+  | { kind: 'exception' }
+  | { kind: 'set'; set: string }
+  | { kind: 'softener'; softener: number };
 interface Node {
   next: Map<string, Node>;
   entries: Entry[];
@@ -76,9 +93,11 @@ export class Lexicon {
 
   private add(phrase: string, entry: Entry): void {
     const words = tokenize(phrase);
-    if (words.length === 0 || words.length > MAX_PHRASE) throw new Error(`lexicon phrase ${JSON.stringify(phrase)} must have 1–${MAX_PHRASE} words`);
+    if (words.length === 0 || words.length > MAX_PHRASE)
+      throw new Error(`lexicon phrase ${JSON.stringify(phrase)} must have 1–${MAX_PHRASE} words`);
     // A one-letter term would match every stray letter ("xxx" squeezes to "x").
-    if (words.length === 1 && words[0]!.length < 2) throw new Error(`lexicon phrase ${JSON.stringify(phrase)} reads as one letter`);
+    if (words.length === 1 && words[0]!.length < 2)
+      throw new Error(`lexicon phrase ${JSON.stringify(phrase)} reads as one letter`);
     if (words.length === 1) this.singleWords.add(words[0]!);
     let node = this.root;
     for (const w of words) {
@@ -104,7 +123,14 @@ export class Lexicon {
     const isCovered = (start: number, end: number) => coveredBefore[end]! - coveredBefore[start]! > 0;
 
     // Where each named set and softener occurs, as prefix counts, so "is one within k words" is O(1).
-    const near = (starts: number[]) => prefixCounts(n, ((marks) => (i: number) => marks.has(i))(new Set(starts)));
+    const near = (starts: number[]) =>
+      prefixCounts(
+        n,
+        (
+          (marks) => (i: number) =>
+            marks.has(i)
+        )(new Set(starts)),
+      );
     const setStarts = new Map<string, number[]>();
     const softenerStarts = new Map<number, number[]>();
     for (const m of matches) {
@@ -117,18 +143,29 @@ export class Lexicon {
     const within = (counts: number[] | undefined, start: number, end: number, window: number) =>
       counts !== undefined && counts[Math.min(n, end + window)]! - counts[Math.max(0, start - window)]! > 0;
 
-    const rank: Record<RuleCategory, number> = { hate: 0, sexual: 0, violence: 0, self_harm: 0, profanity: 0, jailbreak: 0 };
+    const rank: Record<RuleCategory, number> = {
+      hate: 0,
+      sexual: 0,
+      violence: 0,
+      self_harm: 0,
+      profanity: 0,
+      jailbreak: 0,
+    };
     for (const m of matches) {
       if (m.entry.kind !== 'rule' || isCovered(m.start, m.end)) continue;
       const rule = this.data.rules[m.entry.rule]!;
       if (rule.near !== undefined && !within(setCounts.get(rule.near), m.start, m.end, rule.window ?? 4)) continue;
       let level = severityRank(rule.severity);
       this.data.softeners.forEach((s, i) => {
-        if (s.categories.includes(rule.category) && within(softenerCounts.get(i), m.start, m.end, s.window)) level -= s.lower;
+        if (s.categories.includes(rule.category) && within(softenerCounts.get(i), m.start, m.end, s.window))
+          level -= s.lower;
       });
       rank[rule.category] = Math.max(rank[rule.category], level);
     }
-    const severities = Object.fromEntries(HARM_CATEGORIES.map((c) => [c, SEVERITIES[rank[c]]!])) as Record<HarmCategory, Severity>;
+    const severities = Object.fromEntries(HARM_CATEGORIES.map((c) => [c, SEVERITIES[rank[c]]!])) as Record<
+      HarmCategory,
+      Severity
+    >;
     return { severities, profanity: rank.profanity > 0, jailbreak: rank.jailbreak > 0 };
   }
 
@@ -139,7 +176,11 @@ export class Lexicon {
       let node: Node | undefined = this.root;
       for (let end = start; end < tokens.length && end - start < MAX_PHRASE; end++) {
         const word = tokens[end]!;
-        node = node.next.get(word) ?? stems(word).map((w) => node!.next.get(w)).find(Boolean);
+        node =
+          node.next.get(word) ??
+          stems(word)
+            .map((w) => node!.next.get(w))
+            .find(Boolean);
         if (!node) break;
         for (const entry of node.entries) found.push({ start, end: end + 1, entry });
       }
@@ -181,7 +222,8 @@ export function expandLexicon(source: LexiconData, limits: ExpansionLimits = DEF
   const resolveSet = (name: string, phrase: string): string[] => {
     const done = expanded.get(name);
     if (done) return done;
-    if (!setNames.includes(name)) throw new Error(`lexicon phrase ${JSON.stringify(phrase)} uses unknown set "${name}"`);
+    if (!setNames.includes(name))
+      throw new Error(`lexicon phrase ${JSON.stringify(phrase)} uses unknown set "${name}"`);
     if (resolving.includes(name)) {
       throw new Error(`lexicon sets form a cycle: ${[...resolving.slice(resolving.indexOf(name)), name].join(' → ')}`);
     }
@@ -200,7 +242,10 @@ export function expandLexicon(source: LexiconData, limits: ExpansionLimits = DEF
       if (isComment(entry)) continue;
       const template = parseTemplate(entry);
       const n = size(template, entry);
-      if (n > limits.perPhrase) throw new Error(`lexicon phrase ${JSON.stringify(entry)} expands to ${n} phrases (more than ${limits.perPhrase})`);
+      if (n > limits.perPhrase)
+        throw new Error(
+          `lexicon phrase ${JSON.stringify(entry)} expands to ${n} phrases (more than ${limits.perPhrase})`,
+        );
       for (const phrase of expand(template, entry)) out.add(phrase.replace(/\s+/gu, ' ').trim());
     }
     return [...out];
@@ -217,7 +262,11 @@ export function expandLexicon(source: LexiconData, limits: ExpansionLimits = DEF
     let out = [''];
     for (const item of template) {
       const options =
-        'text' in item ? [item.text] : 'set' in item ? resolveSet(item.set, phrase) : item.alternatives.flatMap((a) => expand(a, phrase));
+        'text' in item
+          ? [item.text]
+          : 'set' in item
+            ? resolveSet(item.set, phrase)
+            : item.alternatives.flatMap((a) => expand(a, phrase));
       out = out.flatMap((prefix) => options.map((option) => prefix + option));
     }
     return out;
@@ -229,12 +278,17 @@ export function expandLexicon(source: LexiconData, limits: ExpansionLimits = DEF
 
   const rules = source.rules.map(({ '//': _, terms, ...rule }) => {
     if (rule.near !== undefined && !(rule.near in sets)) {
-      throw new Error(`lexicon rule near "${rule.near}": ${isTemplateOnly(rule.near) ? 'a template-only set cannot be near' : 'no such set'}`);
+      throw new Error(
+        `lexicon rule near "${rule.near}": ${isTemplateOnly(rule.near) ? 'a template-only set cannot be near' : 'no such set'}`,
+      );
     }
     return { ...rule, terms: count(expandList(terms)) };
   });
   const exceptions = count(expandList(source.exceptions));
-  const softeners = source.softeners.map(({ '//': _, words, ...softener }) => ({ ...softener, words: count(expandList(words)) }));
+  const softeners = source.softeners.map(({ '//': _, words, ...softener }) => ({
+    ...softener,
+    words: count(expandList(words)),
+  }));
   return { sets, rules, exceptions, softeners };
 }
 

@@ -15,19 +15,79 @@
 
 /** Cyrillic and Greek letters that look like Latin ones (after lowercasing). */
 const CONFUSABLES: Record<string, string> = {
-  а: 'a', в: 'b', с: 'c', д: 'd', е: 'e', ё: 'e', һ: 'h', і: 'i', ї: 'i', ј: 'j', к: 'k', м: 'm',
-  н: 'h', о: 'o', р: 'p', ԛ: 'q', г: 'r', ѕ: 's', т: 't', у: 'y', ү: 'y', х: 'x', ш: 'w', ԝ: 'w',
-  ь: 'b', п: 'n', и: 'u', л: 'n',
-  α: 'a', β: 'b', ε: 'e', η: 'n', ι: 'i', κ: 'k', ν: 'v', ο: 'o', ρ: 'p', τ: 't', υ: 'u',
-  χ: 'x', γ: 'y', ω: 'w', μ: 'u', ς: 's', σ: 'o', ϲ: 'c', ϳ: 'j',
+  а: 'a',
+  в: 'b',
+  с: 'c',
+  д: 'd',
+  е: 'e',
+  ё: 'e',
+  һ: 'h',
+  і: 'i',
+  ї: 'i',
+  ј: 'j',
+  к: 'k',
+  м: 'm',
+  н: 'h',
+  о: 'o',
+  р: 'p',
+  ԛ: 'q',
+  г: 'r',
+  ѕ: 's',
+  т: 't',
+  у: 'y',
+  ү: 'y',
+  х: 'x',
+  ш: 'w',
+  ԝ: 'w',
+  ь: 'b',
+  п: 'n',
+  и: 'u',
+  л: 'n',
+  α: 'a',
+  β: 'b',
+  ε: 'e',
+  η: 'n',
+  ι: 'i',
+  κ: 'k',
+  ν: 'v',
+  ο: 'o',
+  ρ: 'p',
+  τ: 't',
+  υ: 'u',
+  χ: 'x',
+  γ: 'y',
+  ω: 'w',
+  μ: 'u',
+  ς: 's',
+  σ: 'o',
+  ϲ: 'c',
+  ϳ: 'j',
   // Latin letters with marks that NFKC keeps: the bare letter is what a reader sees.
-  ı: 'i', ł: 'l', ø: 'o', đ: 'd', ħ: 'h', ŀ: 'l',
+  ı: 'i',
+  ł: 'l',
+  ø: 'o',
+  đ: 'd',
+  ħ: 'h',
+  ŀ: 'l',
 };
 
 /** Digits and symbols read as letters, but only inside a word that has letters ("h4te", not "1024"). */
 const LEET: Record<string, string> = {
-  '0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '8': 'b', '9': 'g',
-  '@': 'a', $: 's', '!': 'i', '|': 'i', '+': 't', '€': 'e', '£': 'l',
+  '0': 'o',
+  '1': 'i',
+  '3': 'e',
+  '4': 'a',
+  '5': 's',
+  '7': 't',
+  '8': 'b',
+  '9': 'g',
+  '@': 'a',
+  $: 's',
+  '!': 'i',
+  '|': 'i',
+  '+': 't',
+  '€': 'e',
+  '£': 'l',
 };
 
 const LETTER = /\p{L}/u;
@@ -59,7 +119,8 @@ export function tokenize(prompt: string, isTerm: (word: string) => boolean = () 
     const code = ch.codePointAt(0)!;
     // Whitespace, control and format characters (zero-width joiners included) end a word, except
     // that zero-width characters inside a word are simply dropped.
-    if (code === 0x200b || code === 0x200c || code === 0x200d || code === 0x2060 || code === 0xfeff || code === 0xad) continue;
+    if (code === 0x200b || code === 0x200c || code === 0x200d || code === 0x2060 || code === 0xfeff || code === 0xad)
+      continue;
     if (/\s/u.test(ch) || code < 0x20 || (code >= 0x7f && code < 0xa0)) {
       flush();
       continue;
@@ -86,7 +147,9 @@ function readWord(raw: string, isTerm: (word: string) => boolean, budget = { gue
     const leet = hasLetter ? LEET[ch] : undefined;
     // A symbol counts as a letter only between letters or digits ("sh!t", "@ss"), not as a word's
     // trailing punctuation ("stop!").
-    const symbolOk = leet !== undefined && (/[0-9]/.test(ch) || isWordChar(chars[i + 1]) || (piece !== '' && isWordChar(chars[i + 1])));
+    const symbolOk =
+      leet !== undefined &&
+      (/[0-9]/.test(ch) || isWordChar(chars[i + 1]) || (piece !== '' && isWordChar(chars[i + 1])));
     if (leet !== undefined && symbolOk) piece += leet;
     else if (LETTER.test(ch) || /[0-9]/.test(ch)) piece += ch;
     // An asterisk after a letter and before a letter (or another asterisk) masks a letter: "f*ck".

@@ -1,9 +1,9 @@
 import { categoriesAt, type ContentFilterResults } from '../contract/annotations.ts';
 import type { RawImage } from '../contract/request.ts';
+import type { ClassifierFailurePolicy } from './classifier.ts';
 import type { ImageFilter, ImageFilterContext, ImageVerdict } from './image-filter.ts';
 import type { NsfwClassifier } from './nsfw/classifier.ts';
 import { sexualSeverity } from './nsfw/severity.ts';
-import type { ClassifierFailurePolicy } from './classifier.ts';
 import { blocksAt, type SafetyPolicy } from './policy.ts';
 
 export interface NsfwImageFilterOptions {
@@ -42,10 +42,16 @@ export class NsfwImageFilter implements ImageFilter {
             : `The contents are not filtered (${(error as Error).message}).`,
         },
       };
-      return { blocked: block, results, ...(block ? { reason: `${NsfwImageFilter.description} failed: ${(error as Error).message}` } : {}) };
+      return {
+        blocked: block,
+        results,
+        ...(block ? { reason: `${NsfwImageFilter.description} failed: ${(error as Error).message}` } : {}),
+      };
     }
     const filtered = blocksAt(this.options.policy.thresholds(context).sexual, severity);
     const results = { ...categoriesAt('safe'), sexual: { filtered, severity } };
-    return filtered ? { blocked: true, results, reason: `${NsfwImageFilter.description} rated it sexual: ${severity}` } : { blocked: false, results };
+    return filtered
+      ? { blocked: true, results, reason: `${NsfwImageFilter.description} rated it sexual: ${severity}` }
+      : { blocked: false, results };
   }
 }

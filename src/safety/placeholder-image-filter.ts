@@ -23,6 +23,9 @@ export class RealEnginesImageFilter implements ImageFilter {
 
   async check(image: RawImage, context: ImageFilterContext): Promise<ImageVerdict> {
     if (context.engine !== 'placeholder') return this.inner.check(image, context);
-    return { blocked: false, results: { ...categoriesAt('safe'), image_filter: { ran: false, reason: PLACEHOLDER_NOT_APPLICABLE } } };
+    return {
+      blocked: false,
+      results: { ...categoriesAt('safe'), image_filter: { ran: false, reason: PLACEHOLDER_NOT_APPLICABLE } },
+    };
   }
 }

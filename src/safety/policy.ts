@@ -1,4 +1,4 @@
-import { HARM_CATEGORIES, severityRank, type HarmCategory, type Severity } from '../contract/annotations.ts';
+import { HARM_CATEGORIES, type HarmCategory, type Severity, severityRank } from '../contract/annotations.ts';
 
 /** The lowest severity that blocks: Azure's default blocks medium and high. */
 export type Threshold = Exclude<Severity, 'safe'>;

@@ -1,7 +1,12 @@
-import { HARM_CATEGORIES, type FilterError, type PromptFilterResults, type Severity } from '../contract/annotations.ts';
+import { type FilterError, HARM_CATEGORIES, type PromptFilterResults, type Severity } from '../contract/annotations.ts';
 import { abortable } from '../runtime/abort.ts';
 import { Blocklists } from './blocklists.ts';
-import { higherSeverity, type ClassifierFailurePolicy, type ClassifierScores, type PromptClassifier } from './classifier.ts';
+import {
+  type ClassifierFailurePolicy,
+  type ClassifierScores,
+  higherSeverity,
+  type PromptClassifier,
+} from './classifier.ts';
 import { Lexicon } from './lexicon.ts';
 import { blocksAt, type SafetyPolicy } from './policy.ts';
 import type { PromptFilter, PromptFilterContext, PromptVerdict } from './prompt-filter.ts';
@@ -45,12 +50,17 @@ export class SafetyPromptFilter implements PromptFilter {
   async check(prompt: string, context: PromptFilterContext): Promise<PromptVerdict> {
     const { policy } = this.options;
     const named = policy.classifiers(context.deployment);
-    const bindings = named === undefined ? this.classifiers : this.classifiers.filter((b) => named.includes(b.classifier.id));
+    const bindings =
+      named === undefined ? this.classifiers : this.classifiers.filter((b) => named.includes(b.classifier.id));
     const outcomes = await Promise.all(bindings.map((b) => this.run(b, prompt, context.deployment)));
 
-    const scores = [this.lexicon.score(prompt) as ClassifierScores, ...outcomes.flatMap((o) => ('scores' in o ? [o.scores] : []))];
+    const scores = [
+      this.lexicon.score(prompt) as ClassifierScores,
+      ...outcomes.flatMap((o) => ('scores' in o ? [o.scores] : [])),
+    ];
     const failures = outcomes.flatMap((o) => ('failure' in o ? [o] : []));
-    const severityOf = (c: (typeof HARM_CATEGORIES)[number]): Severity => scores.reduce<Severity>((s, x) => higherSeverity(s, x.severities[c]), 'safe');
+    const severityOf = (c: (typeof HARM_CATEGORIES)[number]): Severity =>
+      scores.reduce<Severity>((s, x) => higherSeverity(s, x.severities[c]), 'safe');
     const thresholds = policy.thresholds(context);
     const jailbreak = scores.some((s) => s.jailbreak === true);
     const profanity = scores.some((s) => s.profanity === true);
@@ -78,7 +88,11 @@ export class SafetyPromptFilter implements PromptFilter {
     return { blocked, results };
   }
 
-  private async run(binding: ClassifierBinding, prompt: string, deployment: string): Promise<{ scores: ClassifierScores } | Failure> {
+  private async run(
+    binding: ClassifierBinding,
+    prompt: string,
+    deployment: string,
+  ): Promise<{ scores: ClassifierScores } | Failure> {
     const { classifier, timeoutMs } = binding;
     const controller = new AbortController();
     const { signal } = controller;
@@ -89,7 +103,10 @@ export class SafetyPromptFilter implements PromptFilter {
       return { scores: await abortable(classifier.classify(prompt, signal), signal) };
     } catch (error) {
       const message = signal.aborted ? (signal.reason as Error).message : (error as Error).message;
-      this.options.log?.warn({ classifier: classifier.id, deployment, policy: binding.onFailure, err: message }, 'prompt classifier failed');
+      this.options.log?.warn(
+        { classifier: classifier.id, deployment, policy: binding.onFailure, err: message },
+        'prompt classifier failed',
+      );
       return { failure: message, binding };
     } finally {
       clearTimeout(timer);
@@ -108,6 +125,8 @@ function filterError(failures: Failure[]): FilterError {
   const what = failures.map((f) => `classifier "${f.binding.classifier.id}" failed: ${f.failure}`).join('; ');
   return {
     code: 'content_filter_error',
-    message: blocked ? `The prompt could not be filtered and was refused (${what}).` : `The prompt was not fully filtered (${what}).`,
+    message: blocked
+      ? `The prompt could not be filtered and was refused (${what}).`
+      : `The prompt was not fully filtered (${what}).`,
   };
 }

@@ -1,6 +1,7 @@
-import Database from 'better-sqlite3';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+import Database from 'better-sqlite3';
 
 const LOCK_FILE = 'server.lock';
 /** Beside the lock: where the server that holds it listens, for the CLI. */
@@ -13,7 +14,9 @@ export class DataDirInUseError extends Error {
     /** Where the holder said it listens, when it recorded that. */
     readonly url: string | null,
   ) {
-    super(`The data directory ${dataDir} is in use by another easel server${url ? ` (it serves ${url})` : ''}. Stop it, or set EASEL_DATA_DIR.`);
+    super(
+      `The data directory ${dataDir} is in use by another easel server${url ? ` (it serves ${url})` : ''}. Stop it, or set EASEL_DATA_DIR.`,
+    );
     this.name = 'DataDirInUseError';
   }
 }
@@ -45,7 +48,8 @@ export class DataDirLock {
       return new DataDirLock(db, dataDir);
     } catch (error) {
       db.close();
-      if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new DataDirInUseError(dataDir, readServerUrl(dataDir));
+      if ((error as { code?: string }).code === 'SQLITE_BUSY')
+        throw new DataDirInUseError(dataDir, readServerUrl(dataDir));
       throw error;
     }
   }

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+
 import type { BlobStore } from './blob-store.ts';
 
 export class FsBlobStore implements BlobStore {

@@ -1,5 +1,5 @@
-import type { OutputFormat } from '../contract/request.ts';
 import { extensionOf } from '../codec/index.ts';
+import type { OutputFormat } from '../contract/request.ts';
 
 /**
  * The BlobStore key of an image's bytes. The sweeper finds orphaned bytes by reading the image id

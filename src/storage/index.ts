@@ -2,10 +2,10 @@
 // image bytes, URL signing, the expiry sweeper and the data directory's lock. Pixels and file
 // formats are codec/'s. Other folders import from here, not from the files behind it.
 export type { BlobStore } from './blob-store.ts';
+export { DataDirInUseError, DataDirLock } from './data-dir-lock.ts';
 export { FsBlobStore } from './fs-blob-store.ts';
 export { imageIdOfKey, imageKey } from './image-keys.ts';
-export { loadOrCreateSecret, SECRET_FILE_NAME, UrlSigner } from './signing.ts';
 export type { VerifyResult } from './signing.ts';
-export { DEFAULT_ORPHAN_GRACE_SECONDS, Sweeper } from './sweeper.ts';
+export { loadOrCreateSecret, SECRET_FILE_NAME, UrlSigner } from './signing.ts';
 export type { BlobAges, SweepCounts, SweeperLog, SweeperOptions } from './sweeper.ts';
-export { DataDirInUseError, DataDirLock } from './data-dir-lock.ts';
+export { DEFAULT_ORPHAN_GRACE_SECONDS, Sweeper } from './sweeper.ts';

@@ -4,14 +4,16 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+
+import { type Browser, chromium, type Page } from 'playwright-core';
+
 import { categoriesAt } from '../../src/contract/annotations.ts';
 import type { ImageRequest } from '../../src/contract/request.ts';
 import type { EngineOutput, EngineRunContext } from '../../src/engines/engine.ts';
 import { PlaceholderEngine } from '../../src/engines/placeholder/index.ts';
 import type { ImageFilter } from '../../src/safety/index.ts';
-import { TEST_KEY } from '../helpers/app.ts';
 import { startListening } from '../e2e/helpers.ts';
+import { TEST_KEY } from '../helpers/app.ts';
 
 /** The placeholder engine, keeping every request it ran: what reached the server from the page. */
 export class RecordingEngine extends PlaceholderEngine {
@@ -66,7 +68,14 @@ export function playgroundHarness(): Harness {
       executablePath: CHROMIUM,
       headless: true,
       // CI runs as root; the rest keeps Chromium off the (closed) network.
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   });
   after(async () => {

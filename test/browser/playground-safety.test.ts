@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+
 import type { Page } from 'playwright-core';
+
 import { categoriesAt } from '../../src/contract/annotations.ts';
 import { solidPng, TEST_KEY } from '../helpers/app.ts';
 import { ARTIFACTS, playgroundHarness, SKIP } from './harness.ts';
@@ -46,7 +48,11 @@ describe('playground page: refusals and security', { skip: SKIP }, () => {
     test('an edit whose result is withheld shows the same card', async () => {
       const page = await open();
       await page.click('#tab-edit');
-      await page.setInputFiles('#image-file', { name: 'blue.png', mimeType: 'image/png', buffer: await solidPng(64, 64) });
+      await page.setInputFiles('#image-file', {
+        name: 'blue.png',
+        mimeType: 'image/png',
+        buffer: await solidPng(64, 64),
+      });
       await page.locator('#mask-stage').waitFor();
       await filteredCard(page, 'gpt-image-1');
       await done(page);
@@ -62,7 +68,10 @@ describe('playground page: refusals and security', { skip: SKIP }, () => {
             error: {
               code: 'contentFilter',
               message: 'Generated image was filtered as a result of our safety system.',
-              inner_error: { code: 'ResponsibleAIPolicyViolation', content_filter_results: { ...categoriesAt('safe'), violence: { filtered: true, severity: 'medium' } } },
+              inner_error: {
+                code: 'ResponsibleAIPolicyViolation',
+                content_filter_results: { ...categoriesAt('safe'), violence: { filtered: true, severity: 'medium' } },
+              },
             },
           }),
         }),
@@ -84,7 +93,10 @@ describe('playground page: refusals and security', { skip: SKIP }, () => {
     await page.selectOption('#deployment', 'dall-e-2');
     await page.fill('#prompt', 'a forbiddenword kite');
     await page.click('#submit');
-    await page.waitForFunction(() => !document.getElementById('error')!.hidden && !(document.getElementById('submit') as HTMLButtonElement).disabled);
+    await page.waitForFunction(
+      () =>
+        !document.getElementById('error')!.hidden && !(document.getElementById('submit') as HTMLButtonElement).disabled,
+    );
     assert.equal(await page.locator('#error').getAttribute('data-code'), 'contentFilter');
     assert.match(await page.locator('#error').innerText(), /safety system/);
     assert.equal(await page.locator('#gallery .card').count(), 0);
@@ -98,13 +110,20 @@ describe('playground page: refusals and security', { skip: SKIP }, () => {
     await page.evaluate(() => {
       const seen: string[] = ((window as unknown as { statuses: string[] }).statuses = []);
       const status = document.getElementById('status')!;
-      new MutationObserver(() => seen.push(status.textContent ?? '')).observe(status, { childList: true, characterData: true, subtree: true });
+      new MutationObserver(() => seen.push(status.textContent ?? '')).observe(status, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
     });
     await page.fill('#prompt', 'a red kite');
     await page.click('#submit');
     await page.locator('#gallery .card[data-deployment=dall-e-2]').first().waitFor();
     const statuses = await page.evaluate(() => (window as unknown as { statuses: string[] }).statuses);
-    assert.ok(statuses.some((text) => /^(Queued|Running):/.test(text)), statuses.join(' | '));
+    assert.ok(
+      statuses.some((text) => /^(Queued|Running):/.test(text)),
+      statuses.join(' | '),
+    );
     assert.ok(!statuses.some((text) => /notRunning|Operation /.test(text)), statuses.join(' | '));
     await done(page);
   });
@@ -129,7 +148,11 @@ describe('playground page: refusals and security', { skip: SKIP }, () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTIFACTS}/playground-edit-empty.png`, fullPage: true });
     // With an image, the controls show.
-    await page.setInputFiles('#image-file', { name: 'blue.png', mimeType: 'image/png', buffer: await solidPng(64, 48) });
+    await page.setInputFiles('#image-file', {
+      name: 'blue.png',
+      mimeType: 'image/png',
+      buffer: await solidPng(64, 48),
+    });
     await page.locator('#mask-tools').waitFor();
     assert.equal(await page.locator('#mask-tools').evaluate((el) => getComputedStyle(el).display), 'flex');
     await done(page);
@@ -141,7 +164,16 @@ describe('playground page: refusals and security', { skip: SKIP }, () => {
     const response = (await page.goto(`${pg.base}/`))!;
     const headers = response.headers();
     const csp = headers['content-security-policy'] ?? '';
-    for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "object-src 'none'"]) {
+    for (const directive of [
+      "default-src 'none'",
+      "script-src 'self'",
+      "style-src 'self'",
+      "img-src 'self' data: blob:",
+      "connect-src 'self'",
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+      "object-src 'none'",
+    ]) {
       assert.ok(csp.split('; ').includes(directive), `CSP lacks ${directive}: ${csp}`);
     }
     assert.equal(headers['x-content-type-options'], 'nosniff');

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { describe, test } from 'node:test';
+
 import { solidPng, TEST_KEY } from '../helpers/app.ts';
 import { ARTIFACTS, playgroundHarness, SKIP } from './harness.ts';
 
@@ -17,7 +18,11 @@ describe('playground page', { skip: SKIP }, () => {
     const config = await (await fetch(`${pg.base}/playground/config.json`)).json();
     assert.deepEqual(
       config.deployments.map((d: { name: string; family: string; status: string }) => [d.name, d.family, d.status]),
-      [['dall-e-2', 'dall-e-2', 'ready'], ['dall-e-3', 'dall-e-3', 'ready'], ['gpt-image-1', 'gpt-image-1', 'ready']],
+      [
+        ['dall-e-2', 'dall-e-2', 'ready'],
+        ['dall-e-3', 'dall-e-3', 'ready'],
+        ['gpt-image-1', 'gpt-image-1', 'ready'],
+      ],
     );
     assert.deepEqual(config.families['dall-e-3'].generation.size.values, ['1024x1024', '1792x1024', '1024x1792']);
     assert.equal((await fetch(`${pg.base}/playground/..%2Fhandlers%2Fplayground.ts`)).status, 404);
@@ -26,7 +31,9 @@ describe('playground page', { skip: SKIP }, () => {
   test('dall-e-3: the size select offers the family sizes, and a generation shows the image and revised prompt', async () => {
     const page = await open();
     await page.selectOption('#deployment', 'dall-e-3');
-    const sizes = await page.$$eval('#param-size option', (options) => options.map((o) => (o as HTMLOptionElement).value));
+    const sizes = await page.$$eval('#param-size option', (options) =>
+      options.map((o) => (o as HTMLOptionElement).value),
+    );
     assert.deepEqual(sizes, ['1024x1024', '1792x1024', '1024x1792']);
     assert.equal(await page.inputValue('#param-style'), 'vivid');
     await page.fill('#prompt', 'a lighthouse at dawn');
@@ -37,7 +44,12 @@ describe('playground page', { skip: SKIP }, () => {
     assert.match(await card.locator('.filters').first().innerText(), /hate: safe/);
     const src = await card.locator('img').getAttribute('src');
     assert.match(src ?? '', /\/files\/images\//);
-    assert.equal(await card.locator('img').evaluate((img) => (img as HTMLImageElement).decode().then(() => (img as HTMLImageElement).naturalWidth)), 1024);
+    assert.equal(
+      await card
+        .locator('img')
+        .evaluate((img) => (img as HTMLImageElement).decode().then(() => (img as HTMLImageElement).naturalWidth)),
+      1024,
+    );
     assert.equal(await card.locator('a[download]').getAttribute('href'), src);
     await done(page);
   });
@@ -58,14 +70,20 @@ describe('playground page', { skip: SKIP }, () => {
     const request = page.waitForRequest((r) => r.url().includes('/deployments/gpt-image-1/images/generations'));
     await page.fill('#prompt', 'a fox in the snow');
     await page.click('#submit');
-    assert.deepEqual(JSON.parse((await request).postData() ?? '{}'), { prompt: 'a fox in the snow', size: '1024x1024', quality: 'low', stream: true, partial_images: 2 });
+    assert.deepEqual(JSON.parse((await request).postData() ?? '{}'), {
+      prompt: 'a fox in the snow',
+      size: '1024x1024',
+      quality: 'low',
+      stream: true,
+      partial_images: 2,
+    });
     const card = page.locator('#gallery .card[data-deployment=gpt-image-1]').first();
     await card.waitFor();
     assert.equal(await card.getAttribute('data-partials'), '2');
     const seen = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
     assert.equal(seen[0], 'partial');
     assert.ok(seen.indexOf('final') > seen.indexOf('partial'), seen.join(','));
-    assert.match(await card.locator('img').getAttribute('src') ?? '', /^blob:/);
+    assert.match((await card.locator('img').getAttribute('src')) ?? '', /^blob:/);
     await done(page);
   });
 
@@ -73,7 +91,11 @@ describe('playground page', { skip: SKIP }, () => {
     const page = await open();
     await page.click('#tab-edit');
     await page.selectOption('#deployment', 'gpt-image-1');
-    await page.setInputFiles('#image-file', { name: 'blue.png', mimeType: 'image/png', buffer: await solidPng(256, 192) });
+    await page.setInputFiles('#image-file', {
+      name: 'blue.png',
+      mimeType: 'image/png',
+      buffer: await solidPng(256, 192),
+    });
     const canvas = page.locator('#mask-canvas');
     await canvas.waitFor();
     const box = (await canvas.boundingBox())!;
@@ -93,7 +115,13 @@ describe('playground page', { skip: SKIP }, () => {
     for (let i = 3; i < edit.mask.data.length; i += 4) if (edit.mask.data[i] === 0) transparent++;
     assert.ok(transparent > 500, `only ${transparent} transparent pixels`);
     assert.ok(transparent < (256 * 192) / 2, `${transparent} transparent pixels: more than the stroke`);
-    const size = await card.locator('img').evaluate((img) => (img as HTMLImageElement).decode().then(() => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight]));
+    const size = await card
+      .locator('img')
+      .evaluate((img) =>
+        (img as HTMLImageElement)
+          .decode()
+          .then(() => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight]),
+      );
     assert.deepEqual(size, [256, 192]);
     await done(page);
   });
@@ -102,7 +130,9 @@ describe('playground page', { skip: SKIP }, () => {
     const page = await open();
     await page.selectOption('#deployment', 'dall-e-2');
     await page.selectOption('#param-size', '256x256');
-    const submit = page.waitForRequest((r) => r.url().includes('/openai/images/generations:submit?api-version=2023-06-01-preview'));
+    const submit = page.waitForRequest((r) =>
+      r.url().includes('/openai/images/generations:submit?api-version=2023-06-01-preview'),
+    );
     const poll = page.waitForRequest((r) => r.url().includes('/openai/operations/images/'));
     await page.fill('#prompt', 'a red bicycle');
     await page.click('#submit');
@@ -137,7 +167,10 @@ describe('playground page', { skip: SKIP }, () => {
     await page.selectOption('#deployment', 'dall-e-3');
     await page.fill('#prompt', 'a lighthouse at dawn');
     await page.click('#submit');
-    await page.locator('#gallery .card img').first().evaluate((img) => (img as HTMLImageElement).decode());
+    await page
+      .locator('#gallery .card img')
+      .first()
+      .evaluate((img) => (img as HTMLImageElement).decode());
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `page is ${width} px wide`);
     await page.click('#tab-edit');
@@ -151,13 +184,22 @@ describe('playground page', { skip: SKIP }, () => {
 
   test('a key typed but not saved is used by Generate, and kept for the next visit', async () => {
     const page = await open({ save: false });
-    assert.equal(await page.inputValue('#deployment'), 'dall-e-3', 'the default deployment is dall-e-3, not the preview-only dall-e-2');
+    assert.equal(
+      await page.inputValue('#deployment'),
+      'dall-e-3',
+      'the default deployment is dall-e-3, not the preview-only dall-e-2',
+    );
     await page.fill('#prompt', 'a lighthouse at dawn');
     await page.click('#submit');
     const card = page.locator('#gallery .card[data-deployment=dall-e-3]').first();
     await card.waitFor();
     assert.equal(await page.locator('#error').isVisible(), false);
-    assert.equal(await card.locator('img').evaluate((img) => (img as HTMLImageElement).decode().then(() => (img as HTMLImageElement).naturalWidth)), 1024);
+    assert.equal(
+      await card
+        .locator('img')
+        .evaluate((img) => (img as HTMLImageElement).decode().then(() => (img as HTMLImageElement).naturalWidth)),
+      1024,
+    );
     assert.equal(await page.evaluate(() => localStorage.getItem('easel.apiKey')), TEST_KEY);
     assert.equal(await page.locator('#key-state').innerText(), 'saved in this browser');
     await page.reload();

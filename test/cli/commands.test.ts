@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+
 import { runCli } from './run-cli.ts';
 
 describe('the easel command line', () => {
@@ -7,7 +8,8 @@ describe('the easel command line', () => {
     const help = await runCli(['--help']);
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /^Usage: easel \[options\] \[command\]/);
-    for (const command of ['serve', 'pull', 'models', 'help']) assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'));
+    for (const command of ['serve', 'pull', 'models', 'help'])
+      assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'));
     assert.equal(help.stderr, '');
     assert.deepEqual(await runCli(['help']), help);
     assert.deepEqual(await runCli([]), help);
@@ -18,7 +20,16 @@ describe('the easel command line', () => {
     const b = await runCli(['pull', '--help']);
     assert.equal(a.code, 0);
     assert.deepEqual(a, b);
-    for (const text of ['Usage: easel pull [options] [repo-or-alias]', '--revision <revision>', '--name <name>', '--force', '--quiet', '--list-aliases', 'HF_ENDPOINT', 'HF_TOKEN']) {
+    for (const text of [
+      'Usage: easel pull [options] [repo-or-alias]',
+      '--revision <revision>',
+      '--name <name>',
+      '--force',
+      '--quiet',
+      '--list-aliases',
+      'HF_ENDPOINT',
+      'HF_TOKEN',
+    ]) {
       assert.ok(a.stdout.includes(text), text);
     }
   });

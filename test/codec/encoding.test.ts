@@ -1,10 +1,19 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import sharp from 'sharp';
-import type { RawImage } from '../../src/contract/request.ts';
+
+import {
+  contentTypeOf,
+  decodeUpload,
+  encodeImage,
+  extensionOf,
+  resizeTo,
+  sniffImageFormat,
+} from '../../src/codec/index.ts';
 import { ApiError } from '../../src/contract/errors.ts';
+import type { RawImage } from '../../src/contract/request.ts';
 import { MAX_OUTPUT_SIDE } from '../../src/contract/validate.ts';
-import { contentTypeOf, decodeUpload, encodeImage, extensionOf, resizeTo, sniffImageFormat } from '../../src/codec/index.ts';
 
 /** An RGBA image: left half opaque red, right half fully transparent. */
 function halfTransparent(width = 8, height = 4): RawImage {
@@ -26,8 +35,9 @@ function noise(width: number, height: number): RawImage {
   return { width, height, channels: 3, data };
 }
 
-const pixel = (img: RawImage, x: number, y: number) =>
-  [...img.data.subarray((y * img.width + x) * img.channels, (y * img.width + x + 1) * img.channels)];
+const pixel = (img: RawImage, x: number, y: number) => [
+  ...img.data.subarray((y * img.width + x) * img.channels, (y * img.width + x + 1) * img.channels),
+];
 
 function assertInvalidImage(param: string) {
   return (error: unknown) => {
@@ -105,7 +115,9 @@ test('sniffing reads magic bytes only', () => {
 });
 
 test('an RGB PNG decodes to RGBA and reports no alpha', async () => {
-  const bytes = await sharp({ create: { width: 3, height: 2, channels: 3, background: '#102030' } }).png().toBuffer();
+  const bytes = await sharp({ create: { width: 3, height: 2, channels: 3, background: '#102030' } })
+    .png()
+    .toBuffer();
   const decoded = await decodeUpload(bytes, opts);
   assert.equal(decoded.hasAlpha, false);
   assert.deepEqual([decoded.image.width, decoded.image.height, decoded.image.channels], [3, 2, 4]);
@@ -113,7 +125,9 @@ test('an RGB PNG decodes to RGBA and reports no alpha', async () => {
 });
 
 test('a greyscale PNG decodes to four channels', async () => {
-  const bytes = await sharp(Buffer.alloc(4, 200), { raw: { width: 2, height: 2, channels: 1 } }).png().toBuffer();
+  const bytes = await sharp(Buffer.alloc(4, 200), { raw: { width: 2, height: 2, channels: 1 } })
+    .png()
+    .toBuffer();
   const decoded = await decodeUpload(bytes, opts);
   assert.equal(decoded.image.channels, 4);
   assert.equal(decoded.image.data.length, 16);
@@ -121,7 +135,10 @@ test('a greyscale PNG decodes to four channels', async () => {
 });
 
 test('text bytes are rejected as invalid_image naming the field', async () => {
-  await assert.rejects(decodeUpload(Buffer.from('hello, not an image'), { ...opts, param: 'mask' }), assertInvalidImage('mask'));
+  await assert.rejects(
+    decodeUpload(Buffer.from('hello, not an image'), { ...opts, param: 'mask' }),
+    assertInvalidImage('mask'),
+  );
 });
 
 test('a PNG header followed by garbage is rejected as invalid_image', async () => {
@@ -135,7 +152,9 @@ test('a truncated PNG is rejected as invalid_image', async () => {
 });
 
 test('a GIF is rejected as invalid_image', async () => {
-  const gif = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#fff' } }).gif().toBuffer();
+  const gif = await sharp({ create: { width: 2, height: 2, channels: 3, background: '#fff' } })
+    .gif()
+    .toBuffer();
   await assert.rejects(decodeUpload(gif, { ...opts, param: 'image[]' }), assertInvalidImage('image[]'));
 });
 

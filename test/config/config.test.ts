@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 import { resolveApiKeys, saveGeneratedKey } from '../../src/config/keys.ts';
 
@@ -44,7 +45,15 @@ test('a config file names deployments; aliases of model names are accepted', () 
   const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
   try {
     const file = join(dir, 'easel.json');
-    writeFileSync(file, JSON.stringify({ deployments: [{ name: 'my-dalle3', model: 'dalle3' }, { name: 'img', model: 'gpt-image-1-mini' }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        deployments: [
+          { name: 'my-dalle3', model: 'dalle3' },
+          { name: 'img', model: 'gpt-image-1-mini' },
+        ],
+      }),
+    );
     const config = loadConfig({ EASEL_CONFIG: file });
     assert.deepEqual(
       config.deployments.map((d) => [d.name, d.model]),
@@ -68,7 +77,10 @@ test('invalid settings stop start-up with a message naming the setting', () => {
     [{ EASEL_QUEUE_CONCURRENCY: '0' }, /EASEL_QUEUE_CONCURRENCY/],
   ];
   for (const [env, setting] of cases) {
-    assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && setting.test(e.message));
+    assert.throws(
+      () => loadConfig(env),
+      (e: unknown) => e instanceof ConfigError && setting.test(e.message),
+    );
   }
 });
 
@@ -78,7 +90,15 @@ test('a config file with an unknown model or a repeated name is refused, naming 
     const file = join(dir, 'easel.json');
     writeFileSync(file, JSON.stringify({ deployments: [{ name: 'a', model: 'midjourney' }] }));
     assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[0\]\.model/);
-    writeFileSync(file, JSON.stringify({ deployments: [{ name: 'a', model: 'dall-e-3' }, { name: 'a', model: 'dall-e-2' }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        deployments: [
+          { name: 'a', model: 'dall-e-3' },
+          { name: 'a', model: 'dall-e-2' },
+        ],
+      }),
+    );
     assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[1\]\.name/);
     writeFileSync(file, '{ not json');
     assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /EASEL_CONFIG/);
@@ -113,23 +133,51 @@ test('diffusion deployments: folders resolve under models.dir, settings are chec
   try {
     const file = join(dir, 'easel.json');
     const deployments = [
-      { name: 'turbo', model: 'dall-e-3', engine: 'diffusion', diffusion: { folder: 'sd-turbo', steps: 4, guidanceScale: 0, scheduler: 'euler-ancestral' } },
-      { name: 'abs', model: 'gpt-image-1', engine: 'diffusion', diffusion: { folder: '/opt/models/sd15', resolution: 512 } },
+      {
+        name: 'turbo',
+        model: 'dall-e-3',
+        engine: 'diffusion',
+        diffusion: { folder: 'sd-turbo', steps: 4, guidanceScale: 0, scheduler: 'euler-ancestral' },
+      },
+      {
+        name: 'abs',
+        model: 'gpt-image-1',
+        engine: 'diffusion',
+        diffusion: { folder: '/opt/models/sd15', resolution: 512 },
+      },
       { name: 'card', model: 'dall-e-2' },
     ];
     writeFileSync(file, JSON.stringify({ deployments }));
     const config = loadConfig({ EASEL_CONFIG: file, EASEL_DATA_DIR: dir });
     assert.equal(config.models.dir, join(dir, 'models'));
     assert.deepEqual(config.deployments[0], {
-      name: 'turbo', model: 'dall-e-3', engine: 'diffusion',
+      name: 'turbo',
+      model: 'dall-e-3',
+      engine: 'diffusion',
       diffusion: { folder: join(dir, 'models', 'sd-turbo'), steps: 4, guidanceScale: 0, scheduler: 'euler-ancestral' },
     });
-    assert.deepEqual(config.deployments[1], { name: 'abs', model: 'gpt-image-1', engine: 'diffusion', diffusion: { folder: '/opt/models/sd15', resolution: 512 } });
+    assert.deepEqual(config.deployments[1], {
+      name: 'abs',
+      model: 'gpt-image-1',
+      engine: 'diffusion',
+      diffusion: { folder: '/opt/models/sd15', resolution: 512 },
+    });
     assert.equal(config.deployments[2]!.engine, 'placeholder');
 
-    const bound = loadConfig({ EASEL_CONFIG: file, EASEL_DATA_DIR: dir, EASEL_MODEL: 'lcm', EASEL_MODELS_DIR: '/srv/models' });
-    assert.deepEqual(bound.deployments.map((d) => (d.engine === 'diffusion' ? d.diffusion.folder : d.engine)), ['/srv/models/sd-turbo', '/opt/models/sd15', '/srv/models/lcm']);
-    assert.deepEqual(loadConfig({ EASEL_MODEL: '/m/x' }).deployments.map((d) => d.engine), ['diffusion', 'diffusion', 'diffusion']);
+    const bound = loadConfig({
+      EASEL_CONFIG: file,
+      EASEL_DATA_DIR: dir,
+      EASEL_MODEL: 'lcm',
+      EASEL_MODELS_DIR: '/srv/models',
+    });
+    assert.deepEqual(
+      bound.deployments.map((d) => (d.engine === 'diffusion' ? d.diffusion.folder : d.engine)),
+      ['/srv/models/sd-turbo', '/opt/models/sd15', '/srv/models/lcm'],
+    );
+    assert.deepEqual(
+      loadConfig({ EASEL_MODEL: '/m/x' }).deployments.map((d) => d.engine),
+      ['diffusion', 'diffusion', 'diffusion'],
+    );
 
     const bad: [unknown, RegExp][] = [
       [{ folder: '' }, /deployments\[0\]\.diffusion\.folder/],
@@ -141,7 +189,10 @@ test('diffusion deployments: folders resolve under models.dir, settings are chec
       [undefined, /deployments\[0\]\.diffusion must be an object/],
     ];
     for (const [diffusion, message] of bad) {
-      writeFileSync(file, JSON.stringify({ deployments: [{ name: 'a', model: 'dall-e-3', engine: 'diffusion', diffusion }] }));
+      writeFileSync(
+        file,
+        JSON.stringify({ deployments: [{ name: 'a', model: 'dall-e-3', engine: 'diffusion', diffusion }] }),
+      );
       assert.throws(() => loadConfig({ EASEL_CONFIG: file }), message);
     }
     writeFileSync(file, JSON.stringify({ deployments: [{ name: 'a', model: 'dall-e-3', engine: 'comfy' }] }));
@@ -155,7 +206,12 @@ test('diffusion deployments: folders resolve under models.dir, settings are chec
 
 test('diffusion.autoencoder is "full" or "tiny"; EASEL_AUTOENCODER sets it where a deployment does not', () => {
   const deployments = [
-    { name: 'a', model: 'dall-e-3' as const, engine: 'diffusion' as const, diffusion: { folder: '/m/a', autoencoder: 'tiny' as const } },
+    {
+      name: 'a',
+      model: 'dall-e-3' as const,
+      engine: 'diffusion' as const,
+      diffusion: { folder: '/m/a', autoencoder: 'tiny' as const },
+    },
     { name: 'b', model: 'dall-e-3' as const, engine: 'diffusion' as const, diffusion: { folder: '/m/b' } },
     { name: 'c', model: 'dall-e-2' as const, engine: 'placeholder' as const },
   ];
@@ -164,27 +220,55 @@ test('diffusion.autoencoder is "full" or "tiny"; EASEL_AUTOENCODER sets it where
     const file = join(dir, 'easel.json');
     writeFileSync(file, JSON.stringify({ deployments }));
     const autoencoders = (env: Record<string, string>) =>
-      loadConfig({ EASEL_CONFIG: file, ...env }).deployments.map((d) => (d.engine === 'diffusion' ? (d.diffusion.autoencoder ?? 'default') : d.engine));
+      loadConfig({ EASEL_CONFIG: file, ...env }).deployments.map((d) =>
+        d.engine === 'diffusion' ? (d.diffusion.autoencoder ?? 'default') : d.engine,
+      );
     assert.deepEqual(autoencoders({}), ['tiny', 'default', 'placeholder']);
     assert.deepEqual(autoencoders({ EASEL_AUTOENCODER: 'full' }), ['tiny', 'full', 'placeholder']);
   } finally {
     rmSync(dir, { recursive: true });
   }
   const quick = loadConfig({ EASEL_MODEL: '/m/turbo', EASEL_AUTOENCODER: 'tiny' }).deployments;
-  assert.ok(quick.every((d) => d.engine === 'diffusion' && d.diffusion.autoencoder === 'tiny'), 'EASEL_MODEL deployments too');
-  assert.throws(() => loadConfig({ EASEL_AUTOENCODER: 'taesd' }), (e: unknown) => e instanceof ConfigError && /EASEL_AUTOENCODER must be one of full, tiny/.test(e.message));
+  assert.ok(
+    quick.every((d) => d.engine === 'diffusion' && d.diffusion.autoencoder === 'tiny'),
+    'EASEL_MODEL deployments too',
+  );
+  assert.throws(
+    () => loadConfig({ EASEL_AUTOENCODER: 'taesd' }),
+    (e: unknown) => e instanceof ConfigError && /EASEL_AUTOENCODER must be one of full, tiny/.test(e.message),
+  );
   for (const autoencoder of ['taesd', '', 1, null]) {
-    const bad = [{ name: 'a', model: 'dall-e-3' as const, engine: 'diffusion' as const, diffusion: { folder: '/m/a', autoencoder: autoencoder as never } }];
-    assert.throws(() => loadConfig({}, { deployments: bad }), (e: unknown) => e instanceof ConfigError && /deployments\[0\]\.diffusion\.autoencoder must be one of full, tiny/.test(e.message));
+    const bad = [
+      {
+        name: 'a',
+        model: 'dall-e-3' as const,
+        engine: 'diffusion' as const,
+        diffusion: { folder: '/m/a', autoencoder: autoencoder as never },
+      },
+    ];
+    assert.throws(
+      () => loadConfig({}, { deployments: bad }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        /deployments\[0\]\.diffusion\.autoencoder must be one of full, tiny/.test(e.message),
+    );
   }
 });
 
 test('safety.threshold defaults to medium; EASEL_SAFETY_THRESHOLD and per-deployment values are checked', () => {
   assert.equal(loadConfig({}).safety.threshold, 'medium');
   assert.equal(loadConfig({ EASEL_SAFETY_THRESHOLD: 'high' }).safety.threshold, 'high');
-  assert.throws(() => loadConfig({ EASEL_SAFETY_THRESHOLD: 'severe' }), (e: unknown) => e instanceof ConfigError && /safety\.threshold/.test(e.message));
-  const deployments = [{ name: 'd3', model: 'dall-e-3' as const, engine: 'placeholder' as const, safety: { threshold: 'none' as never } }];
-  assert.throws(() => loadConfig({}, { deployments }), (e: unknown) => e instanceof ConfigError && /deployments\[0\]\.safety\.threshold/.test(e.message));
+  assert.throws(
+    () => loadConfig({ EASEL_SAFETY_THRESHOLD: 'severe' }),
+    (e: unknown) => e instanceof ConfigError && /safety\.threshold/.test(e.message),
+  );
+  const deployments = [
+    { name: 'd3', model: 'dall-e-3' as const, engine: 'placeholder' as const, safety: { threshold: 'none' as never } },
+  ];
+  assert.throws(
+    () => loadConfig({}, { deployments }),
+    (e: unknown) => e instanceof ConfigError && /deployments\[0\]\.safety\.threshold/.test(e.message),
+  );
 });
 
 test('the decoded-pixel limits of edits: EASEL_MAX_EDIT_PIXELS, EASEL_MAX_PIXELS_IN_FLIGHT, and no in-flight budget below one edit', () => {
@@ -193,7 +277,10 @@ test('the decoded-pixel limits of edits: EASEL_MAX_EDIT_PIXELS, EASEL_MAX_PIXELS
   assert.equal(defaults.maxPixelsInFlight, 8 * 4096 * 4096);
   const set = loadConfig({ EASEL_MAX_EDIT_PIXELS: '1000000', EASEL_MAX_PIXELS_IN_FLIGHT: '3000000' }).limits;
   assert.deepEqual([set.maxEditPixels, set.maxPixelsInFlight], [1_000_000, 3_000_000]);
-  assert.throws(() => loadConfig({ EASEL_MAX_EDIT_PIXELS: 'lots' }), (e: unknown) => e instanceof ConfigError && /EASEL_MAX_EDIT_PIXELS/.test(e.message));
+  assert.throws(
+    () => loadConfig({ EASEL_MAX_EDIT_PIXELS: 'lots' }),
+    (e: unknown) => e instanceof ConfigError && /EASEL_MAX_EDIT_PIXELS/.test(e.message),
+  );
   assert.throws(
     () => loadConfig({ EASEL_MAX_EDIT_PIXELS: '2000', EASEL_MAX_PIXELS_IN_FLIGHT: '1000' }),
     (e: unknown) => e instanceof ConfigError && /maxPixelsInFlight/.test(e.message),

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+
 import { ConfigFileSchema, ENV_ONLY, ENV_SETTINGS } from '../../src/config/schema.ts';
 
 interface Node {
@@ -15,7 +16,13 @@ interface Node {
 
 /** Dotted paths of every key (`deployments[].diffusion.steps`); a union with a plain alternative (a threshold word or an object) counts as one key. */
 function keyPaths(node: Node, path = ''): string[] {
-  const objects = node.anyOf ? (node.anyOf.every((b) => b.type === 'object') ? node.anyOf : []) : node.type === 'object' ? [node] : [];
+  const objects = node.anyOf
+    ? node.anyOf.every((b) => b.type === 'object')
+      ? node.anyOf
+      : []
+    : node.type === 'object'
+      ? [node]
+      : [];
   if (node.type === 'array' && node.items?.type === 'object') return keyPaths(node.items, `${path}[]`);
   if (node.type === 'array' && node.items?.anyOf) return keyPaths(node.items, `${path}[]`);
   const keys = new Set<string>();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+
 import { compareVersions, isSupportedVersion, versionHasRoute } from '../../src/contract/api-versions.ts';
 
 test('versions order by date, a preview before the GA of the same day', () => {

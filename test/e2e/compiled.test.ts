@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+
 import { COMPILED_SERVE, download, PNG_MAGIC, serverScope } from './helpers.ts';
 
 const { newDataDir, start } = serverScope('easel-compiled-');

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+
 import { decode, halfMask, solidPng, TEST_KEY, type TestApp } from '../helpers/app.ts';
 import { download, PNG_MAGIC, startListening, UUID_RE } from './helpers.ts';
 
@@ -30,7 +31,10 @@ interface Operation {
 }
 
 /** Poll an operation-location until the operation ends, sleeping `retry-after` seconds (default 1) between polls. */
-async function pollUntilDone(location: string, deadlineMs = 20_000): Promise<{ operation: Operation; polls: number; sawRetryAfter: boolean }> {
+async function pollUntilDone(
+  location: string,
+  deadlineMs = 20_000,
+): Promise<{ operation: Operation; polls: number; sawRetryAfter: boolean }> {
   const deadline = Date.now() + deadlineMs;
   let polls = 0;
   let sawRetryAfter = false;
@@ -52,7 +56,11 @@ describe('DALL-E 2 asynchronous flow, exactly as the Azure how-to shows it', () 
     const submitted = await fetch(`${base}/openai/images/generations:submit?api-version=${OPS_VERSION}`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'api-key': TEST_KEY },
-      body: JSON.stringify({ prompt: 'a multi-colored umbrella on the beach, disposable camera', size: '512x512', n: 3 }),
+      body: JSON.stringify({
+        prompt: 'a multi-colored umbrella on the beach, disposable camera',
+        size: '512x512',
+        n: 3,
+      }),
     });
     assert.equal(submitted.status, 202);
     const accepted = (await submitted.json()) as { id: string; status: string };
@@ -135,11 +143,20 @@ describe('multipart edits with fetch FormData', () => {
   });
 
   it('generate with gpt-image-1, then edit what came back', async () => {
-    const generated = await fetch(`${base}/openai/deployments/gpt-image-1/images/generations?api-version=2025-04-01-preview`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'api-key': TEST_KEY },
-      body: JSON.stringify({ prompt: 'girl falling asleep', n: 1, size: '1024x1024', quality: 'medium', output_format: 'png' }),
-    });
+    const generated = await fetch(
+      `${base}/openai/deployments/gpt-image-1/images/generations?api-version=2025-04-01-preview`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'api-key': TEST_KEY },
+        body: JSON.stringify({
+          prompt: 'girl falling asleep',
+          n: 1,
+          size: '1024x1024',
+          quality: 'medium',
+          output_format: 'png',
+        }),
+      },
+    );
     assert.equal(generated.status, 200);
     const png = Buffer.from(((await generated.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json, 'base64');
 
@@ -151,23 +168,36 @@ describe('multipart edits with fetch FormData', () => {
     form.append('mask', pngBlob(await halfMask(1024, 1024)), 'mask.png');
     const edited = await fetch(base + EDIT_URL, { method: 'POST', headers: { 'api-key': TEST_KEY }, body: form });
     assert.equal(edited.status, 200, await edited.clone().text());
-    const output = await decode(Buffer.from(((await edited.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json, 'base64'));
+    const output = await decode(
+      Buffer.from(((await edited.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json, 'base64'),
+    );
     const input = await decode(png);
     assert.deepEqual([output.width, output.height], [1024, 1024]);
     const row = 500 * 1024 * 4;
-    assert.deepEqual(output.data.subarray(row + 600 * 4, row + 1024 * 4), input.data.subarray(row + 600 * 4, row + 1024 * 4));
+    assert.deepEqual(
+      output.data.subarray(row + 600 * 4, row + 1024 * 4),
+      input.data.subarray(row + 600 * 4, row + 1024 * 4),
+    );
     assert.notDeepEqual(output.data, input.data, 'the masked half was edited');
   });
 });
 
 /** A request through node:http, which sends header names exactly as written (fetch lowercases them). */
-function rawPost(url: string, headers: Record<string, string>, body: string): Promise<{ status: number; body: string }> {
+function rawPost(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST', headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = httpRequest(
+      url,
+      { method: 'POST', headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -182,13 +212,21 @@ describe('header spellings that scripts use', () => {
       const raw = await rawPost(generations(), { [name]: TEST_KEY, 'Content-Type': 'application/json' }, body);
       assert.equal(raw.status, 200, raw.body);
       assert.ok((JSON.parse(raw.body) as { data: { url: string }[] }).data[0]!.url);
-      const viaFetch = await fetch(generations(), { method: 'POST', headers: { [name]: TEST_KEY, 'Content-Type': 'application/json' }, body });
+      const viaFetch = await fetch(generations(), {
+        method: 'POST',
+        headers: { [name]: TEST_KEY, 'Content-Type': 'application/json' },
+        body,
+      });
       assert.equal(viaFetch.status, 200);
     });
   }
 
   it('no key at all → 401 with code "401" and Azure request ids', async () => {
-    const response = await fetch(generations(), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+    const response = await fetch(generations(), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body,
+    });
     assert.equal(response.status, 401);
     assert.equal(((await response.json()) as { error: { code: string } }).error.code, '401');
     assert.match(response.headers.get('apim-request-id') ?? '', UUID_RE);

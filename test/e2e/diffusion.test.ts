@@ -6,7 +6,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+
 import { AzureOpenAI, InternalServerError, toFile } from 'openai';
+
 import type { DeploymentConfig } from '../../src/config/index.ts';
 import { GraphBuilder } from '../../tools/model-builder/onnx.ts';
 import { writeTinyModel } from '../../tools/model-builder/tiny-sd.ts';
@@ -33,7 +35,10 @@ async function breakUnet(folder: string): Promise<void> {
 }
 
 const diffusion = (name: string, model: DeploymentConfig['model'], folder: string, extra = {}): DeploymentConfig => ({
-  name, model, engine: 'diffusion', diffusion: { folder, steps: 2, ...extra },
+  name,
+  model,
+  engine: 'diffusion',
+  diffusion: { folder, steps: 2, ...extra },
 });
 
 before(async () => {
@@ -75,7 +80,11 @@ describe('readiness and unavailable deployments', () => {
   it('/readyz lists each deployment: loaded models with their family, a missing folder with its reason', async () => {
     const response = await fetch(`${base}/readyz`);
     assert.equal(response.status, 200);
-    const body = (await response.json()) as { status: string; storage: string; deployments: Record<string, { status: string; reason?: string; family?: string; engine: string }> };
+    const body = (await response.json()) as {
+      status: string;
+      storage: string;
+      deployments: Record<string, { status: string; reason?: string; family?: string; engine: string }>;
+    };
     assert.equal(body.status, 'ready');
     assert.equal(body.storage, 'ok');
     assert.equal(body.deployments['dall-e-3']!.status, 'ready');
@@ -117,7 +126,14 @@ describe('readiness and unavailable deployments', () => {
 
 describe('generations', () => {
   it('dall-e-3 through the openai client: the requested size, the style in revised_prompt, the same bytes for the same request', async () => {
-    const ask = () => client().images.generate({ model: 'dall-e-3', prompt: 'a lighthouse at dawn', size: '1792x1024', style: 'natural', response_format: 'b64_json' });
+    const ask = () =>
+      client().images.generate({
+        model: 'dall-e-3',
+        prompt: 'a lighthouse at dawn',
+        size: '1792x1024',
+        style: 'natural',
+        response_format: 'b64_json',
+      });
     const first = await ask();
     const image = await decode(Buffer.from(first.data![0]!.b64_json!, 'base64'));
     assert.deepEqual([image.width, image.height], [1792, 1024]);
@@ -126,7 +142,13 @@ describe('generations', () => {
   });
 
   it('gpt-image-1 n=3 gives three different images of the requested size', async () => {
-    const result = await client().images.generate({ model: 'gpt-image-1', prompt: 'three cats', n: 3, size: '1024x1536', quality: 'low' });
+    const result = await client().images.generate({
+      model: 'gpt-image-1',
+      prompt: 'three cats',
+      n: 3,
+      size: '1024x1536',
+      quality: 'low',
+    });
     assert.equal(result.data!.length, 3);
     const images = await Promise.all(result.data!.map((d) => decode(Buffer.from(d.b64_json!, 'base64'))));
     for (const image of images) assert.deepEqual([image.width, image.height], [1024, 1536]);
@@ -134,7 +156,14 @@ describe('generations', () => {
   });
 
   it('streaming sends partial images from the denoising steps, then the final image', async () => {
-    const stream = await client().images.generate({ model: 'gpt-image-1', prompt: 'a stream of cats', stream: true, partial_images: 1, size: '1024x1024', quality: 'high' });
+    const stream = await client().images.generate({
+      model: 'gpt-image-1',
+      prompt: 'a stream of cats',
+      stream: true,
+      partial_images: 1,
+      size: '1024x1024',
+      quality: 'high',
+    });
     const kinds: string[] = [];
     for await (const event of stream) {
       kinds.push(event.type);
@@ -155,7 +184,10 @@ describe('generations', () => {
     assert.equal(submit.status, 202);
     const location = submit.headers.get('operation-location')!;
     const done = await waitFor('the operation to succeed', async () => {
-      const operation = (await (await fetch(location, { headers: { 'api-key': TEST_KEY } })).json()) as { status: string; result?: { data: { url: string }[] } };
+      const operation = (await (await fetch(location, { headers: { 'api-key': TEST_KEY } })).json()) as {
+        status: string;
+        result?: { data: { url: string }[] };
+      };
       return operation.status === 'succeeded' || operation.status === 'failed' ? operation : undefined;
     });
     assert.equal(done.status, 'succeeded');
@@ -168,7 +200,8 @@ describe('generations', () => {
 });
 
 describe('edits', () => {
-  const editUrl = (deployment: string) => `${base}/openai/deployments/${deployment}/images/edits?api-version=${API_VERSION}`;
+  const editUrl = (deployment: string) =>
+    `${base}/openai/deployments/${deployment}/images/edits?api-version=${API_VERSION}`;
   async function postEdit(deployment: string, fields: Record<string, string>, image: Buffer, mask?: Buffer) {
     const form = new FormData();
     for (const [k, v] of Object.entries(fields)) form.append(k, v);
@@ -216,7 +249,10 @@ describe('edits', () => {
     const low = await postEdit('gpt-image-1', { prompt: 'autumn', strength: '0.3' }, input);
     assert.equal(low.status, 200);
     const high = await postEdit('gpt-image-1', { prompt: 'autumn', strength: '1' }, input);
-    assert.notEqual(((await low.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json, ((await high.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json);
+    assert.notEqual(
+      ((await low.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json,
+      ((await high.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json,
+    );
     for (const strength of ['0', '1.5', '-1', 'lots']) {
       const bad = await postEdit('gpt-image-1', { prompt: 'autumn', strength }, input);
       assert.equal(bad.status, 400, strength);
@@ -225,11 +261,13 @@ describe('edits', () => {
     }
   });
 
-  it('without a mask, the image\'s own transparent pixels mark the area to edit', async () => {
+  it("without a mask, the image's own transparent pixels mark the area to edit", async () => {
     const input = await halfMask(64, 64); // left half transparent, right half opaque
     const response = await postEdit('gpt-image-1', { prompt: 'fill the gap' }, input);
     assert.equal(response.status, 200);
-    const out = await decode(Buffer.from(((await response.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json, 'base64'));
+    const out = await decode(
+      Buffer.from(((await response.json()) as { data: { b64_json: string }[] }).data[0]!.b64_json, 'base64'),
+    );
     const original = await decode(input);
     const i = (10 * 64 + 60) * 4;
     assert.deepEqual(out.data.subarray(i, i + 4), original.data.subarray(i, i + 4));
@@ -238,10 +276,16 @@ describe('edits', () => {
 });
 
 describe('metrics', () => {
-  it('/metrics has per-stage model times, load times and each deployment\'s state after a diffusion generation', async () => {
+  it("/metrics has per-stage model times, load times and each deployment's state after a diffusion generation", async () => {
     await client().images.generate({ model: 'dall-e-3', prompt: 'a metered cat', response_format: 'b64_json' });
     const text = await (await fetch(`${base}/metrics`)).text();
-    const value = (series: string) => Number(text.split('\n').find((line) => line.startsWith(`${series} `))?.split(' ')[1]);
+    const value = (series: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((line) => line.startsWith(`${series} `))
+          ?.split(' ')[1],
+      );
     for (const stage of ['text_encoder', 'unet', 'vae_decoder']) {
       assert.ok(value(`easel_engine_stage_seconds_count{deployment="dall-e-3",stage="${stage}"}`) >= 1, stage);
     }

@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 
 export const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
@@ -20,7 +21,12 @@ export async function startListening(
 }
 
 /** Poll `probe` until it returns a value other than undefined, or fail after `deadlineMs`. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, deadlineMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  deadlineMs = 20_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + deadlineMs;
   for (;;) {
     const value = await probe();
@@ -66,11 +72,21 @@ export interface ServerProcess {
  * override) a minimal environment; `entry` replaces the script (a test's own TypeScript file, which
  * calls serve() with an engine it controls, runs through tsx).
  */
-export async function spawnServer(env: Record<string, string>, entry: string[] = COMPILED_SERVE): Promise<ServerProcess> {
+export async function spawnServer(
+  env: Record<string, string>,
+  entry: string[] = COMPILED_SERVE,
+): Promise<ServerProcess> {
   const port = await freePort();
   const child = spawn(process.execPath, [...(entry[0]!.endsWith('.ts') ? ['--import', 'tsx'] : []), ...entry], {
     cwd: process.cwd(),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: String(port), EASEL_LOG_LEVEL: 'warn', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      EASEL_LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -84,14 +100,19 @@ export async function spawnServer(env: Record<string, string>, entry: string[] =
   let ended = false;
   void exited.then(() => (ended = true));
   try {
-    await waitFor('the server process to answer /healthz', async () => {
-      if (ended) throw new Error(`the server exited before answering.\nstdout:\n${out}\nstderr:\n${err}`);
-      try {
-        return (await fetch(`${base}/healthz`)).ok ? true : undefined;
-      } catch {
-        return undefined;
-      }
-    }, 30_000, 100);
+    await waitFor(
+      'the server process to answer /healthz',
+      async () => {
+        if (ended) throw new Error(`the server exited before answering.\nstdout:\n${out}\nstderr:\n${err}`);
+        try {
+          return (await fetch(`${base}/healthz`)).ok ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      30_000,
+      100,
+    );
   } catch (error) {
     // Never leave a half-started server behind.
     if (!ended) child.kill('SIGKILL');
@@ -111,7 +132,10 @@ export async function stopServer(server: ServerProcess, signal: NodeJS.Signals =
  * The data directories and `easel serve` processes of one test file: made on demand, and stopped
  * and removed once the file's tests have run.
  */
-export function serverScope(prefix: string): { newDataDir(): string; start(env: Record<string, string>): Promise<ServerProcess> } {
+export function serverScope(prefix: string): {
+  newDataDir(): string;
+  start(env: Record<string, string>): Promise<ServerProcess>;
+} {
   const dirs: string[] = [];
   const servers: ServerProcess[] = [];
   after(async () => {
@@ -134,7 +158,11 @@ export function serverScope(prefix: string): { newDataDir(): string; start(env: 
 
 export async function download(url: string): Promise<{ status: number; type: string | null; bytes: Buffer }> {
   const response = await fetch(url);
-  return { status: response.status, type: response.headers.get('content-type'), bytes: Buffer.from(await response.arrayBuffer()) };
+  return {
+    status: response.status,
+    type: response.headers.get('content-type'),
+    bytes: Buffer.from(await response.arrayBuffer()),
+  };
 }
 
 export { GatedEngine, UUID_RE } from '../helpers/engines.ts';

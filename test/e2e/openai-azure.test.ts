@@ -1,6 +1,7 @@
 // The official `openai` npm client (AzureOpenAI) against a real easel server on 127.0.0.1.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+
 import {
   APIUserAbortError,
   AuthenticationError,
@@ -10,8 +11,9 @@ import {
   RateLimitError,
   toFile,
 } from 'openai';
+
 import { decode, halfMask, solidPng, TEST_KEY, type TestApp } from '../helpers/app.ts';
-import { GatedEngine, download, JPEG_MAGIC, PNG_MAGIC, startListening, UUID_RE, waitFor } from './helpers.ts';
+import { download, GatedEngine, JPEG_MAGIC, PNG_MAGIC, startListening, UUID_RE, waitFor } from './helpers.ts';
 
 const API_VERSION = '2025-04-01-preview';
 const PROMPT = 'a red bicycle leaning on a blue wall';
@@ -31,7 +33,10 @@ function client(options: Partial<ConstructorParameters<typeof AzureOpenAI>[0]> =
 }
 
 /** Every pixel of the right half (the part the half mask keeps) is the same in both images. */
-function assertRightHalfUnchanged(output: Awaited<ReturnType<typeof decode>>, input: Awaited<ReturnType<typeof decode>>) {
+function assertRightHalfUnchanged(
+  output: Awaited<ReturnType<typeof decode>>,
+  input: Awaited<ReturnType<typeof decode>>,
+) {
   assert.equal(output.width, input.width);
   assert.equal(output.height, input.height);
   let differing = 0;
@@ -87,7 +92,10 @@ describe('AzureOpenAI with a client-level deployment (gpt-image-1)', () => {
     const response = await gpt().images.edit({
       model: 'gpt-image-1',
       prompt: 'combine them',
-      image: [await toFile(first, 'a.png', { type: 'image/png' }), await toFile(second, 'b.png', { type: 'image/png' })],
+      image: [
+        await toFile(first, 'a.png', { type: 'image/png' }),
+        await toFile(second, 'b.png', { type: 'image/png' }),
+      ],
       mask: await toFile(await halfMask(128, 128), 'mask.png', { type: 'image/png' }),
     });
     const output = await decode(Buffer.from(response.data![0]!.b64_json!, 'base64'));
@@ -125,7 +133,13 @@ describe('AzureOpenAI with a client-level deployment (gpt-image-1)', () => {
 describe('AzureOpenAI without a client-level deployment', () => {
   for (const size of ['1024x1024', '1792x1024', '1024x1792'] as const) {
     it(`dall-e-3 ${size}: url + revised_prompt, and the url downloads a PNG of that size`, async () => {
-      const response = await client().images.generate({ model: 'dall-e-3', prompt: PROMPT, size, quality: 'hd', style: 'natural' });
+      const response = await client().images.generate({
+        model: 'dall-e-3',
+        prompt: PROMPT,
+        size,
+        quality: 'hd',
+        style: 'natural',
+      });
       const item = response.data![0]!;
       assert.equal(typeof item.revised_prompt, 'string');
       assert.ok(item.url?.startsWith(`${base}/`), `absolute url on this server: ${item.url}`);
@@ -152,8 +166,12 @@ describe('AzureOpenAI without a client-level deployment', () => {
         if (String(url).startsWith('http')) seen.push(String(url));
         return fetch(url, init);
       },
-    }).images.edit({ model: 'gpt-image-1', prompt: 'edit', image: await toFile(await solidPng(64, 64), 'in.png', { type: 'image/png' }) });
-    assert.equal(seen.length, 1, seen.join(" "));
+    }).images.edit({
+      model: 'gpt-image-1',
+      prompt: 'edit',
+      image: await toFile(await solidPng(64, 64), 'in.png', { type: 'image/png' }),
+    });
+    assert.equal(seen.length, 1, seen.join(' '));
     assert.equal(new URL(seen[0]!).pathname, '/openai/images/edits');
     const image = await decode(Buffer.from(response.data![0]!.b64_json!, 'base64'));
     assert.deepEqual([image.width, image.height], [64, 64]);
@@ -180,31 +198,45 @@ describe('client construction variants', () => {
 
   it('azureADTokenProvider: the token arrives as Authorization: Bearer and is checked like a key', async () => {
     const withToken = (token: string) =>
-      new AzureOpenAI({ endpoint: base, azureADTokenProvider: async () => token, apiVersion: API_VERSION, maxRetries: 0 });
+      new AzureOpenAI({
+        endpoint: base,
+        azureADTokenProvider: async () => token,
+        apiVersion: API_VERSION,
+        maxRetries: 0,
+      });
     const response = await withToken(TEST_KEY).images.generate({ model: 'dall-e-3', prompt: PROMPT });
     assert.ok(response.data![0]!.url);
-    await assert.rejects(withToken('not-a-known-key').images.generate({ model: 'dall-e-3', prompt: PROMPT }), AuthenticationError);
+    await assert.rejects(
+      withToken('not-a-known-key').images.generate({ model: 'dall-e-3', prompt: PROMPT }),
+      AuthenticationError,
+    );
   });
 });
 
 describe('errors surface as SDK exceptions', () => {
   it('a wrong key → AuthenticationError (401, code "401") with a request id', async () => {
-    await assert.rejects(client({ apiKey: 'not-the-key-at-all' }).images.generate({ model: 'dall-e-3', prompt: PROMPT }), (error: unknown) => {
-      assert.ok(error instanceof AuthenticationError, String(error));
-      assert.equal(error.status, 401);
-      assert.equal(error.code, '401');
-      assert.match(error.requestID ?? '', UUID_RE);
-      return true;
-    });
+    await assert.rejects(
+      client({ apiKey: 'not-the-key-at-all' }).images.generate({ model: 'dall-e-3', prompt: PROMPT }),
+      (error: unknown) => {
+        assert.ok(error instanceof AuthenticationError, String(error));
+        assert.equal(error.status, 401);
+        assert.equal(error.code, '401');
+        assert.match(error.requestID ?? '', UUID_RE);
+        return true;
+      },
+    );
   });
 
   it('an unknown deployment → NotFoundError DeploymentNotFound', async () => {
-    await assert.rejects(client({ deployment: 'no-such-deployment' }).images.generate({ model: 'x', prompt: PROMPT }), (error: unknown) => {
-      assert.ok(error instanceof NotFoundError, String(error));
-      assert.equal(error.code, 'DeploymentNotFound');
-      assert.match(error.requestID ?? '', UUID_RE);
-      return true;
-    });
+    await assert.rejects(
+      client({ deployment: 'no-such-deployment' }).images.generate({ model: 'x', prompt: PROMPT }),
+      (error: unknown) => {
+        assert.ok(error instanceof NotFoundError, String(error));
+        assert.equal(error.code, 'DeploymentNotFound');
+        assert.match(error.requestID ?? '', UUID_RE);
+        return true;
+      },
+    );
   });
 
   it('dall-e-3 n=2 → BadRequestError with param "n"', async () => {
@@ -232,7 +264,10 @@ describe('streaming', () => {
       events.map((e) => e.type),
       ['image_generation.partial_image', 'image_generation.partial_image', 'image_generation.completed'],
     );
-    assert.deepEqual(events.slice(0, 2).map((e) => e.partial_image_index), [0, 1]);
+    assert.deepEqual(
+      events.slice(0, 2).map((e) => e.partial_image_index),
+      [0, 1],
+    );
     for (const event of events) {
       const image = await decode(Buffer.from(event.b64_json, 'base64'));
       assert.deepEqual([image.width, image.height], [1024, 1024]);
@@ -261,12 +296,24 @@ describe('streaming with a slow engine', () => {
     const slow = await startListening({ engine });
     let cleanup = () => {};
     try {
-      const sdk = new AzureOpenAI({ endpoint: slow.base, apiKey: TEST_KEY, apiVersion: API_VERSION, deployment: 'gpt-image-1', maxRetries: 0 });
+      const sdk = new AzureOpenAI({
+        endpoint: slow.base,
+        apiKey: TEST_KEY,
+        apiVersion: API_VERSION,
+        deployment: 'gpt-image-1',
+        maxRetries: 0,
+      });
       let opened = false;
       const hangUp = new AbortController();
       cleanup = () => hangUp.abort();
-      const streaming = sdk.images.generate({ model: 'gpt-image-1', prompt: PROMPT, stream: true, partial_images: 0 }, { signal: hangUp.signal });
-      void streaming.then(() => (opened = true), () => {});
+      const streaming = sdk.images.generate(
+        { model: 'gpt-image-1', prompt: PROMPT, stream: true, partial_images: 0 },
+        { signal: hangUp.signal },
+      );
+      void streaming.then(
+        () => (opened = true),
+        () => {},
+      );
       await waitFor('the job to reach the engine', () => (engine.runs >= 1 ? true : undefined));
       await waitFor('the stream to open while the engine is still blocked', () => (opened ? true : undefined), 5_000);
       engine.release();
@@ -284,7 +331,10 @@ describe('streaming with a slow engine', () => {
 describe('queue admission', () => {
   it('a request aborted by the client (AbortSignal) cancels its job and frees the slot', async () => {
     const engine = new GatedEngine();
-    const busy = await startListening({ engine, config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } } });
+    const busy = await startListening({
+      engine,
+      config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } },
+    });
     try {
       const sdk = new AzureOpenAI({ endpoint: busy.base, apiKey: TEST_KEY, apiVersion: API_VERSION, maxRetries: 0 });
       const hangUp = new AbortController();
@@ -305,10 +355,19 @@ describe('queue admission', () => {
 
   it('maxRetries 0 → RateLimitError; maxRetries 2 → the retry (honouring retry-after) succeeds', async () => {
     const engine = new GatedEngine();
-    const busy = await startListening({ engine, config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } } });
+    const busy = await startListening({
+      engine,
+      config: { queue: { concurrency: 1, maxWaiting: 0, jobTimeoutSeconds: 600 } },
+    });
     try {
       const make = (maxRetries: number) =>
-        new AzureOpenAI({ endpoint: busy.base, apiKey: TEST_KEY, apiVersion: API_VERSION, deployment: 'dall-e-3', maxRetries });
+        new AzureOpenAI({
+          endpoint: busy.base,
+          apiKey: TEST_KEY,
+          apiVersion: API_VERSION,
+          deployment: 'dall-e-3',
+          maxRetries,
+        });
       const first = make(0).images.generate({ model: 'dall-e-3', prompt: 'first' });
       await waitFor('the first job to reach the engine', () => (engine.runs >= 1 ? true : undefined));
 

@@ -1,7 +1,9 @@
 // The plain `OpenAI` client pointed at easel's v1 surfaces (/openai/v1 and /v1), key as Bearer.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+
 import OpenAI, { AuthenticationError, NotFoundError, toFile } from 'openai';
+
 import { decode, halfMask, SECOND_KEY, solidPng, TEST_KEY, type TestApp } from '../helpers/app.ts';
 import { download, PNG_MAGIC, startListening, UUID_RE } from './helpers.ts';
 
@@ -34,7 +36,12 @@ for (const prefix of ['/openai/v1', '/v1']) {
 
     it('gpt-image-1 generate → b64 PNG + usage; the key travels as Bearer, no api-key header', async () => {
       const { openai, sent } = client();
-      const response = await openai.images.generate({ model: 'gpt-image-1', prompt: 'a kite', size: '1024x1536', quality: 'low' });
+      const response = await openai.images.generate({
+        model: 'gpt-image-1',
+        prompt: 'a kite',
+        size: '1024x1536',
+        quality: 'low',
+      });
       const image = await decode(Buffer.from(response.data![0]!.b64_json!, 'base64'));
       assert.deepEqual([image.format, image.width, image.height], ['png', 1024, 1536]);
       assert.ok(response.usage);
@@ -46,13 +53,25 @@ for (const prefix of ['/openai/v1', '/v1']) {
     });
 
     it('the second key works too; a wrong Bearer key is an AuthenticationError', async () => {
-      const ok = await client(SECOND_KEY).openai.images.generate({ model: 'dall-e-3', prompt: 'a kite', response_format: 'b64_json' });
+      const ok = await client(SECOND_KEY).openai.images.generate({
+        model: 'dall-e-3',
+        prompt: 'a kite',
+        response_format: 'b64_json',
+      });
       assert.ok(ok.data![0]!.b64_json);
-      await assert.rejects(client('wrong-key-wrong-key').openai.images.generate({ model: 'dall-e-3', prompt: 'x' }), AuthenticationError);
+      await assert.rejects(
+        client('wrong-key-wrong-key').openai.images.generate({ model: 'dall-e-3', prompt: 'x' }),
+        AuthenticationError,
+      );
     });
 
     it('dall-e-3 generate, response_format url → a downloadable PNG of the requested size', async () => {
-      const response = await client().openai.images.generate({ model: 'dall-e-3', prompt: 'a kite', size: '1024x1792', response_format: 'url' });
+      const response = await client().openai.images.generate({
+        model: 'dall-e-3',
+        prompt: 'a kite',
+        size: '1024x1792',
+        response_format: 'url',
+      });
       const item = response.data![0]!;
       assert.equal(typeof item.revised_prompt, 'string');
       const file = await download(item.url!);
@@ -63,7 +82,11 @@ for (const prefix of ['/openai/v1', '/v1']) {
     });
 
     it('dall-e-3 generate, response_format b64_json', async () => {
-      const response = await client().openai.images.generate({ model: 'dall-e-3', prompt: 'a kite', response_format: 'b64_json' });
+      const response = await client().openai.images.generate({
+        model: 'dall-e-3',
+        prompt: 'a kite',
+        response_format: 'b64_json',
+      });
       assert.equal(response.data![0]!.url, undefined);
       const image = await decode(Buffer.from(response.data![0]!.b64_json!, 'base64'));
       assert.deepEqual([image.width, image.height], [1024, 1024]);
@@ -83,7 +106,11 @@ for (const prefix of ['/openai/v1', '/v1']) {
       for (let y = 0; y < 64; y++) {
         for (let x = 32; x < 64; x++) {
           const i = (y * 64 + x) * 4;
-          assert.deepEqual([...output.data.subarray(i, i + 4)], [...original.data.subarray(i, i + 4)], `pixel ${x},${y}`);
+          assert.deepEqual(
+            [...output.data.subarray(i, i + 4)],
+            [...original.data.subarray(i, i + 4)],
+            `pixel ${x},${y}`,
+          );
         }
       }
     });

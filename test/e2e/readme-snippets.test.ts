@@ -10,8 +10,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+
 import { decode } from '../helpers/app.ts';
-import { spawnServer, stopServer, tempDir, type ServerProcess } from './helpers.ts';
+import { type ServerProcess, spawnServer, stopServer, tempDir } from './helpers.ts';
 
 const REPO = resolve('.');
 
@@ -26,8 +27,17 @@ export function readmeBlocks(readme: string, from: string): { lang: string; code
   return [...section.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1]!, code: m[2]! }));
 }
 
-function run(command: string, args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(command, args, {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -70,17 +80,34 @@ describe('the README, "Try it", run as written', () => {
     assert.doesNotMatch(result.stdout, /"error"\s*:/, result.stdout);
     assert.match(result.stdout, /"revised_prompt"/, 'the DALL-E 3 curl answered');
     assert.match(result.stdout, /^operation-location: /im, 'the DALL-E 2 submit answered 202 with operation-location');
-    for (const file of ['beach.png', 'mask.png', 'photo.jpg', 'ball.png', 'a-lighthouse-at-dawn-1.png', 'bike.png', 'as-a-watercolor-1.png', 'shots/a-fox-in-the-snow-1.webp', 'shots/a-fox-in-the-snow-2.webp']) {
+    for (const file of [
+      'beach.png',
+      'mask.png',
+      'photo.jpg',
+      'ball.png',
+      'a-lighthouse-at-dawn-1.png',
+      'bike.png',
+      'as-a-watercolor-1.png',
+      'shots/a-fox-in-the-snow-1.webp',
+      'shots/a-fox-in-the-snow-2.webp',
+    ]) {
       assert.ok(existsSync(join(work, file)), `${file} was written\n${result.stdout}\n${result.stderr}`);
     }
     const mask = await decode(readFileSync(join(work, 'mask.png')));
     const beach = await decode(readFileSync(join(work, 'beach.png')));
-    assert.deepEqual([mask.width, mask.height], [beach.width, beach.height], 'the mask has the size of the picture it masks');
+    assert.deepEqual(
+      [mask.width, mask.height],
+      [beach.width, beach.height],
+      'the mask has the size of the picture it masks',
+    );
     assert.equal(mask.data[(512 * mask.width + 512) * 4 + 3], 0, 'transparent in the middle');
     assert.equal(mask.data[3], 255, 'opaque at the corner');
     assert.equal((await decode(readFileSync(join(work, 'photo.jpg')))).format, 'jpeg');
     // The CLI talked to the running server (its data directory is the server's).
-    assert.match(result.stderr, /Generating 1 image with gpt-image-1 at http:\/\/127\.0\.0\.1:\d+ \(the server running on /);
+    assert.match(
+      result.stderr,
+      /Generating 1 image with gpt-image-1 at http:\/\/127\.0\.0\.1:\d+ \(the server running on /,
+    );
   });
 
   it('the openai block, saved as try.mts and run with npx tsx: generates through both surfaces and streams', async () => {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+
 import { decode, startTestApp, TEST_KEY } from '../helpers/app.ts';
 import { download, serverScope, stopServer, waitFor } from './helpers.ts';
 
@@ -98,11 +99,14 @@ describe('a real server process', () => {
       const env = { EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: TEST_KEY, EASEL_QUEUE_CONCURRENCY: '1' };
       const first = await start(env);
       const ids: string[] = [];
-      for (let i = 0; i < 3; i++) ids.push(await submit(first.base, TEST_KEY, { prompt: `lighthouse ${i}`, n: 10, size: '1024x1024' }));
+      for (let i = 0; i < 3; i++)
+        ids.push(await submit(first.base, TEST_KEY, { prompt: `lighthouse ${i}`, n: 10, size: '1024x1024' }));
 
       // Kill it while at least one operation has not ended (concurrency 1, ten 1024² images each).
       const pendingAtKill = await waitFor('an operation to be running', async () => {
-        const statuses = await Promise.all(ids.map(async (id) => (await getOperation(first.base, TEST_KEY, id)).status));
+        const statuses = await Promise.all(
+          ids.map(async (id) => (await getOperation(first.base, TEST_KEY, id)).status),
+        );
         return statuses.includes('running') ? statuses.filter((s) => !ended(s)).length : undefined;
       });
       await stopServer(first, signal);
@@ -111,10 +115,15 @@ describe('a real server process', () => {
       if (signal === 'SIGTERM') assert.equal(first.child.exitCode, 0, first.stderr());
 
       const second = await start(env);
-      const final = await waitFor('every operation to end after the restart', async () => {
-        const ops = await Promise.all(ids.map((id) => getOperation(second.base, TEST_KEY, id)));
-        return ops.every((op) => ended(op.status)) ? ops : undefined;
-      }, 60_000, 200);
+      const final = await waitFor(
+        'every operation to end after the restart',
+        async () => {
+          const ops = await Promise.all(ids.map((id) => getOperation(second.base, TEST_KEY, id)));
+          return ops.every((op) => ended(op.status)) ? ops : undefined;
+        },
+        60_000,
+        200,
+      );
 
       for (const op of final) {
         assert.ok(['succeeded', 'failed'].includes(op.status), `${op.id} ended ${op.status}`);
@@ -136,7 +145,10 @@ describe('a real server process', () => {
       await stopServer(second, 'SIGTERM');
       assert.equal(second.child.exitCode, 0, second.stderr());
       assert.equal(second.stderr(), '');
-      const logged = second.stdout().split('\n').filter((line) => line.startsWith('{'));
+      const logged = second
+        .stdout()
+        .split('\n')
+        .filter((line) => line.startsWith('{'));
       const errors = logged.filter((line) => (JSON.parse(line) as { level: number }).level >= 50);
       assert.deepEqual(errors, [], 'no error-level log lines after the restart');
     });
@@ -168,6 +180,8 @@ describe('a real server process', () => {
     assert.ok(!second.stdout().includes(key), 'the key is not printed again');
     assert.equal((await generate(second.base, key)).status, 200);
     assert.equal((await generate(second.base, 'some-other-key-123')).status, 401);
-    assert.deepEqual((JSON.parse(readFileSync(join(dataDir, 'api-keys.json'), 'utf8')) as { keys: string[] }).keys, [key]);
+    assert.deepEqual((JSON.parse(readFileSync(join(dataDir, 'api-keys.json'), 'utf8')) as { keys: string[] }).keys, [
+      key,
+    ]);
   });
 });

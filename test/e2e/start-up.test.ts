@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+
 import { COMPILED_SERVE, serverScope, stopServer } from './helpers.ts';
 
 const { newDataDir, start } = serverScope('easel-start-');
@@ -39,7 +40,10 @@ describe('npm start', () => {
     try {
       const failed = await serveUntilExit({ EASEL_DATA_DIR: dataDir, PORT: String(taken.port) });
       assert.equal(failed.code, 1, failed.stderr);
-      assert.match(failed.stderr, new RegExp(`^easel: port ${taken.port} on 127\\.0\\.0\\.1 is already in use .*PORT.*EASEL_CONFIG`, 'm'));
+      assert.match(
+        failed.stderr,
+        new RegExp(`^easel: port ${taken.port} on 127\\.0\\.0\\.1 is already in use .*PORT.*EASEL_CONFIG`, 'm'),
+      );
       assert.doesNotMatch(failed.stdout, /A new API key/);
       assert.ok(!existsSync(join(dataDir, 'api-keys.json')), 'a start that failed saved no key');
     } finally {
@@ -49,7 +53,9 @@ describe('npm start', () => {
     const ok = await start({ EASEL_DATA_DIR: dataDir });
     const printed = KEY_PRINTED.exec(ok.stdout());
     assert.ok(printed, `the first successful start prints the key:\n${ok.stdout()}`);
-    assert.deepEqual((JSON.parse(readFileSync(join(dataDir, 'api-keys.json'), 'utf8')) as { keys: string[] }).keys, [printed[1]]);
+    assert.deepEqual((JSON.parse(readFileSync(join(dataDir, 'api-keys.json'), 'utf8')) as { keys: string[] }).keys, [
+      printed[1],
+    ]);
     assert.ok(ok.stdout().includes(`Playground: ${ok.base}/`), ok.stdout());
     const answer = await fetch(`${ok.base}/openai/deployments/dall-e-3/images/generations?api-version=2024-02-01`, {
       method: 'POST',
@@ -64,7 +70,12 @@ describe('npm start', () => {
     const first = await start({ EASEL_DATA_DIR: dataDir });
     const second = await serveUntilExit({ EASEL_DATA_DIR: dataDir, PORT: '0' });
     assert.equal(second.code, 1, second.stderr);
-    assert.ok(second.stderr.includes(`The data directory ${dataDir} is in use by another easel server (it serves ${first.base}).`), second.stderr);
+    assert.ok(
+      second.stderr.includes(
+        `The data directory ${dataDir} is in use by another easel server (it serves ${first.base}).`,
+      ),
+      second.stderr,
+    );
   });
 
   it('a later start shows the playground URL and where the saved key is, not the key', async () => {
@@ -80,15 +91,27 @@ describe('npm start', () => {
 
   it('logs JSON lines when stdout is not a terminal, readable lines with EASEL_LOG_FORMAT=pretty; another value stops the start (exit 78)', async () => {
     const json = await start({ EASEL_DATA_DIR: newDataDir(), EASEL_LOG_LEVEL: 'info' });
-    const listening = json.stdout().split('\n').find((line) => line.includes('easel listening on'));
+    const listening = json
+      .stdout()
+      .split('\n')
+      .find((line) => line.includes('easel listening on'));
     assert.ok(listening, json.stdout());
     assert.equal((JSON.parse(listening) as { msg: string }).msg, `easel listening on ${json.base}`);
 
     const pretty = await start({ EASEL_DATA_DIR: newDataDir(), EASEL_LOG_LEVEL: 'info', EASEL_LOG_FORMAT: 'pretty' });
-    const line = pretty.stdout().split('\n').find((l) => l.includes('easel listening on'));
+    const line = pretty
+      .stdout()
+      .split('\n')
+      .find((l) => l.includes('easel listening on'));
     assert.ok(line, pretty.stdout());
     assert.match(line, /^\[\d\d:\d\d:\d\d\] INFO: easel listening on http:.* {"address":/);
-    assert.ok(!pretty.stdout().split('\n').some((l) => l.startsWith('{')), 'no JSON lines');
+    assert.ok(
+      !pretty
+        .stdout()
+        .split('\n')
+        .some((l) => l.startsWith('{')),
+      'no JSON lines',
+    );
 
     const bad = await serveUntilExit({ EASEL_DATA_DIR: newDataDir(), PORT: '0', EASEL_LOG_FORMAT: 'xml' });
     assert.equal(bad.code, 78);

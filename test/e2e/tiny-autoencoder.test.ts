@@ -8,7 +8,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+
 import { AzureOpenAI, toFile } from 'openai';
+
 import type { DeploymentConfig } from '../../src/config/index.ts';
 import { writeTinyModel } from '../../tools/model-builder/tiny-sd.ts';
 import { decode, halfMask, solidPng, TEST_KEY, type TestApp } from '../helpers/app.ts';
@@ -20,7 +22,10 @@ let base: string;
 let modelsDir: string;
 
 const diffusion = (name: string, folder: string, extra = {}): DeploymentConfig => ({
-  name, model: 'gpt-image-1', engine: 'diffusion', diffusion: { folder, steps: 2, resolution: 128, ...extra },
+  name,
+  model: 'gpt-image-1',
+  engine: 'diffusion',
+  diffusion: { folder, steps: 2, resolution: 128, ...extra },
 });
 
 before(async () => {
@@ -51,7 +56,9 @@ const client = () => new AzureOpenAI({ endpoint: base, apiKey: TEST_KEY, apiVers
 /** Count of model calls of `stage` for `deployment` so far, from /metrics. */
 async function stageRuns(deployment: string, stage: string): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`easel_engine_stage_seconds_count{deployment="${deployment}",stage="${stage}"} `));
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`easel_engine_stage_seconds_count{deployment="${deployment}",stage="${stage}"} `));
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
@@ -69,7 +76,9 @@ describe('diffusion.autoencoder "tiny"', () => {
 
   it('an unmasked edit (img2img) encodes with the tiny encoder', async () => {
     const result = await client().images.edit({
-      model: 'tiny', prompt: 'autumn', image: await toFile(await solidPng(64, 64, [20, 160, 90, 255]), 'in.png', { type: 'image/png' }),
+      model: 'tiny',
+      prompt: 'autumn',
+      image: await toFile(await solidPng(64, 64, [20, 160, 90, 255]), 'in.png', { type: 'image/png' }),
     });
     assert.ok(result.data?.[0]?.b64_json);
     assert.equal(await stageRuns('tiny', 'vae_tiny_encoder'), 1);
@@ -79,7 +88,8 @@ describe('diffusion.autoencoder "tiny"', () => {
   it('a masked edit on a 9-channel inpainting model keeps the unmasked half and encodes the masked image with the tiny encoder', async () => {
     const input = await solidPng(96, 64, [200, 40, 40, 255]);
     const result = await client().images.edit({
-      model: 'tiny-inpaint', prompt: 'a blue sky',
+      model: 'tiny-inpaint',
+      prompt: 'a blue sky',
       image: await toFile(input, 'in.png', { type: 'image/png' }),
       mask: await toFile(await halfMask(96, 64), 'mask.png', { type: 'image/png' }),
     });
@@ -87,7 +97,11 @@ describe('diffusion.autoencoder "tiny"', () => {
     const original = await decode(input);
     const i = (10 * 96 + 80) * 4;
     assert.deepEqual(out.data.subarray(i, i + 4), original.data.subarray(i, i + 4));
-    assert.equal(await stageRuns('tiny-inpaint', 'vae_tiny_encoder'), 1, 'the masked image (masked edits start from noise, strength 1)');
+    assert.equal(
+      await stageRuns('tiny-inpaint', 'vae_tiny_encoder'),
+      1,
+      'the masked image (masked edits start from noise, strength 1)',
+    );
     assert.equal(await stageRuns('tiny-inpaint', 'vae_encoder'), 0);
     assert.equal(await stageRuns('tiny-inpaint', 'vae_tiny_decoder'), 1);
   });
@@ -95,18 +109,31 @@ describe('diffusion.autoencoder "tiny"', () => {
   it('streamed partial images come from the tiny decoder, one decode per partial image, in order before the final image', async () => {
     const before = await stageRuns('full', 'preview');
     const stream = await client().images.generate({
-      model: 'full', prompt: 'a stream of cats', stream: true, partial_images: 2, size: '1024x1024', quality: 'high',
+      model: 'full',
+      prompt: 'a stream of cats',
+      stream: true,
+      partial_images: 2,
+      size: '1024x1024',
+      quality: 'high',
     });
     const events: string[] = [];
     for await (const event of stream) {
-      events.push(event.type === 'image_generation.partial_image' ? `partial ${event.partial_image_index}` : event.type);
+      events.push(
+        event.type === 'image_generation.partial_image' ? `partial ${event.partial_image_index}` : event.type,
+      );
     }
     assert.deepEqual(events, ['partial 0', 'partial 1', 'image_generation.completed']);
-    assert.equal((await stageRuns('full', 'preview')) - before, 2, 'two tiny decodes, none for the steps whose preview is not sent');
+    assert.equal(
+      (await stageRuns('full', 'preview')) - before,
+      2,
+      'two tiny decodes, none for the steps whose preview is not sent',
+    );
   });
 
   it('a deployment that chooses "tiny" on a folder without it is unavailable, naming vae_tiny_decoder/model.onnx', async () => {
-    const body = (await (await fetch(`${base}/readyz`)).json()) as { deployments: Record<string, { status: string; reason?: string }> };
+    const body = (await (await fetch(`${base}/readyz`)).json()) as {
+      deployments: Record<string, { status: string; reason?: string }>;
+    };
     assert.equal(body.deployments['tiny-missing']!.status, 'unavailable');
     assert.match(body.deployments['tiny-missing']!.reason!, /vae_tiny_decoder\/model\.onnx/);
     assert.equal(body.deployments.tiny!.status, 'ready');

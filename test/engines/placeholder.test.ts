@@ -1,11 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { test } from 'node:test';
+
 import type { RawImage } from '../../src/contract/request.ts';
 import { EngineAbortedError, type EngineProgress } from '../../src/engines/engine.ts';
-import { PlaceholderEngine } from '../../src/engines/placeholder/index.ts';
-import { drawText, glyphRows, toFontText } from '../../src/engines/placeholder/font.ts';
 import { wrap } from '../../src/engines/placeholder/card.ts';
+import { drawText, glyphRows, toFontText } from '../../src/engines/placeholder/font.ts';
+import { PlaceholderEngine } from '../../src/engines/placeholder/index.ts';
 import { editRequest, generationRequest, rgbaImage } from '../helpers/requests.ts';
 
 const engine = new PlaceholderEngine();
@@ -37,7 +38,9 @@ function litPixels(text: string): number {
 
 function luma(image: RawImage, p: number): number {
   const i = p * 4;
-  return 0.299 * (image.data[i] as number) + 0.587 * (image.data[i + 1] as number) + 0.114 * (image.data[i + 2] as number);
+  return (
+    0.299 * (image.data[i] as number) + 0.587 * (image.data[i + 1] as number) + 0.114 * (image.data[i + 2] as number)
+  );
 }
 
 function correlation(a: RawImage, b: RawImage): number {
@@ -111,7 +114,10 @@ test('a different prompt gives a different palette', async () => {
   };
   const a = await corner('a red fox in the snow');
   const b = await corner('a submarine under arctic ice');
-  const distance = Math.abs((a[0] as number) - (b[0] as number)) + Math.abs((a[1] as number) - (b[1] as number)) + Math.abs((a[2] as number) - (b[2] as number));
+  const distance =
+    Math.abs((a[0] as number) - (b[0] as number)) +
+    Math.abs((a[1] as number) - (b[1] as number)) +
+    Math.abs((a[2] as number) - (b[2] as number));
   assert.ok(distance > 60, `corner colours ${a} and ${b} are too close`);
 });
 
@@ -130,10 +136,19 @@ test('vivid pictures are more saturated than natural ones, and style-less ones s
 });
 
 test('a transparent background is clear in every corner while the PLACEHOLDER label is opaque', async () => {
-  for (const [width, height] of [[256, 256], [1024, 1024], [1792, 1024]] as const) {
+  for (const [width, height] of [
+    [256, 256],
+    [1024, 1024],
+    [1792, 1024],
+  ] as const) {
     const request = generationRequest({ width, height, style: null, transparentBackground: true });
     const [image] = (await engine.run(request)).images as [RawImage];
-    for (const [x, y] of [[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]] as const) {
+    for (const [x, y] of [
+      [0, 0],
+      [width - 1, 0],
+      [0, height - 1],
+      [width - 1, height - 1],
+    ] as const) {
       assert.deepEqual(pixel(image, x, y), [0, 0, 0, 0], `corner ${x},${y} of ${width}x${height}`);
     }
     assert.equal(pixel(image, width / 2, height / 2)[3], 255, 'the text card in the middle is opaque');
@@ -141,9 +156,16 @@ test('a transparent background is clear in every corner while the PLACEHOLDER la
 });
 
 test('the label PLACEHOLDER is drawn in opaque white, at twice the text scale', async () => {
-  for (const [width, height, scale] of [[256, 256, 2], [512, 512, 4], [1024, 1024, 6], [1792, 1024, 6]] as const) {
+  for (const [width, height, scale] of [
+    [256, 256, 2],
+    [512, 512, 4],
+    [1024, 1024, 6],
+    [1792, 1024, 6],
+  ] as const) {
     for (const transparentBackground of [false, true]) {
-      const [image] = (await engine.run(generationRequest({ width, height, transparentBackground }))).images as [RawImage];
+      const [image] = (await engine.run(generationRequest({ width, height, transparentBackground }))).images as [
+        RawImage,
+      ];
       let white = 0;
       for (let i = 0; i < image.data.length; i += 4) if (image.data.readUInt32BE(i) === 0xffffffff) white++;
       assert.equal(white, litPixels('PLACEHOLDER') * scale * scale, `${width}x${height}`);
@@ -153,7 +175,9 @@ test('the label PLACEHOLDER is drawn in opaque white, at twice the text scale', 
 
 test('an opaque background has alpha 255 in every pixel', async () => {
   for (const style of ['vivid', 'natural', null] as const) {
-    const [image] = (await engine.run(generationRequest({ width: 512, height: 512, style, n: 1 }))).images as [RawImage];
+    const [image] = (await engine.run(generationRequest({ width: 512, height: 512, style, n: 1 }))).images as [
+      RawImage,
+    ];
     let transparent = 0;
     for (let i = 3; i < image.data.length; i += 4) if (image.data[i] !== 255) transparent++;
     assert.equal(transparent, 0, `style ${style}`);
@@ -193,8 +217,12 @@ test('a partly transparent mask blends input and render by its alpha, alpha chan
 });
 
 test('an unmasked edit changes the picture but keeps the input recognisable', async () => {
-  const input = rgbaImage(512, 512, (x, y) => (((x >> 6) + (y >> 6)) % 2 === 0 ? [20, 20, 20, 255] : [235, 235, 235, 255]));
-  const [output] = (await engine.run(editRequest(input, null, { prompt: 'make it look like winter' }))).images as [RawImage];
+  const input = rgbaImage(512, 512, (x, y) =>
+    ((x >> 6) + (y >> 6)) % 2 === 0 ? [20, 20, 20, 255] : [235, 235, 235, 255],
+  );
+  const [output] = (await engine.run(editRequest(input, null, { prompt: 'make it look like winter' }))).images as [
+    RawImage,
+  ];
   let changed = 0;
   for (let p = 0; p < 512 * 512; p++) if (output.data.readUInt32BE(p * 4) !== input.data.readUInt32BE(p * 4)) changed++;
   assert.ok(changed > 0.95 * 512 * 512, `only ${changed} pixels changed`);
@@ -216,11 +244,22 @@ test('progress reports every step with n previews of the output size, ending wit
   const reports: EngineProgress[] = [];
   const request = generationRequest({ width: 512, height: 256, n: 2 });
   const { images } = await engine.run(request, { onProgress: (progress) => reports.push(progress) });
-  assert.deepEqual(reports.map((r) => [r.step, r.totalSteps]), [[1, 4], [2, 4], [3, 4], [4, 4]]);
+  assert.deepEqual(
+    reports.map((r) => [r.step, r.totalSteps]),
+    [
+      [1, 4],
+      [2, 4],
+      [3, 4],
+      [4, 4],
+    ],
+  );
   for (const report of reports) {
     assert.equal(report.previews?.length, 2);
     for (const preview of report.previews ?? []) {
-      assert.deepEqual([preview.width, preview.height, preview.channels, preview.data.length], [512, 256, 4, 512 * 256 * 4]);
+      assert.deepEqual(
+        [preview.width, preview.height, preview.channels, preview.data.length],
+        [512, 256, 4, 512 * 256 * 4],
+      );
     }
   }
   const previewHashes = reports.map((r) => (r.previews ?? []).map(sha256));

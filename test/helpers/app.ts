@@ -1,10 +1,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { pino } from 'pino';
 import sharp from 'sharp';
-import { createApp, type App, type AppOptions } from '../../src/app.ts';
-import { loadConfig, type ConfigOverrides } from '../../src/config/index.ts';
+
+import { type App, type AppOptions, createApp } from '../../src/app.ts';
+import { type ConfigOverrides, loadConfig } from '../../src/config/index.ts';
 
 export const TEST_KEY = 'test-key-0123456789abcdef';
 export const SECOND_KEY = 'test-key-second-rotation';
@@ -20,7 +22,9 @@ export interface TestApp extends App {
  * end-to-end tests. Pass `dataDir` to reopen an existing one (restart tests).
  */
 export async function startTestApp(
-  options: { config?: ConfigOverrides; env?: Record<string, string>; dataDir?: string } & Partial<Omit<AppOptions, 'logger'>> = {},
+  options: { config?: ConfigOverrides; env?: Record<string, string>; dataDir?: string } & Partial<
+    Omit<AppOptions, 'logger'>
+  > = {},
 ): Promise<TestApp> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'easel-test-'));
   const config = loadConfig(
@@ -44,8 +48,14 @@ export async function startTestApp(
 }
 
 /** Solid-colour test images built at test time (no fixtures in the repo). */
-export async function solidPng(width: number, height: number, rgba: [number, number, number, number] = [40, 120, 200, 255]) {
-  return sharp({ create: { width, height, channels: 4, background: { r: rgba[0], g: rgba[1], b: rgba[2], alpha: rgba[3] / 255 } } })
+export async function solidPng(
+  width: number,
+  height: number,
+  rgba: [number, number, number, number] = [40, 120, 200, 255],
+) {
+  return sharp({
+    create: { width, height, channels: 4, background: { r: rgba[0], g: rgba[1], b: rgba[2], alpha: rgba[3] / 255 } },
+  })
     .png()
     .toBuffer();
 }
@@ -54,7 +64,9 @@ export async function solidPng(width: number, height: number, rgba: [number, num
 export async function halfMask(width: number, height: number): Promise<Buffer> {
   const data = Buffer.alloc(width * height * 4, 255);
   for (let y = 0; y < height; y++) for (let x = 0; x < width / 2; x++) data[(y * width + x) * 4 + 3] = 0;
-  return sharp(data, { raw: { width, height, channels: 4 } }).png().toBuffer();
+  return sharp(data, { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
 }
 
 /** Decode a PNG/JPEG/WebP answer to raw RGBA for pixel assertions. */
@@ -65,7 +77,9 @@ export async function decode(bytes: Buffer) {
 
 /** A multipart body, as the SDKs and curl send it. */
 export function multipartBody(
-  parts: Array<{ name: string; value: string } | { name: string; filename: string; contentType?: string; data: Buffer }>,
+  parts: Array<
+    { name: string; value: string } | { name: string; filename: string; contentType?: string; data: Buffer }
+  >,
 ) {
   const boundary = `----easel-test-${Math.random().toString(16).slice(2)}`;
   const chunks: Buffer[] = [];

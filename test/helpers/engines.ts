@@ -1,5 +1,5 @@
 import type { ImageRequest } from '../../src/contract/request.ts';
-import { EngineAbortedError, type Engine, type EngineOutput, type EngineRunContext } from '../../src/engines/engine.ts';
+import { type Engine, EngineAbortedError, type EngineOutput, type EngineRunContext } from '../../src/engines/engine.ts';
 import { PlaceholderEngine } from '../../src/engines/placeholder/index.ts';
 
 /**

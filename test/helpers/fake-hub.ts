@@ -59,7 +59,10 @@ export interface FakeHub {
 }
 
 /** A folder's files as repository content, plus `extra` files (PyTorch weights, a README …). */
-export async function repoFiles(folder: string, extra: Record<string, string | Buffer> = {}): Promise<Map<string, Buffer>> {
+export async function repoFiles(
+  folder: string,
+  extra: Record<string, string | Buffer> = {},
+): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
   for (const entry of await readdir(folder, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
@@ -72,7 +75,8 @@ export async function repoFiles(folder: string, extra: Record<string, string | B
 
 export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const gitBlobSha1 = (bytes: Buffer) => createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex');
-const lfsPointer = (bytes: Buffer) => Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(bytes)}\nsize ${bytes.length}\n`);
+const lfsPointer = (bytes: Buffer) =>
+  Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(bytes)}\nsize ${bytes.length}\n`);
 
 export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHub> {
   const lfsThreshold = options.lfsThreshold ?? 2000;
@@ -86,7 +90,13 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
   const isLfs = (bytes: Buffer) => bytes.length >= lfsThreshold;
   const record = (server: SeenRequest['server'], req: IncomingMessage) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    requests.push({ server, method: req.method ?? '', path, range: req.headers.range, authorization: req.headers.authorization });
+    requests.push({
+      server,
+      method: req.method ?? '',
+      path,
+      range: req.headers.range,
+      authorization: req.headers.authorization,
+    });
     return path;
   };
 
@@ -106,7 +116,11 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     }
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     let start = 0;
-    const headers: Record<string, string | number> = { 'accept-ranges': 'bytes', etag: `"${sha256(original)}"`, 'content-type': 'application/octet-stream' };
+    const headers: Record<string, string | number> = {
+      'accept-ranges': 'bytes',
+      etag: `"${sha256(original)}"`,
+      'content-type': 'application/octet-stream',
+    };
     if (range && !rangeIgnored) {
       start = Number(range[1]);
       if (start >= content.length) {
@@ -149,8 +163,12 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     const path = record('hub', req);
     const url = new URL(req.url ?? '/', 'http://x');
     const refuse = (status: number, code: string, message: string) =>
-      res.writeHead(status, { 'x-error-code': code, 'x-error-message': message, 'content-type': 'application/json' }).end(JSON.stringify({ error: message }));
-    const authorized = req.headers.authorization !== undefined && (!options.token || req.headers.authorization === `Bearer ${options.token}`);
+      res
+        .writeHead(status, { 'x-error-code': code, 'x-error-message': message, 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: message }));
+    const authorized =
+      req.headers.authorization !== undefined &&
+      (!options.token || req.headers.authorization === `Bearer ${options.token}`);
     if (options.token && !authorized) {
       return refuse(401, 'GatedRepo', 'Access to this model is restricted. You must be authenticated to access it.');
     }
@@ -160,15 +178,26 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     if (listing) {
       const repo = repos.get(listing[1]!);
       if (!repo) return notFound();
-      const commit = repo.revisions[listing[2]!] ?? (Object.values(repo.revisions).includes(listing[2]!) ? listing[2] : undefined);
+      const commit =
+        repo.revisions[listing[2]!] ?? (Object.values(repo.revisions).includes(listing[2]!) ? listing[2] : undefined);
       if (!commit) return refuse(404, 'RevisionNotFound', `Invalid rev id: ${listing[2]}`);
-      if (url.searchParams.get('blobs') !== 'true') return refuse(400, 'BadRequest', 'this fake hub only answers ?blobs=true');
-      const siblings = [...repo.files].sort(([a], [b]) => (a < b ? -1 : 1)).map(([rfilename, content]) =>
-        isLfs(content)
-          ? { rfilename, size: content.length, blobId: gitBlobSha1(lfsPointer(content)), lfs: { sha256: sha256(content), size: content.length, pointerSize: lfsPointer(content).length } }
-          : { rfilename, size: content.length, blobId: gitBlobSha1(content) },
-      );
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: listing[1], sha: commit, siblings }));
+      if (url.searchParams.get('blobs') !== 'true')
+        return refuse(400, 'BadRequest', 'this fake hub only answers ?blobs=true');
+      const siblings = [...repo.files]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([rfilename, content]) =>
+          isLfs(content)
+            ? {
+                rfilename,
+                size: content.length,
+                blobId: gitBlobSha1(lfsPointer(content)),
+                lfs: { sha256: sha256(content), size: content.length, pointerSize: lfsPointer(content).length },
+              }
+            : { rfilename, size: content.length, blobId: gitBlobSha1(content) },
+        );
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ id: listing[1], sha: commit, siblings }));
       return;
     }
 
@@ -177,18 +206,26 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
       const [, id, rev, filePath] = resolve as unknown as [string, string, string, string];
       const repo = repos.get(id);
       if (!repo) return notFound();
-      if (!repo.revisions[rev] && !Object.values(repo.revisions).includes(rev)) return refuse(404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
+      if (!repo.revisions[rev] && !Object.values(repo.revisions).includes(rev))
+        return refuse(404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
       const content = repo.files.get(filePath);
       if (!content) return refuse(404, 'EntryNotFound', `${filePath} does not exist`);
       if (!isLfs(content)) return sendFile(req, res, filePath, content);
-      res.writeHead(302, { location: `http://${cdnHost}/blobs/${sha256(content)}?X-Amz-Signature=fake`, 'x-linked-size': content.length }).end();
+      res
+        .writeHead(302, {
+          location: `http://${cdnHost}/blobs/${sha256(content)}?X-Amz-Signature=fake`,
+          'x-linked-size': content.length,
+        })
+        .end();
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
   });
 
   const listen = (server: Server) =>
-    new Promise<string>((resolve) => server.listen(0, '127.0.0.1', () => resolve(`127.0.0.1:${(server.address() as AddressInfo).port}`)));
+    new Promise<string>((resolve) =>
+      server.listen(0, '127.0.0.1', () => resolve(`127.0.0.1:${(server.address() as AddressInfo).port}`)),
+    );
   const hubHost = await listen(hub);
   const cdnHost = await listen(cdn);
 
@@ -198,7 +235,10 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     requests,
     repos,
     addRepo(id, files, revisions = ['main']) {
-      const repo: FakeRepo = { files, revisions: Object.fromEntries(revisions.map((r) => [r, createHash('sha1').update(`${id}@${r}`).digest('hex')])) };
+      const repo: FakeRepo = {
+        files,
+        revisions: Object.fromEntries(revisions.map((r) => [r, createHash('sha1').update(`${id}@${r}`).digest('hex')])),
+      };
       repos.set(id, repo);
       return repo;
     },

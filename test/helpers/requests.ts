@@ -29,7 +29,11 @@ export function generationRequest(overrides: Partial<ImageRequest> = {}): ImageR
 }
 
 /** A gpt-image-1 edit of `image` (RGBA at the output size), optionally masked. */
-export function editRequest(image: RawImage, mask: RawImage | null, overrides: Partial<ImageRequest> = {}): ImageRequest {
+export function editRequest(
+  image: RawImage,
+  mask: RawImage | null,
+  overrides: Partial<ImageRequest> = {},
+): ImageRequest {
   return generationRequest({
     operation: 'edit',
     deployment: 'gpt-image-1',

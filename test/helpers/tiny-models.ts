@@ -2,8 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { loadModel, type LoadedModel } from '../../src/engines/diffusion/model/index.ts';
-import { writeTinyModel, type TinyModelOptions } from '../../tools/model-builder/tiny-sd.ts';
+
+import { type LoadedModel, loadModel } from '../../src/engines/diffusion/model/index.ts';
+import { type TinyModelOptions, writeTinyModel } from '../../tools/model-builder/tiny-sd.ts';
 
 /**
  * Tiny random models written under one temporary folder and opened with one thread each; every

@@ -1,12 +1,14 @@
 // Keys and api-version rules (docs/azure-api.md, "Routes and api-versions").
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { SECOND_KEY, solidPng, startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
 import {
   assertError,
   editsUrl,
   file,
   generationsUrl,
+  type Headers,
   operationUrl,
   pathOf,
   postForm,
@@ -14,7 +16,6 @@ import {
   send,
   submit,
   submitUrl,
-  type Headers,
 } from './helpers.ts';
 
 let app: TestApp;
@@ -70,14 +71,27 @@ describe('keys', () => {
 
   test('GET and DELETE of an operation need a key too', async () => {
     const id = await submit(app);
-    assertError(await send(app, { method: 'GET', url: operationUrl(id), headers: { 'api-key': undefined } }), 401, '401');
-    assertError(await send(app, { method: 'DELETE', url: operationUrl(id), headers: { 'api-key': undefined } }), 401, '401');
+    assertError(
+      await send(app, { method: 'GET', url: operationUrl(id), headers: { 'api-key': undefined } }),
+      401,
+      '401',
+    );
+    assertError(
+      await send(app, { method: 'DELETE', url: operationUrl(id), headers: { 'api-key': undefined } }),
+      401,
+      '401',
+    );
   });
 
   test('edits need a key', async () => {
-    const res = await postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'x' }, file('image', await solidPng(8, 8))], {
-      'api-key': undefined,
-    });
+    const res = await postForm(
+      app,
+      editsUrl('gpt-image-1'),
+      [{ name: 'prompt', value: 'x' }, file('image', await solidPng(8, 8))],
+      {
+        'api-key': undefined,
+      },
+    );
     assertError(res, 401, '401');
   });
 
@@ -97,11 +111,18 @@ describe('api-version', () => {
   });
 
   test('an empty api-version counts as missing: 404', async () => {
-    assertError(await postJson(app, '/openai/deployments/dall-e-3/images/generations?api-version=', prompt), 404, '404');
+    assertError(
+      await postJson(app, '/openai/deployments/dall-e-3/images/generations?api-version=', prompt),
+      404,
+      '404',
+    );
   });
 
   test('edits without api-version answer 404', async () => {
-    const res = await postForm(app, editsUrl('gpt-image-1', null), [{ name: 'prompt', value: 'x' }, file('image', await solidPng(8, 8))]);
+    const res = await postForm(app, editsUrl('gpt-image-1', null), [
+      { name: 'prompt', value: 'x' },
+      file('image', await solidPng(8, 8)),
+    ]);
     assertError(res, 404, '404');
   });
 
@@ -131,7 +152,12 @@ describe('api-version', () => {
   });
 
   test('gpt-image-1 generation with 2024-02-01 answers 400 BadRequest naming api-version', async () => {
-    assertError(await postJson(app, generationsUrl('gpt-image-1', '2024-02-01'), prompt), 400, 'BadRequest', 'api-version');
+    assertError(
+      await postJson(app, generationsUrl('gpt-image-1', '2024-02-01'), prompt),
+      400,
+      'BadRequest',
+      'api-version',
+    );
   });
 
   test('dall-e-3 generation with 2024-02-01 succeeds', async () => {
@@ -161,7 +187,10 @@ describe('api-version', () => {
   }
 
   test('a future well-formed version (2026-01-01-preview) is accepted on generations and edits', async () => {
-    const gen = await postJson(app, generationsUrl('gpt-image-1', '2026-01-01-preview'), { ...prompt, size: '1024x1024' });
+    const gen = await postJson(app, generationsUrl('gpt-image-1', '2026-01-01-preview'), {
+      ...prompt,
+      size: '1024x1024',
+    });
     assert.equal(gen.statusCode, 200, gen.body);
     const dalle3 = await postJson(app, generationsUrl('dall-e-3', '2026-01-01-preview'), prompt);
     assert.equal(dalle3.statusCode, 200, dalle3.body);
@@ -176,12 +205,20 @@ describe('api-version', () => {
     const headers = { authorization: `Bearer ${TEST_KEY}` };
     const bare = await postJson(app, '/openai/v1/images/generations', { model: 'dall-e-3', ...prompt }, headers);
     assert.equal(bare.statusCode, 200, bare.body);
-    const dated = await postJson(app, '/openai/v1/images/generations?api-version=2025-04-01-preview', { model: 'dall-e-3', ...prompt }, headers);
+    const dated = await postJson(
+      app,
+      '/openai/v1/images/generations?api-version=2025-04-01-preview',
+      { model: 'dall-e-3', ...prompt },
+      headers,
+    );
     assert.equal(dated.statusCode, 200, dated.body);
   });
 
   test('v1 with api-version "banana" answers 400 BadRequest', async () => {
-    const res = await postJson(app, '/openai/v1/images/generations?api-version=banana', { model: 'dall-e-3', ...prompt });
+    const res = await postJson(app, '/openai/v1/images/generations?api-version=banana', {
+      model: 'dall-e-3',
+      ...prompt,
+    });
     assertError(res, 400, 'BadRequest', 'api-version');
   });
 });

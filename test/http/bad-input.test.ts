@@ -1,6 +1,7 @@
 // Bodies that are not what a route reads: each is refused with the catalogue's code, writes
 // nothing to storage, and leaves the server answering.
 import { after, afterEach, before, describe, test } from 'node:test';
+
 import { solidPng, startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
 import {
   assertError,
@@ -66,7 +67,12 @@ for (const [name, url] of ROUTES) {
 
     // Bug: DALL-E 2 submit did not check for multipart and answered 400 invalid_json.
     test(`${name} answers a multipart body with 415 (submit multipart bug)`, async () => {
-      assertError(await postForm(app, url(), [{ name: 'prompt', value: 'a cat' }]), 415, 'unsupported_media_type', 'content-type');
+      assertError(
+        await postForm(app, url(), [{ name: 'prompt', value: 'a cat' }]),
+        415,
+        'unsupported_media_type',
+        'content-type',
+      );
     });
 
     test(`${name} answers a JSON body over the limit with 413 payload_too_large`, async () => {
@@ -83,31 +89,59 @@ describe('JSON edge cases', () => {
   });
 
   test('a constructor.prototype key is refused with 400 invalid_json', async () => {
-    const res = await postJson(app, generationsUrl('dall-e-3'), '{"prompt":"a cat","constructor":{"prototype":{"n":5}}}');
+    const res = await postJson(
+      app,
+      generationsUrl('dall-e-3'),
+      '{"prompt":"a cat","constructor":{"prototype":{"n":5}}}',
+    );
     assertError(res, 400, 'invalid_json');
   });
 
   test('a plain constructor key is an unknown parameter', async () => {
-    assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', constructor: 'x' }), 400, 'unknown_parameter', 'constructor');
+    assertError(
+      await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', constructor: 'x' }),
+      400,
+      'unknown_parameter',
+      'constructor',
+    );
   });
 
   test('a toString key is an unknown parameter', async () => {
-    assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', toString: 'x' }), 400, 'unknown_parameter', 'toString');
+    assertError(
+      await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', toString: 'x' }),
+      400,
+      'unknown_parameter',
+      'toString',
+    );
   });
 
   test('application/json with a charset parameter is read as JSON', async () => {
-    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', n: 3 }, { 'content-type': 'application/json; charset=utf-8' });
+    const res = await postJson(
+      app,
+      generationsUrl('dall-e-3'),
+      { prompt: 'a cat', n: 3 },
+      { 'content-type': 'application/json; charset=utf-8' },
+    );
     assertError(res, 400, 'invalid_parameter', 'n');
   });
 });
 
 describe('edits: bodies that are not multipart', () => {
   test('a JSON body to edits answers 415 unsupported_media_type', async () => {
-    assertError(await postJson(app, editsUrl('gpt-image-1'), { prompt: 'a hat' }), 415, 'unsupported_media_type', 'content-type');
+    assertError(
+      await postJson(app, editsUrl('gpt-image-1'), { prompt: 'a hat' }),
+      415,
+      'unsupported_media_type',
+      'content-type',
+    );
   });
 
   test('a text/plain body to edits answers 415', async () => {
-    assertError(await postJson(app, editsUrl('gpt-image-1'), 'a hat', { 'content-type': 'text/plain' }), 415, 'unsupported_media_type');
+    assertError(
+      await postJson(app, editsUrl('gpt-image-1'), 'a hat', { 'content-type': 'text/plain' }),
+      415,
+      'unsupported_media_type',
+    );
   });
 
   test('multipart without a boundary answers 400 invalid_parameter', async () => {

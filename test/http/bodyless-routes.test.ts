@@ -4,6 +4,7 @@
 // whatever body they were sent.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { ROUTES } from '../../src/http/routes.ts';
 import { startListening } from '../e2e/helpers.ts';
 import { TEST_KEY, type TestApp } from '../helpers/app.ts';
@@ -12,7 +13,9 @@ import { rawRequest } from './raw.ts';
 
 /** A concrete URL for a route pattern: made-up ids, and the api-version its rule needs. */
 function urlFor(pattern: string, apiVersion: string | null): string {
-  const path = pattern.replace(/:[a-z]+/g, (param) => (param === ':file' ? 'app.js' : 'b2a4c5e0-1111-4222-8333-944445555666'));
+  const path = pattern.replace(/:[a-z]+/g, (param) =>
+    param === ':file' ? 'app.js' : 'b2a4c5e0-1111-4222-8333-944445555666',
+  );
   if (apiVersion === null || apiVersion === 'v1') return path;
   return `${path}?api-version=${apiVersion === 'operations' ? VERSIONS.operations : VERSIONS.gptImage}`;
 }
@@ -70,9 +73,19 @@ describe('body-less routes', () => {
   });
 
   test('an unknown route answers 404 whatever body it was sent', async () => {
-    for (const [type, payload] of [['application/json', '{{{'], ['application/json', ''], ['text/plain', 'hello'], ['application/xml', '<a/>']]) {
+    for (const [type, payload] of [
+      ['application/json', '{{{'],
+      ['application/json', ''],
+      ['text/plain', 'hello'],
+      ['application/xml', '<a/>'],
+    ]) {
       for (const method of ['POST', 'DELETE', 'GET'] as const) {
-        const res = await send(app, { method, url: '/openai/nothing/here', headers: { 'content-type': type! }, ...(method === 'GET' ? {} : { payload }) });
+        const res = await send(app, {
+          method,
+          url: '/openai/nothing/here',
+          headers: { 'content-type': type! },
+          ...(method === 'GET' ? {} : { payload }),
+        });
         assertError(res, 404, '404');
       }
     }

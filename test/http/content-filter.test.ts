@@ -2,6 +2,7 @@
 // is queued or stored; an image the image filter blocks is never stored or returned.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { categoriesAt } from '../../src/contract/annotations.ts';
 import type { ImageFilter } from '../../src/safety/index.ts';
 import { solidPng, startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
@@ -46,17 +47,29 @@ describe('prompt blocklist (EASEL_BLOCKLIST)', () => {
   });
 
   test('a streamed gpt-image-1 generation is refused with an ordinary 400 before any event', async () => {
-    const res = await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'forbiddenword', stream: true, partial_images: 2 });
+    const res = await postJson(app, generationsUrl('gpt-image-1'), {
+      prompt: 'forbiddenword',
+      stream: true,
+      partial_images: 2,
+    });
     assertPromptBlocked(res);
   });
 
   test('a gpt-image-1 edit answers 400 content_policy_violation', async () => {
-    const res = await postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'add a forbiddenword' }, file('image', await solidPng(8, 8))]);
+    const res = await postForm(app, editsUrl('gpt-image-1'), [
+      { name: 'prompt', value: 'add a forbiddenword' },
+      file('image', await solidPng(8, 8)),
+    ]);
     assertPromptBlocked(res);
   });
 
   test('the v1 route answers 400 content_policy_violation', async () => {
-    const res = await postJson(app, '/v1/images/generations', { model: 'dall-e-3', prompt: 'forbiddenword' }, { authorization: `Bearer ${TEST_KEY}` });
+    const res = await postJson(
+      app,
+      '/v1/images/generations',
+      { model: 'dall-e-3', prompt: 'forbiddenword' },
+      { authorization: `Bearer ${TEST_KEY}` },
+    );
     assertPromptBlocked(res);
   });
 
@@ -66,7 +79,10 @@ describe('prompt blocklist (EASEL_BLOCKLIST)', () => {
   });
 
   test('a word that contains the term ("forbiddenwords") passes', async () => {
-    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'forbiddenwords everywhere', response_format: 'b64_json' });
+    const res = await postJson(app, generationsUrl('dall-e-3'), {
+      prompt: 'forbiddenwords everywhere',
+      response_format: 'b64_json',
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.deepEqual(res.json().data[0].prompt_filter_results.custom_blocklists, { filtered: false, details: [] });
   });
@@ -101,8 +117,13 @@ describe('image filter that blocks everything', () => {
     const inner = res.json().error.inner_error as { code: string; content_filter_results: unknown };
     assert.equal(inner.code, 'ResponsibleAIPolicyViolation');
     assert.deepEqual(inner.content_filter_results, results);
-    const streamed = parseSse((await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a cat', stream: true })).body).at(-1)!;
-    assert.deepEqual((streamed.data.error as { inner_error: { content_filter_results: unknown } }).inner_error.content_filter_results, results);
+    const streamed = parseSse(
+      (await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a cat', stream: true })).body,
+    ).at(-1)!;
+    assert.deepEqual(
+      (streamed.data.error as { inner_error: { content_filter_results: unknown } }).inner_error.content_filter_results,
+      results,
+    );
   });
 
   test('gpt-image-1 answers 400 contentFilter', async () => {
@@ -110,7 +131,10 @@ describe('image filter that blocks everything', () => {
   });
 
   test('a gpt-image-1 edit answers 400 contentFilter', async () => {
-    const res = await postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'a hat' }, file('image', await solidPng(8, 8))]);
+    const res = await postForm(app, editsUrl('gpt-image-1'), [
+      { name: 'prompt', value: 'a hat' },
+      file('image', await solidPng(8, 8)),
+    ]);
     assertError(res, 400, 'contentFilter');
   });
 
@@ -125,9 +149,16 @@ describe('image filter that blocks everything', () => {
   });
 
   test('bug: partial images were streamed before the image filter saw them — blocked previews are not sent', async () => {
-    const res = await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a cat', stream: true, partial_images: 3 });
+    const res = await postJson(app, generationsUrl('gpt-image-1'), {
+      prompt: 'a cat',
+      stream: true,
+      partial_images: 3,
+    });
     const events = parseSse(res.body);
-    assert.deepEqual(events.map((e) => e.event), ['error']);
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ['error'],
+    );
   });
 
   test('a DALL-E 2 operation succeeds with result.data[0].error.code contentFilter and stores nothing', async () => {
@@ -144,11 +175,15 @@ describe('image filter that blocks everything', () => {
 describe('rule-based prompt filter (the default)', () => {
   let app: TestApp;
   before(async () => {
-    app = await startTestApp({ config: { deployments: [
-      { name: 'dall-e-3', model: 'dall-e-3', engine: 'placeholder' },
-      { name: 'gpt-image-1', model: 'gpt-image-1', engine: 'placeholder' },
-      { name: 'lenient', model: 'dall-e-3', engine: 'placeholder', safety: { threshold: 'high' } },
-    ] } });
+    app = await startTestApp({
+      config: {
+        deployments: [
+          { name: 'dall-e-3', model: 'dall-e-3', engine: 'placeholder' },
+          { name: 'gpt-image-1', model: 'gpt-image-1', engine: 'placeholder' },
+          { name: 'lenient', model: 'dall-e-3', engine: 'placeholder', safety: { threshold: 'high' } },
+        ],
+      },
+    });
   });
   after(() => app.dispose());
 
@@ -170,7 +205,10 @@ describe('rule-based prompt filter (the default)', () => {
   });
 
   test('an allowed dall-e-3 prompt carries its real severities in prompt_filter_results', async () => {
-    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a soldier with a sword', response_format: 'b64_json' });
+    const res = await postJson(app, generationsUrl('dall-e-3'), {
+      prompt: 'a soldier with a sword',
+      response_format: 'b64_json',
+    });
     assert.equal(res.statusCode, 200, res.body);
     const results = res.json().data[0].prompt_filter_results;
     assert.deepEqual(results.violence, { filtered: false, severity: 'low' });
@@ -178,13 +216,20 @@ describe('rule-based prompt filter (the default)', () => {
   });
 
   test('a deployment with safety.threshold high serves a medium prompt', async () => {
-    const res = await postJson(app, generationsUrl('lenient'), { prompt: 'a stabbing in an alley', response_format: 'b64_json' });
+    const res = await postJson(app, generationsUrl('lenient'), {
+      prompt: 'a stabbing in an alley',
+      response_format: 'b64_json',
+    });
     assert.equal(res.statusCode, 200, res.body);
     assert.deepEqual(res.json().data[0].prompt_filter_results.violence, { filtered: false, severity: 'medium' });
   });
 
   test('gpt-image-1 with moderation low serves a medium prompt and refuses a high one', async () => {
-    assert.equal((await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a stabbing in an alley', moderation: 'low' })).statusCode, 200);
+    assert.equal(
+      (await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a stabbing in an alley', moderation: 'low' }))
+        .statusCode,
+      200,
+    );
     const res = await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a beheading', moderation: 'low' });
     assertError(res, 400, 'content_policy_violation', null);
   });

@@ -2,11 +2,13 @@
 // pixels one edit and all admitted edits may hold. Each refusal comes before the engine runs.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { MAX_OUTPUT_SIDE } from '../../src/contract/validate.ts';
 import { solidPng, startTestApp, type TestApp } from '../helpers/app.ts';
-import { assertError, editsUrl, file, GatedEngine, postForm, type Part } from './helpers.ts';
+import { assertError, editsUrl, file, GatedEngine, type Part, postForm } from './helpers.ts';
 
-const edit = (app: TestApp, parts: Part[]) => postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'add a hat' }, ...parts]);
+const edit = (app: TestApp, parts: Part[]) =>
+  postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'add a hat' }, ...parts]);
 
 describe('outputs an encoder cannot write', () => {
   let app: TestApp;
@@ -32,7 +34,10 @@ describe('outputs an encoder cannot write', () => {
   for (const { format, width, height, ok } of cases) {
     test(`a ${width}x${height} edit with output_format ${format} ${ok ? 'is edited' : 'is a 400 naming output_format, before the engine runs'}`, async () => {
       const runs = engine.runs;
-      const res = await edit(app, [file('image', await solidPng(width, height)), { name: 'output_format', value: format }]);
+      const res = await edit(app, [
+        file('image', await solidPng(width, height)),
+        { name: 'output_format', value: format },
+      ]);
       if (ok) {
         assert.equal(res.statusCode, 200, res.body);
         assert.equal(engine.runs, runs + 1);
@@ -57,7 +62,10 @@ describe('decoded pixels per edit (defaults)', () => {
 
   test('16 single-colour 4096x4096 PNGs (a small request) are a 400 naming image, and nothing is decoded or run', async () => {
     const big = await solidPng(4096, 4096);
-    const res = await edit(app, Array.from({ length: 16 }, () => file('image[]', big)));
+    const res = await edit(
+      app,
+      Array.from({ length: 16 }, () => file('image[]', big)),
+    );
     const error = assertError(res, 400, 'invalid_image', 'image');
     assert.match(String(error.message), /limits\.maxEditPixels/);
     assert.equal(engine.runs, 0);
@@ -83,7 +91,11 @@ describe('decoded pixels in flight', () => {
 
   test('edits past the in-flight budget get 429 with retry-after; the budget frees as jobs settle', async () => {
     const small = await solidPng(16, 16);
-    const admitted = [edit(app, [file('image', small)]), edit(app, [file('image', small)]), edit(app, [file('image', small)])];
+    const admitted = [
+      edit(app, [file('image', small)]),
+      edit(app, [file('image', small)]),
+      edit(app, [file('image', small)]),
+    ];
     await engine.started;
     while (app.services.pixelBudget.inUse() < 1536) await new Promise((resolve) => setImmediate(resolve));
     const refused = await edit(app, [file('image', small)]);

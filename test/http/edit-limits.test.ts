@@ -2,14 +2,16 @@
 // stores nothing and leaves the server answering.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { loadConfig } from '../../src/config/index.ts';
 import { halfMask, solidPng, startTestApp, type TestApp } from '../helpers/app.ts';
-import { assertError, assertHealthy, assertNothingStored, editsUrl, file, postForm, type Part } from './helpers.ts';
+import { assertError, assertHealthy, assertNothingStored, editsUrl, file, type Part, postForm } from './helpers.ts';
 import { bombPng, noisePng } from './images.ts';
 
 const DEFAULT_LIMITS = loadConfig({}).limits;
 
-const edit = (app: TestApp, parts: Part[]) => postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'add a hat' }, ...parts]);
+const edit = (app: TestApp, parts: Part[]) =>
+  postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'add a hat' }, ...parts]);
 
 describe('default limits', () => {
   let app: TestApp;

@@ -2,8 +2,9 @@
 // and multipart scalars that arrive as strings.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { decode, halfMask, solidPng, startTestApp, type TestApp } from '../helpers/app.ts';
-import { assertError, b64, editsUrl, file, postForm, type Part } from './helpers.ts';
+import { assertError, b64, editsUrl, file, type Part, postForm } from './helpers.ts';
 import { gif, gradientPixels, gradientPng, jpeg, rgbPng, webp } from './images.ts';
 
 let app: TestApp;
@@ -14,7 +15,8 @@ before(async () => {
 });
 after(() => app.dispose());
 
-const edit = (parts: Part[], deployment = 'gpt-image-1') => postForm(app, editsUrl(deployment), [{ name: 'prompt', value: 'add a red hat' }, ...parts]);
+const edit = (parts: Part[], deployment = 'gpt-image-1') =>
+  postForm(app, editsUrl(deployment), [{ name: 'prompt', value: 'add a red hat' }, ...parts]);
 
 async function editOk(parts: Part[]) {
   const res = await edit(parts);
@@ -49,7 +51,12 @@ describe('images', () => {
   });
 
   test('a dall-e-2 deployment takes one image; two answer 400 naming image', async () => {
-    assertError(await edit([file('image[]', small), file('image[]', small)], 'dall-e-2'), 400, 'invalid_parameter', 'image');
+    assertError(
+      await edit([file('image[]', small), file('image[]', small)], 'dall-e-2'),
+      400,
+      'invalid_parameter',
+      'image',
+    );
   });
 
   test('an edit without an image answers 400 missing_required_parameter naming image', async () => {
@@ -67,7 +74,12 @@ describe('images', () => {
   });
 
   test('a text file labelled image/png answers 400 invalid_image naming image', async () => {
-    assertError(await edit([file('image', Buffer.from('hello, I am not a picture'), 'image/png')]), 400, 'invalid_image', 'image');
+    assertError(
+      await edit([file('image', Buffer.from('hello, I am not a picture'), 'image/png')]),
+      400,
+      'invalid_image',
+      'image',
+    );
   });
 
   test('a GIF answers 400 invalid_image naming image', async () => {
@@ -80,7 +92,12 @@ describe('images', () => {
   });
 
   test('a bad second `image[]` is reported as image', async () => {
-    assertError(await edit([file('image[]', small), file('image[]', Buffer.from('nope'))]), 400, 'invalid_image', 'image');
+    assertError(
+      await edit([file('image[]', small), file('image[]', Buffer.from('nope'))]),
+      400,
+      'invalid_image',
+      'image',
+    );
   });
 
   test('an image sent as base64 in a text field is accepted', async () => {
@@ -102,7 +119,12 @@ describe('masks', () => {
   });
 
   test('a JPEG mask answers 400 invalid_image naming mask', async () => {
-    assertError(await edit([file('image', small), file('mask', await jpeg(16, 16), 'image/jpeg')]), 400, 'invalid_image', 'mask');
+    assertError(
+      await edit([file('image', small), file('mask', await jpeg(16, 16), 'image/jpeg')]),
+      400,
+      'invalid_image',
+      'mask',
+    );
   });
 
   test('a fully opaque mask (nothing to edit) answers 400 invalid_image naming mask; a fully transparent one edits everything', async () => {
@@ -114,12 +136,20 @@ describe('masks', () => {
 
   test('two masks answer 400 naming mask', async () => {
     const mask = await halfMask(16, 16);
-    assertError(await edit([file('image', small), file('mask', mask), file('mask', mask)]), 400, 'invalid_parameter', 'mask');
+    assertError(
+      await edit([file('image', small), file('mask', mask), file('mask', mask)]),
+      400,
+      'invalid_parameter',
+      'mask',
+    );
   });
 
   test('a masked edit keeps every opaque-mask pixel exactly and changes the transparent region', async () => {
     const [width, height] = [64, 48];
-    const body = await editOk([file('image', await gradientPng(width, height)), file('mask', await halfMask(width, height))]);
+    const body = await editOk([
+      file('image', await gradientPng(width, height)),
+      file('mask', await halfMask(width, height)),
+    ]);
     const out = await decode(b64(body.data[0]!));
     assert.deepEqual([out.width, out.height], [width, height]);
     const input = gradientPixels(width, height);
@@ -178,21 +208,39 @@ describe('multipart scalars', () => {
   });
 
   test('output_format="jpeg" with output_compression="50" answers a JPEG', async () => {
-    const body = await editOk([{ name: 'output_format', value: 'jpeg' }, { name: 'output_compression', value: '50' }, file('image', small)]);
+    const body = await editOk([
+      { name: 'output_format', value: 'jpeg' },
+      { name: 'output_compression', value: '50' },
+      file('image', small),
+    ]);
     assert.equal((await decode(b64(body.data[0]!))).format, 'jpeg');
     assert.equal(body.output_format, 'jpeg');
   });
 
   test('quality="standard" and input_fidelity="high" are accepted; quality reads high', async () => {
-    const body = await editOk([{ name: 'quality', value: 'standard' }, { name: 'input_fidelity', value: 'high' }, file('image', small)]);
+    const body = await editOk([
+      { name: 'quality', value: 'standard' },
+      { name: 'input_fidelity', value: 'high' },
+      file('image', small),
+    ]);
     assert.equal(body.quality, 'high');
   });
 
   test('an unknown form field answers 400 unknown_parameter naming it', async () => {
-    assertError(await edit([{ name: 'guidance', value: '0.5' }, file('image', small)]), 400, 'unknown_parameter', 'guidance');
+    assertError(
+      await edit([{ name: 'guidance', value: '0.5' }, file('image', small)]),
+      400,
+      'unknown_parameter',
+      'guidance',
+    );
   });
 
   test('response_format on a gpt-image-1 edit answers 400 unsupported_parameter', async () => {
-    assertError(await edit([{ name: 'response_format', value: 'url' }, file('image', small)]), 400, 'unsupported_parameter', 'response_format');
+    assertError(
+      await edit([{ name: 'response_format', value: 'url' }, file('image', small)]),
+      400,
+      'unsupported_parameter',
+      'response_format',
+    );
   });
 });

@@ -4,8 +4,9 @@
 // Azure's envelope.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { TEST_KEY } from '../helpers/app.ts';
-import { startLogged, type LoggedApp } from './raw.ts';
+import { type LoggedApp, startLogged } from './raw.ts';
 
 const AZURE_401 = {
   error: {
@@ -25,8 +26,16 @@ describe('why a request was refused', () => {
   after(() => server.close());
 
   async function post(url: string, headers: Record<string, string>, body: unknown = { prompt: 'a kite' }) {
-    const res = await fetch(`${server.base}${url}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-    return { res, body: (await res.json()) as { error: Record<string, unknown> }, reason: res.headers.get('x-easel-error-reason') ?? '' };
+    const res = await fetch(`${server.base}${url}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+    return {
+      res,
+      body: (await res.json()) as { error: Record<string, unknown> },
+      reason: res.headers.get('x-easel-error-reason') ?? '',
+    };
   }
 
   function loggedReason(requestId: string | null): string {
@@ -49,7 +58,11 @@ describe('why a request was refused', () => {
       assert.equal(res.status, 401);
       assert.deepEqual(body, AZURE_401);
       assert.match(reason, why);
-      assert.match(res.headers.get('access-control-expose-headers') ?? '', /x-easel-error-reason/, 'browser apps may read it');
+      assert.match(
+        res.headers.get('access-control-expose-headers') ?? '',
+        /x-easel-error-reason/,
+        'browser apps may read it',
+      );
       assert.equal(loggedReason(res.headers.get('x-request-id')), reason);
       for (const secret of [TEST_KEY, WRONG_KEY]) {
         assert.ok(!reason.includes(secret), 'the reason never quotes a key');
@@ -58,8 +71,10 @@ describe('why a request was refused', () => {
     });
   }
 
-  test('an unknown deployment names the ones this server has, in Azure\'s envelope', async () => {
-    const { res, body, reason } = await post('/openai/deployments/dalle3/images/generations?api-version=2024-10-21', { 'api-key': TEST_KEY });
+  test("an unknown deployment names the ones this server has, in Azure's envelope", async () => {
+    const { res, body, reason } = await post('/openai/deployments/dalle3/images/generations?api-version=2024-10-21', {
+      'api-key': TEST_KEY,
+    });
     assert.equal(res.status, 404);
     assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);
     assert.equal(body.error.code, 'DeploymentNotFound');
@@ -70,14 +85,20 @@ describe('why a request was refused', () => {
   });
 
   test('an unknown `model` on the v1 surface names the deployments too', async () => {
-    const { res, body } = await post('/openai/v1/images/generations', { authorization: `Bearer ${TEST_KEY}` }, { model: 'dall-e-4', prompt: 'x' });
+    const { res, body } = await post(
+      '/openai/v1/images/generations',
+      { authorization: `Bearer ${TEST_KEY}` },
+      { model: 'dall-e-4', prompt: 'x' },
+    );
     assert.equal(res.status, 404);
     assert.equal(body.error.code, 'DeploymentNotFound');
     assert.match(String(body.error.message), /dall-e-3/);
   });
 
   test('an api-version easel does not know lists the supported ones; a missing one says so', async () => {
-    const old = await post('/openai/deployments/dall-e-3/images/generations?api-version=2022-12-01', { 'api-key': TEST_KEY });
+    const old = await post('/openai/deployments/dall-e-3/images/generations?api-version=2022-12-01', {
+      'api-key': TEST_KEY,
+    });
     assert.equal(old.res.status, 400);
     assert.deepEqual(Object.keys(old.body.error).sort(), ['code', 'message', 'param', 'type']);
     assert.equal(old.body.error.code, 'BadRequest');
@@ -96,7 +117,11 @@ describe('why a request was refused', () => {
   });
 
   test('a reason that quotes client text is a valid header value (non-ASCII replaced)', async () => {
-    const { res, reason } = await post('/openai/v1/images/generations', { authorization: `Bearer ${TEST_KEY}` }, { model: 'модель\r\nx', prompt: 'x' });
+    const { res, reason } = await post(
+      '/openai/v1/images/generations',
+      { authorization: `Bearer ${TEST_KEY}` },
+      { model: 'модель\r\nx', prompt: 'x' },
+    );
     assert.equal(res.status, 404);
     assert.match(reason, /^[\x20-\x7e]+$/);
   });

@@ -2,8 +2,19 @@
 // tampered or expired link serves nothing (docs/azure-api.md, "Responses": Azure's are 24-hour blob SAS URLs).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { decode, startTestApp, type TestApp } from '../helpers/app.ts';
-import { assertError, generationsUrl, operationUrl, pathOf, pollOperation, postJson, send, submit, type Response } from './helpers.ts';
+import {
+  assertError,
+  generationsUrl,
+  operationUrl,
+  pathOf,
+  pollOperation,
+  postJson,
+  type Response,
+  send,
+  submit,
+} from './helpers.ts';
 
 let app: TestApp;
 /** Path and query of a fresh dall-e-3 image link. */
@@ -134,8 +145,18 @@ describe('expired and deleted images', () => {
 
   test('an expired link and a tampered one are told apart by their message; neither names a param or type', async () => {
     const { path, se, sig } = parts(link);
-    const expired = assertError(await get(`${path}?${app.services.signer.sign(path, Math.floor(Date.now() / 1000) - 10)}`), 403, 'AuthenticationFailed', null);
-    const tampered = assertError(await get(`${path}?se=${se}&sig=${sig.slice(0, -1)}`), 403, 'AuthenticationFailed', null);
+    const expired = assertError(
+      await get(`${path}?${app.services.signer.sign(path, Math.floor(Date.now() / 1000) - 10)}`),
+      403,
+      'AuthenticationFailed',
+      null,
+    );
+    const tampered = assertError(
+      await get(`${path}?se=${se}&sig=${sig.slice(0, -1)}`),
+      403,
+      'AuthenticationFailed',
+      null,
+    );
     assert.equal(expired.type, null);
     assert.equal(tampered.type, null);
     assert.match(String(expired.message), /expired/);

@@ -4,10 +4,11 @@
 // says why. Credentials in a query string never reach the log.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { REDACTED, redactUrl } from '../../src/http/redact.ts';
 import { GatedEngine, waitFor } from '../e2e/helpers.ts';
 import { TEST_KEY } from '../helpers/app.ts';
-import { openSocket, parseRaw, rawRequest, startLogged, type LoggedApp } from './raw.ts';
+import { type LoggedApp, openSocket, parseRaw, rawRequest, startLogged } from './raw.ts';
 
 function assertEnvelope(answer: string, status: number, code: string) {
   const { status: got, headers, body } = parseRaw(answer);
@@ -30,18 +31,53 @@ describe('framework and parser errors', () => {
   after(() => server.close());
 
   const cases: Array<[string, string, number, string]> = [
-    ['malformed percent-encoding', get('/openai/deployments/%zz/images/generations?api-version=2024-10-21'), 400, 'BadRequest'],
-    ['a lone % in an operation id', get('/openai/operations/images/abc%?api-version=2023-06-01-preview'), 400, 'BadRequest'],
-    ['an 8 KB operation id', get(`/openai/operations/images/${'a'.repeat(8192)}?api-version=2023-06-01-preview`), 414, '414'],
-    ['an 8 KB deployment name', `POST /openai/deployments/${'d'.repeat(8192)}/images/generations?api-version=2024-10-21 HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`, 414, '414'],
+    [
+      'malformed percent-encoding',
+      get('/openai/deployments/%zz/images/generations?api-version=2024-10-21'),
+      400,
+      'BadRequest',
+    ],
+    [
+      'a lone % in an operation id',
+      get('/openai/operations/images/abc%?api-version=2023-06-01-preview'),
+      400,
+      'BadRequest',
+    ],
+    [
+      'an 8 KB operation id',
+      get(`/openai/operations/images/${'a'.repeat(8192)}?api-version=2023-06-01-preview`),
+      414,
+      '414',
+    ],
+    [
+      'an 8 KB deployment name',
+      `POST /openai/deployments/${'d'.repeat(8192)}/images/generations?api-version=2024-10-21 HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`,
+      414,
+      '414',
+    ],
     ['headers over 16 KB', get('/healthz', `x-big: ${'a'.repeat(20_000)}\r\n`), 431, '431'],
     ['a control character in a header name', get('/healthz', 'x-b\u0001d: 1\r\n'), 400, 'BadRequest'],
     ['a control character in a header value', get('/healthz', 'x-bad: a\u0000b\r\n'), 400, 'BadRequest'],
     ['a garbage request line', 'GARBAGE\r\n\r\n', 400, 'BadRequest'],
     ['an unknown HTTP version', 'GET /healthz HTTP/7.3\r\nhost: x\r\n\r\n', 400, 'BadRequest'],
-    ['a bad content-length', 'POST /v1/images/generations HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n', 400, 'BadRequest'],
-    ['two different content-lengths', 'POST /v1/images/generations HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}', 400, 'BadRequest'],
-    ['a malformed chunk size', 'POST /v1/images/generations HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n', 400, 'BadRequest'],
+    [
+      'a bad content-length',
+      'POST /v1/images/generations HTTP/1.1\r\nhost: x\r\ncontent-length: -5\r\n\r\n',
+      400,
+      'BadRequest',
+    ],
+    [
+      'two different content-lengths',
+      'POST /v1/images/generations HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}',
+      400,
+      'BadRequest',
+    ],
+    [
+      'a malformed chunk size',
+      'POST /v1/images/generations HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+      400,
+      'BadRequest',
+    ],
   ];
   for (const [label, request, status, code] of cases) {
     test(`${label} answers ${status} in Azure's envelope`, async () => {
@@ -51,7 +87,12 @@ describe('framework and parser errors', () => {
   }
 
   test('OPTIONS without Origin is a plain OPTIONS: 204 with the allowed methods, not text/plain', async () => {
-    const { status, headers, body } = parseRaw(await rawRequest(server.base, `OPTIONS /openai/v1/images/generations HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`));
+    const { status, headers, body } = parseRaw(
+      await rawRequest(
+        server.base,
+        `OPTIONS /openai/v1/images/generations HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`,
+      ),
+    );
     assert.equal(status, 204);
     assert.match(headers['access-control-allow-methods'] ?? '', /POST/);
     assert.equal(body, '');
@@ -65,8 +106,16 @@ describe('framework and parser errors', () => {
         `content-type: application/json\r\ncontent-length: ${half.length * 2}\r\n\r\n${half}`,
       true,
     );
-    await waitFor('the aborted request to be logged', () => (server.lines.some((l) => l.msg === 'rejected' && l.code === 'BadRequest') ? true : undefined), 5000, 5);
-    assert.deepEqual(server.lines.filter((l) => Number(l.level) >= 50), []);
+    await waitFor(
+      'the aborted request to be logged',
+      () => (server.lines.some((l) => l.msg === 'rejected' && l.code === 'BadRequest') ? true : undefined),
+      5000,
+      5,
+    );
+    assert.deepEqual(
+      server.lines.filter((l) => Number(l.level) >= 50),
+      [],
+    );
   });
 
   test('the server answers normally after every one of them', async () => {
@@ -81,7 +130,9 @@ describe('framework and parser errors', () => {
       body: JSON.stringify({ prompt: 'a lighthouse' }),
     });
     assert.equal(res.status, 404);
-    assert.deepEqual(await res.json(), { error: { code: '404', message: 'Resource not found', param: null, type: null } });
+    assert.deepEqual(await res.json(), {
+      error: { code: '404', message: 'Resource not found', param: null, type: null },
+    });
     const line = server.lines.find((l) => l.reqId === res.headers.get('x-request-id') && l.reason);
     assert.equal(line?.level, 30, 'logged at info');
     assert.match(String(line?.reason), /empty segment \(\/\/\).*ends in a slash/);
@@ -103,9 +154,19 @@ describe('shutdown', () => {
     );
     await engine.started;
     const closed = server.close();
-    await waitFor('the server to stop listening', () => (server.app.server.server.listening ? undefined : true), 5000, 5);
+    await waitFor(
+      'the server to stop listening',
+      () => (server.app.server.server.listening ? undefined : true),
+      5000,
+      5,
+    );
     socket.write('GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n');
-    await waitFor('the second request to reach the server', () => (server.lines.some((l) => (l.req as { url?: string } | undefined)?.url === '/healthz') ? true : undefined), 5000, 5);
+    await waitFor(
+      'the second request to reach the server',
+      () => (server.lines.some((l) => (l.req as { url?: string } | undefined)?.url === '/healthz') ? true : undefined),
+      5000,
+      5,
+    );
     engine.release();
     await ended;
     await closed;
@@ -116,7 +177,16 @@ describe('shutdown', () => {
 });
 
 describe('credentials in query strings', () => {
-  const SECRETS = ['k3y-in-query-0001', 'sub-key-0002', 'tok-0003', 'sig-0004', 'code-0005', 'pw-0006', 'secret-0007', 'enc-0008'];
+  const SECRETS = [
+    'k3y-in-query-0001',
+    'sub-key-0002',
+    'tok-0003',
+    'sig-0004',
+    'code-0005',
+    'pw-0006',
+    'secret-0007',
+    'enc-0008',
+  ];
   const QUERY =
     `api-key=${SECRETS[0]}&Subscription-Key=${SECRETS[1]}&access_token=${SECRETS[2]}&SIG=${SECRETS[3]}` +
     `&code=${SECRETS[4]}&password=${SECRETS[5]}&client_secret=${SECRETS[6]}&api%2Dkey=${SECRETS[7]}&size=1024x1024`;
@@ -139,7 +209,9 @@ describe('credentials in query strings', () => {
         headers: { 'api-key': TEST_KEY, 'content-type': 'application/json' },
         body: JSON.stringify({ prompt: 'a kite' }),
       });
-      await fetch(`${server.base}/openai/deployments/dall-e-3/images/generations?api-version=2024-10-21&${QUERY}`, { method: 'POST' });
+      await fetch(`${server.base}/openai/deployments/dall-e-3/images/generations?api-version=2024-10-21&${QUERY}`, {
+        method: 'POST',
+      });
       await fetch(`${server.base}/no/such/route?${QUERY}`);
       await rawRequest(server.base, get(`/openai/%zz?${QUERY}`));
       await rawRequest(server.base, get(`/healthz?${QUERY}`, 'x-b\u0001d: 1\r\n'));

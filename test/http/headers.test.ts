@@ -2,6 +2,7 @@
 // (docs/azure-api.md: responses, errors, response headers).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import {
   assertError,
@@ -12,10 +13,10 @@ import {
   pathOf,
   pollOperation,
   postJson,
+  type Response,
   send,
   submit,
   submitUrl,
-  type Response,
 } from './helpers.ts';
 
 let app: TestApp;
@@ -26,12 +27,24 @@ after(() => app.dispose());
 
 describe('x-request-id and apim-request-id', () => {
   const cases: Array<[string, () => Promise<Response>, number]> = [
-    ['a 200 generation', () => postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', response_format: 'b64_json' }), 200],
+    [
+      'a 200 generation',
+      () => postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', response_format: 'b64_json' }),
+      200,
+    ],
     ['a 202 submit', () => postJson(app, submitUrl(), { prompt: 'a cat', size: '256x256' }), 202],
     ['a 400 validation error', () => postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', n: 5 }), 400],
-    ['a 401', () => postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat' }, { 'api-key': 'wrong-key-123' }), 401],
+    [
+      'a 401',
+      () => postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat' }, { 'api-key': 'wrong-key-123' }),
+      401,
+    ],
     ['a 404 for an unknown route', () => send(app, { method: 'GET', url: '/nowhere' }), 404],
-    ['a 404 for a missing api-version', () => postJson(app, generationsUrl('dall-e-3', null), { prompt: 'a cat' }), 404],
+    [
+      'a 404 for a missing api-version',
+      () => postJson(app, generationsUrl('dall-e-3', null), { prompt: 'a cat' }),
+      404,
+    ],
     ['a 404 DeploymentNotFound', () => postJson(app, generationsUrl('nope', '2024-10-21'), { prompt: 'a cat' }), 404],
     ['a 415', () => postJson(app, generationsUrl('dall-e-3'), 'a cat', { 'content-type': 'text/plain' }), 415],
     ['/healthz', () => app.server.inject({ method: 'GET', url: '/healthz' }), 200],
@@ -75,7 +88,12 @@ describe('x-request-id and apim-request-id', () => {
   });
 
   test('x-ms-client-request-id is echoed back', async () => {
-    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a cat', n: 9 }, { 'x-ms-client-request-id': 'client-123' });
+    const res = await postJson(
+      app,
+      generationsUrl('dall-e-3'),
+      { prompt: 'a cat', n: 9 },
+      { 'x-ms-client-request-id': 'client-123' },
+    );
     assert.equal(res.headers['x-ms-client-request-id'], 'client-123');
   });
 });
@@ -95,11 +113,20 @@ describe('error envelope', () => {
   });
 
   test('a 404 for an unknown route has param null', async () => {
-    assertError(await send(app, { method: 'POST', url: '/openai/deployments/dall-e-3/images/variations?api-version=2024-10-21' }), 404, '404', null);
+    assertError(
+      await send(app, { method: 'POST', url: '/openai/deployments/dall-e-3/images/variations?api-version=2024-10-21' }),
+      404,
+      '404',
+      null,
+    );
   });
 
   test('an unknown operation id answers 404 NotFound', async () => {
-    assertError(await send(app, { method: 'GET', url: operationUrl('00000000-0000-4000-8000-000000000000') }), 404, 'NotFound');
+    assertError(
+      await send(app, { method: 'GET', url: operationUrl('00000000-0000-4000-8000-000000000000') }),
+      404,
+      'NotFound',
+    );
   });
 });
 
@@ -120,7 +147,12 @@ describe('browsers (CORS), as Azure answers them', () => {
   });
 
   test('answers carry access-control-allow-origin and expose the request id and operation-location', async () => {
-    const res = await postJson(app, submitUrl(), { prompt: 'a cat', size: '256x256' }, { origin: 'http://localhost:5173' });
+    const res = await postJson(
+      app,
+      submitUrl(),
+      { prompt: 'a cat', size: '256x256' },
+      { origin: 'http://localhost:5173' },
+    );
     assert.equal(res.statusCode, 202);
     assert.equal(res.headers['access-control-allow-origin'], '*');
     assert.match(String(res.headers['access-control-expose-headers']), /operation-location/);

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+
 import { multipartBody, TEST_KEY, type TestApp } from '../helpers/app.ts';
 import { failingEngine, GatedEngine, UUID_RE } from '../helpers/engines.ts';
 
@@ -20,7 +22,6 @@ export const VERSIONS = {
   dalle3: '2024-10-21',
   gptImage: '2025-04-01-preview',
 } as const;
-
 
 /** The Azure generations path of a deployment, with the api-version it needs. */
 export function generationsUrl(deployment: string, version: string | null = versionFor(deployment)): string {
@@ -58,7 +59,9 @@ export function withKey(headers: Headers = {}): Record<string, string> {
   const names = Object.keys(headers).map((name) => name.toLowerCase());
   const own = names.includes('api-key') || names.includes('authorization');
   const merged: Headers = own ? { ...headers } : { 'api-key': TEST_KEY, ...headers };
-  return Object.fromEntries(Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  return Object.fromEntries(
+    Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
 }
 
 /** POST a JSON body (a string is sent as is) with the test key. */
@@ -74,7 +77,12 @@ export function postJson(app: TestApp, url: string, payload: unknown, headers: H
 /** POST a multipart form with the test key. */
 export function postForm(app: TestApp, url: string, parts: Part[], headers: Headers = {}): Promise<Response> {
   const body = multipartBody(parts);
-  return app.server.inject({ method: 'POST', url, headers: withKey({ ...body.headers, ...headers }), payload: body.payload });
+  return app.server.inject({
+    method: 'POST',
+    url,
+    headers: withKey({ ...body.headers, ...headers }),
+    payload: body.payload,
+  });
 }
 
 export function send(
@@ -137,7 +145,11 @@ export function parseSse(text: string): Array<{ event: string; data: Record<stri
 const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'deleted']);
 
 /** GET an operation until it reaches a terminal status (or `until`); fails after 15 s. */
-export async function pollOperation(app: TestApp, id: string, until: (status: string) => boolean = (s) => TERMINAL.has(s)) {
+export async function pollOperation(
+  app: TestApp,
+  id: string,
+  until: (status: string) => boolean = (s) => TERMINAL.has(s),
+) {
   for (let attempt = 0; attempt < 1500; attempt++) {
     const res = await send(app, { method: 'GET', url: operationUrl(id) });
     assert.equal(res.statusCode, 200, res.body);

@@ -1,5 +1,6 @@
 /** Upload images for the edit tests, built at test time (no fixtures in the repo). */
 import { crc32, deflateSync } from 'node:zlib';
+
 import sharp from 'sharp';
 
 /** RGBA pixels where every pixel differs from its neighbours, so "unchanged" means something. */
@@ -12,24 +13,34 @@ export function gradientPixels(width: number, height: number): Buffer {
 }
 
 export function gradientPng(width: number, height: number): Promise<Buffer> {
-  return sharp(gradientPixels(width, height), { raw: { width, height, channels: 4 } }).png().toBuffer();
+  return sharp(gradientPixels(width, height), { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
 }
 
 /** A PNG without an alpha channel. */
 export function rgbPng(width: number, height: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: { r: 10, g: 20, b: 30 } } }).png().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: { r: 10, g: 20, b: 30 } } })
+    .png()
+    .toBuffer();
 }
 
 export function jpeg(width: number, height: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: { r: 200, g: 80, b: 20 } } }).jpeg().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: { r: 200, g: 80, b: 20 } } })
+    .jpeg()
+    .toBuffer();
 }
 
 export function webp(width: number, height: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 4, background: { r: 20, g: 200, b: 80, alpha: 1 } } }).webp().toBuffer();
+  return sharp({ create: { width, height, channels: 4, background: { r: 20, g: 200, b: 80, alpha: 1 } } })
+    .webp()
+    .toBuffer();
 }
 
 export function gif(width: number, height: number): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: { r: 1, g: 2, b: 3 } } }).gif().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+    .gif()
+    .toBuffer();
 }
 
 /** Incompressible RGBA noise: a PNG of about width × height × 4 bytes. */
@@ -40,7 +51,9 @@ export function noisePng(width: number, height: number): Promise<Buffer> {
     state = (Math.imul(state, 1103515245) + 12345) >>> 0;
     data[i] = state >>> 24;
   }
-  return sharp(data, { raw: { width, height, channels: 4 } }).png({ compressionLevel: 0 }).toBuffer();
+  return sharp(data, { raw: { width, height, channels: 4 } })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
 }
 
 /**

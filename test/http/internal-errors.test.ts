@@ -3,6 +3,7 @@
 // Tests run as root, whom chmod does not stop, so the store itself raises the error fs would.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import type { BlobStore } from '../../src/storage/blob-store.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { assertError, assertHealthy, generationsUrl, pollOperation, postJson, submit } from './helpers.ts';
@@ -12,7 +13,12 @@ const SECRET_DIR = '/srv/private-volume/easel-data/blobs';
 const readOnlyBlobs: BlobStore = {
   async put(key) {
     const path = `${SECRET_DIR}/${key}`;
-    throw Object.assign(new Error(`EACCES: permission denied, open '${path}'`), { code: 'EACCES', errno: -13, syscall: 'open', path });
+    throw Object.assign(new Error(`EACCES: permission denied, open '${path}'`), {
+      code: 'EACCES',
+      errno: -13,
+      syscall: 'open',
+      path,
+    });
   },
   get: async () => null,
   delete: async () => {},
@@ -22,7 +28,16 @@ const readOnlyBlobs: BlobStore = {
 function assertNoInternals(body: string): void {
   // Request and operation ids are random UUIDs, which can themselves hold "-13": leave them out.
   const text = body.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '<id>');
-  for (const secret of ['/srv', 'private-volume', 'easel-data', 'EACCES', 'errno', '-13', 'permission denied', '    at ']) {
+  for (const secret of [
+    '/srv',
+    'private-volume',
+    'easel-data',
+    'EACCES',
+    'errno',
+    '-13',
+    'permission denied',
+    '    at ',
+  ]) {
     assert.ok(!text.includes(secret), `the answer leaks ${JSON.stringify(secret)}: ${text}`);
   }
 }
@@ -38,7 +53,10 @@ describe('an image folder that cannot be written', () => {
     const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a lighthouse at dusk' });
     const error = assertError(res, 500, 'InternalServerError');
     assertNoInternals(res.body);
-    assert.ok(String(error.message).includes(String(res.headers['x-request-id'] ?? res.headers['apim-request-id'])), res.body);
+    assert.ok(
+      String(error.message).includes(String(res.headers['x-request-id'] ?? res.headers['apim-request-id'])),
+      res.body,
+    );
     await assertHealthy(app);
   });
 
@@ -52,7 +70,10 @@ describe('an image folder that cannot be written', () => {
   });
 
   test('a b64_json request, which stores nothing, still works', async () => {
-    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a lighthouse at dusk', response_format: 'b64_json' });
+    const res = await postJson(app, generationsUrl('dall-e-3'), {
+      prompt: 'a lighthouse at dusk',
+      response_format: 'b64_json',
+    });
     assert.equal(res.statusCode, 200, res.body.slice(0, 200));
   });
 });

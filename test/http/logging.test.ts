@@ -6,23 +6,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
+
 import { pino } from 'pino';
+
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { TEST_KEY } from '../helpers/app.ts';
 
 const PROMPT = 'a very private prompt about my cat';
 
-async function logsOf(env: Record<string, string>, requests: (app: Awaited<ReturnType<typeof createApp>>) => Promise<void>) {
+async function logsOf(
+  env: Record<string, string>,
+  requests: (app: Awaited<ReturnType<typeof createApp>>) => Promise<void>,
+) {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of String(chunk).split('\n').filter(Boolean))
+        lines.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });
   const dataDir = mkdtempSync(join(tmpdir(), 'easel-logs-'));
-  const app = await createApp(loadConfig({ EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: TEST_KEY, ...env }), { logger: pino({ level: 'info' }, stream) });
+  const app = await createApp(loadConfig({ EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: TEST_KEY, ...env }), {
+    logger: pino({ level: 'info' }, stream),
+  });
   try {
     await requests(app);
   } finally {
@@ -68,10 +76,19 @@ test('EASEL_LOG_PROMPTS=true logs each prompt with its request id; DALL-E 2 subm
     });
   });
   const prompts = lines.filter((l) => l.msg === 'prompt');
-  assert.deepEqual(prompts.map((l) => [l.deployment, l.prompt]), [['dall-e-3', PROMPT], ['dall-e-2', 'a fox']]);
+  assert.deepEqual(
+    prompts.map((l) => [l.deployment, l.prompt]),
+    [
+      ['dall-e-3', PROMPT],
+      ['dall-e-2', 'a fox'],
+    ],
+  );
   for (const line of prompts) assert.ok(line.reqId);
   const submitted = lines.find((l) => l.msg === 'operation submitted')!;
   assert.ok(submitted.reqId && submitted.operationId);
-  assert.ok(lines.some((l) => l.operationId === submitted.operationId && l.msg === 'operation state'), 'the operation lines share the id');
+  assert.ok(
+    lines.some((l) => l.operationId === submitted.operationId && l.msg === 'operation state'),
+    'the operation lines share the id',
+  );
   assert.throws(() => loadConfig({ EASEL_LOG_PROMPTS: 'sometimes' }), /EASEL_LOG_PROMPTS/);
 });

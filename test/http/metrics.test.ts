@@ -2,6 +2,7 @@
 // patterns and configured deployment names only.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { categoriesAt } from '../../src/contract/annotations.ts';
 import type { ImageFilter } from '../../src/safety/index.ts';
 import { startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
@@ -84,7 +85,13 @@ describe('GET /metrics', () => {
 });
 
 describe('GET /metrics with an image filter that blocks everything', () => {
-  const blockAll: ImageFilter = { name: 'test', check: async () => ({ blocked: true, results: { ...categoriesAt('safe'), violence: { filtered: true, severity: 'high' } } }) };
+  const blockAll: ImageFilter = {
+    name: 'test',
+    check: async () => ({
+      blocked: true,
+      results: { ...categoriesAt('safe'), violence: { filtered: true, severity: 'high' } },
+    }),
+  };
   let app: TestApp;
   before(async () => {
     app = await startTestApp({ imageFilter: blockAll });
@@ -97,7 +104,10 @@ describe('GET /metrics with an image filter that blocks everything', () => {
     const text = await scrape(app);
     assert.equal(sample(text, 'easel_images_filtered_total', 'deployment="gpt-image-1"'), 2);
     assert.equal(sample(text, 'easel_images_generated_total', 'deployment="gpt-image-1",engine="placeholder"'), 2);
-    assert.equal(sample(text, 'easel_http_requests_total', `route="${GENERATIONS_ROUTE}",method="POST",status_code="400"`), 1);
+    assert.equal(
+      sample(text, 'easel_http_requests_total', `route="${GENERATIONS_ROUTE}",method="POST",status_code="400"`),
+      1,
+    );
   });
 });
 
@@ -105,8 +115,14 @@ test('two apps in one process each have their own registry', async () => {
   const [a, b] = [await startTestApp(), await startTestApp()];
   try {
     await a.server.inject({ method: 'GET', url: '/healthz' });
-    assert.equal(sample(await scrape(a), 'easel_http_requests_total', 'route="/healthz",method="GET",status_code="200"'), 1);
-    assert.equal(sample(await scrape(b), 'easel_http_requests_total', 'route="/healthz",method="GET",status_code="200"'), undefined);
+    assert.equal(
+      sample(await scrape(a), 'easel_http_requests_total', 'route="/healthz",method="GET",status_code="200"'),
+      1,
+    );
+    assert.equal(
+      sample(await scrape(b), 'easel_http_requests_total', 'route="/healthz",method="GET",status_code="200"'),
+      undefined,
+    );
   } finally {
     await a.dispose();
     await b.dispose();

@@ -2,10 +2,12 @@
 // the request schema with the same values and limits, and each schema's example accepted by the server.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { Validator } from '@seriousme/openapi-schema-validator';
+
 import { FAMILIES, FAMILY_IDS, knownParams, type ParamSpec } from '../../src/contract/families.ts';
 import { buildOpenApi, openApiPath } from '../../src/http/openapi.ts';
-import { requestSchemaName, type ParamOperation } from '../../src/http/openapi-schemas.ts';
+import { type ParamOperation, requestSchemaName } from '../../src/http/openapi-schemas.ts';
 import { ROUTES } from '../../src/http/routes.ts';
 import { solidPng, startTestApp, type TestApp } from '../helpers/app.ts';
 import { file, postForm, postJson } from './helpers.ts';
@@ -120,7 +122,11 @@ function expectedSchema(spec: ParamSpec): Record<string, unknown> {
       Object.assign(base, { type: 'integer', minimum: spec.min, maximum: spec.max });
       break;
     case 'number':
-      Object.assign(base, { type: 'number', maximum: spec.max, [spec.exclusiveMin ? 'exclusiveMinimum' : 'minimum']: spec.min });
+      Object.assign(base, {
+        type: 'number',
+        maximum: spec.max,
+        [spec.exclusiveMin ? 'exclusiveMinimum' : 'minimum']: spec.min,
+      });
       break;
     case 'bool':
       base.type = 'boolean';
@@ -145,12 +151,17 @@ describe('every FAMILIES parameter is in the request schemas', () => {
           for (const [key, value] of Object.entries(expectedSchema(spec))) {
             assert.deepEqual(property[key], value, `${id} ${operation} ${name}.${key}`);
           }
-          assert.equal(schema.required.includes(name), spec.kind === 'string' && spec.required === true, `${name} required`);
+          assert.equal(
+            schema.required.includes(name),
+            spec.kind === 'string' && spec.required === true,
+            `${name} required`,
+          );
         }
         const files = operation === 'edit' ? ['image', 'image[]', 'mask'] : [];
         assert.deepEqual(Object.keys(schema.properties).sort(), [...Object.keys(table), ...files].sort());
         assert.equal(schema.additionalProperties, false);
-        for (const name of Object.keys(schema.properties)) assert.ok(knownParams(operation).has(name) || operation === 'submit', name);
+        for (const name of Object.keys(schema.properties))
+          assert.ok(knownParams(operation).has(name) || operation === 'submit', name);
       });
     }
   }
@@ -159,28 +170,48 @@ describe('every FAMILIES parameter is in the request schemas', () => {
     const anyOf = (path: string) => {
       const content = doc.paths[path]!.post.requestBody.content;
       const schema = Object.values(content)[0] as { schema: any };
-      return (schema.schema.anyOf ?? schema.schema.allOf[0].anyOf).map((r: { $ref: string }) => r.$ref.split('/').pop());
+      return (schema.schema.anyOf ?? schema.schema.allOf[0].anyOf).map((r: { $ref: string }) =>
+        r.$ref.split('/').pop(),
+      );
     };
-    assert.deepEqual(anyOf('/openai/deployments/{deployment}/images/generations'), ['DallE2GenerationRequest', 'DallE3GenerationRequest', 'GptImage1GenerationRequest']);
+    assert.deepEqual(anyOf('/openai/deployments/{deployment}/images/generations'), [
+      'DallE2GenerationRequest',
+      'DallE3GenerationRequest',
+      'GptImage1GenerationRequest',
+    ]);
     assert.deepEqual(anyOf('/openai/v1/images/edits'), ['DallE2EditRequest', 'GptImage1EditRequest']);
     assert.deepEqual(anyOf('/openai/images/generations:submit'), ['DallE2SubmitRequest']);
-    assert.deepEqual(doc.paths['/openai/v1/images/edits']!.post.requestBody.content['multipart/form-data'].schema.allOf[1], { required: ['model'] });
+    assert.deepEqual(
+      doc.paths['/openai/v1/images/edits']!.post.requestBody.content['multipart/form-data'].schema.allOf[1],
+      { required: ['model'] },
+    );
   });
 });
 
 describe("each request schema's example (its defaults) is accepted by the server", () => {
   const example = (id: string, operation: ParamOperation) =>
-    doc.components.schemas[requestSchemaName(id as never, operation)].examples[0] as Record<string, string | number | boolean>;
+    doc.components.schemas[requestSchemaName(id as never, operation)].examples[0] as Record<
+      string,
+      string | number | boolean
+    >;
 
   for (const id of FAMILY_IDS.filter((f) => FAMILIES[f].generation)) {
     test(`${id} generation example answers 200`, async () => {
-      const res = await postJson(app, `/openai/deployments/${id}/images/generations?api-version=2025-04-01-preview`, example(id, 'generation'));
+      const res = await postJson(
+        app,
+        `/openai/deployments/${id}/images/generations?api-version=2025-04-01-preview`,
+        example(id, 'generation'),
+      );
       assert.equal(res.statusCode, 200, res.body);
     });
   }
 
   test('dall-e-2 submit example answers 202', async () => {
-    const res = await postJson(app, '/openai/images/generations:submit?api-version=2023-06-01-preview', example('dall-e-2', 'submit'));
+    const res = await postJson(
+      app,
+      '/openai/images/generations:submit?api-version=2023-06-01-preview',
+      example('dall-e-2', 'submit'),
+    );
     assert.equal(res.statusCode, 202, res.body);
   });
 

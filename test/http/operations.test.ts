@@ -2,6 +2,7 @@
 // poll with GET, DELETE only once terminal.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import {
   assertError,
@@ -45,15 +46,26 @@ describe('submit', () => {
   });
 
   test('operation-location is built from the Host the client used', async () => {
-    const res = await postJson(app, submitUrl(), { prompt: 'a paper boat', size: '256x256' }, { host: 'images.example.test:8443' });
-    assert.ok(String(res.headers['operation-location']).startsWith('http://images.example.test:8443/openai/operations/images/'));
+    const res = await postJson(
+      app,
+      submitUrl(),
+      { prompt: 'a paper boat', size: '256x256' },
+      { host: 'images.example.test:8443' },
+    );
+    assert.ok(
+      String(res.headers['operation-location']).startsWith('http://images.example.test:8443/openai/operations/images/'),
+    );
   });
 
   test('operation-location uses EASEL_PUBLIC_URL when set', async () => {
     const proxied = await startTestApp({ env: { EASEL_PUBLIC_URL: 'https://easel.example.test/base/' } });
     try {
       const res = await postJson(proxied, submitUrl(), { prompt: 'a paper boat', size: '256x256' });
-      assert.ok(String(res.headers['operation-location']).startsWith('https://easel.example.test/base/openai/operations/images/'));
+      assert.ok(
+        String(res.headers['operation-location']).startsWith(
+          'https://easel.example.test/base/openai/operations/images/',
+        ),
+      );
     } finally {
       await proxied.dispose();
     }
@@ -96,7 +108,9 @@ describe('poll and delete', () => {
     assert.deepEqual(Object.keys(errorItems[0].error), ['code', 'message']);
     assert.equal(errorItems[0].error.code, 'imageExpired');
     assert.equal(typeof errorItems[0].error.message, 'string');
-    assert.deepEqual(Object.keys(body.result.data.find((item: Record<string, unknown>) => !('error' in item))), ['url']);
+    assert.deepEqual(Object.keys(body.result.data.find((item: Record<string, unknown>) => !('error' in item))), [
+      'url',
+    ]);
   });
 
   test('DELETE of a succeeded operation answers 204; GET then shows deleted; a second DELETE is 404', async () => {
@@ -141,7 +155,10 @@ describe('while an operation runs', () => {
   let engine: GatedEngine;
   before(async () => {
     engine = new GatedEngine();
-    gated = await startTestApp({ engine, config: { queue: { concurrency: 1, maxWaiting: 8, jobTimeoutSeconds: 600 } } });
+    gated = await startTestApp({
+      engine,
+      config: { queue: { concurrency: 1, maxWaiting: 8, jobTimeoutSeconds: 600 } },
+    });
   });
   after(() => gated.dispose());
 

@@ -3,11 +3,12 @@
 // failure policy decides per deployment, and a blocklist file edited while the server runs applies
 // to the next request.
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+
 import { PassImageFilter } from '../../src/safety/index.ts';
 import { writeTextClassifier } from '../../tools/model-builder/text-classifier.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
@@ -23,15 +24,38 @@ function fakeModeration(): Promise<{ server: Server; url: string; requests: stri
       const { input } = JSON.parse(body) as { input: string };
       requests.push(input);
       if (input.includes('giraffe')) {
-        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'overloaded', type: 'server_error' } }));
+        res
+          .writeHead(503, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: { message: 'overloaded', type: 'server_error' } }));
         return;
       }
       const hate = input.includes('zebra') ? 0.93 : 0.01;
-      const scores = { hate, 'hate/threatening': 0, sexual: 0.01, 'sexual/minors': 0, violence: 0.02, 'violence/graphic': 0, 'self-harm': 0, harassment: 0.4 };
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'modr-1', model: 'fake', results: [{ flagged: hate > 0.5, categories: {}, category_scores: scores }] }));
+      const scores = {
+        hate,
+        'hate/threatening': 0,
+        sexual: 0.01,
+        'sexual/minors': 0,
+        violence: 0.02,
+        'violence/graphic': 0,
+        'self-harm': 0,
+        harassment: 0.4,
+      };
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(
+          JSON.stringify({
+            id: 'modr-1',
+            model: 'fake',
+            results: [{ flagged: hate > 0.5, categories: {}, category_scores: scores }],
+          }),
+        );
     });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/moderations`, requests })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/moderations`, requests }),
+    ),
+  );
 }
 
 describe('a moderation endpoint beside the term lists', () => {
@@ -75,7 +99,10 @@ describe('a moderation endpoint beside the term lists', () => {
   });
 
   test('a benign prompt passes with the combined scores in prompt_filter_results', async () => {
-    const res = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a soldier with a sword', response_format: 'b64_json' });
+    const res = await postJson(app, generationsUrl('dall-e-3'), {
+      prompt: 'a soldier with a sword',
+      response_format: 'b64_json',
+    });
     assert.equal(res.statusCode, 200, res.body);
     const results = res.json().data[0].prompt_filter_results;
     assert.deepEqual(results.violence, { filtered: false, severity: 'low' }, 'from the term lists');
@@ -84,14 +111,23 @@ describe('a moderation endpoint beside the term lists', () => {
   });
 
   test('the endpoint failing under "block": 400 with content_filter_error in inner_error', async () => {
-    const error = assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a giraffe' }), 400, 'content_policy_violation', null);
-    const results = (error.inner_error as { content_filter_results: { error: { code: string; message: string } } }).content_filter_results;
+    const error = assertError(
+      await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a giraffe' }),
+      400,
+      'content_policy_violation',
+      null,
+    );
+    const results = (error.inner_error as { content_filter_results: { error: { code: string; message: string } } })
+      .content_filter_results;
     assert.equal(results.error.code, 'content_filter_error');
     assert.match(results.error.message, /classifier "strict" failed: .*HTTP 503/);
   });
 
   test('the endpoint failing under "allow": 200 with the error in prompt_filter_results', async () => {
-    const res = await postJson(app, generationsUrl('open-dall-e-3'), { prompt: 'a giraffe', response_format: 'b64_json' });
+    const res = await postJson(app, generationsUrl('open-dall-e-3'), {
+      prompt: 'a giraffe',
+      response_format: 'b64_json',
+    });
     assert.equal(res.statusCode, 200, res.body);
     const results = res.json().data[0].prompt_filter_results;
     assert.equal(results.error.code, 'content_filter_error');
@@ -106,7 +142,10 @@ describe('a moderation endpoint beside the term lists', () => {
 
   test('a deployment that names no classifiers never calls the endpoint', async () => {
     const before = fake.requests.length;
-    assert.equal((await postJson(app, generationsUrl('plain'), { prompt: 'a zebra', response_format: 'b64_json' })).statusCode, 200);
+    assert.equal(
+      (await postJson(app, generationsUrl('plain'), { prompt: 'a zebra', response_format: 'b64_json' })).statusCode,
+      200,
+    );
     assert.equal(fake.requests.length, before);
   });
 });
@@ -132,7 +171,13 @@ describe('an ONNX text classifier from a local folder', () => {
         safety: {
           classifiers: [
             { id: 'tiny', kind: 'onnx', folder, timeoutMs: 10_000, onFailure: 'block' },
-            { id: 'broken', kind: 'onnx', folder: join(folder, '..', 'no-such-model'), timeoutMs: 10_000, onFailure: 'allow' },
+            {
+              id: 'broken',
+              kind: 'onnx',
+              folder: join(folder, '..', 'no-such-model'),
+              timeoutMs: 10_000,
+              onFailure: 'allow',
+            },
           ],
         },
       },
@@ -160,12 +205,21 @@ describe('an ONNX text classifier from a local folder', () => {
   });
 
   test("the model's labels become Azure's categories and block at the threshold", async () => {
-    const error = assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a menace' }), 400, 'content_policy_violation', null);
+    const error = assertError(
+      await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a menace' }),
+      400,
+      'content_policy_violation',
+      null,
+    );
     const results = (error.inner_error as { content_filter_results: Record<string, unknown> }).content_filter_results;
     assert.deepEqual(results.violence, { filtered: true, severity: 'high' }, 'sigmoid(4) = 0.98');
     const low = await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a quokka', response_format: 'b64_json' });
     assert.equal(low.statusCode, 200, low.body);
-    assert.deepEqual(low.json().data[0].prompt_filter_results.hate, { filtered: false, severity: 'low' }, 'sigmoid(-0.4) = 0.40: low (0.3 ≤ p < 0.5)');
+    assert.deepEqual(
+      low.json().data[0].prompt_filter_results.hate,
+      { filtered: false, severity: 'low' },
+      'sigmoid(-0.4) = 0.40: low (0.3 ≤ p < 0.5)',
+    );
   });
 });
 
@@ -182,15 +236,20 @@ describe('a blocklist file edited while the server runs', () => {
   after(() => app.dispose());
 
   test('a term added to the file refuses the next request, and removing it serves again', async () => {
-    const ask = () => postJson(app, generationsUrl('dall-e-3'), { prompt: 'a periwinkle teapot', response_format: 'b64_json' });
+    const ask = () =>
+      postJson(app, generationsUrl('dall-e-3'), { prompt: 'a periwinkle teapot', response_format: 'b64_json' });
     assert.equal((await ask()).statusCode, 200);
     writeFileSync(file, '# house terms\nperiwinkle\n');
     const refused = await until(async () => ((await ask()).statusCode === 400 ? ask() : null));
     const error = assertError(refused, 400, 'content_policy_violation', null);
-    assert.deepEqual((error.inner_error as { content_filter_results: { custom_blocklists: unknown } }).content_filter_results.custom_blocklists, {
-      filtered: true,
-      details: [{ id: 'house', filtered: true }],
-    });
+    assert.deepEqual(
+      (error.inner_error as { content_filter_results: { custom_blocklists: unknown } }).content_filter_results
+        .custom_blocklists,
+      {
+        filtered: true,
+        details: [{ id: 'house', filtered: true }],
+      },
+    );
     writeFileSync(file, '# house terms\n');
     await until(async () => ((await ask()).statusCode === 200 ? true : null));
   });

@@ -2,6 +2,7 @@
 // 500 and leaves the server serving; on DALL-E 2 both end the operation with an error instead.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { solidPng, startTestApp, type TestApp } from '../helpers/app.ts';
 import {
   assertError,
@@ -16,10 +17,10 @@ import {
   pollOperation,
   postForm,
   postJson,
+  type Response,
   send,
   submit,
   submitUrl,
-  type Response,
 } from './helpers.ts';
 
 function assertTooManyRequests(res: Response) {
@@ -61,7 +62,10 @@ describe('a full queue', () => {
   });
 
   test('an edit answers 429', async () => {
-    const res = await postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'x' }, file('image', await solidPng(8, 8))]);
+    const res = await postForm(app, editsUrl('gpt-image-1'), [
+      { name: 'prompt', value: 'x' },
+      file('image', await solidPng(8, 8)),
+    ]);
     assertTooManyRequests(res);
   });
 
@@ -114,7 +118,10 @@ describe('an engine that throws', () => {
 
   test('gpt-image-1 generations and edits answer 500 InternalServerError', async () => {
     assertError(await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a cat' }), 500, 'InternalServerError');
-    const res = await postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'x' }, file('image', await solidPng(8, 8))]);
+    const res = await postForm(app, editsUrl('gpt-image-1'), [
+      { name: 'prompt', value: 'x' },
+      file('image', await solidPng(8, 8)),
+    ]);
     assertError(res, 500, 'InternalServerError');
   });
 

@@ -5,9 +5,11 @@
 import { rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
+
 import { pino } from 'pino';
+
 import { createApp } from '../../src/app.ts';
-import { loadConfig, type ConfigOverrides } from '../../src/config/index.ts';
+import { type ConfigOverrides, loadConfig } from '../../src/config/index.ts';
 import type { Engine } from '../../src/engines/engine.ts';
 import { tempDir } from '../e2e/helpers.ts';
 import { SECOND_KEY, TEST_KEY } from '../helpers/app.ts';
@@ -63,16 +65,22 @@ export interface LoggedApp {
 }
 
 /** A listening app on 127.0.0.1 whose log lines (level info) are collected in `lines`. */
-export async function startLogged(options: { config?: ConfigOverrides; env?: Record<string, string>; engine?: Engine } = {}): Promise<LoggedApp> {
+export async function startLogged(
+  options: { config?: ConfigOverrides; env?: Record<string, string>; engine?: Engine } = {},
+): Promise<LoggedApp> {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
     write(chunk, _encoding, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of String(chunk).split('\n').filter(Boolean))
+        lines.push(JSON.parse(line) as Record<string, unknown>);
       done();
     },
   });
   const dataDir = tempDir('easel-raw-');
-  const config = loadConfig({ EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: `${TEST_KEY},${SECOND_KEY}`, ...options.env }, options.config);
+  const config = loadConfig(
+    { EASEL_DATA_DIR: dataDir, EASEL_API_KEYS: `${TEST_KEY},${SECOND_KEY}`, ...options.env },
+    options.config,
+  );
   const app = await createApp(config, { logger: pino({ level: 'info' }, stream), engine: options.engine });
   const base = (await app.server.listen({ host: '127.0.0.1', port: 0 })).replace(/\/+$/, '');
   return {

@@ -2,6 +2,7 @@
 // seeds, checked by decoding the returned bytes.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { FAMILIES } from '../../src/contract/families.ts';
 import { decode, startTestApp, type TestApp } from '../helpers/app.ts';
 import { b64, generationsUrl, pathOf, pollOperation, postJson, submit } from './helpers.ts';
@@ -33,14 +34,22 @@ describe('dall-e-3', () => {
     assert.deepEqual(Object.keys(body).sort(), ['created', 'data']);
     assert.ok(Math.abs(body.created - Date.now() / 1000) < 600);
     const item = body.data[0]!;
-    assert.deepEqual(Object.keys(item).sort(), ['content_filter_results', 'prompt_filter_results', 'revised_prompt', 'url']);
+    assert.deepEqual(Object.keys(item).sort(), [
+      'content_filter_results',
+      'prompt_filter_results',
+      'revised_prompt',
+      'url',
+    ]);
     assert.equal(typeof item.revised_prompt, 'string');
     assert.ok(item.revised_prompt.length > 0);
     // Azure's four categories, and (a placeholder picture) easel's note that the image classifier did not run.
     assert.deepEqual(Object.keys(item.content_filter_results).sort(), [...SEVERITY_KEYS, 'image_filter'].sort());
     for (const key of SEVERITY_KEYS) assert.deepEqual(item.content_filter_results[key], safe);
     assert.equal(item.content_filter_results.image_filter.ran, false);
-    assert.deepEqual(Object.keys(item.prompt_filter_results).sort(), [...SEVERITY_KEYS, 'custom_blocklists', 'jailbreak', 'profanity'].sort());
+    assert.deepEqual(
+      Object.keys(item.prompt_filter_results).sort(),
+      [...SEVERITY_KEYS, 'custom_blocklists', 'jailbreak', 'profanity'].sort(),
+    );
     assert.deepEqual(item.prompt_filter_results.profanity, { filtered: false, detected: false });
     assert.deepEqual(item.prompt_filter_results.jailbreak, { filtered: false, detected: false });
     assert.deepEqual(item.prompt_filter_results.custom_blocklists, { filtered: false, details: [] });
@@ -51,7 +60,12 @@ describe('dall-e-3', () => {
   test('dall-e-3 answers b64_json when asked, with the same annotations and no url', async () => {
     const body = await generate('dall-e-3', { prompt: 'a red barn in snow', response_format: 'b64_json' });
     const item = body.data[0]!;
-    assert.deepEqual(Object.keys(item).sort(), ['b64_json', 'content_filter_results', 'prompt_filter_results', 'revised_prompt']);
+    assert.deepEqual(Object.keys(item).sort(), [
+      'b64_json',
+      'content_filter_results',
+      'prompt_filter_results',
+      'revised_prompt',
+    ]);
     assert.equal((await decode(b64(item))).format, 'png');
   });
 
@@ -64,12 +78,19 @@ describe('dall-e-3', () => {
   }
 
   test('dall-e-3 accepts quality hd and style natural', async () => {
-    const body = await generate('dall-e-3', { prompt: 'a barn', quality: 'hd', style: 'natural', response_format: 'b64_json' });
+    const body = await generate('dall-e-3', {
+      prompt: 'a barn',
+      quality: 'hd',
+      style: 'natural',
+      response_format: 'b64_json',
+    });
     assert.equal(body.data.length, 1);
   });
 
   test('dall-e-3 without a size answers 1024x1024', async () => {
-    const image = await decode(b64((await generate('dall-e-3', { prompt: 'a barn', response_format: 'b64_json' })).data[0]!));
+    const image = await decode(
+      b64((await generate('dall-e-3', { prompt: 'a barn', response_format: 'b64_json' })).data[0]!),
+    );
     assert.deepEqual([image.width, image.height], [1024, 1024]);
   });
 });
@@ -77,16 +98,34 @@ describe('dall-e-3', () => {
 describe('gpt-image-1', () => {
   test('gpt-image-1 answers b64_json only, with usage and background/output_format/quality/size', async () => {
     const body = await generate('gpt-image-1', { prompt: 'a fox in a hat', size: '1024x1024', quality: 'low' });
-    assert.deepEqual(Object.keys(body).sort(), ['background', 'created', 'data', 'output_format', 'quality', 'size', 'usage']);
+    assert.deepEqual(Object.keys(body).sort(), [
+      'background',
+      'created',
+      'data',
+      'output_format',
+      'quality',
+      'size',
+      'usage',
+    ]);
     assert.deepEqual(Object.keys(body.data[0]!), ['b64_json']);
     assert.equal(body.background, 'opaque');
     assert.equal(body.output_format, 'png');
     assert.equal(body.quality, 'low');
     assert.equal(body.size, '1024x1024');
     const { usage } = body;
-    assert.deepEqual(Object.keys(usage).sort(), ['input_tokens', 'input_tokens_details', 'output_tokens', 'total_tokens']);
+    assert.deepEqual(Object.keys(usage).sort(), [
+      'input_tokens',
+      'input_tokens_details',
+      'output_tokens',
+      'total_tokens',
+    ]);
     assert.deepEqual(Object.keys(usage.input_tokens_details).sort(), ['image_tokens', 'text_tokens']);
-    for (const n of [usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.input_tokens_details.text_tokens]) {
+    for (const n of [
+      usage.input_tokens,
+      usage.output_tokens,
+      usage.total_tokens,
+      usage.input_tokens_details.text_tokens,
+    ]) {
       assert.ok(Number.isInteger(n) && n > 0);
     }
     assert.equal(usage.input_tokens_details.image_tokens, 0);
@@ -110,13 +149,23 @@ describe('gpt-image-1', () => {
 
   for (const format of ['png', 'jpeg', 'webp']) {
     test(`gpt-image-1 output_format ${format} decodes as ${format}`, async () => {
-      const body = await generate('gpt-image-1', { prompt: 'a fox', size: '1024x1024', quality: 'low', output_format: format });
+      const body = await generate('gpt-image-1', {
+        prompt: 'a fox',
+        size: '1024x1024',
+        quality: 'low',
+        output_format: format,
+      });
       assert.equal((await decode(b64(body.data[0]!))).format, format);
       assert.equal(body.output_format, format);
     });
   }
 
-  for (const [quality, reported] of [['low', 'low'], ['medium', 'medium'], ['high', 'high'], ['auto', 'high']]) {
+  for (const [quality, reported] of [
+    ['low', 'low'],
+    ['medium', 'medium'],
+    ['high', 'high'],
+    ['auto', 'high'],
+  ]) {
     test(`gpt-image-1 quality ${quality} is reported as ${reported}`, async () => {
       const body = await generate('gpt-image-1', { prompt: 'a fox', size: '1024x1024', quality });
       assert.equal(body.quality, reported);
@@ -136,7 +185,13 @@ describe('gpt-image-1', () => {
 
   for (const format of ['png', 'webp']) {
     test(`gpt-image-1 transparent background in ${format} has alpha-0 pixels and says transparent`, async () => {
-      const body = await generate('gpt-image-1', { prompt: 'a fox', size: '1024x1024', quality: 'low', background: 'transparent', output_format: format });
+      const body = await generate('gpt-image-1', {
+        prompt: 'a fox',
+        size: '1024x1024',
+        quality: 'low',
+        background: 'transparent',
+        output_format: format,
+      });
       assert.equal(body.background, 'transparent');
       const image = await decode(b64(body.data[0]!));
       assert.ok(countAlpha(image.data, (a) => a === 0) > 0, 'some pixels are fully transparent');
@@ -144,9 +199,17 @@ describe('gpt-image-1', () => {
   }
 
   test('gpt-image-1 opaque background has no transparent pixel', async () => {
-    const body = await generate('gpt-image-1', { prompt: 'a fox', size: '1024x1024', quality: 'low', background: 'opaque' });
+    const body = await generate('gpt-image-1', {
+      prompt: 'a fox',
+      size: '1024x1024',
+      quality: 'low',
+      background: 'opaque',
+    });
     const image = await decode(b64(body.data[0]!));
-    assert.equal(countAlpha(image.data, (a) => a !== 255), 0);
+    assert.equal(
+      countAlpha(image.data, (a) => a !== 255),
+      0,
+    );
   });
 });
 

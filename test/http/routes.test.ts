@@ -2,6 +2,7 @@
 // in operations.test.ts, the image links in files.test.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { decode, solidPng, startTestApp, TEST_KEY, type TestApp } from '../helpers/app.ts';
 import {
   assertError,
@@ -90,7 +91,12 @@ describe('Azure deployment routes', () => {
 describe('v1 and plain OpenAI routes', () => {
   for (const prefix of ['/openai/v1', '/v1']) {
     test(`POST ${prefix}/images/generations takes model from the body and a Bearer key, no api-version`, async () => {
-      const res = await postJson(app, `${prefix}/images/generations`, { model: 'gpt-image-1', prompt: 'a fox', size: '1024x1024' }, bearer);
+      const res = await postJson(
+        app,
+        `${prefix}/images/generations`,
+        { model: 'gpt-image-1', prompt: 'a fox', size: '1024x1024' },
+        bearer,
+      );
       assert.equal(res.statusCode, 200, res.body);
       assert.equal(res.json().data.length, 1);
       assert.equal(res.json().size, '1024x1024');
@@ -103,7 +109,12 @@ describe('v1 and plain OpenAI routes', () => {
     });
 
     test(`POST ${prefix}/images/generations accepts api-version=preview`, async () => {
-      const res = await postJson(app, `${prefix}/images/generations?api-version=preview`, { model: 'gpt-image-1', prompt: 'a fox' }, bearer);
+      const res = await postJson(
+        app,
+        `${prefix}/images/generations?api-version=preview`,
+        { model: 'gpt-image-1', prompt: 'a fox' },
+        bearer,
+      );
       assert.equal(res.statusCode, 200, res.body);
     });
 
@@ -126,7 +137,11 @@ describe('v1 and plain OpenAI routes', () => {
       const res = await postForm(
         app,
         `${prefix}/images/edits`,
-        [{ name: 'model', value: 'gpt-image-1' }, { name: 'prompt', value: 'add snow' }, file('image[]', await solidPng(40, 40))],
+        [
+          { name: 'model', value: 'gpt-image-1' },
+          { name: 'prompt', value: 'add snow' },
+          file('image[]', await solidPng(40, 40)),
+        ],
         bearer,
       );
       assert.equal(res.statusCode, 200, res.body);
@@ -134,7 +149,12 @@ describe('v1 and plain OpenAI routes', () => {
     });
 
     test(`POST ${prefix}/images/edits without model answers 400 naming model`, async () => {
-      const res = await postForm(app, `${prefix}/images/edits`, [{ name: 'prompt', value: 'add snow' }, file('image', await solidPng(8, 8))], bearer);
+      const res = await postForm(
+        app,
+        `${prefix}/images/edits`,
+        [{ name: 'prompt', value: 'add snow' }, file('image', await solidPng(8, 8))],
+        bearer,
+      );
       assertError(res, 400, 'missing_required_parameter', 'model');
     });
   }
@@ -149,7 +169,10 @@ describe('easel routes', () => {
   });
 
   test('an unknown route answers 404 with code "404"', async () => {
-    const res = await send(app, { method: 'GET', url: '/openai/deployments/dall-e-3/chat/completions?api-version=2024-10-21' });
+    const res = await send(app, {
+      method: 'GET',
+      url: '/openai/deployments/dall-e-3/chat/completions?api-version=2024-10-21',
+    });
     assertError(res, 404, '404', null);
   });
 

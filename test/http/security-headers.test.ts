@@ -3,15 +3,29 @@
 // 'none' with X-Frame-Options, no Referer. The browser tests check that the page works under them.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { playgroundPolicy } from '../../src/http/security-headers.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
-import { generationsUrl, pathOf, postJson, send, type Response } from './helpers.ts';
+import { generationsUrl, pathOf, postJson, type Response, send } from './helpers.ts';
 
-const PAGE_PATHS = ['/', '/playground/app.js', '/playground/style.css', '/playground/config.json', '/playground/favicon.svg', '/favicon.ico'];
+const PAGE_PATHS = [
+  '/',
+  '/playground/app.js',
+  '/playground/style.css',
+  '/playground/config.json',
+  '/playground/favicon.svg',
+  '/favicon.ico',
+];
 
 function directives(res: Response): Map<string, string> {
   const csp = String(res.headers['content-security-policy'] ?? '');
-  return new Map(csp.split(';').map((d) => d.trim()).filter(Boolean).map((d) => [d.split(' ')[0]!, d.slice(d.indexOf(' ') + 1)] as [string, string]));
+  return new Map(
+    csp
+      .split(';')
+      .map((d) => d.trim())
+      .filter(Boolean)
+      .map((d) => [d.split(' ')[0]!, d.slice(d.indexOf(' ') + 1)] as [string, string]),
+  );
 }
 
 describe('security headers', () => {
@@ -80,7 +94,14 @@ describe('security headers', () => {
   });
 
   test('EASEL_PUBLIC_URL on another origin: the page may show images from it', async () => {
-    assert.equal(new Map(playgroundPolicy('https://images.example.com/base/').split('; ').map((d) => [d.split(' ')[0], d])).get('img-src'), "img-src 'self' data: blob: https://images.example.com");
+    assert.equal(
+      new Map(
+        playgroundPolicy('https://images.example.com/base/')
+          .split('; ')
+          .map((d) => [d.split(' ')[0], d]),
+      ).get('img-src'),
+      "img-src 'self' data: blob: https://images.example.com",
+    );
     const other = await startTestApp({ env: { EASEL_PUBLIC_URL: 'https://easel.example.com' } });
     try {
       const res = await other.server.inject({ method: 'GET', url: '/' });

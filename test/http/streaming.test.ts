@@ -2,8 +2,20 @@
 // with a 0-based index, then one completed event per image with usage.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { decode, solidPng, startTestApp, type TestApp } from '../helpers/app.ts';
-import { assertError, assertRequestIds, b64, editsUrl, file, generationsUrl, parseSse, postForm, postJson, type Response } from './helpers.ts';
+import {
+  assertError,
+  assertRequestIds,
+  b64,
+  editsUrl,
+  file,
+  generationsUrl,
+  parseSse,
+  postForm,
+  postJson,
+  type Response,
+} from './helpers.ts';
 
 let app: TestApp;
 before(async () => {
@@ -23,7 +35,12 @@ function events(res: Response) {
 }
 
 function assertUsage(usage: any) {
-  assert.deepEqual(Object.keys(usage).sort(), ['input_tokens', 'input_tokens_details', 'output_tokens', 'total_tokens']);
+  assert.deepEqual(Object.keys(usage).sort(), [
+    'input_tokens',
+    'input_tokens_details',
+    'output_tokens',
+    'total_tokens',
+  ]);
   assert.equal(usage.total_tokens, usage.input_tokens + usage.output_tokens);
 }
 
@@ -50,7 +67,10 @@ describe('generations', () => {
       }
       const completed = all.at(-1)!.data;
       assert.deepEqual(Object.keys(completed).sort(), [...STREAM_FIELDS, 'usage'].sort());
-      assert.deepEqual([completed.size, completed.quality, completed.output_format, completed.background], ['1536x1024', 'low', 'png', 'opaque']);
+      assert.deepEqual(
+        [completed.size, completed.quality, completed.output_format, completed.background],
+        ['1536x1024', 'low', 'png', 'opaque'],
+      );
       assertUsage(completed.usage);
       const image = await decode(b64(completed));
       assert.deepEqual([image.width, image.height], [1536, 1024]);
@@ -65,7 +85,14 @@ describe('generations', () => {
   });
 
   test('n=2 with partial_images=2 sends two partials per image and two completed events', async () => {
-    const res = await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a mill', size: '1024x1024', quality: 'low', stream: true, n: 2, partial_images: 2 });
+    const res = await postJson(app, generationsUrl('gpt-image-1'), {
+      prompt: 'a mill',
+      size: '1024x1024',
+      quality: 'low',
+      stream: true,
+      n: 2,
+      partial_images: 2,
+    });
     const all = events(res);
     assert.equal(all.filter((e) => e.event === 'image_generation.partial_image').length, 4);
     assert.equal(all.filter((e) => e.event === 'image_generation.completed').length, 2);
@@ -84,27 +111,56 @@ describe('generations', () => {
   });
 
   test('partial_images=4 answers 400 naming partial_images', async () => {
-    const res = await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a mill', stream: true, partial_images: 4 });
+    const res = await postJson(app, generationsUrl('gpt-image-1'), {
+      prompt: 'a mill',
+      stream: true,
+      partial_images: 4,
+    });
     assertError(res, 400, 'invalid_parameter', 'partial_images');
   });
 
   test('stream="true" as a string in JSON answers 400 naming stream', async () => {
-    assertError(await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a mill', stream: 'true' }), 400, 'invalid_parameter', 'stream');
+    assertError(
+      await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a mill', stream: 'true' }),
+      400,
+      'invalid_parameter',
+      'stream',
+    );
   });
 
   test('partial_images without stream answers plain JSON', async () => {
-    const res = await postJson(app, generationsUrl('gpt-image-1'), { prompt: 'a mill', size: '1024x1024', quality: 'low', partial_images: 2 });
+    const res = await postJson(app, generationsUrl('gpt-image-1'), {
+      prompt: 'a mill',
+      size: '1024x1024',
+      quality: 'low',
+      partial_images: 2,
+    });
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /^application\/json/);
   });
 
   test('stream on dall-e-3 answers 400 unsupported_parameter', async () => {
-    assertError(await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a mill', stream: true }), 400, 'unsupported_parameter', 'stream');
+    assertError(
+      await postJson(app, generationsUrl('dall-e-3'), { prompt: 'a mill', stream: true }),
+      400,
+      'unsupported_parameter',
+      'stream',
+    );
   });
 
   test('the v1 route streams too', async () => {
-    const res = await postJson(app, '/openai/v1/images/generations', { model: 'gpt-image-1', prompt: 'a mill', size: '1024x1024', quality: 'low', stream: true, partial_images: 1 });
-    assert.deepEqual(events(res).map((e) => e.event), ['image_generation.partial_image', 'image_generation.completed']);
+    const res = await postJson(app, '/openai/v1/images/generations', {
+      model: 'gpt-image-1',
+      prompt: 'a mill',
+      size: '1024x1024',
+      quality: 'low',
+      stream: true,
+      partial_images: 1,
+    });
+    assert.deepEqual(
+      events(res).map((e) => e.event),
+      ['image_generation.partial_image', 'image_generation.completed'],
+    );
   });
 });
 
@@ -117,8 +173,14 @@ describe('edits', () => {
       file('image', await solidPng(48, 32)),
     ]);
     const all = events(res);
-    assert.deepEqual(all.map((e) => e.event), ['image_edit.partial_image', 'image_edit.partial_image', 'image_edit.completed']);
-    assert.deepEqual(all.slice(0, 2).map((e) => e.data.partial_image_index), [0, 1]);
+    assert.deepEqual(
+      all.map((e) => e.event),
+      ['image_edit.partial_image', 'image_edit.partial_image', 'image_edit.completed'],
+    );
+    assert.deepEqual(
+      all.slice(0, 2).map((e) => e.data.partial_image_index),
+      [0, 1],
+    );
     for (const { data } of all) {
       const image = await decode(b64(data));
       assert.deepEqual([image.width, image.height], [48, 32]);

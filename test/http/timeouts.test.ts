@@ -5,10 +5,11 @@
 // the generation is still held, and the generation then answers 200.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { loadConfig } from '../../src/config/index.ts';
 import { GatedEngine } from '../e2e/helpers.ts';
 import { TEST_KEY } from '../helpers/app.ts';
-import { openSocket, parseRaw, startLogged, type LoggedApp } from './raw.ts';
+import { type LoggedApp, openSocket, parseRaw, startLogged } from './raw.ts';
 
 /** Send `data`, then nothing more; resolve with all the server wrote once it closes the connection. */
 function stall(base: string, data: string): Promise<string> {
@@ -34,7 +35,10 @@ describe('request and header timeouts', () => {
   let engine: GatedEngine;
   before(async () => {
     engine = new GatedEngine();
-    server = await startLogged({ engine, env: { EASEL_REQUEST_TIMEOUT_SECONDS: '1', EASEL_HEADERS_TIMEOUT_SECONDS: '1' } });
+    server = await startLogged({
+      engine,
+      env: { EASEL_REQUEST_TIMEOUT_SECONDS: '1', EASEL_HEADERS_TIMEOUT_SECONDS: '1' },
+    });
   });
   after(() => server.close());
 

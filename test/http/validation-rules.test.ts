@@ -2,6 +2,7 @@
 // parameters of another family, cross-field rules, deployments and operations per family.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+
 import { solidPng, startTestApp, type TestApp } from '../helpers/app.ts';
 import { assertError, editsUrl, file, generationsUrl, postForm, postJson, submitUrl } from './helpers.ts';
 
@@ -12,7 +13,8 @@ before(async () => {
 after(() => app.dispose());
 
 const dalle3 = (body: object) => postJson(app, generationsUrl('dall-e-3'), { response_format: 'b64_json', ...body });
-const gptImage = (body: object) => postJson(app, generationsUrl('gpt-image-1'), { size: '1024x1024', quality: 'low', ...body });
+const gptImage = (body: object) =>
+  postJson(app, generationsUrl('gpt-image-1'), { size: '1024x1024', quality: 'low', ...body });
 const dalle2 = (body: object) => postJson(app, submitUrl(), body);
 
 describe('n', () => {
@@ -66,7 +68,10 @@ describe('prompt limits', () => {
   });
 
   test('gpt-image-1 edits reject a 32001-character prompt naming prompt', async () => {
-    const res = await postForm(app, editsUrl('gpt-image-1'), [{ name: 'prompt', value: 'd'.repeat(32001) }, file('image', await solidPng(8, 8))]);
+    const res = await postForm(app, editsUrl('gpt-image-1'), [
+      { name: 'prompt', value: 'd'.repeat(32001) },
+      file('image', await solidPng(8, 8)),
+    ]);
     assertError(res, 400, 'invalid_parameter', 'prompt');
   });
 
@@ -81,7 +86,12 @@ describe('parameters of another family', () => {
   });
 
   test('gpt-image-1 rejects response_format with 400 unsupported_parameter', async () => {
-    assertError(await gptImage({ prompt: 'a cat', response_format: 'b64_json' }), 400, 'unsupported_parameter', 'response_format');
+    assertError(
+      await gptImage({ prompt: 'a cat', response_format: 'b64_json' }),
+      400,
+      'unsupported_parameter',
+      'response_format',
+    );
   });
 
   test('dall-e-3 rejects output_format with 400 unsupported_parameter', async () => {
@@ -93,7 +103,12 @@ describe('parameters of another family', () => {
   });
 
   test('dall-e-2 submit rejects response_format with 400 unsupported_parameter: its results are always URLs', async () => {
-    assertError(await dalle2({ prompt: 'a cat', response_format: 'b64_json' }), 400, 'unsupported_parameter', 'response_format');
+    assertError(
+      await dalle2({ prompt: 'a cat', response_format: 'b64_json' }),
+      400,
+      'unsupported_parameter',
+      'response_format',
+    );
   });
 
   test('dall-e-2 submit rejects quality with 400 unsupported_parameter', async () => {
@@ -101,7 +116,12 @@ describe('parameters of another family', () => {
   });
 
   test('generations reject the edits-only input_fidelity as an unknown parameter', async () => {
-    assertError(await gptImage({ prompt: 'a cat', input_fidelity: 'high' }), 400, 'unknown_parameter', 'input_fidelity');
+    assertError(
+      await gptImage({ prompt: 'a cat', input_fidelity: 'high' }),
+      400,
+      'unknown_parameter',
+      'input_fidelity',
+    );
   });
 
   test('an unknown field answers 400 unknown_parameter naming it', async () => {
@@ -111,17 +131,38 @@ describe('parameters of another family', () => {
 
 describe('cross-field rules', () => {
   test('gpt-image-1 rejects jpeg with a transparent background naming background', async () => {
-    assertError(await gptImage({ prompt: 'a cat', output_format: 'jpeg', background: 'transparent' }), 400, 'invalid_parameter', 'background');
+    assertError(
+      await gptImage({ prompt: 'a cat', output_format: 'jpeg', background: 'transparent' }),
+      400,
+      'invalid_parameter',
+      'background',
+    );
   });
 
   test('gpt-image-1 accepts webp and png with a transparent background', async () => {
-    assert.equal((await gptImage({ prompt: 'a cat', output_format: 'webp', background: 'transparent' })).statusCode, 200);
-    assert.equal((await gptImage({ prompt: 'a cat', output_format: 'png', background: 'transparent' })).statusCode, 200);
+    assert.equal(
+      (await gptImage({ prompt: 'a cat', output_format: 'webp', background: 'transparent' })).statusCode,
+      200,
+    );
+    assert.equal(
+      (await gptImage({ prompt: 'a cat', output_format: 'png', background: 'transparent' })).statusCode,
+      200,
+    );
   });
 
   test('gpt-image-1 rejects output_compression 50 with png naming output_compression', async () => {
-    assertError(await gptImage({ prompt: 'a cat', output_compression: 50 }), 400, 'invalid_parameter', 'output_compression');
-    assertError(await gptImage({ prompt: 'a cat', output_format: 'png', output_compression: 0 }), 400, 'invalid_parameter', 'output_compression');
+    assertError(
+      await gptImage({ prompt: 'a cat', output_compression: 50 }),
+      400,
+      'invalid_parameter',
+      'output_compression',
+    );
+    assertError(
+      await gptImage({ prompt: 'a cat', output_format: 'png', output_compression: 0 }),
+      400,
+      'invalid_parameter',
+      'output_compression',
+    );
   });
 
   test('gpt-image-1 accepts output_compression with jpeg and webp', async () => {
@@ -142,21 +183,36 @@ describe('cross-field rules', () => {
 
 describe('deployments and operations', () => {
   test('edits on a dall-e-3 deployment answer 400 OperationNotSupported', async () => {
-    const res = await postForm(app, editsUrl('dall-e-3'), [{ name: 'prompt', value: 'x' }, file('image', await solidPng(8, 8))]);
+    const res = await postForm(app, editsUrl('dall-e-3'), [
+      { name: 'prompt', value: 'x' },
+      file('image', await solidPng(8, 8)),
+    ]);
     assertError(res, 400, 'OperationNotSupported', 'model');
   });
 
   test('generations on an unknown deployment answer 404 DeploymentNotFound', async () => {
-    assertError(await postJson(app, generationsUrl('no-such-deployment', '2025-04-01-preview'), { prompt: 'a cat' }), 404, 'DeploymentNotFound', null);
+    assertError(
+      await postJson(app, generationsUrl('no-such-deployment', '2025-04-01-preview'), { prompt: 'a cat' }),
+      404,
+      'DeploymentNotFound',
+      null,
+    );
   });
 
   test('edits on an unknown deployment answer 404 DeploymentNotFound', async () => {
-    const res = await postForm(app, editsUrl('no-such-deployment'), [{ name: 'prompt', value: 'x' }, file('image', await solidPng(8, 8))]);
+    const res = await postForm(app, editsUrl('no-such-deployment'), [
+      { name: 'prompt', value: 'x' },
+      file('image', await solidPng(8, 8)),
+    ]);
     assertError(res, 404, 'DeploymentNotFound');
   });
 
   test('a deployment name in another case is a different deployment: 404', async () => {
-    assertError(await postJson(app, generationsUrl('DALL-E-3', '2024-10-21'), { prompt: 'a cat' }), 404, 'DeploymentNotFound');
+    assertError(
+      await postJson(app, generationsUrl('DALL-E-3', '2024-10-21'), { prompt: 'a cat' }),
+      404,
+      'DeploymentNotFound',
+    );
   });
 
   test('an unknown deployment is reported before the body is validated', async () => {

@@ -3,9 +3,19 @@
 // family answers unsupported_parameter. The cases are generated from the table itself, so a new
 // parameter is covered the day it is added.
 import { after, before, describe, test } from 'node:test';
-import { FAMILIES, knownParams, type FamilyId, type ParamSpec, type ParamTable } from '../../src/contract/families.ts';
+
+import { FAMILIES, type FamilyId, knownParams, type ParamSpec, type ParamTable } from '../../src/contract/families.ts';
 import { solidPng, startTestApp, type TestApp } from '../helpers/app.ts';
-import { assertError, editsUrl, file, generationsUrl, postForm, postJson, submitUrl, type Response } from './helpers.ts';
+import {
+  assertError,
+  editsUrl,
+  file,
+  generationsUrl,
+  postForm,
+  postJson,
+  type Response,
+  submitUrl,
+} from './helpers.ts';
 
 let app: TestApp;
 let image: Buffer;
@@ -25,10 +35,34 @@ interface Target {
 }
 
 const TARGETS: Target[] = [
-  { family: 'dall-e-2', operation: 'submit', route: 'generations:submit', source: 'json', send: (b) => postJson(app, submitUrl(), b) },
-  { family: 'dall-e-3', operation: 'generation', route: 'generations', source: 'json', send: (b) => postJson(app, generationsUrl('dall-e-3'), b) },
-  { family: 'gpt-image-1', operation: 'generation', route: 'generations', source: 'json', send: (b) => postJson(app, generationsUrl('gpt-image-1'), b) },
-  { family: 'gpt-image-1', operation: 'edit', route: 'edits', source: 'multipart', send: (b) => sendEdit('gpt-image-1', b) },
+  {
+    family: 'dall-e-2',
+    operation: 'submit',
+    route: 'generations:submit',
+    source: 'json',
+    send: (b) => postJson(app, submitUrl(), b),
+  },
+  {
+    family: 'dall-e-3',
+    operation: 'generation',
+    route: 'generations',
+    source: 'json',
+    send: (b) => postJson(app, generationsUrl('dall-e-3'), b),
+  },
+  {
+    family: 'gpt-image-1',
+    operation: 'generation',
+    route: 'generations',
+    source: 'json',
+    send: (b) => postJson(app, generationsUrl('gpt-image-1'), b),
+  },
+  {
+    family: 'gpt-image-1',
+    operation: 'edit',
+    route: 'edits',
+    source: 'multipart',
+    send: (b) => sendEdit('gpt-image-1', b),
+  },
   { family: 'dall-e-2', operation: 'edit', route: 'edits', source: 'multipart', send: (b) => sendEdit('dall-e-2', b) },
 ];
 
@@ -44,13 +78,20 @@ function badValues(name: string, spec: ParamSpec, source: Source): Array<[unknow
     case 'string':
       return [
         ...(json ? ([[42, 'a number']] as Array<[unknown, string]>) : []),
-        ...(spec.maxLength !== undefined ? ([['x'.repeat(spec.maxLength + 1), `${spec.maxLength + 1} characters`]] as Array<[unknown, string]>) : []),
+        ...(spec.maxLength !== undefined
+          ? ([['x'.repeat(spec.maxLength + 1), `${spec.maxLength + 1} characters`]] as Array<[unknown, string]>)
+          : []),
       ];
     case 'enum':
       return [
         ['nope', '"nope"'],
         [`${spec.values[0]!.toUpperCase()} `, `"${spec.values[0]!.toUpperCase()} " (case and space)`],
-        ...(json ? ([[1, 'a number'], [[spec.values[0]], 'an array']] as Array<[unknown, string]>) : []),
+        ...(json
+          ? ([
+              [1, 'a number'],
+              [[spec.values[0]], 'an array'],
+            ] as Array<[unknown, string]>)
+          : []),
       ];
     case 'int':
       return [
@@ -58,7 +99,12 @@ function badValues(name: string, spec: ParamSpec, source: Source): Array<[unknow
         [spec.max + 1, String(spec.max + 1)],
         [spec.min + 0.5, String(spec.min + 0.5)],
         ['abc', '"abc"'],
-        ...(json ? ([[String(spec.min), `the string "${spec.min}"`], [true, 'true']] as Array<[unknown, string]>) : []),
+        ...(json
+          ? ([
+              [String(spec.min), `the string "${spec.min}"`],
+              [true, 'true'],
+            ] as Array<[unknown, string]>)
+          : []),
       ];
     case 'number':
       return [
@@ -66,12 +112,24 @@ function badValues(name: string, spec: ParamSpec, source: Source): Array<[unknow
         [spec.min - 0.5, String(spec.min - 0.5)],
         [spec.max + 0.5, String(spec.max + 0.5)],
         ['abc', '"abc"'],
-        ...(json ? ([[String(spec.max), `the string "${spec.max}"`], [true, 'true'], [null, 'null']] as Array<[unknown, string]>) : []),
+        ...(json
+          ? ([
+              [String(spec.max), `the string "${spec.max}"`],
+              [true, 'true'],
+              [null, 'null'],
+            ] as Array<[unknown, string]>)
+          : []),
       ];
     case 'bool':
       return json
-        ? [['true', 'the string "true"'], [1, '1']]
-        : [['yes', '"yes"'], ['1', '"1"']];
+        ? [
+            ['true', 'the string "true"'],
+            [1, '1'],
+          ]
+        : [
+            ['yes', '"yes"'],
+            ['1', '"1"'],
+          ];
   }
   throw new Error(`no bad values for ${name}`);
 }
@@ -89,7 +147,8 @@ for (const target of TARGETS) {
     for (const [name, spec] of Object.entries(table)) {
       for (const [value, words] of badValues(name, spec, target.source)) {
         test(`${label} rejects ${name}=${words} with 400 invalid_parameter naming ${name}`, async () => {
-          const body: Record<string, unknown> = name === 'prompt' ? { [name]: value } : { prompt: 'a small boat', [name]: value };
+          const body: Record<string, unknown> =
+            name === 'prompt' ? { [name]: value } : { prompt: 'a small boat', [name]: value };
           assertError(await target.send(body), 400, 'invalid_parameter', name);
         });
       }
@@ -97,10 +156,17 @@ for (const target of TARGETS) {
   });
 
   describe(`${label}: parameters of other families and unknown names`, () => {
-    const foreign = [...knownParams(target.operation)].filter((name) => !(name in table) && !['image', 'image[]', 'mask'].includes(name));
+    const foreign = [...knownParams(target.operation)].filter(
+      (name) => !(name in table) && !['image', 'image[]', 'mask'].includes(name),
+    );
     for (const name of foreign) {
       test(`${label} rejects ${name} (another family's parameter) with 400 unsupported_parameter`, async () => {
-        assertError(await target.send({ prompt: 'a small boat', [name]: sampleValue(name) }), 400, 'unsupported_parameter', name);
+        assertError(
+          await target.send({ prompt: 'a small boat', [name]: sampleValue(name) }),
+          400,
+          'unsupported_parameter',
+          name,
+        );
       });
     }
 

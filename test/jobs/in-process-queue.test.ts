@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+
 import { InProcessQueue } from '../../src/jobs/in-process-queue.ts';
 import { jobQueueContract } from './queue.contract.ts';
 
@@ -11,12 +12,20 @@ jobQueueContract(
 
 test('onStart reports each job as it starts, with the time it waited since admission', async () => {
   const started: Array<{ id: string; waitedMs: number }> = [];
-  const queue = new InProcessQueue<number, number>({ concurrency: 1, maxWaiting: 1, jobTimeoutSeconds: 0, onStart: (job) => started.push(job) });
+  const queue = new InProcessQueue<number, number>({
+    concurrency: 1,
+    maxWaiting: 1,
+    jobTimeoutSeconds: 0,
+    onStart: (job) => started.push(job),
+  });
   queue.process(async (ms) => (await sleep(ms), ms));
   const first = await queue.add('first', 50);
   const second = await queue.add('second', 0);
   await Promise.all([first.finished, second.finished]);
-  assert.deepEqual(started.map((s) => s.id), ['first', 'second']);
+  assert.deepEqual(
+    started.map((s) => s.id),
+    ['first', 'second'],
+  );
   assert.ok(started[0]!.waitedMs < 40, `the first started at once (${started[0]!.waitedMs} ms)`);
   assert.ok(started[1]!.waitedMs >= 45, `the second waited for the first (${started[1]!.waitedMs} ms)`);
   await queue.close();
@@ -24,7 +33,13 @@ test('onStart reports each job as it starts, with the time it waited since admis
 
 test('retry-after comes from the measured mean job duration × the jobs ahead / concurrency, clamped to [1, 59]', async () => {
   let clock = 0; // milliseconds, moved by the test only
-  const queue = new InProcessQueue<string, string>({ concurrency: 2, maxWaiting: 4, jobTimeoutSeconds: 0, estimatedJobSeconds: 2, now: () => clock });
+  const queue = new InProcessQueue<string, string>({
+    concurrency: 2,
+    maxWaiting: 4,
+    jobTimeoutSeconds: 0,
+    estimatedJobSeconds: 2,
+    now: () => clock,
+  });
   const gates = new Map<string, () => void>();
   queue.process((id) => new Promise((resolve) => gates.set(id, () => resolve(id))));
   const fill = async (prefix: string) => {
@@ -33,13 +48,16 @@ test('retry-after comes from the measured mean job duration × the jobs ahead / 
     return jobs;
   };
   const refusal = async () => {
-    const error = await queue.add('one-more', 'one-more').then(() => null, (e: unknown) => e);
+    const error = await queue.add('one-more', 'one-more').then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.ok(error && typeof error === 'object' && 'retryAfterSeconds' in error, 'the full queue refuses');
     return (error as { retryAfterSeconds: number }).retryAfterSeconds;
   };
   /** Let the running jobs finish, each having taken `ms` of the fake clock, until all are done. */
   const drain = async (jobs: Promise<string>[], ms: number) => {
-    for (let done = 0; done < jobs.length; ) {
+    for (let done = 0; done < jobs.length;) {
       clock += ms;
       const running = [...gates.entries()];
       gates.clear();

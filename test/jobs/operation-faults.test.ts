@@ -2,6 +2,7 @@
 // strand an operation, and a failure's server-side details (paths, errno, stack) stay in the log.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+
 import { EngineError } from '../../src/engines/engine.ts';
 import { InProcessQueue } from '../../src/jobs/in-process-queue.ts';
 import type { OperationRecord, OperationStore } from '../../src/jobs/operation-store.ts';
@@ -11,14 +12,25 @@ import { SqliteOperationStore } from '../../src/jobs/sqlite-operation-store.ts';
 import type { BlobStore } from '../../src/storage/blob-store.ts';
 import { generationRequest } from '../helpers/requests.ts';
 
-const request = (prompt = 'a red kite') => generationRequest({ deployment: 'dall-e-2', family: 'dall-e-2', quality: null, style: null, prompt });
-const noBlobs: BlobStore = { put: async () => {}, get: async () => null, delete: async () => {}, keys: async function* () {} };
+const request = (prompt = 'a red kite') =>
+  generationRequest({ deployment: 'dall-e-2', family: 'dall-e-2', quality: null, style: null, prompt });
+const noBlobs: BlobStore = {
+  put: async () => {},
+  get: async () => null,
+  delete: async () => {},
+  keys: async function* () {},
+};
 const ended = (r: OperationRecord | null) => r !== null && ['succeeded', 'failed', 'canceled'].includes(r.status);
 
 /** An error as Node's fs raises it when the data directory cannot be written. */
 function fsError(code: 'EACCES' | 'ENOSPC', path: string): Error {
   const message = code === 'EACCES' ? 'permission denied' : 'no space left on device';
-  return Object.assign(new Error(`${code}: ${message}, open '${path}'`), { code, errno: code === 'EACCES' ? -13 : -28, syscall: 'open', path });
+  return Object.assign(new Error(`${code}: ${message}, open '${path}'`), {
+    code,
+    errno: code === 'EACCES' ? -13 : -28,
+    syscall: 'open',
+    path,
+  });
 }
 
 /** The SQLite store, with state writes that throw ENOSPC while `full` is set. */
@@ -37,11 +49,25 @@ class FillingStore extends SqliteOperationStore {
 function setup(work: (data: JobData) => Promise<GenerationResult>) {
   const store = new FillingStore(':memory:');
   const logged: Array<{ obj: Record<string, unknown>; msg: string }> = [];
-  const log = { info() {}, warn() {}, error: (obj: object, msg: string) => void logged.push({ obj: obj as Record<string, unknown>, msg }) };
+  const log = {
+    info() {},
+    warn() {},
+    error: (obj: object, msg: string) => void logged.push({ obj: obj as Record<string, unknown>, msg }),
+  };
   const queue = new InProcessQueue<JobData, GenerationResult>({ concurrency: 1, maxWaiting: 10, jobTimeoutSeconds: 0 });
   const operations = new Operations({ store, blobs: noBlobs, queue, ttlSeconds: 86400, log, retryBaseMs: 2 });
   queue.process((data, context) => operations.runJob(data.operationId!, context.signal, () => work(data)));
-  return { store, queue, operations, logged, async close() { await queue.close(); await operations.close(); await store.close(); } };
+  return {
+    store,
+    queue,
+    operations,
+    logged,
+    async close() {
+      await queue.close();
+      await operations.close();
+      await store.close();
+    },
+  };
 }
 
 /** Poll until `done` (a generous cap only so that a broken build fails instead of hanging). */
@@ -68,10 +94,16 @@ test('an operation whose success cannot be written while the disk is full succee
     return { created: 7, revisedPrompt: null, items: [] };
   });
   const op = await ops.operations.submit(request());
-  await until(() => ops.operations.get(op.id), (r) => r?.status === 'running');
+  await until(
+    () => ops.operations.get(op.id),
+    (r) => r?.status === 'running',
+  );
   ops.store.full = true;
   g.open();
-  await until(() => ops.store.failedWrites, (n) => n >= 3); // tried, and tried again
+  await until(
+    () => ops.store.failedWrites,
+    (n) => n >= 3,
+  ); // tried, and tried again
   assert.equal((await ops.operations.get(op.id))?.status, 'running');
   assert.equal(ops.operations.pendingWrites(), 1);
   ops.store.full = false;
@@ -100,7 +132,10 @@ test('an operation that failed while the disk was full ends failed once space is
   };
   const op = await ops.operations.submit(request());
   await g.opened;
-  await until(() => ops.store.failedWrites, (n) => n >= 2);
+  await until(
+    () => ops.store.failedWrites,
+    (n) => n >= 2,
+  );
   ops.store.full = false;
   const done = await until(() => ops.operations.get(op.id), ended);
   assert.equal(done?.status, 'failed');
@@ -114,7 +149,10 @@ test('an operation whose start cannot be recorded ends failed once the store rec
   // Admit with a full disk: createOperation works (an insert), the first state move does not.
   ops.store.full = true;
   const op = await ops.operations.submit(request());
-  await until(() => ops.store.failedWrites, (n) => n >= 3);
+  await until(
+    () => ops.store.failedWrites,
+    (n) => n >= 3,
+  );
   assert.equal((await ops.operations.get(op.id))?.status, 'notRunning');
   ops.store.full = false;
   const done = await until(() => ops.operations.get(op.id), ended);
@@ -133,9 +171,13 @@ test('a failure from the disk reaches the client as the catalogue message and th
   assert.equal(done?.status, 'failed');
   // The operation id is a random UUID, which can itself hold "-13": look for secrets around it.
   const text = JSON.stringify(done?.error).replaceAll(op.id, '<id>');
-  for (const secret of ['/srv', 'easel-data', 'EACCES', '-13', 'permission denied', 'at ']) assert.ok(!text.includes(secret), `${secret} in ${text}`);
+  for (const secret of ['/srv', 'easel-data', 'EACCES', '-13', 'permission denied', 'at '])
+    assert.ok(!text.includes(secret), `${secret} in ${text}`);
   assert.match(String(done?.error?.message), new RegExp(op.id));
-  await until(() => ops.logged.length, (n) => n > 0);
+  await until(
+    () => ops.logged.length,
+    (n) => n > 0,
+  );
   const entry = ops.logged.find((l) => l.msg === 'operation failed');
   assert.ok(entry, 'the failure is logged');
   assert.equal((entry.obj.err as Error & { path: string }).path, path);
@@ -144,12 +186,15 @@ test('a failure from the disk reaches the client as the catalogue message and th
 
 test('an engine error keeps its account of the model failure, without paths or errno codes', async () => {
   const ops = setup(async () => {
-    throw new EngineError("diffusion failed: Load model from /home/me/models/sd/unet/model.onnx failed: EIO: i/o error\n    at Session (/app/node_modules/x.js:1:1)");
+    throw new EngineError(
+      'diffusion failed: Load model from /home/me/models/sd/unet/model.onnx failed: EIO: i/o error\n    at Session (/app/node_modules/x.js:1:1)',
+    );
   });
   const op = await ops.operations.submit(request());
   const done = await until(() => ops.operations.get(op.id), ended);
   const message = String(done?.error?.message);
   assert.match(message, /diffusion failed: Load model from …\/model\.onnx failed/);
-  for (const secret of ['/home', 'EIO', 'node_modules', '    at ']) assert.ok(!message.includes(secret), `${secret} in ${message}`);
+  for (const secret of ['/home', 'EIO', 'node_modules', '    at '])
+    assert.ok(!message.includes(secret), `${secret} in ${message}`);
   await ops.close();
 });

@@ -1,7 +1,8 @@
 // The conformance suite every OperationStore adapter passes (as BullMQ checks its backends):
 // call operationStoreContract('sqlite :memory:', () => …) from an adapter's test file.
-import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+
 import type {
   ExpiryCursor,
   ExpiryPage,
@@ -54,7 +55,10 @@ export function operationStoreContract(name: string, make: () => Promise<Operati
     const store = await open(t);
     const record = operation({
       status: 'succeeded',
-      result: { created: 1_700_000_010, items: [{ imageId: 'img-1' }, { error: { code: 'contentFilter', message: 'x' } }] },
+      result: {
+        created: 1_700_000_010,
+        items: [{ imageId: 'img-1' }, { error: { code: 'contentFilter', message: 'x' } }],
+      },
       error: { code: 'internalFailure', message: 'partly failed' },
     });
     await store.createOperation(record);
@@ -188,10 +192,7 @@ export function operationStoreContract(name: string, make: () => Promise<Operati
 
     const expired = await store.listExpired(100);
     assert.deepEqual([...expired.operationIds].sort(), ['op-now', 'op-past']);
-    assert.deepEqual(
-      expired.images.map((i) => i.id).sort(),
-      ['img-now', 'img-past'],
-    );
+    assert.deepEqual(expired.images.map((i) => i.id).sort(), ['img-now', 'img-past']);
     assert.deepEqual(
       expired.images.find((i) => i.id === 'img-now'),
       image({ id: 'img-now', expires: 100 }),
@@ -201,7 +202,10 @@ export function operationStoreContract(name: string, make: () => Promise<Operati
 }
 
 /** Capabilities a shared-database adapter adds (src/jobs/operation-store.ts); tested where present. */
-export function sweeperCapabilitiesContract(name: string, make: () => Promise<OperationStore & ExpiryPages & SweepLock>): void {
+export function sweeperCapabilitiesContract(
+  name: string,
+  make: () => Promise<OperationStore & ExpiryPages & SweepLock>,
+): void {
   async function open(t: TestContext) {
     const store = await make();
     t.after(() => store.close());
@@ -210,7 +214,13 @@ export function sweeperCapabilitiesContract(name: string, make: () => Promise<Op
 
   test(`${name}: expired records come in pages ordered by (expires, id), each page after the last`, async (t) => {
     const store = await open(t);
-    for (const [id, expires] of [['b', 10], ['a', 10], ['c', 5], ['d', 20], ['later', 99]] as const) {
+    for (const [id, expires] of [
+      ['b', 10],
+      ['a', 10],
+      ['c', 5],
+      ['d', 20],
+      ['later', 99],
+    ] as const) {
       await store.createOperation(operation({ id, expires }));
       await store.putImage(image({ id: `img-${id}`, expires }));
     }
@@ -221,10 +231,16 @@ export function sweeperCapabilitiesContract(name: string, make: () => Promise<Op
       ids.push(page.items);
       after = page.next;
     } while (after);
-    assert.deepEqual(ids, [['c', 'a'], ['b', 'd']]);
+    assert.deepEqual(ids, [
+      ['c', 'a'],
+      ['b', 'd'],
+    ]);
 
     const first = await store.expiredImagesPage(20, null, 3);
-    assert.deepEqual(first.items.map((i) => i.id), ['img-c', 'img-a', 'img-b']);
+    assert.deepEqual(
+      first.items.map((i) => i.id),
+      ['img-c', 'img-a', 'img-b'],
+    );
     assert.deepEqual(first.items[0], image({ id: 'img-c', expires: 5 }));
     const second = await store.expiredImagesPage(20, first.next, 3);
     assert.deepEqual(second, { items: [image({ id: 'img-d', expires: 20 })], next: null });

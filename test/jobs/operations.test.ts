@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+
 import { InProcessQueue } from '../../src/jobs/in-process-queue.ts';
 import type { OperationRecord } from '../../src/jobs/operation-store.ts';
 import { Operations } from '../../src/jobs/operations.ts';
@@ -12,7 +13,12 @@ const makeRequest = (o: { family: 'dall-e-2'; prompt?: string }) =>
   generationRequest({ deployment: 'dall-e-2', quality: null, style: null, ...o });
 
 const quiet = { info() {}, warn() {}, error() {} };
-const noBlobs: BlobStore = { put: async () => {}, get: async () => null, delete: async () => {}, keys: async function* () {} };
+const noBlobs: BlobStore = {
+  put: async () => {},
+  get: async () => null,
+  delete: async () => {},
+  keys: async function* () {},
+};
 
 function setup(work: (data: JobData) => Promise<GenerationResult>) {
   const store = new SqliteOperationStore(':memory:');
@@ -65,9 +71,14 @@ test('an engine failure ends the operation failed with an error, a timeout ends 
 
 test('only ended operations can be deleted', async () => {
   let release!: () => void;
-  const { store, queue, operations } = setup(() => new Promise((resolve) => (release = () => resolve({ created: 1, revisedPrompt: null, items: [] }))));
+  const { store, queue, operations } = setup(
+    () => new Promise((resolve) => (release = () => resolve({ created: 1, revisedPrompt: null, items: [] }))),
+  );
   const op = await operations.submit(makeRequest({ family: 'dall-e-2' }));
-  await until(() => operations.get(op.id), (r) => r.status === 'running');
+  await until(
+    () => operations.get(op.id),
+    (r) => r.status === 'running',
+  );
   assert.deepEqual(await operations.delete(op.id), { deleted: false, status: 'running' });
   release();
   await until(() => operations.get(op.id), ended);
@@ -80,7 +91,15 @@ test('only ended operations can be deleted', async () => {
 
 test('after a restart, running operations fail and waiting ones run again', async () => {
   const { store, queue, operations } = setup(oneImage);
-  const base = { deployment: 'dall-e-2', request: { ...makeRequest({ family: 'dall-e-2' }) } as unknown as Record<string, unknown>, created: 1, expires: 2e9, updated: 1, result: null, error: null };
+  const base = {
+    deployment: 'dall-e-2',
+    request: { ...makeRequest({ family: 'dall-e-2' }) } as unknown as Record<string, unknown>,
+    created: 1,
+    expires: 2e9,
+    updated: 1,
+    result: null,
+    error: null,
+  };
   await store.createOperation({ ...base, id: 'was-running', status: 'running' });
   await store.createOperation({ ...base, id: 'was-waiting', status: 'notRunning' });
   assert.deepEqual(await operations.recover(), { resumed: 1, failed: 1 });
@@ -95,11 +114,18 @@ test('after a restart, running operations fail and waiting ones run again', asyn
 test('an operation cut short by shutdown goes back to notRunning and runs after the restart', async () => {
   const { store, queue, operations } = setup(() => new Promise(() => {})); // still running at shutdown
   const op = await operations.submit(makeRequest({ family: 'dall-e-2' }));
-  await until(() => operations.get(op.id), (r) => r.status === 'running');
+  await until(
+    () => operations.get(op.id),
+    (r) => r.status === 'running',
+  );
   await queue.close({ graceSeconds: 0 });
   assert.equal((await operations.get(op.id))?.status, 'notRunning');
 
-  const restartedQueue = new InProcessQueue<JobData, GenerationResult>({ concurrency: 1, maxWaiting: 10, jobTimeoutSeconds: 1 });
+  const restartedQueue = new InProcessQueue<JobData, GenerationResult>({
+    concurrency: 1,
+    maxWaiting: 10,
+    jobTimeoutSeconds: 1,
+  });
   const restarted = new Operations({ store, blobs: noBlobs, queue: restartedQueue, ttlSeconds: 86400, log: quiet });
   restartedQueue.process((data, context) => restarted.runJob(data.operationId!, context.signal, oneImage));
   assert.deepEqual(await restarted.recover(), { resumed: 1, failed: 0 });

@@ -1,8 +1,10 @@
 // The operation-store contract against a real PostgreSQL started by scripts/services/postgres.sh;
 // each store gets a fresh schema of the one server.
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+
 import pg from 'pg';
+
 import { PostgresOperationStore } from '../../src/jobs/postgres-operation-store.ts';
 import { reportMissingService, startService } from '../helpers/services.ts';
 import { operation, operationStoreContract, sweeperCapabilitiesContract } from './operation-store.contract.ts';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { QueueFullError, type JobQueue } from '../../src/jobs/queue.ts';
+
+import { type JobQueue, QueueFullError } from '../../src/jobs/queue.ts';
 
 /** A job that finishes when the test says so. */
 export function gate() {
@@ -88,7 +89,9 @@ export function jobQueueContract(name: string, make: () => JobQueue<string, stri
     const queue = make();
     queue.process(
       (_data, context) =>
-        new Promise<string>((_resolve, reject) => context.signal.addEventListener('abort', () => reject(new Error('aborted')))),
+        new Promise<string>((_resolve, reject) =>
+          context.signal.addEventListener('abort', () => reject(new Error('aborted'))),
+        ),
     );
     const controller = new AbortController();
     const { finished } = await queue.add('x', 'x', { signal: controller.signal });
@@ -101,7 +104,9 @@ export function jobQueueContract(name: string, make: () => JobQueue<string, stri
     const queue = make();
     queue.process(
       (_data, context) =>
-        new Promise<string>((_resolve, reject) => context.signal.addEventListener('abort', () => reject(context.signal.reason))),
+        new Promise<string>((_resolve, reject) =>
+          context.signal.addEventListener('abort', () => reject(context.signal.reason)),
+        ),
     );
     const { finished } = await queue.add('slow', 'x');
     await assert.rejects(finished, { name: 'JobTimeoutError' });

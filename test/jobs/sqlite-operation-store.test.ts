@@ -1,9 +1,11 @@
-import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, test } from 'node:test';
+
 import Database from 'better-sqlite3';
+
 import { SqliteOperationStore } from '../../src/jobs/sqlite-operation-store.ts';
 import { image, operation, operationStoreContract } from './operation-store.contract.ts';
 

@@ -1,6 +1,7 @@
 // How a resumed download treats the server's answer to `Range: bytes=<have>-`.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import { rangeDecision } from '../../src/models/download.ts';
 
 test('a fresh download (nothing kept) appends the whole body of a 200', () => {

@@ -4,7 +4,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { listModels, pullModel, type InstalledModel } from '../../src/models/index.ts';
+
+import { type InstalledModel, listModels, pullModel } from '../../src/models/index.ts';
 import { writeTinyModel } from '../../tools/model-builder/tiny-sd.ts';
 import { repoFiles, startFakeHub } from '../helpers/fake-hub.ts';
 
@@ -22,7 +23,13 @@ before(async () => {
     await pullModel({ source: 'easel-test/tiny-sd', modelsDir, hub: { endpoint: hub.endpoint } });
     // A pull that stopped half-way: a partial file and no marker.
     hub.cutOff('text_encoder/model.onnx', 10_000);
-    await pullModel({ source: 'easel-test/tiny-sd', name: 'half', modelsDir, hub: { endpoint: hub.endpoint }, retries: 0 }).catch(() => {});
+    await pullModel({
+      source: 'easel-test/tiny-sd',
+      name: 'half',
+      modelsDir,
+      hub: { endpoint: hub.endpoint },
+      retries: 0,
+    }).catch(() => {});
   } finally {
     await hub.close();
   }
@@ -38,11 +45,21 @@ const byName = (models: InstalledModel[], name: string) => models.find((m) => m.
 describe('easel models (listModels)', () => {
   it('describes each folder: family, inpainting, resolution, size, status and source', async () => {
     const report = await listModels({ modelsDir, deployments: [] });
-    assert.deepEqual(report.models.map((m) => m.name), ['by-hand', 'half', 'junk', 'tiny-sd']);
+    assert.deepEqual(
+      report.models.map((m) => m.name),
+      ['by-hand', 'half', 'junk', 'tiny-sd'],
+    );
 
     const pulled = byName(report.models, 'tiny-sd');
     assert.deepEqual(
-      [pulled.status, pulled.family, pulled.inpainting, pulled.nativeResolution, pulled.source?.repo, pulled.partialFiles],
+      [
+        pulled.status,
+        pulled.family,
+        pulled.inpainting,
+        pulled.nativeResolution,
+        pulled.source?.repo,
+        pulled.partialFiles,
+      ],
       ['complete', 'sd1', false, 512, 'easel-test/tiny-sd', 0],
     );
     assert.ok(pulled.sizeBytes > 90_000);

@@ -3,11 +3,20 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, beforeEach, afterEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+
 import { inspectModelFolder } from '../../src/engines/diffusion/model/index.ts';
-import { MARKER_FILE, PULL_NOTE_FILE, pullModel, PullError, type ModelMarker, type PullEvent, type PullOptions } from '../../src/models/index.ts';
+import {
+  MARKER_FILE,
+  type ModelMarker,
+  PULL_NOTE_FILE,
+  PullError,
+  type PullEvent,
+  pullModel,
+  type PullOptions,
+} from '../../src/models/index.ts';
 import { writeTinyModel } from '../../tools/model-builder/tiny-sd.ts';
-import { repoFiles, sha256, startFakeHub, type FakeHub } from '../helpers/fake-hub.ts';
+import { type FakeHub, repoFiles, sha256, startFakeHub } from '../helpers/fake-hub.ts';
 
 const REPO = 'easel-test/tiny-sd';
 /** Files a real repository keeps beside the ONNX export; none of them may be downloaded. */
@@ -42,11 +51,21 @@ beforeEach(async () => {
 afterEach(() => hub.close());
 
 function pull(options: Partial<PullOptions> = {}) {
-  return pullModel({ source: REPO, modelsDir, hub: { endpoint: hub.endpoint }, retries: 0, retryDelayMs: 0, ...options });
+  return pullModel({
+    source: REPO,
+    modelsDir,
+    hub: { endpoint: hub.endpoint },
+    retries: 0,
+    retryDelayMs: 0,
+    ...options,
+  });
 }
 
 async function pullError(promise: Promise<unknown>): Promise<PullError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   assert.ok(error instanceof PullError, `expected a PullError, got ${String(error)}`);
   return error;
 }
@@ -86,8 +105,13 @@ describe('easel pull', () => {
   it('skips PyTorch weights, fp16 variants and other files outside the layout', async () => {
     await pull();
     for (const path of Object.keys(NOT_LAYOUT)) assert.equal(existsSync(join(modelsDir, 'tiny-sd', path)), false, path);
-    const fetched = hub.requests.filter((r) => r.path.includes('/resolve/')).map((r) => r.path.split('/resolve/')[1]!.split('/').slice(1).join('/'));
-    assert.deepEqual(fetched.filter((p) => Object.keys(NOT_LAYOUT).includes(p)), []);
+    const fetched = hub.requests
+      .filter((r) => r.path.includes('/resolve/'))
+      .map((r) => r.path.split('/resolve/')[1]!.split('/').slice(1).join('/'));
+    assert.deepEqual(
+      fetched.filter((p) => Object.keys(NOT_LAYOUT).includes(p)),
+      [],
+    );
   });
 
   it('fetches every file from the commit the revision resolved to, and LFS files through the CDN redirect', async () => {
@@ -105,7 +129,10 @@ describe('easel pull', () => {
     const result = await pull();
     assert.equal(result.alreadyThere, 15);
     assert.equal(result.receivedBytes, 0);
-    assert.deepEqual(hub.requests.slice(before).map((r) => r.path), [`/api/models/${REPO}/revision/main`]);
+    assert.deepEqual(
+      hub.requests.slice(before).map((r) => r.path),
+      [`/api/models/${REPO}/revision/main`],
+    );
   });
 
   it('an interrupted download keeps its partial file and the next pull asks only for the rest (Range)', async () => {
@@ -123,7 +150,10 @@ describe('easel pull', () => {
 
     const result = await pull();
     assert.equal(result.resumed, 1);
-    assert.deepEqual(cdnRequests(BIG).map((r) => r.range), [undefined, `bytes=${kept}-`]);
+    assert.deepEqual(
+      cdnRequests(BIG).map((r) => r.range),
+      [undefined, `bytes=${kept}-`],
+    );
     assert.ok(readFileSync(join(folder, BIG)).equals(readFileSync(join(modelSource, BIG))));
     assert.equal(existsSync(partial), false);
     assert.equal(existsSync(join(folder, MARKER_FILE)), true);
@@ -148,7 +178,10 @@ describe('easel pull', () => {
     hub.failWith('model_index.json', 404);
     const error = await pullError(pull({ retries: 3, force: true }));
     assert.equal(error.code, 'not-found');
-    assert.match(error.message, /^model_index\.json of easel-test\/tiny-sd@[0-9a-f]{12} was not found on 127\.0\.0\.1:\d+$/);
+    assert.match(
+      error.message,
+      /^model_index\.json of easel-test\/tiny-sd@[0-9a-f]{12} was not found on 127\.0\.0\.1:\d+$/,
+    );
   });
 
   it('a stalled response is abandoned after the idle timeout and resumed', async () => {
@@ -202,8 +235,13 @@ describe('easel pull', () => {
   it('an unknown repository: not-found, naming it, with the HF_TOKEN hint when no token was sent', async () => {
     const error = await pullError(pull({ source: 'nobody/nothing' }));
     assert.equal(error.code, 'not-found');
-    assert.match(error.message, /repository nobody\/nothing was not found on 127\.0\.0\.1:\d+ \(if it is private or gated, set HF_TOKEN/);
-    const withToken = await pullError(pull({ source: 'nobody/nothing', hub: { endpoint: hub.endpoint, token: 'hf_x' } }));
+    assert.match(
+      error.message,
+      /repository nobody\/nothing was not found on 127\.0\.0\.1:\d+ \(if it is private or gated, set HF_TOKEN/,
+    );
+    const withToken = await pullError(
+      pull({ source: 'nobody/nothing', hub: { endpoint: hub.endpoint, token: 'hf_x' } }),
+    );
     assert.equal(withToken.code, 'not-found');
     assert.doesNotMatch(withToken.message, /HF_TOKEN/);
   });
@@ -247,10 +285,13 @@ describe('easel pull', () => {
   });
 
   it('a repository without an ONNX export is refused before anything is downloaded', async () => {
-    hub.addRepo('someone/pytorch-only', new Map([
-      ['model_index.json', Buffer.from('{}')],
-      ['unet/diffusion_pytorch_model.safetensors', Buffer.alloc(5000)],
-    ]));
+    hub.addRepo(
+      'someone/pytorch-only',
+      new Map([
+        ['model_index.json', Buffer.from('{}')],
+        ['unet/diffusion_pytorch_model.safetensors', Buffer.alloc(5000)],
+      ]),
+    );
     const error = await pullError(pull({ source: 'someone/pytorch-only' }));
     assert.equal(error.code, 'not-onnx');
     assert.match(error.message, /has no unet\/model\.onnx\. It looks like a PyTorch repository/);
@@ -271,7 +312,10 @@ describe('easel pull', () => {
     hub.addRepo('aislamov/stable-diffusion-2-1-base-onnx', await repoFiles(modelSource), ['main', 'cpu']);
     const result = await pull({ source: 'sd-2.1-base' });
     assert.equal(result.folder, join(modelsDir, 'sd-2.1-base'));
-    assert.deepEqual([result.marker.repo, result.marker.revision, result.marker.alias], ['aislamov/stable-diffusion-2-1-base-onnx', 'cpu', 'sd-2.1-base']);
+    assert.deepEqual(
+      [result.marker.repo, result.marker.revision, result.marker.alias],
+      ['aislamov/stable-diffusion-2-1-base-onnx', 'cpu', 'sd-2.1-base'],
+    );
     assert.ok(hub.requests.some((r) => r.path === '/api/models/aislamov/stable-diffusion-2-1-base-onnx/revision/cpu'));
   });
 
@@ -288,7 +332,10 @@ describe('easel pull', () => {
     hub.addRepo('other/model', await repoFiles(modelSource));
     const error = await pullError(pull({ source: 'other/model', name: 'taken' }));
     assert.equal(error.code, 'folder-taken');
-    assert.match(error.message, /holds easel-test\/tiny-sd: choose another folder with --name, or replace it with --force/);
+    assert.match(
+      error.message,
+      /holds easel-test\/tiny-sd: choose another folder with --name, or replace it with --force/,
+    );
 
     await mkdir(join(modelsDir, 'by-hand'));
     await writeFile(join(modelsDir, 'by-hand', 'notes.txt'), 'mine');
@@ -303,7 +350,15 @@ describe('easel pull', () => {
     await pull();
     const folder = join(modelsDir, 'tiny-sd');
     const files = await repoFiles(modelSource);
-    files.set('scheduler/scheduler_config.json', Buffer.from(readFileSync(join(modelSource, 'scheduler/scheduler_config.json'), 'utf8').replace('"steps_offset": 1', '"steps_offset": 0')));
+    files.set(
+      'scheduler/scheduler_config.json',
+      Buffer.from(
+        readFileSync(join(modelSource, 'scheduler/scheduler_config.json'), 'utf8').replace(
+          '"steps_offset": 1',
+          '"steps_offset": 0',
+        ),
+      ),
+    );
     files.delete('vae_encoder/config.json');
     hub.addRepo(REPO, files, ['main', 'v2']).revisions.main = 'f'.repeat(40);
     const result = await pull();

@@ -3,7 +3,13 @@
 // Everything is asserted by the order of events, never by how long it took.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { WorkerRequestError, WorkerRpc, WorkerStoppedError, type WorkerRpcOptions } from '../../src/runtime/worker-rpc.ts';
+
+import {
+  WorkerRequestError,
+  WorkerRpc,
+  type WorkerRpcOptions,
+  WorkerStoppedError,
+} from '../../src/runtime/worker-rpc.ts';
 import type { TestMethods } from './fixtures/rpc-test-protocol.ts';
 
 const ENTRY = new URL('./fixtures/rpc-test-worker.ts', import.meta.url);
@@ -45,7 +51,14 @@ describe('requests', { concurrency: true }, () => {
   test('a progress listener that throws fails its own request, and the thread is told to stop it', async () => {
     const rpc = start();
     const boom = new Error('listener broke');
-    await assert.rejects(rpc.request('waitForCancel', null, { onProgress: () => { throw boom; } }), (e) => e === boom);
+    await assert.rejects(
+      rpc.request('waitForCancel', null, {
+        onProgress: () => {
+          throw boom;
+        },
+      }),
+      (e) => e === boom,
+    );
     assert.ok((await rpc.request('log', null)).includes('handler saw the cancel'));
   });
 });
@@ -124,7 +137,9 @@ describe('close', { concurrency: true }, () => {
     const rpc = start();
     let running!: () => void;
     const isRunning = new Promise<void>((resolve) => (running = resolve));
-    const waiting = rpc.request('waitForCancel', null, { onProgress: () => running() }).catch((error: unknown) => error);
+    const waiting = rpc
+      .request('waitForCancel', null, { onProgress: () => running() })
+      .catch((error: unknown) => error);
     await isRunning;
     await rpc.close({ patienceMs: 600_000, cancel: true, overdue: 'terminate' });
     const error = await waiting;

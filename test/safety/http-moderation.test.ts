@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { HttpModerationClassifier, type HttpModerationClassifierOptions } from '../../src/safety/classifiers/http-moderation.ts';
+
+import {
+  HttpModerationClassifier,
+  type HttpModerationClassifierOptions,
+} from '../../src/safety/classifiers/http-moderation.ts';
 
 const KEY = 'sk-secret-KEY-0123456789';
 const ID = 'mod-1';
@@ -26,7 +30,12 @@ before(async () => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
-      const request = { method: req.method!, url: req.url!, headers: req.headers, body: JSON.parse(Buffer.concat(parts).toString()) as unknown };
+      const request = {
+        method: req.method!,
+        url: req.url!,
+        headers: req.headers,
+        body: JSON.parse(Buffer.concat(parts).toString()) as unknown,
+      };
       seen.push(request);
       res.on('error', () => {}); // the client hangs up on purpose in some tests
       respond(request, res, seen.length - 1);
@@ -73,17 +82,25 @@ describe('azure-content-safety', () => {
     assert.equal(req!.headers['ocp-apim-subscription-key'], KEY);
     assert.equal(req!.headers['content-type'], 'application/json');
     assert.equal(req!.headers['authorization'], undefined);
-    assert.deepEqual(req!.body, { text: 'a red fox', categories: ['Hate', 'Sexual', 'Violence', 'SelfHarm'], outputType: 'FourSeverityLevels' });
+    assert.deepEqual(req!.body, {
+      text: 'a red fox',
+      categories: ['Hate', 'Sexual', 'Violence', 'SelfHarm'],
+      outputType: 'FourSeverityLevels',
+    });
   });
 
   test('four-level severities 0/2/4/6 read safe/low/medium/high', async () => {
     respond = json(200, azureAnswer({ Hate: 0, Sexual: 2, Violence: 4, SelfHarm: 6 }));
-    assert.deepEqual(await classify(azure()), { severities: { hate: 'safe', sexual: 'low', violence: 'medium', self_harm: 'high' } });
+    assert.deepEqual(await classify(azure()), {
+      severities: { hate: 'safe', sexual: 'low', violence: 'medium', self_harm: 'high' },
+    });
   });
 
   test('eight-level severities 1/3/5/7 read safe/low/medium/high', async () => {
     respond = json(200, azureAnswer({ Hate: 1, Sexual: 3, Violence: 5, SelfHarm: 7 }));
-    assert.deepEqual(await classify(azure()), { severities: { hate: 'safe', sexual: 'low', violence: 'medium', self_harm: 'high' } });
+    assert.deepEqual(await classify(azure()), {
+      severities: { hate: 'safe', sexual: 'low', violence: 'medium', self_harm: 'high' },
+    });
   });
 
   test('a url that already has /contentsafety/ is used as is', async () => {
@@ -107,7 +124,10 @@ describe('azure-content-safety', () => {
       [10000, 10000, 5000],
     );
     assert.equal(texts.join(''), prompt);
-    assert.ok(texts.slice(0, 2).every((t) => t.endsWith(' ')), 'chunks end at whitespace');
+    assert.ok(
+      texts.slice(0, 2).every((t) => t.endsWith(' ')),
+      'chunks end at whitespace',
+    );
     assert.deepEqual(scores, { severities: { hate: 'medium', sexual: 'safe', violence: 'high', self_harm: 'safe' } });
   });
 });
@@ -149,7 +169,9 @@ describe('openai-moderation', () => {
         illicit: 0.99,
       }),
     );
-    assert.deepEqual(await classify(openai()), { severities: { hate: 'medium', self_harm: 'low', sexual: 'safe', violence: 'high' } });
+    assert.deepEqual(await classify(openai()), {
+      severities: { hate: 'medium', self_harm: 'low', sexual: 'safe', violence: 'high' },
+    });
   });
 
   test('custom cut points move the boundaries', async () => {
@@ -189,25 +211,54 @@ describe('broken answers reject naming the classifier and never the key', () => 
     [
       '401 whose message echoes the key',
       openai,
-      json(401, { error: { message: `Incorrect API key provided: ${KEY}.`, type: 'invalid_request_error', code: 'invalid_api_key' } }),
+      json(401, {
+        error: {
+          message: `Incorrect API key provided: ${KEY}.`,
+          type: 'invalid_request_error',
+          code: 'invalid_api_key',
+        },
+      }),
       /HTTP 401: invalid_api_key: Incorrect API key provided: \*\*\*\./,
     ],
     [
       '502 with an HTML body',
       openai,
-      (_req, res) => res.writeHead(502, { 'content-type': 'text/html' }).end(`<html><body>Bad gateway ${'x'.repeat(500)}</body></html>`),
+      (_req, res) =>
+        res
+          .writeHead(502, { 'content-type': 'text/html' })
+          .end(`<html><body>Bad gateway ${'x'.repeat(500)}</body></html>`),
       /HTTP 502: <html><body>Bad gateway x+…$/,
     ],
-    ['200 with an HTML body', azure, (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>'), /not JSON.*<html>hello<\/html>/],
+    [
+      '200 with an HTML body',
+      azure,
+      (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>'),
+      /not JSON.*<html>hello<\/html>/,
+    ],
     ['missing categoriesAnalysis', azure, json(200, { blocklistsMatch: [] }), /no categoriesAnalysis/],
     ['a requested category missing', azure, json(200, azureAnswer({ Hate: 0, Sexual: 0 })), /lacks Violence, SelfHarm/],
-    ['Azure severity 9', azure, json(200, azureAnswer({ Hate: 9, Sexual: 0, Violence: 0, SelfHarm: 0 })), /unknown severity 9 for Hate/],
+    [
+      'Azure severity 9',
+      azure,
+      json(200, azureAnswer({ Hate: 9, Sexual: 0, Violence: 0, SelfHarm: 0 })),
+      /unknown severity 9 for Hate/,
+    ],
     ['missing results', openai, json(200, { id: 'x' }), /no results/],
     ['missing category_scores', openai, json(200, { results: [{ flagged: false }] }), /no category_scores/],
-    ['score "0.5" as a string', openai, json(200, openaiAnswer({ hate: '0.5' })), /score for "hate" is "0\.5", not a number in \[0, 1\]/],
+    [
+      'score "0.5" as a string',
+      openai,
+      json(200, openaiAnswer({ hate: '0.5' })),
+      /score for "hate" is "0\.5", not a number in \[0, 1\]/,
+    ],
     ['score 1.5', openai, json(200, openaiAnswer({ violence: 1.5 })), /score for "violence" is 1\.5/],
     ['a 2 MiB body', openai, megabytes2, /larger than 1048576 bytes/],
-    ['a redirect (the key is not sent elsewhere)', openai, (_req, res) => res.writeHead(307, { location: 'http://example.invalid/' }).end(), /request to .* failed/],
+    [
+      'a redirect (the key is not sent elsewhere)',
+      openai,
+      (_req, res) => res.writeHead(307, { location: 'http://example.invalid/' }).end(),
+      /request to .* failed/,
+    ],
   ];
   for (const [name, make, handler, pattern] of cases) {
     test(name, async () => {
@@ -227,7 +278,12 @@ describe('broken answers reject naming the classifier and never the key', () => 
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const c = new HttpModerationClassifier({ id: ID, kind: 'openai-moderation', url: `http://127.0.0.1:${port}/v1/moderations`, key: KEY });
+    const c = new HttpModerationClassifier({
+      id: ID,
+      kind: 'openai-moderation',
+      url: `http://127.0.0.1:${port}/v1/moderations`,
+      key: KEY,
+    });
     await assert.rejects(classify(c), (e: Error) => {
       assert.match(e.message, new RegExp(`^moderation classifier "${ID}".*ECONNREFUSED`));
       assert.ok(!e.message.includes(KEY));
@@ -263,15 +319,21 @@ describe('construction', () => {
     ['ftp://x.example/moderations', /must use http: or https:, not ftp:/],
   ] as const) {
     test(`rejects url ${url}`, () => {
-      assert.throws(() => new HttpModerationClassifier({ id: ID, kind: 'openai-moderation', url, key: KEY }), (e: Error) => {
-        assert.match(e.message, new RegExp(`^moderation classifier "${ID}"`));
-        assert.match(e.message, pattern);
-        return true;
-      });
+      assert.throws(
+        () => new HttpModerationClassifier({ id: ID, kind: 'openai-moderation', url, key: KEY }),
+        (e: Error) => {
+          assert.match(e.message, new RegExp(`^moderation classifier "${ID}"`));
+          assert.match(e.message, pattern);
+          return true;
+        },
+      );
     });
   }
 
   test('rejects cut points out of order', () => {
-    assert.throws(() => openai({ cutPoints: { low: 0.6, medium: 0.5, high: 0.8 } }), /cutPoints .* low ≤ medium ≤ high/);
+    assert.throws(
+      () => openai({ cutPoints: { low: 0.6, medium: 0.5, high: 0.8 } }),
+      /cutPoints .* low ≤ medium ≤ high/,
+    );
   });
 });

@@ -2,11 +2,15 @@ import { strict as assert } from 'node:assert';
 import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setImmediate } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { OnnxTextClassifier, type OnnxTextClassifierOptions } from '../../src/safety/classifiers/onnx-text-classifier.ts';
+import { setImmediate } from 'node:timers/promises';
+
+import {
+  OnnxTextClassifier,
+  type OnnxTextClassifierOptions,
+} from '../../src/safety/classifiers/onnx-text-classifier.ts';
 import { windowStarts } from '../../src/safety/classifiers/onnx-text-labels.ts';
-import { writeTextClassifier, type TextClassifierOptions } from '../../tools/model-builder/text-classifier.ts';
+import { type TextClassifierOptions, writeTextClassifier } from '../../tools/model-builder/text-classifier.ts';
 
 let root: string;
 let count = 0;
@@ -39,7 +43,11 @@ function classifier(folder: string, options: Partial<OnnxTextClassifierOptions> 
 let slowFolder: Promise<string> | undefined;
 const slowModelFolder = () =>
   (slowFolder ??= modelFolder({
-    labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } }, maxLength: 512, burn: { width: 1024, layers: 16 },
+    labels: ['hate'],
+    problemType: 'multi_label_classification',
+    weights: { grrr: { hate: 4 } },
+    maxLength: 512,
+    burn: { width: 1024, layers: 16 },
   }));
 /** One window's worth of tokens for the slow model. */
 const slowPrompt = `${Array(400).fill('cat').join(' ')} grrr`;
@@ -55,13 +63,18 @@ describe('scores', { concurrency: true }, () => {
     const weights = Object.fromEntries(Object.entries(probabilities).map(([word, p]) => [word, { hate: logit(p) }]));
     const c = await classifierFor({ labels: ['hate'], problemType: 'multi_label_classification', weights });
     const severities = [];
-    for (const word of Object.keys(probabilities)) severities.push((await c.classify(`a ${word}`, noAbort)).severities.hate);
+    for (const word of Object.keys(probabilities))
+      severities.push((await c.classify(`a ${word}`, noAbort)).severities.hate);
     assert.deepEqual(severities, ['safe', 'low', 'low', 'medium', 'medium', 'high']);
   });
 
   test('cutPoints move the severity boundaries', async () => {
     const c = await classifierFor(
-      { labels: ['hate'], problemType: 'multi_label_classification', weights: { ba: { hate: logit(0.15) }, bb: { hate: logit(0.25) }, bc: { hate: logit(0.35) } } },
+      {
+        labels: ['hate'],
+        problemType: 'multi_label_classification',
+        weights: { ba: { hate: logit(0.15) }, bb: { hate: logit(0.25) }, bc: { hate: logit(0.35) } },
+      },
       { cutPoints: { low: 0.1, medium: 0.2, high: 0.3 } },
     );
     assert.deepEqual(await c.classify('ba', noAbort), { severities: { hate: 'low' } });
@@ -70,7 +83,10 @@ describe('scores', { concurrency: true }, () => {
   });
 
   test('a single-label model takes the softmax over all labels, aliases KoalaAI label names and ignores OK', async () => {
-    const c = await classifierFor({ labels: ['OK', 'H', 'V'], weights: { grrr: { OK: 0, H: 2 }, hmm: { OK: 0, H: 0, V: 0 } } });
+    const c = await classifierFor({
+      labels: ['OK', 'H', 'V'],
+      weights: { grrr: { OK: 0, H: 2 }, hmm: { OK: 0, H: 0, V: 0 } },
+    });
     // e² / (e² + e⁰ + e⁻¹⁰) = 0.88; a third each is low.
     assert.deepEqual(await c.classify('grrr', noAbort), { severities: { hate: 'high', violence: 'safe' } });
     assert.deepEqual(await c.classify('hmm', noAbort), { severities: { hate: 'low', violence: 'low' } });
@@ -79,57 +95,95 @@ describe('scores', { concurrency: true }, () => {
   test('toxic-bert labels map through the built-in aliases (obscene is profanity, toxic is ignored)', async () => {
     const labels = ['toxic', 'severe_toxic', 'obscene', 'threat', 'insult', 'identity_hate'];
     const c = await classifierFor({
-      labels, problemType: 'multi_label_classification', weights: { grrr: { toxic: 4, obscene: 4, threat: 0, identity_hate: 4 } },
+      labels,
+      problemType: 'multi_label_classification',
+      weights: { grrr: { toxic: 4, obscene: 4, threat: 0, identity_hate: 4 } },
     });
-    assert.deepEqual(await c.classify('grrr', noAbort), { severities: { violence: 'medium', hate: 'high' }, profanity: true });
-    assert.deepEqual(await c.classify('a cat', noAbort), { severities: { violence: 'safe', hate: 'safe' }, profanity: false });
+    assert.deepEqual(await c.classify('grrr', noAbort), {
+      severities: { violence: 'medium', hate: 'high' },
+      profanity: true,
+    });
+    assert.deepEqual(await c.classify('a cat', noAbort), {
+      severities: { violence: 'safe', hate: 'safe' },
+      profanity: false,
+    });
   });
 
   test('the labels option wins over aliases and names, and ignore drops a label', async () => {
     const c = await classifierFor(
-      { labels: ['mean', 'threat', 'violence'], problemType: 'multi_label_classification', weights: { grrr: { mean: 4, threat: 4, violence: 4 } } },
+      {
+        labels: ['mean', 'threat', 'violence'],
+        problemType: 'multi_label_classification',
+        weights: { grrr: { mean: 4, threat: 4, violence: 4 } },
+      },
       { labels: { mean: 'hate', threat: 'ignore', violence: 'sexual' } },
     );
     assert.deepEqual(await c.classify('grrr', noAbort), { severities: { hate: 'high', sexual: 'high' } });
   });
 
   test('an INJECTION label sets jailbreak at the medium cut point', async () => {
-    const c = await classifierFor({ labels: ['SAFE', 'INJECTION'], weights: { ignore: { SAFE: 0, INJECTION: 3 }, cat: { SAFE: 3, INJECTION: 0 } } });
+    const c = await classifierFor({
+      labels: ['SAFE', 'INJECTION'],
+      weights: { ignore: { SAFE: 0, INJECTION: 3 }, cat: { SAFE: 3, INJECTION: 0 } },
+    });
     assert.deepEqual(await c.classify('ignore the photo', noAbort), { severities: {}, jailbreak: true });
     assert.deepEqual(await c.classify('a cat', noAbort), { severities: {}, jailbreak: false });
   });
 
   test('a category takes the highest severity of its labels', async () => {
     const c = await classifierFor({
-      labels: ['H', 'H2', 'V', 'V2'], problemType: 'multi_label_classification',
+      labels: ['H', 'H2', 'V', 'V2'],
+      problemType: 'multi_label_classification',
       weights: { grrr: { H: logit(0.4), H2: logit(0.9), V: logit(0.6), V2: logit(0.1) } },
     });
     assert.deepEqual(await c.classify('grrr', noAbort), { severities: { hate: 'high', violence: 'medium' } });
   });
 
   test('the tokenizer adds its special tokens: a weight on [CLS] shows up even for an empty prompt', async () => {
-    const c = await classifierFor({ labels: ['hate'], problemType: 'multi_label_classification', weights: { '[CLS]': { hate: 4 } } });
+    const c = await classifierFor({
+      labels: ['hate'],
+      problemType: 'multi_label_classification',
+      weights: { '[CLS]': { hate: 4 } },
+    });
     assert.deepEqual(await c.classify('', noAbort), { severities: { hate: 'high' } });
   });
 
   test('an empty or emoji-only prompt is scored safe', async () => {
-    const c = await classifierFor({ labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } } });
+    const c = await classifierFor({
+      labels: ['hate'],
+      problemType: 'multi_label_classification',
+      weights: { grrr: { hate: 4 } },
+    });
     assert.deepEqual(await c.classify('', noAbort), { severities: { hate: 'safe' } });
     assert.deepEqual(await c.classify('😀🔥👍', noAbort), { severities: { hate: 'safe' } });
   });
 
   test('non-finite logits reject so the failure policy applies', async () => {
-    const c = await classifierFor({ labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: Infinity } } });
+    const c = await classifierFor({
+      labels: ['hate'],
+      problemType: 'multi_label_classification',
+      weights: { grrr: { hate: Infinity } },
+    });
     await assert.rejects(c.classify('grrr', noAbort), /tox.*logit Infinity.*"hate"/);
   });
 
   test('a model with token_type_ids is fed zeros for them', async () => {
-    const c = await classifierFor({ labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } }, withTokenTypeIds: true });
+    const c = await classifierFor({
+      labels: ['hate'],
+      problemType: 'multi_label_classification',
+      weights: { grrr: { hate: 4 } },
+      withTokenTypeIds: true,
+    });
     assert.deepEqual(await c.classify('grrr', noAbort), { severities: { hate: 'high' } });
   });
 
   test('the onnx/model.onnx layout loads, and a missing tokenizer_config.json is allowed', async () => {
-    const folder = await modelFolder({ labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } }, onnxSubfolder: true });
+    const folder = await modelFolder({
+      labels: ['hate'],
+      problemType: 'multi_label_classification',
+      weights: { grrr: { hate: 4 } },
+      onnxSubfolder: true,
+    });
     await unlink(join(folder, 'tokenizer_config.json'));
     assert.deepEqual(await classifier(folder).classify('grrr', noAbort), { severities: { hate: 'high' } });
   });
@@ -137,7 +191,9 @@ describe('scores', { concurrency: true }, () => {
 
 describe('long prompts are scored in windows', { concurrency: true }, () => {
   const model: TextClassifierOptions = {
-    labels: ['hate', 'violence'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 }, '[SEP]': { violence: 4 } },
+    labels: ['hate', 'violence'],
+    problemType: 'multi_label_classification',
+    weights: { grrr: { hate: 4 }, '[SEP]': { violence: 4 } },
   };
   const words = (n: number) => Array(n).fill('cat').join(' ');
 
@@ -152,8 +208,12 @@ describe('long prompts are scored in windows', { concurrency: true }, () => {
   for (const fixedBatch of [false, true]) {
     test(`a harmful word after 3 × maxTokens benign words is found (${fixedBatch ? 'one run per window' : 'windows batched'})`, async () => {
       const c = await classifierFor({ ...model, maxLength: 64, fixedBatch });
-      assert.deepEqual(await c.classify(`${words(192)} grrr`, noAbort), { severities: { hate: 'high', violence: 'high' } });
-      assert.deepEqual(await c.classify(`grrr ${words(192)}`, noAbort), { severities: { hate: 'high', violence: 'high' } });
+      assert.deepEqual(await c.classify(`${words(192)} grrr`, noAbort), {
+        severities: { hate: 'high', violence: 'high' },
+      });
+      assert.deepEqual(await c.classify(`grrr ${words(192)}`, noAbort), {
+        severities: { hate: 'high', violence: 'high' },
+      });
       assert.deepEqual(await c.classify(words(192), noAbort), { severities: { hate: 'safe', violence: 'high' } });
     });
   }
@@ -171,10 +231,16 @@ describe('long prompts are scored in windows', { concurrency: true }, () => {
 
   test('with maxWindows 1 a prompt is cut to model_max_length, keeping [SEP]', async () => {
     const c = await classifierFor({ ...model, maxLength: 512 }, { maxWindows: 1 });
-    assert.deepEqual(await c.classify(`${words(10_000)} grrr`, noAbort), { severities: { hate: 'safe', violence: 'high' } });
+    assert.deepEqual(await c.classify(`${words(10_000)} grrr`, noAbort), {
+      severities: { hate: 'safe', violence: 'high' },
+    });
     // [CLS] + 509 words + grrr + [SEP] = 512 tokens: still in.
-    assert.deepEqual(await c.classify(`${words(509)} grrr`, noAbort), { severities: { hate: 'high', violence: 'high' } });
-    assert.deepEqual(await c.classify(`${words(510)} grrr`, noAbort), { severities: { hate: 'safe', violence: 'high' } });
+    assert.deepEqual(await c.classify(`${words(509)} grrr`, noAbort), {
+      severities: { hate: 'high', violence: 'high' },
+    });
+    assert.deepEqual(await c.classify(`${words(510)} grrr`, noAbort), {
+      severities: { hate: 'safe', violence: 'high' },
+    });
   });
 
   test('maxTokens overrides the tokenizer, and an implausible model_max_length falls back to 512', async () => {
@@ -187,33 +253,77 @@ describe('long prompts are scored in windows', { concurrency: true }, () => {
   });
 
   test('maxWindows must be a positive integer', () => {
-    assert.throws(() => new OnnxTextClassifier({ id: 'tox', folder: root, maxWindows: 0 }), /"tox": maxWindows must be an integer ≥ 1, got 0/);
+    assert.throws(
+      () => new OnnxTextClassifier({ id: 'tox', folder: root, maxWindows: 0 }),
+      /"tox": maxWindows must be an integer ≥ 1, got 0/,
+    );
   });
 });
 
 describe('load errors name the folder and the file', { concurrency: true }, () => {
-  const model: TextClassifierOptions = { labels: ['hate', 'violence'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } } };
+  const model: TextClassifierOptions = {
+    labels: ['hate', 'violence'],
+    problemType: 'multi_label_classification',
+    weights: { grrr: { hate: 4 } },
+  };
   const cases: Array<[string, (folder: string) => Promise<unknown>, RegExp, Partial<OnnxTextClassifierOptions>?]> = [
     ['model.onnx missing', (f) => unlink(join(f, 'model.onnx')), /model\.onnx is missing/],
     ['model.onnx broken', (f) => writeFile(join(f, 'model.onnx'), 'not a model'), /model\.onnx could not be loaded/],
     ['tokenizer.json missing', (f) => unlink(join(f, 'tokenizer.json')), /tokenizer\.json is missing/],
-    ['tokenizer.json not JSON', (f) => writeFile(join(f, 'tokenizer.json'), '{"model":'), /tokenizer\.json is not valid JSON/],
-    ['tokenizer.json unusable', (f) => writeFile(join(f, 'tokenizer.json'), '{"model":{"type":"Nope"}}'), /tokenizer\.json could not be used/],
+    [
+      'tokenizer.json not JSON',
+      (f) => writeFile(join(f, 'tokenizer.json'), '{"model":'),
+      /tokenizer\.json is not valid JSON/,
+    ],
+    [
+      'tokenizer.json unusable',
+      (f) => writeFile(join(f, 'tokenizer.json'), '{"model":{"type":"Nope"}}'),
+      /tokenizer\.json could not be used/,
+    ],
     ['config.json missing', (f) => unlink(join(f, 'config.json')), /config\.json is missing/],
     ['config.json not JSON', (f) => writeFile(join(f, 'config.json'), '{'), /config\.json is not valid JSON/],
-    ['config.json without id2label', (f) => writeFile(join(f, 'config.json'), '{"model_type":"bert"}'), /config\.json has no id2label/],
-    ['id2label with a gap', (f) => writeFile(join(f, 'config.json'), '{"id2label":{"0":"hate","2":"violence"}}'), /config\.json id2label must map 0 … 1/],
-    ['more labels than logits', (f) => writeFile(join(f, 'config.json'), '{"id2label":{"0":"hate","1":"violence","2":"sexual"}}'), /model\.onnx output "logits" has 2 labels but config\.json's id2label has 3/],
-    ['labels names a label the model lacks', async () => undefined, /labels names "threat", which config\.json's id2label does not have \(hate, violence\)/, { labels: { threat: 'violence' } }],
-    ['labels maps to an unknown meaning', async () => undefined, /labels maps "hate" to "rude"/, { labels: { hate: 'rude' as 'hate' } }],
-    ['no label means anything', (f) => writeFile(join(f, 'config.json'), '{"id2label":{"0":"toxic","1":"LABEL_1"}}'), /none of the model's labels \(toxic, LABEL_1\)/],
+    [
+      'config.json without id2label',
+      (f) => writeFile(join(f, 'config.json'), '{"model_type":"bert"}'),
+      /config\.json has no id2label/,
+    ],
+    [
+      'id2label with a gap',
+      (f) => writeFile(join(f, 'config.json'), '{"id2label":{"0":"hate","2":"violence"}}'),
+      /config\.json id2label must map 0 … 1/,
+    ],
+    [
+      'more labels than logits',
+      (f) => writeFile(join(f, 'config.json'), '{"id2label":{"0":"hate","1":"violence","2":"sexual"}}'),
+      /model\.onnx output "logits" has 2 labels but config\.json's id2label has 3/,
+    ],
+    [
+      'labels names a label the model lacks',
+      async () => undefined,
+      /labels names "threat", which config\.json's id2label does not have \(hate, violence\)/,
+      { labels: { threat: 'violence' } },
+    ],
+    [
+      'labels maps to an unknown meaning',
+      async () => undefined,
+      /labels maps "hate" to "rude"/,
+      { labels: { hate: 'rude' as 'hate' } },
+    ],
+    [
+      'no label means anything',
+      (f) => writeFile(join(f, 'config.json'), '{"id2label":{"0":"toxic","1":"LABEL_1"}}'),
+      /none of the model's labels \(toxic, LABEL_1\)/,
+    ],
   ];
   for (const [name, breakIt, message, options] of cases) {
     test(name, async () => {
       const folder = await modelFolder(model);
       await breakIt(folder);
       const c = classifier(folder, options);
-      const error = await c.load().then(() => assert.fail('load succeeded'), (e: Error) => e);
+      const error = await c.load().then(
+        () => assert.fail('load succeeded'),
+        (e: Error) => e,
+      );
       assert.match(error.message, message);
       assert.ok(error.message.includes(folder), error.message);
     });
@@ -221,7 +331,10 @@ describe('load errors name the folder and the file', { concurrency: true }, () =
 
   test('a missing folder is named', async () => {
     const folder = join(root, 'nowhere');
-    await assert.rejects(classifier(folder).load(), (e: Error) => e.message.includes(folder) && /does not exist/.test(e.message));
+    await assert.rejects(
+      classifier(folder).load(),
+      (e: Error) => e.message.includes(folder) && /does not exist/.test(e.message),
+    );
   });
 
   test('a model needing an input the classifier cannot supply is refused', async () => {
@@ -252,7 +365,11 @@ describe('load errors name the folder and the file', { concurrency: true }, () =
 });
 
 describe('abort, concurrency and close', () => {
-  const model: TextClassifierOptions = { labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } } };
+  const model: TextClassifierOptions = {
+    labels: ['hate'],
+    problemType: 'multi_label_classification',
+    weights: { grrr: { hate: 4 } },
+  };
 
   test('an already-aborted signal rejects at once with its reason', async () => {
     const c = await classifierFor(model);
@@ -277,7 +394,10 @@ describe('abort, concurrency and close', () => {
     // The abort rejects at once, on this thread, before the event loop's next turn: it does not
     // wait for the model's run to end.
     const order: string[] = [];
-    const settled = runningCall.then(() => order.push('answered'), () => order.push('rejected'));
+    const settled = runningCall.then(
+      () => order.push('answered'),
+      () => order.push('rejected'),
+    );
     whileRunning.abort(new Error('timed out while running'));
     await setImmediate();
     order.push('next turn');
@@ -292,13 +412,18 @@ describe('abort, concurrency and close', () => {
     const levels = [0.1, 0.4, 0.6, 0.9];
     const severityNames = ['safe', 'low', 'medium', 'high'];
     const weights = Object.fromEntries(
-      Array.from({ length: 8 }, (_, k) => [`w${k}`, { hate: logit(levels[k % 4]!), violence: logit(levels[Math.floor(k / 4)]!) }]),
+      Array.from({ length: 8 }, (_, k) => [
+        `w${k}`,
+        { hate: logit(levels[k % 4]!), violence: logit(levels[Math.floor(k / 4)]!) },
+      ]),
     );
     const c = await classifierFor({ labels: ['hate', 'violence'], problemType: 'multi_label_classification', weights });
     const results = await Promise.all(Array.from({ length: 8 }, (_, k) => c.classify(`a photo of w${k}`, noAbort)));
     assert.deepEqual(
       results,
-      Array.from({ length: 8 }, (_, k) => ({ severities: { hate: severityNames[k % 4], violence: severityNames[Math.floor(k / 4)] } })),
+      Array.from({ length: 8 }, (_, k) => ({
+        severities: { hate: severityNames[k % 4], violence: severityNames[Math.floor(k / 4)] },
+      })),
     );
   });
 
@@ -320,7 +445,11 @@ describe('abort, concurrency and close', () => {
 });
 
 describe('the model runs in a worker thread', () => {
-  const model: TextClassifierOptions = { labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } } };
+  const model: TextClassifierOptions = {
+    labels: ['hate'],
+    problemType: 'multi_label_classification',
+    weights: { grrr: { hate: 4 } },
+  };
   const longPrompt = `${Array(900).fill('cat').join(' ')} grrr`; // two windows
 
   test('the event loop keeps running while a slow model scores a prompt', async () => {
@@ -349,7 +478,10 @@ describe('the model runs in a worker thread', () => {
     const c = new CrashingClassifier({ id: 'tox', folder: await modelFolder(model) });
     opened.push(c);
     await c.load();
-    await assert.rejects(c.classify('exit now', noAbort), /text classifier "tox": its thread exited \(code 1\) before answering/);
+    await assert.rejects(
+      c.classify('exit now', noAbort),
+      /text classifier "tox": its thread exited \(code 1\) before answering/,
+    );
     assert.deepEqual(await c.classify('grrr', noAbort), { severities: { hate: 'high' } });
   });
 

@@ -6,16 +6,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+
 import {
   BlocklistError,
   Blocklists,
-  Lexicon,
-  SafetyPolicy,
-  SafetyPromptFilter,
   type ClassifierBinding,
   type ClassifierScores,
   type DeploymentSafety,
+  Lexicon,
   type PromptClassifier,
+  SafetyPolicy,
+  SafetyPromptFilter,
   type ThresholdSetting,
 } from '../../src/safety/index.ts';
 
@@ -24,10 +25,24 @@ const auto = { deployment: 'dall-e-3', moderation: 'auto' as const };
 const low = { deployment: 'gpt-image-1', moderation: 'low' as const };
 
 function filter(
-  options: { threshold?: ThresholdSetting; blockProfanity?: boolean; deployments?: Record<string, DeploymentSafety>; classifiers?: ClassifierBinding[]; blocklists?: Blocklists } = {},
+  options: {
+    threshold?: ThresholdSetting;
+    blockProfanity?: boolean;
+    deployments?: Record<string, DeploymentSafety>;
+    classifiers?: ClassifierBinding[];
+    blocklists?: Blocklists;
+  } = {},
 ) {
-  const policy = new SafetyPolicy({ threshold: options.threshold ?? 'medium', blockProfanity: options.blockProfanity ?? false }, new Map(Object.entries(options.deployments ?? {})));
-  return new SafetyPromptFilter({ policy, lexicon, ...(options.classifiers ? { classifiers: options.classifiers } : {}), ...(options.blocklists ? { blocklists: options.blocklists } : {}) });
+  const policy = new SafetyPolicy(
+    { threshold: options.threshold ?? 'medium', blockProfanity: options.blockProfanity ?? false },
+    new Map(Object.entries(options.deployments ?? {})),
+  );
+  return new SafetyPromptFilter({
+    policy,
+    lexicon,
+    ...(options.classifiers ? { classifiers: options.classifiers } : {}),
+    ...(options.blocklists ? { blocklists: options.blocklists } : {}),
+  });
 }
 
 describe('per-category thresholds', () => {
@@ -51,13 +66,31 @@ describe('per-category thresholds', () => {
   test('moderation low raises every level to high but leaves "off" off', async () => {
     assert.equal((await f.check('a woman in a bikini', low)).blocked, false);
     assert.equal((await f.check('a beheading', low)).blocked, true);
-    assert.deepEqual(new SafetyPolicy({ threshold: { hate: 'off', sexual: 'low' } }).thresholds(low), { hate: 'off', sexual: 'high', violence: 'high', self_harm: 'high' });
+    assert.deepEqual(new SafetyPolicy({ threshold: { hate: 'off', sexual: 'low' } }).thresholds(low), {
+      hate: 'off',
+      sexual: 'high',
+      violence: 'high',
+      self_harm: 'high',
+    });
   });
 
   test("a deployment's object overrides only the categories it names", () => {
-    const policy = new SafetyPolicy({ threshold: { sexual: 'low' } }, new Map([['art', { threshold: { violence: 'high' } }]]));
-    assert.deepEqual(policy.thresholds({ deployment: 'art', moderation: 'auto' }), { hate: 'medium', sexual: 'low', violence: 'high', self_harm: 'medium' });
-    assert.deepEqual(policy.thresholds(auto), { hate: 'medium', sexual: 'low', violence: 'medium', self_harm: 'medium' });
+    const policy = new SafetyPolicy(
+      { threshold: { sexual: 'low' } },
+      new Map([['art', { threshold: { violence: 'high' } }]]),
+    );
+    assert.deepEqual(policy.thresholds({ deployment: 'art', moderation: 'auto' }), {
+      hate: 'medium',
+      sexual: 'low',
+      violence: 'high',
+      self_harm: 'medium',
+    });
+    assert.deepEqual(policy.thresholds(auto), {
+      hate: 'medium',
+      sexual: 'low',
+      violence: 'medium',
+      self_harm: 'medium',
+    });
   });
 });
 
@@ -81,7 +114,13 @@ describe('blocklists', () => {
 
   test('terms are read through evasions and match whole words and phrases only', () => {
     const lists = new Blocklists([{ id: 'brand', terms: ['acme', 'project falcon'] }]);
-    for (const prompt of ['an ACME anvil', 'an 4cm3 anvil', 'an a.c.m.e anvil', 'a poster for Project  Falcon!', 'the рrоjеct falcon logo']) {
+    for (const prompt of [
+      'an ACME anvil',
+      'an 4cm3 anvil',
+      'an a.c.m.e anvil',
+      'a poster for Project  Falcon!',
+      'the рrоjеct falcon logo',
+    ]) {
       assert.deepEqual(lists.match(prompt), [{ id: 'brand', filtered: true }], prompt);
     }
     for (const prompt of ['an acmeish anvil', 'a falcon project', 'a project about falcons and acmes?']) {
@@ -118,12 +157,21 @@ describe('blocklists', () => {
   });
 
   test('bad entries are refused with the list, file and line named', () => {
-    assert.throws(() => new Blocklists([{ id: 'x', patterns: ['(unclosed'] }]), (e: Error) => e instanceof BlocklistError && /"x".*\(unclosed/.test(e.message));
+    assert.throws(
+      () => new Blocklists([{ id: 'x', patterns: ['(unclosed'] }]),
+      (e: Error) => e instanceof BlocklistError && /"x".*\(unclosed/.test(e.message),
+    );
     assert.throws(() => new Blocklists([{ id: 'x', terms: ['!!!'] }]), /no letters or digits/);
     const file = join(dir, 'bad.txt');
     writeFileSync(file, '# comment\nfine\n\n/[z-a]/\n');
-    assert.throws(() => new Blocklists([{ id: 'f', file }]), (e: Error) => e.message.includes(`${file} line 4`) && e.message.includes('[z-a]'));
-    assert.throws(() => new Blocklists([{ id: 'f', file: join(dir, 'missing.txt') }]), /cannot read .*missing\.txt \(ENOENT\)/);
+    assert.throws(
+      () => new Blocklists([{ id: 'f', file }]),
+      (e: Error) => e.message.includes(`${file} line 4`) && e.message.includes('[z-a]'),
+    );
+    assert.throws(
+      () => new Blocklists([{ id: 'f', file: join(dir, 'missing.txt') }]),
+      /cannot read .*missing\.txt \(ENOENT\)/,
+    );
   });
 
   test('a file is followed while running: edits apply, a broken edit keeps the last good entries', async () => {
@@ -152,14 +200,27 @@ describe('blocklists', () => {
 
 describe('classifiers beside the term lists', () => {
   const scoring = (id: string, scores: ClassifierScores): PromptClassifier => ({ id, classify: async () => scores });
-  const bind = (classifier: PromptClassifier, onFailure: 'block' | 'allow' = 'block', timeoutMs = 1000): ClassifierBinding => ({ classifier, onFailure, timeoutMs });
+  const bind = (
+    classifier: PromptClassifier,
+    onFailure: 'block' | 'allow' = 'block',
+    timeoutMs = 1000,
+  ): ClassifierBinding => ({ classifier, onFailure, timeoutMs });
 
   test('each category takes the higher severity of the term lists and every classifier', async () => {
-    const f = filter({ classifiers: [bind(scoring('a', { severities: { hate: 'high', violence: 'low' } })), bind(scoring('b', { severities: { sexual: 'low' } }))] });
+    const f = filter({
+      classifiers: [
+        bind(scoring('a', { severities: { hate: 'high', violence: 'low' } })),
+        bind(scoring('b', { severities: { sexual: 'low' } })),
+      ],
+    });
     const { blocked, results } = await f.check('a stabbing in an alley', auto);
     assert.equal(blocked, true);
     assert.deepEqual(results.hate, { filtered: true, severity: 'high' }, 'from classifier a');
-    assert.deepEqual(results.violence, { filtered: true, severity: 'medium' }, 'the term lists said medium, higher than a');
+    assert.deepEqual(
+      results.violence,
+      { filtered: true, severity: 'medium' },
+      'the term lists said medium, higher than a',
+    );
     assert.deepEqual(results.sexual, { filtered: false, severity: 'low' }, 'from classifier b');
     assert.equal(results.error, undefined);
   });
@@ -175,7 +236,10 @@ describe('classifiers beside the term lists', () => {
   test('a deployment runs only the classifiers it names', async () => {
     const seen: string[] = [];
     const spy = (id: string): PromptClassifier => ({ id, classify: async () => (seen.push(id), { severities: {} }) });
-    const f = filter({ classifiers: [bind(spy('a')), bind(spy('b'))], deployments: { only_b: { classifiers: ['b'] }, none: { classifiers: [] } } });
+    const f = filter({
+      classifiers: [bind(spy('a')), bind(spy('b'))],
+      deployments: { only_b: { classifiers: ['b'] }, none: { classifiers: [] } },
+    });
     await f.check('a cat', auto);
     await f.check('a cat', { deployment: 'only_b', moderation: 'auto' });
     await f.check('a cat', { deployment: 'none', moderation: 'auto' });
@@ -211,7 +275,8 @@ describe('classifiers beside the term lists', () => {
     let aborted = false;
     const watching: PromptClassifier = {
       id: 'watch',
-      classify: (_text, signal) => new Promise((_, reject) => signal.addEventListener('abort', () => ((aborted = true), reject(signal.reason)))),
+      classify: (_text, signal) =>
+        new Promise((_, reject) => signal.addEventListener('abort', () => ((aborted = true), reject(signal.reason)))),
     };
     await filter({ classifiers: [bind(watching, 'allow', 30)] }).check('a cat', auto);
     assert.equal(aborted, true);

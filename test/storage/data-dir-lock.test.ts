@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+
 import { DataDirLock } from '../../src/storage/data-dir-lock.ts';
 import { startTestApp } from '../helpers/app.ts';
 
@@ -35,7 +36,10 @@ test('the holder records its URL for the CLI; the record goes with the lock, and
     assert.deepEqual(DataDirLock.holder(dir), { url: null }, 'held, no address yet');
     lock.recordUrl('http://127.0.0.1:8123');
     assert.deepEqual(DataDirLock.holder(dir), { url: 'http://127.0.0.1:8123' });
-    assert.throws(() => DataDirLock.acquire(dir), /in use by another easel server \(it serves http:\/\/127\.0\.0\.1:8123\)/);
+    assert.throws(
+      () => DataDirLock.acquire(dir),
+      /in use by another easel server \(it serves http:\/\/127\.0\.0\.1:8123\)/,
+    );
     lock.release();
     assert.equal(existsSync(join(dir, 'server.json')), false);
     assert.equal(DataDirLock.holder(dir), null);

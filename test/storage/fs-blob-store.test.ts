@@ -1,8 +1,9 @@
-import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+
 import { FsBlobStore } from '../../src/storage/fs-blob-store.ts';
 
 async function tempStore(t: TestContext): Promise<FsBlobStore> {
@@ -60,7 +61,16 @@ test('keys lists every stored key, nested ones included, and skips temp files', 
 
 test('keys that could leave the root are refused', async (t) => {
   const store = await tempStore(t);
-  const keys = ['../escape.png', 'images/../../x.png', '/etc/passwd', 'images\\a.png', '', 'images//a.png', 'images/.tmp', 'C:/x'];
+  const keys = [
+    '../escape.png',
+    'images/../../x.png',
+    '/etc/passwd',
+    'images\\a.png',
+    '',
+    'images//a.png',
+    'images/.tmp',
+    'C:/x',
+  ];
   for (const key of keys) {
     await assert.rejects(store.put(key, Buffer.from('x')), /Invalid blob key/, key);
     await assert.rejects(store.get(key), /Invalid blob key/, key);

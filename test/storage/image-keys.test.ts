@@ -1,5 +1,6 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import { imageIdOfKey, imageKey } from '../../src/storage/index.ts';
 
 test('image keys name the id and extension, and the id reads back out of them', () => {

@@ -1,8 +1,9 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
+
 import { loadOrCreateSecret, UrlSigner } from '../../src/storage/signing.ts';
 
 const signer = new UrlSigner(Buffer.alloc(32, 1));

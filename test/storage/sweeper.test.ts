@@ -1,13 +1,14 @@
-import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteOperationStore } from '../../src/jobs/sqlite-operation-store.ts';
+import { test, type TestContext } from 'node:test';
+
 import type { ImageRecord, OperationRecord } from '../../src/jobs/operation-store.ts';
+import { SqliteOperationStore } from '../../src/jobs/sqlite-operation-store.ts';
+import type { BlobStore } from '../../src/storage/blob-store.ts';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.ts';
 import { Sweeper, type SweeperLog } from '../../src/storage/sweeper.ts';
-import type { BlobStore } from '../../src/storage/blob-store.ts';
 
 const NOW = Math.floor(Date.now() / 1000);
 

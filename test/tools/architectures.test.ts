@@ -1,14 +1,20 @@
 // The architecture presets have the real networks' parameter counts (the proof that a benchmark on
 // them measures the real compute), and the small preset is a working model: loadModel accepts it and
 // each part gives finite outputs of the right shape at 512² (64×64 latents).
-import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+
 import ort from 'onnxruntime-node';
-import { loadModel, type LoadedModel } from '../../src/engines/diffusion/model/index.ts';
-import { countParameters, writeArchitectureModel, type ArchitectureModelInfo } from '../../tools/model-builder/architectures.ts';
+
+import { type LoadedModel, loadModel } from '../../src/engines/diffusion/model/index.ts';
+import {
+  type ArchitectureModelInfo,
+  countParameters,
+  writeArchitectureModel,
+} from '../../tools/model-builder/architectures.ts';
 import { GraphBuilder } from '../../tools/model-builder/onnx.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'easel-architectures-'));
@@ -30,27 +36,50 @@ const SD_VAE = { vae_encoder: 34_163_592 + 72, vae_decoder: 49_490_179 + 20, vae
 
 test('sd-turbo has the parameter counts of SD 2.1: UNet 865,910,724, OpenCLIP-H text 340,387,840, VAE 83,653,863', () => {
   assert.deepEqual(countParameters('sd-turbo'), {
-    text_encoder: 340_387_840, unet: 865_910_724, ...SD_VAE, total: 340_387_840 + 865_910_724 + 83_653_863,
+    text_encoder: 340_387_840,
+    unet: 865_910_724,
+    ...SD_VAE,
+    total: 340_387_840 + 865_910_724 + 83_653_863,
   });
 });
 
 test('sd15 has the parameter counts of SD 1.5: UNet 859,520,964, CLIP ViT-L text 123,060,480, VAE 83,653,863', () => {
   assert.deepEqual(countParameters('sd15'), {
-    text_encoder: 123_060_480, unet: 859_520_964, ...SD_VAE, total: 123_060_480 + 859_520_964 + 83_653_863,
+    text_encoder: 123_060_480,
+    unet: 859_520_964,
+    ...SD_VAE,
+    total: 123_060_480 + 859_520_964 + 83_653_863,
   });
 });
 
 test('small keeps its counts, and the folder written holds exactly the counted parameters', () => {
-  const expected = { text_encoder: 139_072, unet: 3_277_988, vae_decoder: 196_839, vae_encoder: 137_544, vae: 334_383, total: 3_751_443 };
+  const expected = {
+    text_encoder: 139_072,
+    unet: 3_277_988,
+    vae_decoder: 196_839,
+    vae_encoder: 137_544,
+    vae: 334_383,
+    total: 3_751_443,
+  };
   assert.deepEqual(countParameters('small'), expected);
   assert.deepEqual(small.parameters, expected);
 });
 
 test('the small folder has the diffusers layout and loads as an SD 2.x model with the diffusers-script contract', async () => {
   assert.deepEqual(small.files, [
-    'model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/vocab.json', 'tokenizer/merges.txt',
-    'tokenizer/special_tokens_map.json', 'tokenizer/tokenizer_config.json', 'text_encoder/model.onnx', 'unet/model.onnx',
-    'vae_decoder/model.onnx', 'vae_encoder/model.onnx', 'text_encoder/config.json', 'unet/config.json', 'vae_decoder/config.json',
+    'model_index.json',
+    'scheduler/scheduler_config.json',
+    'tokenizer/vocab.json',
+    'tokenizer/merges.txt',
+    'tokenizer/special_tokens_map.json',
+    'tokenizer/tokenizer_config.json',
+    'text_encoder/model.onnx',
+    'unet/model.onnx',
+    'vae_decoder/model.onnx',
+    'vae_encoder/model.onnx',
+    'text_encoder/config.json',
+    'unet/config.json',
+    'vae_decoder/config.json',
     'vae_encoder/config.json',
   ]);
   assert.equal(model.family, 'sd2');
@@ -62,14 +91,24 @@ test('the small folder has the diffusers layout and loads as an SD 2.x model wit
   assert.equal(model.contracts.textEncoder.idsType, 'int32');
   assert.equal(model.contracts.vaeEncoder?.outputKind, 'latent_sample');
   const unetConfig = JSON.parse(await readFile(join(small.folder, 'unet/config.json'), 'utf8'));
-  assert.deepEqual(unetConfig.down_block_types, ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D']);
-  assert.deepEqual(unetConfig.up_block_types, ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D']);
+  assert.deepEqual(unetConfig.down_block_types, [
+    'CrossAttnDownBlock2D',
+    'CrossAttnDownBlock2D',
+    'CrossAttnDownBlock2D',
+    'DownBlock2D',
+  ]);
+  assert.deepEqual(unetConfig.up_block_types, [
+    'UpBlock2D',
+    'CrossAttnUpBlock2D',
+    'CrossAttnUpBlock2D',
+    'CrossAttnUpBlock2D',
+  ]);
 });
 
 /** Deterministic N(0,1)-like values (a sum of three uniforms, scaled). */
 function noise(count: number, seed: number, scale = 1): Float32Array {
   let state = seed >>> 0 || 1;
-  const uniform = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32) - 0.5;
+  const uniform = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5;
   return Float32Array.from({ length: count }, () => (uniform() + uniform() + uniform()) * 2 * scale);
 }
 
@@ -82,7 +121,9 @@ function summary(tensor: ort.Tensor | undefined) {
 
 test('the text encoder gives finite [1, 77, 64] states and a pooled [1, 64] for a tokenized prompt', async () => {
   const ids = model.tokenizer.encode('a photo of a cat').inputIds;
-  const out = await model.sessions.textEncoder.run({ input_ids: new ort.Tensor('int32', Int32Array.from(ids), [1, ids.length]) });
+  const out = await model.sessions.textEncoder.run({
+    input_ids: new ort.Tensor('int32', Int32Array.from(ids), [1, ids.length]),
+  });
   const hidden = summary(out.last_hidden_state);
   assert.deepEqual(hidden.dims, [1, 77, 64]);
   assert.ok(hidden.rms > 0.5 && hidden.rms < 2, `last_hidden_state rms ${hidden.rms}`);
@@ -101,7 +142,9 @@ test('one UNet pass on 64×64 latents gives a finite [1, 4, 64, 64] prediction o
 });
 
 test('the VAE decodes a 64×64 latent into a finite 3×512×512 image', async () => {
-  const out = await model.sessions.vaeDecoder.run({ latent_sample: new ort.Tensor('float32', noise(4 * 64 * 64, 4, 1 / 0.18215), [1, 4, 64, 64]) });
+  const out = await model.sessions.vaeDecoder.run({
+    latent_sample: new ort.Tensor('float32', noise(4 * 64 * 64, 4, 1 / 0.18215), [1, 4, 64, 64]),
+  });
   const image = summary(out.sample);
   assert.deepEqual(image.dims, [1, 3, 512, 512]);
   assert.ok(image.rms > 0.05 && image.rms < 20, `sample rms ${image.rms}`);

@@ -1,12 +1,12 @@
 // tools/check-imports.mjs on small src/ trees: the layer rules, imports through a folder's public
 // index, and error envelopes only in the catalogue. Each tree breaks one rule and must be refused
 // with a line naming the file; the clean tree passes.
-import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { after, test } from 'node:test';
 
 const script = resolve('tools/check-imports.mjs');
 const roots: string[] = [];
@@ -15,12 +15,16 @@ after(() => {
 });
 
 const CLEAN: Record<string, string> = {
-  'contract/errors.ts': "export class ApiError extends Error {}\nexport const errors = { gone: () => new ApiError('gone') };\n",
-  'codec/index.ts': "// The codec. Other folders import from here, not from the files behind it.\nexport { encode } from './encode.ts';\n",
+  'contract/errors.ts':
+    "export class ApiError extends Error {}\nexport const errors = { gone: () => new ApiError('gone') };\n",
+  'codec/index.ts':
+    "// The codec. Other folders import from here, not from the files behind it.\nexport { encode } from './encode.ts';\n",
   'codec/encode.ts': "import { errors } from '../contract/errors.ts';\nexport const encode = () => errors;\n",
-  'storage/index.ts': "// Bytes by key. Other folders import from here, not from the files behind it.\nexport { put } from './put.ts';\n",
+  'storage/index.ts':
+    "// Bytes by key. Other folders import from here, not from the files behind it.\nexport { put } from './put.ts';\n",
   'storage/put.ts': "import { encode } from '../codec/index.ts';\nexport const put = () => encode();\n",
-  'http/files.ts': "import { errors } from '../contract/errors.ts';\nimport { put } from '../storage/index.ts';\n// A comment may show { error: { code: 'x' } }.\nexport const f = () => [errors.gone(), put()];\n",
+  'http/files.ts':
+    "import { errors } from '../contract/errors.ts';\nimport { put } from '../storage/index.ts';\n// A comment may show { error: { code: 'x' } }.\nexport const f = () => [errors.gone(), put()];\n",
   'safety/filter.ts': "export const results = { error: { code: 'content_filter_error', message: 'not filtered' } };\n",
 };
 
@@ -71,14 +75,20 @@ test('codec/ imports nothing but contract/', () => {
 
 test('an ApiError built outside the catalogue is refused', () => {
   assertRefused(
-    { 'http/files.ts': "import { ApiError } from '../contract/errors.ts';\nexport const f = () => new ApiError('no');\n" },
+    {
+      'http/files.ts':
+        "import { ApiError } from '../contract/errors.ts';\nexport const f = () => new ApiError('no');\n",
+    },
     /http\/files\.ts builds an ApiError/,
   );
 });
 
 test('an error body written as an object literal outside the catalogue is refused', () => {
   assertRefused(
-    { 'http/files.ts': "export const f = () => ({\n  error: {\n    code: 'imageExpired',\n    message: 'gone',\n  },\n});\n" },
+    {
+      'http/files.ts':
+        "export const f = () => ({\n  error: {\n    code: 'imageExpired',\n    message: 'gone',\n  },\n});\n",
+    },
     /http\/files\.ts builds an error body/,
   );
 });

@@ -1,12 +1,12 @@
 // tools/check-references.mjs fails on citations of documents outside the repository and lets
 // public citations through. The forbidden strings are assembled at run time so that this file does
 // not trip the check itself.
-import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { after, test } from 'node:test';
 
 const SCRIPT = resolve('tools/check-references.mjs');
 const roots: string[] = [];

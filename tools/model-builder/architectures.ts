@@ -6,14 +6,22 @@
 // the published numbers (test/tools/architectures.test.ts), from the graphs' own initializers.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+
 import { buildClipVocab } from '../../src/engines/diffusion/tokenizer/index.ts';
-import { buildClipText, clipTextConfigJson, type ClipTextConfig } from './clip-text.ts';
+import { buildClipText, type ClipTextConfig, clipTextConfigJson } from './clip-text.ts';
 import type { IdsType, TimestepKind } from './graphs.ts';
-import { Net, WeightStream, type FloatType } from './layers.ts';
-import { SCHEDULER_PRESETS, TINY_MERGES, folderWriter, modelIndex, writeTokenizer, type SchedulerPreset } from './tiny-sd.ts';
-import { buildUnet, unetConfigJson, type UnetConfig } from './unet.ts';
-import { TAESD, TAESD_NARROW, writeTinyAutoencoder, type TinyAutoencoderInfo } from './taesd.ts';
-import { buildVaeDecoder, buildVaeEncoder, vaeConfigJson, type VaeConfig } from './vae.ts';
+import { type FloatType, Net, WeightStream } from './layers.ts';
+import { TAESD, TAESD_NARROW, type TinyAutoencoderInfo, writeTinyAutoencoder } from './taesd.ts';
+import {
+  folderWriter,
+  modelIndex,
+  SCHEDULER_PRESETS,
+  type SchedulerPreset,
+  TINY_MERGES,
+  writeTokenizer,
+} from './tiny-sd.ts';
+import { buildUnet, type UnetConfig, unetConfigJson } from './unet.ts';
+import { buildVaeDecoder, buildVaeEncoder, type VaeConfig, vaeConfigJson } from './vae.ts';
 
 export type ArchitecturePreset = 'small' | 'sd-turbo' | 'sd15';
 export const ARCHITECTURE_PRESETS: readonly ArchitecturePreset[] = ['small', 'sd-turbo', 'sd15'];
@@ -28,8 +36,21 @@ interface Architecture {
 }
 
 /** SD 1.x/2.x AutoencoderKL (stabilityai/sd-vae-ft-mse, the vae of both families). */
-const SD_VAE: VaeConfig = { blockOutChannels: [128, 256, 512, 512], layersPerBlock: 2, latentChannels: 4, normGroups: 32, sampleSize: 512, scalingFactor: 0.18215 };
-const SD_UNET = { blockOutChannels: [320, 640, 1280, 1280], layersPerBlock: 2, crossAttention: [true, true, true, false], normGroups: 32, sampleSize: 64 };
+const SD_VAE: VaeConfig = {
+  blockOutChannels: [128, 256, 512, 512],
+  layersPerBlock: 2,
+  latentChannels: 4,
+  normGroups: 32,
+  sampleSize: 512,
+  scalingFactor: 0.18215,
+};
+const SD_UNET = {
+  blockOutChannels: [320, 640, 1280, 1280],
+  layersPerBlock: 2,
+  crossAttention: [true, true, true, false],
+  normGroups: 32,
+  sampleSize: 64,
+};
 const CLIP_POSITIONS = 77;
 const CLIP_VOCAB = 49408;
 
@@ -37,7 +58,15 @@ const ARCHITECTURES: Record<ArchitecturePreset, Architecture> = {
   // stabilityai/sd-turbo = stable-diffusion-2-1-base: unet/config.json, text_encoder/config.json (OpenCLIP ViT-H, 23 layers).
   'sd-turbo': {
     unet: { ...SD_UNET, heads: [5, 10, 20, 20], crossAttentionDim: 1024, useLinearProjection: true },
-    text: { hiddenSize: 1024, layers: 23, heads: 16, intermediateSize: 4096, activation: 'gelu', vocabSize: CLIP_VOCAB, maxPositions: CLIP_POSITIONS },
+    text: {
+      hiddenSize: 1024,
+      layers: 23,
+      heads: 16,
+      intermediateSize: 4096,
+      activation: 'gelu',
+      vocabSize: CLIP_VOCAB,
+      maxPositions: CLIP_POSITIONS,
+    },
     vae: SD_VAE,
     scheduler: 'euler-trailing',
     padToken: '!',
@@ -45,15 +74,40 @@ const ARCHITECTURES: Record<ArchitecturePreset, Architecture> = {
   // runwayml/stable-diffusion-v1-5: attention_head_dim 8, CLIP ViT-L/14 text tower.
   sd15: {
     unet: { ...SD_UNET, heads: [8, 8, 8, 8], crossAttentionDim: 768, useLinearProjection: false },
-    text: { hiddenSize: 768, layers: 12, heads: 12, intermediateSize: 3072, activation: 'quick_gelu', vocabSize: CLIP_VOCAB, maxPositions: CLIP_POSITIONS },
+    text: {
+      hiddenSize: 768,
+      layers: 12,
+      heads: 12,
+      intermediateSize: 3072,
+      activation: 'quick_gelu',
+      vocabSize: CLIP_VOCAB,
+      maxPositions: CLIP_POSITIONS,
+    },
     vae: SD_VAE,
     scheduler: 'pndm',
     padToken: '<|endoftext|>',
   },
   // Every block kind of sd-turbo at small widths: a 512² generation in about a second on 2 cores.
   small: {
-    unet: { blockOutChannels: [32, 64, 64, 64], layersPerBlock: 2, crossAttention: [true, true, true, false], heads: [2, 2, 2, 2], crossAttentionDim: 64, useLinearProjection: true, normGroups: 32, sampleSize: 64 },
-    text: { hiddenSize: 64, layers: 2, heads: 2, intermediateSize: 256, activation: 'gelu', vocabSize: null, maxPositions: CLIP_POSITIONS },
+    unet: {
+      blockOutChannels: [32, 64, 64, 64],
+      layersPerBlock: 2,
+      crossAttention: [true, true, true, false],
+      heads: [2, 2, 2, 2],
+      crossAttentionDim: 64,
+      useLinearProjection: true,
+      normGroups: 32,
+      sampleSize: 64,
+    },
+    text: {
+      hiddenSize: 64,
+      layers: 2,
+      heads: 2,
+      intermediateSize: 256,
+      activation: 'gelu',
+      vocabSize: null,
+      maxPositions: CLIP_POSITIONS,
+    },
     // The VAE's full-resolution blocks dominate a small generation, hence its narrow widths (and 8 groups to allow them).
     vae: { ...SD_VAE, blockOutChannels: [8, 16, 32, 32], normGroups: 8 },
     scheduler: 'euler-trailing',
@@ -109,7 +163,11 @@ function tokenizerVocab() {
 }
 
 /** One part's graph; with `weights` null it only counts (no weight is drawn). */
-function buildPart(preset: ArchitecturePreset, part: PartName, options: ArchitectureOptions & { weights: WeightStream | null }): Net {
+function buildPart(
+  preset: ArchitecturePreset,
+  part: PartName,
+  options: ArchitectureOptions & { weights: WeightStream | null },
+): Net {
   const arch = ARCHITECTURES[preset];
   const float: FloatType = options.fp16 ? 'float16' : 'float32';
   const make = (external: boolean) => new Net(part, { float, weights: options.weights, external });
@@ -132,13 +190,20 @@ function textConfig(arch: Architecture): ClipTextConfig {
 
 /** Parameters per part, counted from the graphs' initializers without drawing any weight. */
 export function countParameters(preset: ArchitecturePreset): ParameterCounts {
-  const counts = Object.fromEntries(PARTS.map((part) => [part, buildPart(preset, part, { weights: null }).parameters])) as Record<PartName, number>;
+  const counts = Object.fromEntries(
+    PARTS.map((part) => [part, buildPart(preset, part, { weights: null }).parameters]),
+  ) as Record<PartName, number>;
   const vae = counts.vae_encoder + counts.vae_decoder;
   return { ...counts, vae, total: counts.text_encoder + counts.unet + vae };
 }
 
-export async function writeArchitectureModel(folder: string, preset: ArchitecturePreset, options: ArchitectureOptions = {}): Promise<ArchitectureModelInfo> {
-  if (!ARCHITECTURE_PRESETS.includes(preset)) throw new Error(`preset must be one of ${ARCHITECTURE_PRESETS.join(', ')}, got "${String(preset)}"`);
+export async function writeArchitectureModel(
+  folder: string,
+  preset: ArchitecturePreset,
+  options: ArchitectureOptions = {},
+): Promise<ArchitectureModelInfo> {
+  if (!ARCHITECTURE_PRESETS.includes(preset))
+    throw new Error(`preset must be one of ${ARCHITECTURE_PRESETS.join(', ')}, got "${String(preset)}"`);
   const arch = ARCHITECTURES[preset];
   const seed = options.seed ?? 0;
   const { files, write, json } = folderWriter(folder);
@@ -169,12 +234,21 @@ export async function writeArchitectureModel(folder: string, preset: Architectur
 
   let tinyAutoencoder: TinyAutoencoderInfo | undefined;
   if (options.tinyAutoencoder) {
-    tinyAutoencoder = await writeTinyAutoencoder(folder, { config: preset === 'small' ? TAESD_NARROW : TAESD, seed, fp16: options.fp16 });
+    tinyAutoencoder = await writeTinyAutoencoder(folder, {
+      config: preset === 'small' ? TAESD_NARROW : TAESD,
+      seed,
+      fp16: options.fp16,
+    });
     files.push(...tinyAutoencoder.files);
   }
 
   const vae = counts.vae_encoder + counts.vae_decoder;
   return {
-    folder, preset, files, parameters: { ...counts, vae, total: counts.text_encoder + counts.unet + vae }, bytes, ...(tinyAutoencoder ? { tinyAutoencoder } : {}),
+    folder,
+    preset,
+    files,
+    parameters: { ...counts, vae, total: counts.text_encoder + counts.unet + vae },
+    bytes,
+    ...(tinyAutoencoder ? { tinyAutoencoder } : {}),
   };
 }

@@ -4,7 +4,7 @@
 // SD-Turbo the OpenCLIP ViT-H/14 tower converted to CLIPTextModel with 23 of its 24 layers (SD 2
 // conditions on the penultimate layer, so the converted checkpoints drop the last), with gelu.
 import type { IdsType } from './graphs.ts';
-import { gelu, layerNorm, linear, multiHeadAttention, quickGelu, type Net } from './layers.ts';
+import { gelu, layerNorm, linear, multiHeadAttention, type Net, quickGelu } from './layers.ts';
 
 export interface ClipTextConfig {
   hiddenSize: number;
@@ -50,7 +50,12 @@ export function buildClipText(net: Net, config: ClipTextConfig, options: { ids: 
   const length = net.op(scope, 'Shape', [ids], { start: 1, end: 2 });
   const positions = net.op(scope, 'Slice', [positionTable, net.int64([0]), length, net.int64([0])]);
   let h = net.op(scope, 'Add', [net.op(scope, 'Gather', [tokenTable, ids], { axis: 0 }), positions]);
-  const mask = net.op(scope, 'Slice', [causalMask(net, config.maxPositions), net.int64([0, 0]), net.op(scope, 'Concat', [length, length], { axis: 0 }), net.int64([0, 1])]);
+  const mask = net.op(scope, 'Slice', [
+    causalMask(net, config.maxPositions),
+    net.int64([0, 0]),
+    net.op(scope, 'Concat', [length, length], { axis: 0 }),
+    net.int64([0, 1]),
+  ]);
 
   for (let i = 0; i < config.layers; i++) {
     const layer = `encoder.layers.${i}`;

@@ -3,7 +3,7 @@
 // with a few cheap ops chosen so that every output depends on every input, which is what an engine
 // test needs to see that it feeds the right tensor to the right place.
 import { toFloat16Array } from '../../src/engines/diffusion/float16.ts';
-import { GraphBuilder, ONNX_TYPE, type DataType, type Dim } from './onnx.ts';
+import { type DataType, type Dim, GraphBuilder, ONNX_TYPE } from './onnx.ts';
 
 export type IdsType = 'int32' | 'int64';
 /** float-scalar: optimum ≥ 1.24 (shape []); float-vector: diffusers' script ([batch]); int64-vector: optimum ≤ 1.23, sd-turbo-ort-web ([steps]). */
@@ -31,7 +31,15 @@ function int64s(g: GraphBuilder, name: string, values: number[]): string {
 }
 
 /** 3×3 (or k×k) convolution with bias, "same" padding, weights scaled by 1/√fan-in so outputs stay O(1). */
-function conv(g: GraphBuilder, ctx: PartContext, name: string, input: string, inCh: number, outCh: number, kernel: number): string {
+function conv(
+  g: GraphBuilder,
+  ctx: PartContext,
+  name: string,
+  input: string,
+  inCh: number,
+  outCh: number,
+  kernel: number,
+): string {
   const w = weight(g, ctx, `${name}.weight`, [outCh, inCh, kernel, kernel], 1 / Math.sqrt(inCh * kernel * kernel));
   const b = weight(g, ctx, `${name}.bias`, [outCh], 0.1);
   const pad = (kernel - 1) / 2;
@@ -43,7 +51,10 @@ function conv(g: GraphBuilder, ctx: PartContext, name: string, input: string, in
  * [batch_size, sequence_length, D] = tanh((token + position embedding)·W), pooler_output [batch_size, D]
  * (the mean over positions; real CLIP takes the EOS position, which changes nothing for the contract).
  */
-export function textEncoderGraph(ctx: PartContext, options: { ids: IdsType; vocabSize: number; maxLength: number }): GraphBuilder {
+export function textEncoderGraph(
+  ctx: PartContext,
+  options: { ids: IdsType; vocabSize: number; maxLength: number },
+): GraphBuilder {
   const D = ctx.hiddenSize;
   const g = new GraphBuilder('text_encoder');
   const ids = g.input('input_ids', options.ids, ['batch_size', 'sequence_length']);
@@ -155,7 +166,8 @@ export function unetGraph(ctx: PartContext, options: UnetGraphOptions): GraphBui
     // time_ids are pixel sizes (~1024), so small frequencies and a sine keep the term O(1).
     addedInput('time_ids', 6, 1e-3, 'Sin');
   }
-  if (options.timestepCondDim !== undefined) addedInput('timestep_cond', options.timestepCondDim, 1 / Math.sqrt(options.timestepCondDim));
+  if (options.timestepCondDim !== undefined)
+    addedInput('timestep_cond', options.timestepCondDim, 1 / Math.sqrt(options.timestepCondDim));
 
   const withContext = g.node('Add', [image, contextTerm], ['with_context']);
   let sum = g.node('Add', [withContext, timeTerm], [extras.length > 0 ? 'with_time' : 'out_sample']);

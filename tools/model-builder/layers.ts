@@ -5,7 +5,7 @@
 // the graph shapes and fusion opportunities of a real export.
 import { toFloat16Array } from '../../src/engines/diffusion/float16.ts';
 import { uniformSource } from '../../src/engines/diffusion/random.ts';
-import { GraphBuilder, ONNX_TYPE, type DataType } from './onnx.ts';
+import { type DataType, GraphBuilder, ONNX_TYPE } from './onnx.ts';
 
 export type FloatType = 'float32' | 'float16';
 
@@ -126,7 +126,9 @@ export class Net {
 
   /** `count` copies of `value` in the net's float type (InstanceNormalization's unit scale and zero bias). */
   filled(count: number, value: number): string {
-    return this.constant(`${this.float}[${count}]=${value}`, this.float, [count], () => new Float32Array(count).fill(value));
+    return this.constant(`${this.float}[${count}]=${value}`, this.float, [count], () =>
+      new Float32Array(count).fill(value),
+    );
   }
 
   get onnxFloat(): number {
@@ -135,29 +137,50 @@ export class Net {
 }
 
 /** nn.Linear as exported: x·Wᵀ (stored transposed, [in, out]) + b; weights ~ 1/√in so outputs stay O(1). */
-export function linear(net: Net, scope: string, x: string, inFeatures: number, outFeatures: number, bias = true): string {
+export function linear(
+  net: Net,
+  scope: string,
+  x: string,
+  inFeatures: number,
+  outFeatures: number,
+  bias = true,
+): string {
   const w = net.param(`${scope}.weight`, [inFeatures, outFeatures], 1 / Math.sqrt(inFeatures));
   const y = net.op(scope, 'MatMul', [x, w]);
   return bias ? net.op(scope, 'Add', [y, net.param(`${scope}.bias`, [outFeatures], 0.02)]) : y;
 }
 
 export function conv2d(
-  net: Net, scope: string, x: string, inChannels: number, outChannels: number,
+  net: Net,
+  scope: string,
+  x: string,
+  inChannels: number,
+  outChannels: number,
   options: { kernel: number; stride?: number; pads?: [number, number, number, number]; bias?: boolean },
 ): string {
   const { kernel, stride = 1, bias = true } = options;
   const pad = (kernel - 1) / 2;
-  const w = net.param(`${scope}.weight`, [outChannels, inChannels, kernel, kernel], 1 / Math.sqrt(inChannels * kernel * kernel));
+  const w = net.param(
+    `${scope}.weight`,
+    [outChannels, inChannels, kernel, kernel],
+    1 / Math.sqrt(inChannels * kernel * kernel),
+  );
   const b = bias ? [net.param(`${scope}.bias`, [outChannels], 0.02)] : [];
   return net.op(scope, 'Conv', [x, w, ...b], {
-    kernel_shape: [kernel, kernel], strides: [stride, stride], pads: options.pads ?? [pad, pad, pad, pad], dilations: [1, 1], group: 1,
+    kernel_shape: [kernel, kernel],
+    strides: [stride, stride],
+    pads: options.pads ?? [pad, pad, pad, pad],
+    dilations: [1, 1],
+    group: 1,
   });
 }
 
 /** nn.GroupNorm as torch exports it at opset 17: normalise [B, G, -1] per group, then the per-channel affine. */
 export function groupNorm(net: Net, scope: string, x: string, channels: number, groups: number, eps: number): string {
   const grouped = net.op(scope, 'Reshape', [x, net.int64([0, groups, -1])]);
-  const normed = net.op(scope, 'InstanceNormalization', [grouped, net.filled(groups, 1), net.filled(groups, 0)], { epsilon: { float: eps } });
+  const normed = net.op(scope, 'InstanceNormalization', [grouped, net.filled(groups, 1), net.filled(groups, 0)], {
+    epsilon: { float: eps },
+  });
   const shaped = net.op(scope, 'Reshape', [normed, net.op(scope, 'Shape', [x])]);
   const gamma = net.param(`${scope}.weight`, [channels, 1, 1], 0.05, 1);
   const beta = net.param(`${scope}.bias`, [channels, 1, 1], 0.05);
@@ -190,7 +213,14 @@ export function quickGelu(net: Net, scope: string, x: string): string {
  * heads split as [B, H, S, C/H], softmax(q·kᵀ/√d + mask)·v, heads merged back to [B, S, C].
  */
 export function multiHeadAttention(
-  net: Net, scope: string, q: string, k: string, v: string, channels: number, heads: number, mask?: string,
+  net: Net,
+  scope: string,
+  q: string,
+  k: string,
+  v: string,
+  channels: number,
+  heads: number,
+  mask?: string,
 ): string {
   const headDim = channels / heads;
   if (!Number.isInteger(headDim)) throw new Error(`${scope}: ${channels} channels do not split into ${heads} heads`);
@@ -212,13 +242,20 @@ export function toTokens(net: Net, scope: string, x: string): string {
 
 /** [B, H·W, C] → the shape of `like` ([B, C, H, W]). */
 export function fromTokens(net: Net, scope: string, tokens: string, like: string): string {
-  return net.op(scope, 'Reshape', [net.op(scope, 'Transpose', [tokens], { perm: [0, 2, 1] }), net.op(scope, 'Shape', [like])]);
+  return net.op(scope, 'Reshape', [
+    net.op(scope, 'Transpose', [tokens], { perm: [0, 2, 1] }),
+    net.op(scope, 'Shape', [like]),
+  ]);
 }
 
 /** Nearest ×2 (diffusers Upsample2D's F.interpolate, exported as Resize asymmetric/floor). */
 export function upsampleNearest2x(net: Net, scope: string, x: string): string {
   const scales = net.constant('resize-2x', 'float32', [4], () => Float32Array.of(1, 1, 2, 2));
-  return net.op(scope, 'Resize', [x, '', scales], { mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' });
+  return net.op(scope, 'Resize', [x, '', scales], {
+    mode: 'nearest',
+    coordinate_transformation_mode: 'asymmetric',
+    nearest_mode: 'floor',
+  });
 }
 
 /**
@@ -227,8 +264,16 @@ export function upsampleNearest2x(net: Net, scope: string, x: string): string {
  * embedding (the VAE's resnets have none).
  */
 export function resnetBlock(
-  net: Net, scope: string, x: string,
-  options: { inChannels: number; outChannels: number; groups: number; eps: number; temb?: { input: string; channels: number } },
+  net: Net,
+  scope: string,
+  x: string,
+  options: {
+    inChannels: number;
+    outChannels: number;
+    groups: number;
+    eps: number;
+    temb?: { input: string; channels: number };
+  },
 ): string {
   const { inChannels, outChannels, groups, eps, temb } = options;
   let h = silu(net, scope, groupNorm(net, `${scope}.norm1`, x, inChannels, groups, eps));
@@ -239,6 +284,7 @@ export function resnetBlock(
   }
   h = silu(net, scope, groupNorm(net, `${scope}.norm2`, h, outChannels, groups, eps));
   h = conv2d(net, `${scope}.conv2`, h, outChannels, outChannels, { kernel: 3 });
-  const shortcut = inChannels === outChannels ? x : conv2d(net, `${scope}.conv_shortcut`, x, inChannels, outChannels, { kernel: 1 });
+  const shortcut =
+    inChannels === outChannels ? x : conv2d(net, `${scope}.conv_shortcut`, x, inChannels, outChannels, { kernel: 1 });
   return net.op(scope, 'Add', [shortcut, h]);
 }

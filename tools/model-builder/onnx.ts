@@ -19,7 +19,8 @@ export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array
  * memory whole, only one tensor at a time.
  */
 export type LazyTensorData = () => TensorData;
-export type Attribute = number | string | number[] | { ints: number[] } | { floats: number[] } | { float: number } | { tensor: Tensor };
+export type Attribute =
+  number | string | number[] | { ints: number[] } | { floats: number[] } | { float: number } | { tensor: Tensor };
 
 const ELEM_TYPE: Record<DataType, number> = { float32: 1, int32: 6, int64: 7, float16: 10 };
 export const ONNX_TYPE: Readonly<Record<DataType, number>> = ELEM_TYPE;
@@ -124,7 +125,9 @@ function materialize(entry: InitializerEntry): Tensor {
   const data = typeof entry.data === 'function' ? entry.data() : entry.data;
   const count = entry.dims.reduce((a, b) => a * b, 1);
   if (data.length !== count || data.BYTES_PER_ELEMENT !== BYTES_PER_ELEMENT[entry.type]) {
-    throw new RangeError(`initializer ${entry.name}: ${data.length} values of ${data.BYTES_PER_ELEMENT} bytes for ${entry.type} [${entry.dims}]`);
+    throw new RangeError(
+      `initializer ${entry.name}: ${data.length} values of ${data.BYTES_PER_ELEMENT} bytes for ${entry.type} [${entry.dims}]`,
+    );
   }
   return { name: entry.name, type: entry.type, dims: entry.dims, data };
 }
@@ -152,7 +155,8 @@ function valueInfoProto(name: string, type: DataType, dims: readonly Dim[] | nul
   const tensorType = new Message().varint(1, ELEM_TYPE[type]);
   if (dims) {
     const shape = new Message();
-    for (const d of dims) shape.message(1, typeof d === 'number' ? new Message().varint(1, d) : new Message().string(2, d));
+    for (const d of dims)
+      shape.message(1, typeof d === 'number' ? new Message().varint(1, d) : new Message().string(2, d));
     tensorType.message(2, shape);
   }
   return new Message().string(1, name).message(2, new Message().message(1, tensorType));
@@ -178,7 +182,12 @@ export class GraphBuilder {
     return name;
   }
   /** Adds a node and returns its first output's name, so nodes chain as expressions. */
-  node(op: string, inputs: readonly string[], outputs: readonly string[], attrs: Record<string, Attribute> = {}): string {
+  node(
+    op: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    attrs: Record<string, Attribute> = {},
+  ): string {
     const m = new Message();
     for (const i of inputs) m.string(1, i);
     for (const o of outputs) m.string(2, o);
@@ -191,9 +200,16 @@ export class GraphBuilder {
    * A weight; with `external` it goes to the external-data file when `encode` or `write` is given
    * one. Lazy data is made when the model is encoded or written, once per call.
    */
-  initializer(name: string, type: DataType, dims: number[], data: TensorData | LazyTensorData, options: { external?: boolean } = {}): string {
+  initializer(
+    name: string,
+    type: DataType,
+    dims: number[],
+    data: TensorData | LazyTensorData,
+    options: { external?: boolean } = {},
+  ): string {
     const count = dims.reduce((a, b) => a * b, 1);
-    if (typeof data !== 'function' && data.length !== count) throw new RangeError(`initializer ${name}: ${data.length} values for dims [${dims}]`);
+    if (typeof data !== 'function' && data.length !== count)
+      throw new RangeError(`initializer ${name}: ${data.length} values for dims [${dims}]`);
     this.initializers.push({ name, type, dims, data, external: options.external ?? false });
     return name;
   }
@@ -218,7 +234,10 @@ export class GraphBuilder {
    * beside it, one tensor at a time (protobuf caps a message at 2 GB, and the sd-turbo UNet is 3.5 GB
    * of weights). Returns the bytes written to each file.
    */
-  write(modelPath: string, options: { externalData?: string; producer?: string } = {}): { modelBytes: number; dataBytes: number } {
+  write(
+    modelPath: string,
+    options: { externalData?: string; producer?: string } = {},
+  ): { modelBytes: number; dataBytes: number } {
     let dataBytes = 0;
     let model: Uint8Array;
     if (options.externalData === undefined) {
@@ -227,7 +246,7 @@ export class GraphBuilder {
       const fd = openSync(join(dirname(modelPath), options.externalData), 'w');
       try {
         model = this.modelProto(options, (bytes) => {
-          for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
+          for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done);
           dataBytes += bytes.length;
         });
       } finally {
@@ -239,7 +258,10 @@ export class GraphBuilder {
   }
 
   /** The ModelProto, handing external tensor bytes (with alignment padding) to `sink` in file order. */
-  private modelProto(options: { externalData?: string; producer?: string }, sink: (bytes: Uint8Array) => void): Uint8Array {
+  private modelProto(
+    options: { externalData?: string; producer?: string },
+    sink: (bytes: Uint8Array) => void,
+  ): Uint8Array {
     const graph = new Message();
     for (const n of this.nodes) graph.message(1, n);
     graph.string(2, this.name);

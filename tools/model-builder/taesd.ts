@@ -11,7 +11,8 @@
 // Parameter names follow the nn.Sequential indices of `decoder.layers` / `encoder.layers`.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { conv2d, Net, upsampleNearest2x, WeightStream, type FloatType } from './layers.ts';
+
+import { conv2d, type FloatType, Net, upsampleNearest2x, WeightStream } from './layers.ts';
 
 export interface TinyAutoencoderConfig {
   /** Width of every stage (AutoencoderTiny: 64 for both encoder and decoder). */
@@ -24,7 +25,12 @@ export interface TinyAutoencoderConfig {
 }
 
 /** madebyollin/taesd and madebyollin/taesdxl (diffusers AutoencoderTiny defaults). */
-export const TAESD: TinyAutoencoderConfig = { channels: 64, encoderBlocks: [1, 3, 3, 3], decoderBlocks: [3, 3, 3, 1], latentChannels: 4 };
+export const TAESD: TinyAutoencoderConfig = {
+  channels: 64,
+  encoderBlocks: [1, 3, 3, 3],
+  decoderBlocks: [3, 3, 3, 1],
+  latentChannels: 4,
+};
 /** The same graph at width 8, for tests that want the real op sequence at a fraction of the compute. */
 export const TAESD_NARROW: TinyAutoencoderConfig = { ...TAESD, channels: 8 };
 
@@ -68,9 +74,17 @@ function tinyBlock(net: Net, scope: string, x: string, channels: number): string
 /** latent_sample [B, 4, h, w] → sample [B, 3, 8h, 8w] in about [-1, 1] (DecoderTiny's output ·2 − 1). */
 export function buildTinyDecoder(net: Net, config: TinyAutoencoderConfig): void {
   const { channels: c, decoderBlocks } = config;
-  const latent = net.g.input('latent_sample', net.float, ['batch_size', config.latentChannels, 'height_latent', 'width_latent']);
+  const latent = net.g.input('latent_sample', net.float, [
+    'batch_size',
+    config.latentChannels,
+    'height_latent',
+    'width_latent',
+  ]);
   // The soft clamp of DecoderTiny.forward: tanh(x / 3) · 3.
-  const clamped = net.op('decoder.clamp', 'Mul', [net.op('decoder.clamp', 'Tanh', [net.op('decoder.clamp', 'Div', [latent, net.scalar(3)])]), net.scalar(3)]);
+  const clamped = net.op('decoder.clamp', 'Mul', [
+    net.op('decoder.clamp', 'Tanh', [net.op('decoder.clamp', 'Div', [latent, net.scalar(3)])]),
+    net.scalar(3),
+  ]);
   let index = 0;
   const scope = () => `decoder.layers.${index++}`;
   let h = conv2d(net, scope(), clamped, config.latentChannels, c, { kernel: 3 });
@@ -98,9 +112,10 @@ export function buildTinyEncoder(net: Net, config: TinyAutoencoderConfig): void 
   const scope = () => `encoder.layers.${index++}`;
   let h = unit;
   encoderBlocks.forEach((blocks, stage) => {
-    h = stage === 0
-      ? conv2d(net, scope(), h, 3, c, { kernel: 3 })
-      : conv2d(net, scope(), h, c, c, { kernel: 3, stride: 2, bias: false });
+    h =
+      stage === 0
+        ? conv2d(net, scope(), h, 3, c, { kernel: 3 })
+        : conv2d(net, scope(), h, c, c, { kernel: 3, stride: 2, bias: false });
     for (let j = 0; j < blocks; j++) h = tinyBlock(net, scope(), h, c);
   });
   net.g.node('Identity', [conv2d(net, scope(), h, c, config.latentChannels, { kernel: 3 })], ['latent_sample']);
@@ -115,7 +130,11 @@ export interface TinyAutoencoderInfo {
   bytes: { decoder: number; encoder: number };
 }
 
-function buildPart(part: 'decoder' | 'encoder', config: TinyAutoencoderConfig, options: { float: FloatType; weights: WeightStream | null }): Net {
+function buildPart(
+  part: 'decoder' | 'encoder',
+  config: TinyAutoencoderConfig,
+  options: { float: FloatType; weights: WeightStream | null },
+): Net {
   const net = new Net(part === 'decoder' ? TINY_DECODER_DIR : TINY_ENCODER_DIR, { ...options, external: false });
   if (part === 'decoder') buildTinyDecoder(net, config);
   else buildTinyEncoder(net, config);
@@ -123,8 +142,12 @@ function buildPart(part: 'decoder' | 'encoder', config: TinyAutoencoderConfig, o
 }
 
 /** Parameters of each half, from the graphs' own initializers (no weight is drawn). */
-export function countTinyAutoencoderParameters(config: TinyAutoencoderConfig = TAESD): { decoder: number; encoder: number } {
-  const count = (part: 'decoder' | 'encoder') => buildPart(part, config, { float: 'float32', weights: null }).parameters;
+export function countTinyAutoencoderParameters(config: TinyAutoencoderConfig = TAESD): {
+  decoder: number;
+  encoder: number;
+} {
+  const count = (part: 'decoder' | 'encoder') =>
+    buildPart(part, config, { float: 'float32', weights: null }).parameters;
   return { decoder: count('decoder'), encoder: count('encoder') };
 }
 
@@ -147,7 +170,10 @@ export async function writeTinyAutoencoder(
     const net = buildPart(part, config, { float, weights: new WeightStream(options.seed ?? 0, 100 + stream) });
     await mkdir(join(folder, dir), { recursive: true });
     bytes[part] = net.g.write(join(folder, dir, 'model.onnx')).modelBytes;
-    await writeFile(join(folder, dir, 'config.json'), `${JSON.stringify(tinyAutoencoderConfigJson(config), null, 2)}\n`);
+    await writeFile(
+      join(folder, dir, 'config.json'),
+      `${JSON.stringify(tinyAutoencoderConfigJson(config), null, 2)}\n`,
+    );
     files.push(`${dir}/model.onnx`, `${dir}/config.json`);
     parameters[part] = net.parameters;
   }

@@ -6,6 +6,7 @@
 // so a test can say "the word 'grrr' gives label 'hate' logit 4" and know the exact probability.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
 import { GraphBuilder } from './onnx.ts';
 
 export interface TextClassifierOptions {
@@ -41,9 +42,14 @@ export interface TextClassifierOptions {
 const SPECIAL = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
 const BASE_WORDS = ['a', 'the', 'of', 'photo', 'cat', 'dog', '##s'];
 
-export async function writeTextClassifier(folder: string, options: TextClassifierOptions): Promise<{ vocab: Record<string, number> }> {
+export async function writeTextClassifier(
+  folder: string,
+  options: TextClassifierOptions,
+): Promise<{ vocab: Record<string, number> }> {
   const { labels } = options;
-  const words = [...new Set([...Object.keys(options.weights ?? {}), ...BASE_WORDS, ...(options.words ?? [])])].filter((w) => !SPECIAL.includes(w));
+  const words = [...new Set([...Object.keys(options.weights ?? {}), ...BASE_WORDS, ...(options.words ?? [])])].filter(
+    (w) => !SPECIAL.includes(w),
+  );
   const tokens = [...SPECIAL, ...words];
   const vocab = Object.fromEntries(tokens.map((t, i) => [t, i]));
 
@@ -63,11 +69,18 @@ export async function writeTextClassifier(folder: string, options: TextClassifie
   const json = (name: string, value: unknown) => writeFile(join(folder, name), JSON.stringify(value, null, 2));
   await json('tokenizer.json', tokenizerJson(vocab));
   await json('tokenizer_config.json', {
-    tokenizer_class: 'BertTokenizer', do_lower_case: true, model_max_length: options.maxLength ?? 512,
-    cls_token: '[CLS]', sep_token: '[SEP]', pad_token: '[PAD]', unk_token: '[UNK]', mask_token: '[MASK]',
+    tokenizer_class: 'BertTokenizer',
+    do_lower_case: true,
+    model_max_length: options.maxLength ?? 512,
+    cls_token: '[CLS]',
+    sep_token: '[SEP]',
+    pad_token: '[PAD]',
+    unk_token: '[UNK]',
+    mask_token: '[MASK]',
   });
   await json('config.json', {
-    architectures: ['BertForSequenceClassification'], model_type: 'bert',
+    architectures: ['BertForSequenceClassification'],
+    model_type: 'bert',
     id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
     label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
     ...(options.problemType ? { problem_type: options.problemType } : {}),
@@ -76,7 +89,12 @@ export async function writeTextClassifier(folder: string, options: TextClassifie
 }
 
 /** Opset 17 (GraphBuilder's): ReduceMax takes `axes` as an attribute, Unsqueeze as an input. */
-function classifierGraph(embedding: Float32Array, vocabSize: number, numLabels: number, options: TextClassifierOptions): GraphBuilder {
+function classifierGraph(
+  embedding: Float32Array,
+  vocabSize: number,
+  numLabels: number,
+  options: TextClassifierOptions,
+): GraphBuilder {
   const g = new GraphBuilder('tiny_text_classifier');
   const batch = options.fixedBatch ? 1 : 'batch_size';
   const ids = g.input('input_ids', 'int64', [batch, 'sequence_length']);
@@ -109,15 +127,25 @@ function classifierGraph(embedding: Float32Array, vocabSize: number, numLabels: 
 }
 
 /** [batch, 1] zeros that cost `layers` MatMuls of [sequence, width] × [width, width] per window. */
-function burnPath(g: GraphBuilder, ids: string, vocabSize: number, { width, layers }: { width: number; layers: number }): string {
+function burnPath(
+  g: GraphBuilder,
+  ids: string,
+  vocabSize: number,
+  { width, layers }: { width: number; layers: number },
+): string {
   // Small pseudo-random weights; Tanh keeps every activation in [-1, 1], so the product with zero is exactly 0.
   let seed = 1;
-  const random = (n: number, scale: number) => Float32Array.from({ length: n }, () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * scale);
+  const random = (n: number, scale: number) =>
+    Float32Array.from(
+      { length: n },
+      () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * scale,
+    );
   g.initializer('burn_embedding', 'float32', [vocabSize, width], random(vocabSize * width, 1));
   g.initializer('burn_weight', 'float32', [width, width], random(width * width, 2 / Math.sqrt(width)));
   g.initializer('burn_zero', 'float32', [1], Float32Array.from([0]));
   let x = g.node('Gather', ['burn_embedding', ids], ['burn_0'], { axis: 0 }); // [B, S, W]
-  for (let i = 1; i <= layers; i++) x = g.node('Tanh', [g.node('MatMul', [x, 'burn_weight'], [`burn_mm_${i}`])], [`burn_${i}`]);
+  for (let i = 1; i <= layers; i++)
+    x = g.node('Tanh', [g.node('MatMul', [x, 'burn_weight'], [`burn_mm_${i}`])], [`burn_${i}`]);
   const scalar = g.node('ReduceMax', [x], ['burn_max'], { axes: [1, 2], keepdims: 0 }); // [B]
   g.initializer('burn_axis', 'int64', [1], BigInt64Array.from([1n]));
   return g.node('Mul', [g.node('Unsqueeze', [scalar, 'burn_axis'], ['burn_column']), 'burn_zero'], ['burn_nothing']); // [B, 1]
@@ -125,22 +153,48 @@ function burnPath(g: GraphBuilder, ids: string, vocabSize: number, { width, laye
 
 /** The shape of bert-base-uncased's tokenizer.json (tokenizers 0.13+), with a small vocabulary. */
 function tokenizerJson(vocab: Record<string, number>) {
-  const special = (token: string) => ({ id: vocab[token]!, content: token, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (token: string) => ({
+    id: vocab[token]!,
+    content: token,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   const templateToken = (token: string) => ({ SpecialToken: { id: token, type_id: 0 } });
   return {
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: SPECIAL.map(special),
-    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase: true,
+    },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     post_processor: {
       type: 'TemplateProcessing',
       single: [templateToken('[CLS]'), { Sequence: { id: 'A', type_id: 0 } }, templateToken('[SEP]')],
-      pair: [templateToken('[CLS]'), { Sequence: { id: 'A', type_id: 0 } }, templateToken('[SEP]'), { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '[SEP]', type_id: 1 } }],
+      pair: [
+        templateToken('[CLS]'),
+        { Sequence: { id: 'A', type_id: 0 } },
+        templateToken('[SEP]'),
+        { Sequence: { id: 'B', type_id: 1 } },
+        { SpecialToken: { id: '[SEP]', type_id: 1 } },
+      ],
       special_tokens: Object.fromEntries(['[CLS]', '[SEP]'].map((t) => [t, { id: t, ids: [vocab[t]!], tokens: [t] }])),
     },
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+    model: {
+      type: 'WordPiece',
+      unk_token: '[UNK]',
+      continuing_subword_prefix: '##',
+      max_input_chars_per_word: 100,
+      vocab,
+    },
   };
 }

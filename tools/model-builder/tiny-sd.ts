@@ -6,10 +6,18 @@
 // hidden_states.*, text_embeds and time_ids; "SDXL conditioning") and LCM (timestep_cond).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
 import { normalSource } from '../../src/engines/diffusion/random.ts';
 import { buildClipVocab } from '../../src/engines/diffusion/tokenizer/index.ts';
 import {
-  textEncoderGraph, textEncoderWithHiddenStatesGraph, unetGraph, vaeDecoderGraph, vaeEncoderGraph, type IdsType, type PartContext, type TimestepKind,
+  type IdsType,
+  type PartContext,
+  textEncoderGraph,
+  textEncoderWithHiddenStatesGraph,
+  type TimestepKind,
+  unetGraph,
+  vaeDecoderGraph,
+  vaeEncoderGraph,
 } from './graphs.ts';
 import type { GraphBuilder } from './onnx.ts';
 import { TAESD, TAESD_NARROW, writeTinyAutoencoder } from './taesd.ts';
@@ -19,29 +27,73 @@ export type { IdsType, TimestepKind } from './graphs.ts';
 export const SCHEDULER_PRESETS = {
   // stabilityai/sd-turbo scheduler/scheduler_config.json
   'euler-trailing': {
-    _class_name: 'EulerDiscreteScheduler', beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false,
-    interpolation_type: 'linear', num_train_timesteps: 1000, prediction_type: 'epsilon', set_alpha_to_one: false, skip_prk_steps: true,
-    steps_offset: 1, timestep_spacing: 'trailing', trained_betas: null, use_karras_sigmas: false,
+    _class_name: 'EulerDiscreteScheduler',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    clip_sample: false,
+    interpolation_type: 'linear',
+    num_train_timesteps: 1000,
+    prediction_type: 'epsilon',
+    set_alpha_to_one: false,
+    skip_prk_steps: true,
+    steps_offset: 1,
+    timestep_spacing: 'trailing',
+    trained_betas: null,
+    use_karras_sigmas: false,
   },
   // stabilityai/sdxl-turbo
   'euler-ancestral-trailing': {
-    _class_name: 'EulerAncestralDiscreteScheduler', beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear',
-    num_train_timesteps: 1000, prediction_type: 'epsilon', steps_offset: 1, timestep_spacing: 'trailing', trained_betas: null,
+    _class_name: 'EulerAncestralDiscreteScheduler',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    num_train_timesteps: 1000,
+    prediction_type: 'epsilon',
+    steps_offset: 1,
+    timestep_spacing: 'trailing',
+    trained_betas: null,
   },
   // runwayml/stable-diffusion-v1-5
   pndm: {
-    _class_name: 'PNDMScheduler', beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false,
-    num_train_timesteps: 1000, set_alpha_to_one: false, skip_prk_steps: true, steps_offset: 1, trained_betas: null,
+    _class_name: 'PNDMScheduler',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    clip_sample: false,
+    num_train_timesteps: 1000,
+    set_alpha_to_one: false,
+    skip_prk_steps: true,
+    steps_offset: 1,
+    trained_betas: null,
   },
   ddim: {
-    _class_name: 'DDIMScheduler', beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false,
-    num_train_timesteps: 1000, prediction_type: 'epsilon', set_alpha_to_one: false, steps_offset: 1, timestep_spacing: 'leading',
+    _class_name: 'DDIMScheduler',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    clip_sample: false,
+    num_train_timesteps: 1000,
+    prediction_type: 'epsilon',
+    set_alpha_to_one: false,
+    steps_offset: 1,
+    timestep_spacing: 'leading',
   },
   // SimianLuo/LCM_Dreamshaper_v7
   lcm: {
-    _class_name: 'LCMScheduler', beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false,
-    num_train_timesteps: 1000, original_inference_steps: 50, prediction_type: 'epsilon', set_alpha_to_one: true, steps_offset: 1,
-    timestep_scaling: 10, timestep_spacing: 'leading', trained_betas: null,
+    _class_name: 'LCMScheduler',
+    beta_start: 0.00085,
+    beta_end: 0.012,
+    beta_schedule: 'scaled_linear',
+    clip_sample: false,
+    num_train_timesteps: 1000,
+    original_inference_steps: 50,
+    prediction_type: 'epsilon',
+    set_alpha_to_one: true,
+    steps_offset: 1,
+    timestep_scaling: 10,
+    timestep_spacing: 'leading',
+    trained_betas: null,
   },
 } as const;
 export type SchedulerPreset = keyof typeof SCHEDULER_PRESETS;
@@ -49,7 +101,11 @@ export type SchedulerPreset = keyof typeof SCHEDULER_PRESETS;
 /** sd: SD 1.x/2.x (and SD-Turbo); sdxl: SDXL/SDXL-Turbo; lcm: a latent consistency model (SD 1.5-based). */
 export type TinyFamily = 'sd' | 'sdxl' | 'lcm';
 const FAMILIES: readonly TinyFamily[] = ['sd', 'sdxl', 'lcm'];
-const DEFAULT_SCHEDULER: Record<TinyFamily, SchedulerPreset> = { sd: 'euler-trailing', sdxl: 'euler-ancestral-trailing', lcm: 'lcm' };
+const DEFAULT_SCHEDULER: Record<TinyFamily, SchedulerPreset> = {
+  sd: 'euler-trailing',
+  sdxl: 'euler-ancestral-trailing',
+  lcm: 'lcm',
+};
 
 export interface TinyModelOptions {
   /** Default sd. sdxl adds text_encoder_2/tokenizer_2 and the UNet's text_embeds/time_ids; lcm the UNet's timestep_cond. */
@@ -112,8 +168,24 @@ export interface TinyModelInfo {
 
 /** A few merges so that common prompt words become single tokens, as with the real 48,894. */
 export const TINY_MERGES = [
-  'a n', 'an d</w>', 'c a', 'ca t</w>', 'd o', 'do g</w>', 'i n', 'in g</w>', 'o f</w>', 'p h', 'o t', 'ph ot', 'phot o</w>',
-  'r e', 't h', 'th e</w>', 'e d</w>', 'o n</w>',
+  'a n',
+  'an d</w>',
+  'c a',
+  'ca t</w>',
+  'd o',
+  'do g</w>',
+  'i n',
+  'in g</w>',
+  'o f</w>',
+  'p h',
+  'o t',
+  'ph ot',
+  'phot o</w>',
+  'r e',
+  't h',
+  'th e</w>',
+  'e d</w>',
+  'o n</w>',
 ];
 
 const MAX_LENGTH = 77;
@@ -125,14 +197,17 @@ const ADDITION_TIME_EMBED_DIM = 8;
 /** The family's sizes after defaults, with options that make no sense for it refused. */
 function familySizes(options: TinyModelOptions) {
   const family = options.family ?? 'sd';
-  if (!FAMILIES.includes(family)) throw new Error(`family must be one of ${FAMILIES.join(', ')}, got "${String(family)}"`);
+  if (!FAMILIES.includes(family))
+    throw new Error(`family must be one of ${FAMILIES.join(', ')}, got "${String(family)}"`);
   const only = (name: keyof TinyModelOptions, ...allowed: TinyFamily[]) => {
-    if (options[name] !== undefined && !allowed.includes(family)) throw new Error(`${name} is for family ${allowed.join(' or ')} only (family is ${family})`);
+    if (options[name] !== undefined && !allowed.includes(family))
+      throw new Error(`${name} is for family ${allowed.join(' or ')} only (family is ${family})`);
   };
   only('hiddenSize2', 'sdxl');
   only('projectionDim', 'sdxl');
   only('timeCondProjDim', 'lcm', 'sdxl');
-  if (family === 'lcm' && options.inpainting) throw new Error('inpainting is not available for family lcm (diffusers has no LCM inpainting pipeline)');
+  if (family === 'lcm' && options.inpainting)
+    throw new Error('inpainting is not available for family lcm (diffusers has no LCM inpainting pipeline)');
   const size = (name: string, value: number | undefined, fallback: number) => {
     const v = value ?? fallback;
     if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${name} must be a positive integer, got ${v}`);
@@ -140,9 +215,12 @@ function familySizes(options: TinyModelOptions) {
   };
   const hiddenSize = size('hiddenSize', options.hiddenSize, 32);
   const hiddenSize2 = family === 'sdxl' ? size('hiddenSize2', options.hiddenSize2, 48) : undefined;
-  const projectionDim = hiddenSize2 !== undefined ? size('projectionDim', options.projectionDim, hiddenSize2) : undefined;
+  const projectionDim =
+    hiddenSize2 !== undefined ? size('projectionDim', options.projectionDim, hiddenSize2) : undefined;
   const timeCondProjDim =
-    family === 'lcm' || options.timeCondProjDim !== undefined ? size('timeCondProjDim', options.timeCondProjDim, 8) : undefined;
+    family === 'lcm' || options.timeCondProjDim !== undefined
+      ? size('timeCondProjDim', options.timeCondProjDim, 8)
+      : undefined;
   const vaeScalingFactor = options.vaeScalingFactor ?? (family === 'sdxl' ? 0.13025 : 0.18215);
   if (!(vaeScalingFactor > 0)) throw new Error(`vaeScalingFactor must be positive, got ${vaeScalingFactor}`);
   const crossAttentionDim = hiddenSize + (hiddenSize2 ?? 0);
@@ -171,18 +249,33 @@ export async function writeTinyModel(folder: string, options: TinyModelOptions =
   if (family === 'sdxl') await writeTokenizer(json, write, vocab, '!', 'tokenizer_2');
 
   // One weight stream, consumed in a fixed order, makes the files a function of the seed alone.
-  const ctx: PartContext = { normal: normalSource(options.seed ?? 0), float: options.fp16 ? 'float16' : 'float32', hiddenSize };
+  const ctx: PartContext = {
+    normal: normalSource(options.seed ?? 0),
+    float: options.fp16 ? 'float16' : 'float32',
+    hiddenSize,
+  };
   const symbolicChannels = options.symbolicChannels ?? false;
   const text = { ids: options.idsType ?? 'int32', vocabSize, maxLength: MAX_LENGTH } as const;
   if (sizes.hiddenSize2 === undefined) await onnx('text_encoder', textEncoderGraph(ctx, text));
   else {
     await onnx('text_encoder', textEncoderWithHiddenStatesGraph(ctx, { ...text, layers: SDXL_LAYERS.textEncoder }));
     const ctx2 = { ...ctx, hiddenSize: sizes.hiddenSize2 };
-    await onnx('text_encoder_2', textEncoderWithHiddenStatesGraph(ctx2, { ...text, layers: SDXL_LAYERS.textEncoder2, projectionDim: sizes.projectionDim }));
+    await onnx(
+      'text_encoder_2',
+      textEncoderWithHiddenStatesGraph(ctx2, {
+        ...text,
+        layers: SDXL_LAYERS.textEncoder2,
+        projectionDim: sizes.projectionDim,
+      }),
+    );
   }
   const unetCtx = { ...ctx, hiddenSize: sizes.crossAttentionDim, external: options.externalData ?? false };
   const unet = unetGraph(unetCtx, {
-    inChannels, timestep: options.timestep ?? 'float-vector', symbolicChannels, textEmbedsDim: sizes.projectionDim, timestepCondDim: sizes.timeCondProjDim,
+    inChannels,
+    timestep: options.timestep ?? 'float-vector',
+    symbolicChannels,
+    textEmbedsDim: sizes.projectionDim,
+    timestepCondDim: sizes.timeCondProjDim,
   });
   await onnx('unet', unet, unetCtx.external);
   await onnx('vae_decoder', vaeDecoderGraph(ctx, { symbolicChannels }));
@@ -195,8 +288,15 @@ export async function writeTinyModel(folder: string, options: TinyModelOptions =
   }
 
   return {
-    folder, files, family, vocabSize, bosTokenId: vocab['<|startoftext|>']!, eosTokenId: vocab['<|endoftext|>']!, hiddenSize,
-    crossAttentionDim: sizes.crossAttentionDim, unetInChannels: inChannels,
+    folder,
+    files,
+    family,
+    vocabSize,
+    bosTokenId: vocab['<|startoftext|>']!,
+    eosTokenId: vocab['<|endoftext|>']!,
+    hiddenSize,
+    crossAttentionDim: sizes.crossAttentionDim,
+    unetInChannels: inChannels,
     ...(sizes.hiddenSize2 !== undefined ? { hiddenSize2: sizes.hiddenSize2, projectionDim: sizes.projectionDim } : {}),
     ...(sizes.timeCondProjDim !== undefined ? { timeCondProjDim: sizes.timeCondProjDim } : {}),
   };
@@ -235,7 +335,14 @@ function torchModelIndex(family: 'sdxl' | 'lcm', schedulerClass: string, inpaint
   };
   const models = { unet: ['diffusers', 'UNet2DConditionModel'], vae: ['diffusers', 'AutoencoderKL'] };
   if (family === 'lcm') {
-    return { _class_name: 'LatentConsistencyModelPipeline', ...common, requires_safety_checker: false, safety_checker: [null, null], tokenizer, ...models };
+    return {
+      _class_name: 'LatentConsistencyModelPipeline',
+      ...common,
+      requires_safety_checker: false,
+      safety_checker: [null, null],
+      tokenizer,
+      ...models,
+    };
   }
   return {
     _class_name: inpainting ? 'StableDiffusionXLInpaintPipeline' : 'StableDiffusionXLPipeline',
@@ -266,15 +373,29 @@ type WriteJson = (path: string, value: unknown) => Promise<void>;
 
 /** The slow CLIPTokenizer files, with ids in the real CLIP layout (bytes, merges, BOS, EOS). */
 export async function writeTokenizer(
-  json: WriteJson, write: (path: string, text: string) => Promise<void>, vocab: Record<string, number>, pad: string, dir = 'tokenizer',
+  json: WriteJson,
+  write: (path: string, text: string) => Promise<void>,
+  vocab: Record<string, number>,
+  pad: string,
+  dir = 'tokenizer',
 ) {
-  const special = { bos_token: '<|startoftext|>', eos_token: '<|endoftext|>', pad_token: pad, unk_token: '<|endoftext|>' };
+  const special = {
+    bos_token: '<|startoftext|>',
+    eos_token: '<|endoftext|>',
+    pad_token: pad,
+    unk_token: '<|endoftext|>',
+  };
   await json(`${dir}/vocab.json`, vocab);
   await write(`${dir}/merges.txt`, ['#version: 0.2', ...TINY_MERGES, ''].join('\n'));
   await json(`${dir}/special_tokens_map.json`, special);
   await json(`${dir}/tokenizer_config.json`, {
-    ...special, add_prefix_space: false, clean_up_tokenization_spaces: true, do_lower_case: true, errors: 'replace',
-    model_max_length: MAX_LENGTH, tokenizer_class: 'CLIPTokenizer',
+    ...special,
+    add_prefix_space: false,
+    clean_up_tokenization_spaces: true,
+    do_lower_case: true,
+    errors: 'replace',
+    model_max_length: MAX_LENGTH,
+    tokenizer_class: 'CLIPTokenizer',
   });
 }
 
@@ -288,24 +409,49 @@ async function writeComponentConfigs(json: WriteJson, sizes: FamilySizes & { voc
   const xl = sizes.family === 'sdxl';
   const clip = { max_position_embeddings: MAX_LENGTH, vocab_size: sizes.vocabSize };
   await json('text_encoder/config.json', {
-    _class_name: 'CLIPTextModel', architectures: ['CLIPTextModel'], hidden_size: sizes.hiddenSize, ...clip,
-    num_hidden_layers: xl ? SDXL_LAYERS.textEncoder : 1, model_type: 'clip_text_model',
+    _class_name: 'CLIPTextModel',
+    architectures: ['CLIPTextModel'],
+    hidden_size: sizes.hiddenSize,
+    ...clip,
+    num_hidden_layers: xl ? SDXL_LAYERS.textEncoder : 1,
+    model_type: 'clip_text_model',
   });
   if (xl) {
     await json('text_encoder_2/config.json', {
-      _class_name: 'CLIPTextModelWithProjection', architectures: ['CLIPTextModelWithProjection'], hidden_size: sizes.hiddenSize2,
-      projection_dim: sizes.projectionDim, ...clip, num_hidden_layers: SDXL_LAYERS.textEncoder2, model_type: 'clip_text_model',
+      _class_name: 'CLIPTextModelWithProjection',
+      architectures: ['CLIPTextModelWithProjection'],
+      hidden_size: sizes.hiddenSize2,
+      projection_dim: sizes.projectionDim,
+      ...clip,
+      num_hidden_layers: SDXL_LAYERS.textEncoder2,
+      model_type: 'clip_text_model',
     });
   }
   await json('unet/config.json', {
-    _class_name: 'UNet2DConditionModel', in_channels: sizes.inChannels, out_channels: 4, sample_size: xl ? 128 : 64,
-    cross_attention_dim: sizes.crossAttentionDim, block_out_channels: blocks, time_cond_proj_dim: sizes.timeCondProjDim ?? null,
+    _class_name: 'UNet2DConditionModel',
+    in_channels: sizes.inChannels,
+    out_channels: 4,
+    sample_size: xl ? 128 : 64,
+    cross_attention_dim: sizes.crossAttentionDim,
+    block_out_channels: blocks,
+    time_cond_proj_dim: sizes.timeCondProjDim ?? null,
     addition_embed_type: xl ? 'text_time' : null,
-    ...(xl ? { addition_time_embed_dim: ADDITION_TIME_EMBED_DIM, projection_class_embeddings_input_dim: sizes.projectionDim! + 6 * ADDITION_TIME_EMBED_DIM } : {}),
+    ...(xl
+      ? {
+          addition_time_embed_dim: ADDITION_TIME_EMBED_DIM,
+          projection_class_embeddings_input_dim: sizes.projectionDim! + 6 * ADDITION_TIME_EMBED_DIM,
+        }
+      : {}),
   });
   const vae = {
-    _class_name: 'AutoencoderKL', in_channels: 3, out_channels: 3, latent_channels: 4, block_out_channels: blocks, sample_size: xl ? 1024 : 512,
-    scaling_factor: sizes.vaeScalingFactor, ...(xl ? { force_upcast: true } : {}),
+    _class_name: 'AutoencoderKL',
+    in_channels: 3,
+    out_channels: 3,
+    latent_channels: 4,
+    block_out_channels: blocks,
+    sample_size: xl ? 1024 : 512,
+    scaling_factor: sizes.vaeScalingFactor,
+    ...(xl ? { force_upcast: true } : {}),
   };
   await json('vae_decoder/config.json', vae);
   await json('vae_encoder/config.json', vae);

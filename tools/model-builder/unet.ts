@@ -6,7 +6,20 @@
 // but diffusers reads the value as the number of heads ("num_attention_heads = num_attention_heads
 // or attention_head_dim", a naming mistake kept for compatibility), so SD 2.x heads are 64 wide.
 import type { TimestepKind } from './graphs.ts';
-import { conv2d, fromTokens, gelu, groupNorm, layerNorm, linear, multiHeadAttention, resnetBlock, silu, toTokens, upsampleNearest2x, type Net } from './layers.ts';
+import {
+  conv2d,
+  fromTokens,
+  gelu,
+  groupNorm,
+  layerNorm,
+  linear,
+  multiHeadAttention,
+  type Net,
+  resnetBlock,
+  silu,
+  toTokens,
+  upsampleNearest2x,
+} from './layers.ts';
 
 export interface UnetConfig {
   blockOutChannels: readonly number[];
@@ -62,7 +75,11 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
   const sample = g.input('sample', net.float, ['batch_size', IN_CHANNELS, 'height', 'width']);
   const timestepType = options.timestep === 'int64-vector' ? 'int64' : net.float;
   const timestep = g.input('timestep', timestepType, options.timestep === 'float-scalar' ? [] : ['steps']);
-  const context = g.input('encoder_hidden_states', net.float, ['batch_size', 'sequence_length', config.crossAttentionDim]);
+  const context = g.input('encoder_hidden_states', net.float, [
+    'batch_size',
+    'sequence_length',
+    config.crossAttentionDim,
+  ]);
 
   const tembChannels = channels[0]! * 4;
   const temb = { input: timeEmbedding(net, timestep, sample, channels[0]!, tembChannels), channels: tembChannels };
@@ -75,9 +92,16 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
   channels.forEach((out, i) => {
     for (let j = 0; j < layersPerBlock; j++) {
       const scope = `down_blocks.${i}`;
-      h = resnetBlock(net, `${scope}.resnets.${j}`, h, { inChannels: width, outChannels: out, groups, eps: RESNET_EPS, temb });
+      h = resnetBlock(net, `${scope}.resnets.${j}`, h, {
+        inChannels: width,
+        outChannels: out,
+        groups,
+        eps: RESNET_EPS,
+        temb,
+      });
       width = out;
-      if (config.crossAttention[i]) h = transformer2d(net, `${scope}.attentions.${j}`, h, width, config.heads[i]!, block);
+      if (config.crossAttention[i])
+        h = transformer2d(net, `${scope}.attentions.${j}`, h, width, config.heads[i]!, block);
       skips.push({ tensor: h, channels: width });
     }
     if (i < channels.length - 1) {
@@ -88,9 +112,21 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
 
   // Mid: resnet, transformer, resnet at the lowest resolution.
   const last = channels.length - 1;
-  h = resnetBlock(net, 'mid_block.resnets.0', h, { inChannels: width, outChannels: width, groups, eps: RESNET_EPS, temb });
+  h = resnetBlock(net, 'mid_block.resnets.0', h, {
+    inChannels: width,
+    outChannels: width,
+    groups,
+    eps: RESNET_EPS,
+    temb,
+  });
   h = transformer2d(net, 'mid_block.attentions.0', h, width, config.heads[last]!, block);
-  h = resnetBlock(net, 'mid_block.resnets.1', h, { inChannels: width, outChannels: width, groups, eps: RESNET_EPS, temb });
+  h = resnetBlock(net, 'mid_block.resnets.1', h, {
+    inChannels: width,
+    outChannels: width,
+    groups,
+    eps: RESNET_EPS,
+    temb,
+  });
 
   // Up: layers_per_block + 1 resnets per block, each taking one skip (concatenated on channels).
   for (let i = 0; i <= last; i++) {
@@ -100,11 +136,21 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
       const scope = `up_blocks.${i}`;
       const skip = skips.pop()!;
       const joined = net.op(scope, 'Concat', [h, skip.tensor], { axis: 1 });
-      h = resnetBlock(net, `${scope}.resnets.${j}`, joined, { inChannels: width + skip.channels, outChannels: out, groups, eps: RESNET_EPS, temb });
+      h = resnetBlock(net, `${scope}.resnets.${j}`, joined, {
+        inChannels: width + skip.channels,
+        outChannels: out,
+        groups,
+        eps: RESNET_EPS,
+        temb,
+      });
       width = out;
-      if (config.crossAttention[level]) h = transformer2d(net, `${scope}.attentions.${j}`, h, width, config.heads[level]!, block);
+      if (config.crossAttention[level])
+        h = transformer2d(net, `${scope}.attentions.${j}`, h, width, config.heads[level]!, block);
     }
-    if (i < last) h = conv2d(net, `up_blocks.${i}.upsamplers.0.conv`, upsampleNearest2x(net, `up_blocks.${i}`, h), width, width, { kernel: 3 });
+    if (i < last)
+      h = conv2d(net, `up_blocks.${i}.upsamplers.0.conv`, upsampleNearest2x(net, `up_blocks.${i}`, h), width, width, {
+        kernel: 3,
+      });
   }
   if (skips.length !== 0) throw new Error(`unet: ${skips.length} skip connections left over`);
 
@@ -118,18 +164,29 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
  * f_i = exp(-ln(10⁴)·i/half), computed in float32 as diffusers does, then Linear → SiLU → Linear.
  * The timestep is expanded to the batch first (diffusers: `timesteps.expand(sample.shape[0])`).
  */
-function timeEmbedding(net: Net, timestep: string, sample: string, sinusoidChannels: number, embedChannels: number): string {
+function timeEmbedding(
+  net: Net,
+  timestep: string,
+  sample: string,
+  sinusoidChannels: number,
+  embedChannels: number,
+): string {
   const scope = 'time_proj';
   const half = sinusoidChannels / 2;
   const t = net.op(scope, 'Reshape', [net.op(scope, 'Cast', [timestep], { to: 1 }), net.int64([-1])]);
   const batch = net.op(scope, 'Shape', [sample], { start: 0, end: 1 });
   const column = net.op(scope, 'Unsqueeze', [net.op(scope, 'Expand', [t, batch]), net.int64([1])]);
   const frequencies = net.constant('time-frequencies', 'float32', [1, half], () =>
-    Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half)));
+    Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half)),
+  );
   const phase = net.op(scope, 'Mul', [column, frequencies]);
   const sinusoid = net.op(scope, 'Concat', [net.op(scope, 'Cos', [phase]), net.op(scope, 'Sin', [phase])], { axis: 1 });
   const embedded = net.op(scope, 'Cast', [sinusoid], { to: net.onnxFloat });
-  const hidden = silu(net, 'time_embedding', linear(net, 'time_embedding.linear_1', embedded, sinusoidChannels, embedChannels));
+  const hidden = silu(
+    net,
+    'time_embedding',
+    linear(net, 'time_embedding.linear_1', embedded, sinusoidChannels, embedChannels),
+  );
   return linear(net, 'time_embedding.linear_2', hidden, embedChannels, embedChannels);
 }
 
@@ -144,7 +201,14 @@ interface BlockContext {
  * with use_linear_projection), self-attention, cross-attention on the text, GEGLU feed-forward, proj_out,
  * and the residual around it all.
  */
-function transformer2d(net: Net, scope: string, x: string, channels: number, heads: number, block: BlockContext): string {
+function transformer2d(
+  net: Net,
+  scope: string,
+  x: string,
+  channels: number,
+  heads: number,
+  block: BlockContext,
+): string {
   const linearProjection = block.config.useLinearProjection;
   let h = groupNorm(net, `${scope}.norm`, x, channels, block.groups, TRANSFORMER_NORM_EPS);
   if (linearProjection) h = linear(net, `${scope}.proj_in`, toTokens(net, scope, h), channels, channels);
@@ -155,7 +219,13 @@ function transformer2d(net: Net, scope: string, x: string, channels: number, hea
     const q = linear(net, `${t}.${name}.to_q`, input, channels, channels, false);
     const k = linear(net, `${t}.${name}.to_k`, kv, kvChannels, channels, false);
     const v = linear(net, `${t}.${name}.to_v`, kv, kvChannels, channels, false);
-    return linear(net, `${t}.${name}.to_out.0`, multiHeadAttention(net, `${t}.${name}`, q, k, v, channels, heads), channels, channels);
+    return linear(
+      net,
+      `${t}.${name}.to_out.0`,
+      multiHeadAttention(net, `${t}.${name}`, q, k, v, channels, heads),
+      channels,
+      channels,
+    );
   };
   const norm1 = layerNorm(net, `${t}.norm1`, h, channels, LAYER_NORM_EPS);
   h = net.op(t, 'Add', [attention('attn1', norm1, norm1, channels), h]);

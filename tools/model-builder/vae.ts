@@ -1,7 +1,18 @@
 // diffusers AutoencoderKL (models/autoencoders/autoencoder_kl.py, vae.py) split as the exporters
 // split it (docs/diffusion.md, "Tensor names, dtypes and shapes"): vae_encoder = Encoder + quant_conv, vae_decoder =
 // post_quant_conv + Decoder. Together they hold every AutoencoderKL parameter.
-import { conv2d, fromTokens, groupNorm, linear, multiHeadAttention, resnetBlock, silu, toTokens, upsampleNearest2x, type Net } from './layers.ts';
+import {
+  conv2d,
+  fromTokens,
+  groupNorm,
+  linear,
+  multiHeadAttention,
+  type Net,
+  resnetBlock,
+  silu,
+  toTokens,
+  upsampleNearest2x,
+} from './layers.ts';
 
 export interface VaeConfig {
   blockOutChannels: readonly number[];
@@ -46,18 +57,30 @@ export function buildVaeEncoder(net: Net, config: VaeConfig, options: { latentPa
   let width = channels[0]!;
   channels.forEach((out, i) => {
     for (let j = 0; j < config.layersPerBlock; j++) {
-      h = resnetBlock(net, `encoder.down_blocks.${i}.resnets.${j}`, h, { inChannels: width, outChannels: out, groups, eps: EPS });
+      h = resnetBlock(net, `encoder.down_blocks.${i}.resnets.${j}`, h, {
+        inChannels: width,
+        outChannels: out,
+        groups,
+        eps: EPS,
+      });
       width = out;
     }
     // Downsample2D with padding 0: F.pad(x, (0, 1, 0, 1)) then a stride-2 conv.
-    if (i < channels.length - 1) h = conv2d(net, `encoder.down_blocks.${i}.downsamplers.0.conv`, h, width, width, { kernel: 3, stride: 2, pads: [0, 0, 1, 1] });
+    if (i < channels.length - 1)
+      h = conv2d(net, `encoder.down_blocks.${i}.downsamplers.0.conv`, h, width, width, {
+        kernel: 3,
+        stride: 2,
+        pads: [0, 0, 1, 1],
+      });
   });
   h = midBlock(net, 'encoder.mid_block', h, width, groups);
   h = silu(net, 'encoder.conv_norm_out', groupNorm(net, 'encoder.conv_norm_out', h, width, groups, EPS));
   const moments = config.latentChannels * 2;
   h = conv2d(net, 'encoder.conv_out', h, width, moments, { kernel: 3 });
   const parameters = conv2d(net, 'quant_conv', h, moments, moments, { kernel: 1 });
-  const [name, outChannels] = options.latentParameters ? ['latent_parameters', moments] : ['latent_sample', config.latentChannels];
+  const [name, outChannels] = options.latentParameters
+    ? ['latent_parameters', moments]
+    : ['latent_sample', config.latentChannels];
   if (options.latentParameters) net.g.node('Identity', [parameters], [name]);
   else net.g.node('Slice', [parameters, net.int64([0]), net.int64([config.latentChannels]), net.int64([1])], [name]);
   net.g.output(name, net.float, ['batch_size', outChannels, 'height_latent', 'width_latent']);
@@ -67,18 +90,35 @@ export function buildVaeEncoder(net: Net, config: VaeConfig, options: { latentPa
 export function buildVaeDecoder(net: Net, config: VaeConfig): void {
   const { normGroups: groups } = config;
   const channels = [...config.blockOutChannels].reverse();
-  const latent = net.g.input('latent_sample', net.float, ['batch_size', config.latentChannels, 'height_latent', 'width_latent']);
+  const latent = net.g.input('latent_sample', net.float, [
+    'batch_size',
+    config.latentChannels,
+    'height_latent',
+    'width_latent',
+  ]);
   let h = conv2d(net, 'post_quant_conv', latent, config.latentChannels, config.latentChannels, { kernel: 1 });
   let width = channels[0]!;
   h = conv2d(net, 'decoder.conv_in', h, config.latentChannels, width, { kernel: 3 });
   h = midBlock(net, 'decoder.mid_block', h, width, groups);
   channels.forEach((out, i) => {
     for (let j = 0; j <= config.layersPerBlock; j++) {
-      h = resnetBlock(net, `decoder.up_blocks.${i}.resnets.${j}`, h, { inChannels: width, outChannels: out, groups, eps: EPS });
+      h = resnetBlock(net, `decoder.up_blocks.${i}.resnets.${j}`, h, {
+        inChannels: width,
+        outChannels: out,
+        groups,
+        eps: EPS,
+      });
       width = out;
     }
     if (i < channels.length - 1) {
-      h = conv2d(net, `decoder.up_blocks.${i}.upsamplers.0.conv`, upsampleNearest2x(net, `decoder.up_blocks.${i}`, h), width, width, { kernel: 3 });
+      h = conv2d(
+        net,
+        `decoder.up_blocks.${i}.upsamplers.0.conv`,
+        upsampleNearest2x(net, `decoder.up_blocks.${i}`, h),
+        width,
+        width,
+        { kernel: 3 },
+      );
     }
   });
   h = silu(net, 'decoder.conv_norm_out', groupNorm(net, 'decoder.conv_norm_out', h, width, groups, EPS));

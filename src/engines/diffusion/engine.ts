@@ -4,11 +4,11 @@
 import { resizeTo } from '../../codec/index.ts';
 import type { DiffusionSettings } from '../../config/index.ts';
 import type { ImageRequest, RawImage } from '../../contract/request.ts';
-import { EngineAbortedError, EngineError, type Engine, type EngineOutput, type EngineRunContext } from '../engine.ts';
+import { type Engine, EngineAbortedError, EngineError, type EngineOutput, type EngineRunContext } from '../engine.ts';
+import { TINY_DECODER_FILE } from './model/index.ts';
 import type { PipelineResult } from './pipeline/index.ts';
 import { plan, type Planned } from './plan.ts';
-import { TINY_DECODER_FILE } from './model/index.ts';
-import { ModelLoadError, WorkerJobError, type ModelWorker } from './worker/host.ts';
+import { ModelLoadError, type ModelWorker, WorkerJobError } from './worker/host.ts';
 import type { ModelInfo } from './worker/protocol.ts';
 
 /** Images generated per pipeline call; larger `n` runs as several batches (memory grows with the batch). */
@@ -30,7 +30,9 @@ export class DiffusionEngine implements Engine {
   async load(): Promise<ModelInfo> {
     const info = await this.worker.load();
     if (this.settings.autoencoder === 'tiny' && !info.tinyDecoder) {
-      throw new ModelLoadError(`diffusion.autoencoder is "tiny" but the model folder has no ${TINY_DECODER_FILE} (see "easel pull --tiny-autoencoder")`);
+      throw new ModelLoadError(
+        `diffusion.autoencoder is "tiny" but the model folder has no ${TINY_DECODER_FILE} (see "easel pull --tiny-autoencoder")`,
+      );
     }
     this.info = info;
     return info;
@@ -61,7 +63,8 @@ export class DiffusionEngine implements Engine {
       const progress = { step: done + step, totalSteps: totalSteps * batches.length };
       delivered = delivered
         .then(async () => {
-          const scaled = previews && (await Promise.all(previews.map((p) => resizeTo(p, request.width, request.height, 'fill'))));
+          const scaled =
+            previews && (await Promise.all(previews.map((p) => resizeTo(p, request.width, request.height, 'fill'))));
           // Earlier batches are final already; their images stand in as their own previews.
           onProgress(scaled ? { ...progress, previews: [...images, ...scaled] } : progress);
         })

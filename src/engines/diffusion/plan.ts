@@ -7,7 +7,7 @@ import { resizeTo } from '../../codec/index.ts';
 import type { DiffusionSettings, SchedulerName } from '../../config/index.ts';
 import { hasTransparentPixel, type ImageRequest, type RawImage } from '../../contract/request.ts';
 import { EngineError } from '../engine.ts';
-import { repaintMask, type PipelineJob } from './pipeline/index.ts';
+import { type PipelineJob, repaintMask } from './pipeline/index.ts';
 import type { SchedulerClassName } from './schedulers/index.ts';
 import type { ModelInfo } from './worker/protocol.ts';
 
@@ -47,7 +47,12 @@ export function styledPrompt(prompt: string, style: 'vivid' | 'natural' | null):
  * multiple of `align` (the UNet halves the latents three times). The image is resized to the
  * requested size afterwards.
  */
-export function generationSize(width: number, height: number, resolution: number, align: number): { width: number; height: number } {
+export function generationSize(
+  width: number,
+  height: number,
+  resolution: number,
+  align: number,
+): { width: number; height: number } {
   // Edits keep any input's size; beyond 4:1 the model would make a strip it was never trained on.
   const aspect = Math.min(4, Math.max(1 / 4, width / height));
   const snap = (v: number) => Math.max(align, Math.round(v / align) * align);

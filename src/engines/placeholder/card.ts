@@ -1,5 +1,5 @@
 import type { RawImage } from '../../contract/request.ts';
-import { GLYPH_ADVANCE, GLYPH_HEIGHT, drawText, textWidth, toFontText } from './font.ts';
+import { drawText, GLYPH_ADVANCE, GLYPH_HEIGHT, textWidth, toFontText } from './font.ts';
 import type { Palette } from './palette.ts';
 
 /** What the card says; `prompt` is the user's text, the rest is easel's own. */
@@ -151,7 +151,15 @@ export function wrap(text: string, maxChars: number, maxLines: number): string[]
   return kept;
 }
 
-function paintPanel(image: RawImage, palette: Palette, left: number, top: number, w: number, h: number, radius: number): void {
+function paintPanel(
+  image: RawImage,
+  palette: Palette,
+  left: number,
+  top: number,
+  w: number,
+  h: number,
+  radius: number,
+): void {
   const { width, height, data } = image;
   const [pr, pg, pb] = palette.panel;
   const x0 = Math.max(0, left);

@@ -72,8 +72,19 @@ export function glyphRows(ch: string): Uint8Array {
 
 // Typographic characters common in prompts, mapped to their nearest ASCII look-alike.
 const LOOKALIKES: Readonly<Record<string, string>> = {
-  '‘': "'", '’': "'", '‚': ',', '“': '"', '”': '"', '„': '"', '–': '-', '—': '-', '−': '-',
-  '\u00a0': ' ', '×': 'x', '«': '"', '»': '"',
+  '‘': "'",
+  '’': "'",
+  '‚': ',',
+  '“': '"',
+  '”': '"',
+  '„': '"',
+  '–': '-',
+  '—': '-',
+  '−': '-',
+  '\u00a0': ' ',
+  '×': 'x',
+  '«': '"',
+  '»': '"',
 };
 
 /**

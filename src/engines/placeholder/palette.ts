@@ -46,7 +46,8 @@ export function makePalette(prompt: string, style: ImageRequest['style'], tint: 
   const hue = (i: number): number => baseHue + (scheme[i % scheme.length] as number);
 
   const [bgDark, bgLight] = look.bgLightness;
-  const corner = (h: number): Rgb => hsl(h + between(random, -12, 12), look.bgSaturation, between(random, bgDark, bgLight));
+  const corner = (h: number): Rgb =>
+    hsl(h + between(random, -12, 12), look.bgSaturation, between(random, bgDark, bgLight));
   const corners = [corner(hue(0)), corner(hue(1)), corner(hue(0) + 20), corner(hue(1) - 20)] as const;
 
   const [shapeDark, shapeLight] = look.shapeLightness;

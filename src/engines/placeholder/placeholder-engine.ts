@@ -1,10 +1,11 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
+
 import type { ImageRequest, RawImage } from '../../contract/request.ts';
 import type { Engine, EngineOutput, EngineRunContext } from '../engine.ts';
 import { EngineAbortedError } from '../engine.ts';
 import { type CardText, paintCard } from './card.ts';
 import { blendWithInput, editRegion } from './edit.ts';
-import { type Palette, averageColour, makePalette } from './palette.ts';
+import { averageColour, makePalette, type Palette } from './palette.ts';
 import { blockAverage } from './preview.ts';
 import { fnv1a, mixSeed, mulberry32 } from './random.ts';
 import { layoutShapes, paintBackground, paintShadow, paintShape } from './scene.ts';

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
 import { errors } from '../../contract/errors.ts';
 import { imageIdOfKey } from '../../storage/index.ts';
 

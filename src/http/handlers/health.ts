@@ -1,5 +1,6 @@
 import { access, constants } from 'node:fs/promises';
 import { basename } from 'node:path';
+
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 /** GET /healthz: the process is alive and its event loop answers. */
@@ -31,7 +32,14 @@ export async function readyz(request: FastifyRequest, reply: FastifyReply) {
           engine: d.engineName,
           status,
           ...(reason ? { reason } : {}),
-          ...(model ? { family: model.family, inpainting: model.inpainting, resolution: model.nativeResolution, folder: basename(model.folder) } : {}),
+          ...(model
+            ? {
+                family: model.family,
+                inpainting: model.inpainting,
+                resolution: model.nativeResolution,
+                folder: basename(model.folder),
+              }
+            : {}),
         },
       ];
     }),
@@ -41,5 +49,7 @@ export async function readyz(request: FastifyRequest, reply: FastifyReply) {
   const serving = list.some((d) => d.runtime.status === 'ready');
   const status = loading ? 'loading' : storage === 'ok' && serving ? 'ready' : 'not ready';
   const classifiers = classifierStates();
-  return reply.code(status === 'ready' ? 200 : 503).send({ status, storage, deployments: states, ...(Object.keys(classifiers).length > 0 ? { classifiers } : {}) });
+  return reply
+    .code(status === 'ready' ? 200 : 503)
+    .send({ status, storage, deployments: states, ...(Object.keys(classifiers).length > 0 ? { classifiers } : {}) });
 }

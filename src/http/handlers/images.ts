@@ -1,11 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
 import { decodedPixelsOf, probeEditUploads } from '../../codec/index.ts';
 import { errors } from '../../contract/errors.ts';
 import type { ImageRequest } from '../../contract/request.ts';
 import { toImageRequest, validateParams } from '../../contract/validate.ts';
 import { admit, type PendingEdit } from '../admit.ts';
 import { readEditForm } from '../multipart.ts';
-import { checkPrompt, findDeployment, jsonBody, logPrompt, type DeploymentSource } from '../request.ts';
+import { checkPrompt, type DeploymentSource, findDeployment, jsonBody, logPrompt } from '../request.ts';
 import type { Deployment } from '../services.ts';
 import { streamImages } from '../sse.ts';
 import { imagesResponse, imageUrl, publicBase } from '../wire.ts';
@@ -26,7 +27,8 @@ export async function edit(request: FastifyRequest, reply: FastifyReply, source:
   const form = await readEditForm(request, services.config.limits);
   const deployment = findDeployment(services, request, source, form.fields.model);
   // A diffusion model without a vae_encoder can only generate.
-  if (deployment.runtime.model?.canEdit === false) throw errors.operationNotSupported(`${deployment.name} (its model has no vae_encoder)`, 'edits');
+  if (deployment.runtime.model?.canEdit === false)
+    throw errors.operationNotSupported(`${deployment.name} (its model has no vae_encoder)`, 'edits');
   const values = validateParams(deployment.family, 'edit', form.fields, 'multipart');
   // Only the uploads' headers are read here; their pixels are decoded when the job runs.
   const uploads = await probeEditUploads(form.images, form.mask, {
@@ -52,7 +54,13 @@ export async function edit(request: FastifyRequest, reply: FastifyReply, source:
 }
 
 /** Prompt filter, then the queue, then the wire answer (JSON, or server-sent events). */
-async function respond(request: FastifyRequest, reply: FastifyReply, deployment: Deployment, imageRequest: ImageRequest, edit?: PendingEdit) {
+async function respond(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deployment: Deployment,
+  imageRequest: ImageRequest,
+  edit?: PendingEdit,
+) {
   const services = request.server.services;
   logPrompt(request, imageRequest);
   const promptResults = await checkPrompt(services, imageRequest);

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+
 import { errors } from '../../contract/errors.ts';
 import { toImageRequest, validateParams } from '../../contract/validate.ts';
 import { jsonBody, logPrompt, usable } from '../request.ts';
@@ -14,12 +15,19 @@ import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 export async function submit(request: FastifyRequest, reply: FastifyReply) {
   const services = request.server.services;
   const body = jsonBody(request);
-  const deployment = usable([...services.deployments.values()].find((d) => d.model === 'dall-e-2'), 'a dall-e-2 deployment (serves :submit)', [...services.deployments.keys()]);
+  const deployment = usable(
+    [...services.deployments.values()].find((d) => d.model === 'dall-e-2'),
+    'a dall-e-2 deployment (serves :submit)',
+    [...services.deployments.keys()],
+  );
   const values = validateParams(deployment.family, 'submit', body, 'json');
   // The submit table has no response_format, so results default to URLs, as operations need.
   const imageRequest = toImageRequest(deployment.family, 'generation', deployment.name, values);
   logPrompt(request, imageRequest);
-  const verdict = await services.promptFilter.check(imageRequest.prompt, { deployment: deployment.name, moderation: 'auto' });
+  const verdict = await services.promptFilter.check(imageRequest.prompt, {
+    deployment: deployment.name,
+    moderation: 'auto',
+  });
   const operation = verdict.blocked
     ? await services.operations.submitFiltered(imageRequest)
     : await services.operations.submit(imageRequest);

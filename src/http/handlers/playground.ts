@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
+
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import sharp from 'sharp';
+
 import { errors } from '../../contract/errors.ts';
 import { FAMILIES } from '../../contract/families.ts';
 
@@ -36,7 +38,10 @@ async function sendAsset(reply: FastifyReply, name: string) {
   const type = ASSETS[name];
   if (!type) throw errors.resourceNotFound();
   const body = await readFile(new URL(name, ASSETS_DIR));
-  return reply.header('content-type', type).header('cache-control', type.startsWith('image/') ? ICON_CACHE : 'no-cache').send(body);
+  return reply
+    .header('content-type', type)
+    .header('cache-control', type.startsWith('image/') ? ICON_CACHE : 'no-cache')
+    .send(body);
 }
 
 let faviconPng: Promise<Buffer> | null = null;
@@ -46,7 +51,9 @@ let faviconPng: Promise<Buffer> | null = null;
  * rendered once to a 32×32 PNG (every browser takes a PNG there), so the repository holds no binary.
  */
 export async function favicon(_request: FastifyRequest, reply: FastifyReply) {
-  faviconPng ??= readFile(new URL('favicon.svg', ASSETS_DIR)).then((svg) => sharp(svg, { density: 144 }).resize(32, 32).png().toBuffer());
+  faviconPng ??= readFile(new URL('favicon.svg', ASSETS_DIR)).then((svg) =>
+    sharp(svg, { density: 144 }).resize(32, 32).png().toBuffer(),
+  );
   try {
     const png = await faviconPng;
     return reply.header('content-type', 'image/png').header('cache-control', ICON_CACHE).send(png);

@@ -58,7 +58,10 @@ export async function problemOf(response) {
 
 function headers(extra = {}) {
   const key = apiKey.current();
-  if (!key) throw new ApiProblem('Enter your API key at the top of the page first (npm start prints it; it is also in data/api-keys.json).');
+  if (!key)
+    throw new ApiProblem(
+      'Enter your API key at the top of the page first (npm start prints it; it is also in data/api-keys.json).',
+    );
   return { 'api-key': key, ...extra };
 }
 
@@ -74,7 +77,11 @@ async function call(url, init) {
 }
 
 export function postJson(url, body) {
-  return call(url, { method: 'POST', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
+  return call(url, {
+    method: 'POST',
+    headers: headers({ 'content-type': 'application/json' }),
+    body: JSON.stringify(body),
+  });
 }
 
 export function postForm(url, form) {
@@ -116,7 +123,10 @@ function dispatch(block, onEvent) {
   if (data.length === 0) return;
   const payload = JSON.parse(data.join('\n'));
   if (name === 'error' || payload.type === 'error') {
-    throw new ApiProblem(payload.error?.message ?? 'The generation failed.', { code: payload.error?.code ?? '', error: payload.error ?? null });
+    throw new ApiProblem(payload.error?.message ?? 'The generation failed.', {
+      code: payload.error?.code ?? '',
+      error: payload.error ?? null,
+    });
   }
   onEvent(name, payload);
 }

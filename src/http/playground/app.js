@@ -67,14 +67,24 @@ function fillDeployments() {
  */
 function defaultDeployment(usable) {
   const ready = usable.filter((d) => d.status === 'ready');
-  if (state.mode === 'edit') return ready.find((d) => d.family === 'gpt-image-1') ?? usable.find((d) => d.family === 'gpt-image-1');
-  return ready.find((d) => d.family === 'dall-e-3') ?? ready.find((d) => d.family !== 'dall-e-2') ?? ready[0] ?? usable[0];
+  if (state.mode === 'edit')
+    return ready.find((d) => d.family === 'gpt-image-1') ?? usable.find((d) => d.family === 'gpt-image-1');
+  return (
+    ready.find((d) => d.family === 'dall-e-3') ?? ready.find((d) => d.family !== 'dall-e-2') ?? ready[0] ?? usable[0]
+  );
 }
 
 function onDeployment() {
   const d = deployment();
   if (!d) return;
-  const flow = state.mode === 'edit' ? 'edit' : d.family === 'gpt-image-1' ? 'streams partial images' : d.family === 'dall-e-2' ? 'asynchronous (:submit)' : 'one request';
+  const flow =
+    state.mode === 'edit'
+      ? 'edit'
+      : d.family === 'gpt-image-1'
+        ? 'streams partial images'
+        : d.family === 'dall-e-2'
+          ? 'asynchronous (:submit)'
+          : 'one request';
   $('deployment-info').textContent = `${d.status}${d.reason ? `: ${d.reason}` : ''} · ${flow}`;
   renderControls($('param-controls'), table());
 }
@@ -121,7 +131,8 @@ async function editFromGallery(src) {
 
 // ---- requests ----------------------------------------------------------------------------------
 const url = (path, version) => `${path}?api-version=${encodeURIComponent(version)}`;
-const deploymentUrl = (d, op) => url(`/openai/deployments/${encodeURIComponent(d.name)}/images/${op}`, state.config.apiVersions.images);
+const deploymentUrl = (d, op) =>
+  url(`/openai/deployments/${encodeURIComponent(d.name)}/images/${op}`, state.config.apiVersions.images);
 
 /** Gallery cards for the `data` items; an item without an image (`{"error": …}`) gets a card saying why. */
 function showItems(body, d, prompt, extra = {}) {
@@ -130,7 +141,11 @@ function showItems(body, d, prompt, extra = {}) {
     if (!src) {
       const error = item.error ?? { code: '', message: 'The server returned no image for this item.' };
       // The item's own annotations, where an answer puts them beside the error rather than in it.
-      addProblemCard({ deployment: d.name, prompt, error: item.content_filter_results ? { content_filter_results: item.content_filter_results, ...error } : error });
+      addProblemCard({
+        deployment: d.name,
+        prompt,
+        error: item.content_filter_results ? { content_filter_results: item.content_filter_results, ...error } : error,
+      });
       continue;
     }
     addToGallery(
@@ -181,13 +196,23 @@ const OPERATION_STATUS = {
 
 async function generate(d, prompt, params) {
   if (d.family === 'gpt-image-1') {
-    const response = await postJson(deploymentUrl(d, 'generations'), { prompt, ...params, stream: true, partial_images: 2 });
+    const response = await postJson(deploymentUrl(d, 'generations'), {
+      prompt,
+      ...params,
+      stream: true,
+      partial_images: 2,
+    });
     return streamed(response, d, prompt);
   }
   if (d.family === 'dall-e-2') {
     // The asynchronous flow: no deployment in the URL, the server's dall-e-2 deployment serves it.
-    const submitted = await postJson(url('/openai/images/generations:submit', state.config.apiVersions.submit), { prompt, ...params });
-    const operation = await pollOperation(submitted, (status) => setStatus(OPERATION_STATUS[status] ?? `Operation ${status}…`));
+    const submitted = await postJson(url('/openai/images/generations:submit', state.config.apiVersions.submit), {
+      prompt,
+      ...params,
+    });
+    const operation = await pollOperation(submitted, (status) =>
+      setStatus(OPERATION_STATUS[status] ?? `Operation ${status}…`),
+    );
     return showItems(operation.result ?? {}, d, prompt);
   }
   showItems(await (await postJson(deploymentUrl(d, 'generations'), { prompt, ...params })).json(), d, prompt);

@@ -5,14 +5,23 @@
 /** Parameters the page sets itself (prompt, deployment, streaming) or leaves at the server's choice. */
 const MANAGED = new Set(['prompt', 'model', 'user', 'stream', 'partial_images', 'response_format']);
 
-const LABELS = { n: 'Images (n)', output_format: 'Output format', output_compression: 'Compression', input_fidelity: 'Input fidelity' };
-const labelOf = (name, spec) => (LABELS[name] ?? name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, ' ')) + (spec.extension ? ' (easel)' : '');
+const LABELS = {
+  n: 'Images (n)',
+  output_format: 'Output format',
+  output_compression: 'Compression',
+  input_fidelity: 'Input fidelity',
+};
+const labelOf = (name, spec) =>
+  (LABELS[name] ?? name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, ' ')) +
+  (spec.extension ? ' (easel)' : '');
 
 /** Fill `container` with one control per parameter of `table`. */
 export function renderControls(container, table) {
   container.replaceChildren();
   // Azure's parameters first, then easel's extensions (seed, strength).
-  const entries = Object.entries(table).sort(([, a], [, b]) => Number(a.extension === true) - Number(b.extension === true));
+  const entries = Object.entries(table).sort(
+    ([, a], [, b]) => Number(a.extension === true) - Number(b.extension === true),
+  );
   for (const [name, spec] of entries) {
     if (MANAGED.has(name) || spec.kind === 'string') continue;
     const id = `param-${name}`;

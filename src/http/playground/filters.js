@@ -27,7 +27,9 @@ export function filteredCategories(source) {
         const ids = result.details.filter((d) => d?.filtered === true && typeof d.id === 'string').map((d) => d.id);
         names.add(ids.length > 0 ? `${name.replace(/s$/, '')} ${ids.join(', ')}` : name);
       } else {
-        names.add(typeof result.severity === 'string' && result.severity !== 'safe' ? `${name} (${result.severity})` : name);
+        names.add(
+          typeof result.severity === 'string' && result.severity !== 'safe' ? `${name} (${result.severity})` : name,
+        );
       }
     }
   }

@@ -31,7 +31,10 @@ function filterChips(title, results) {
   for (const [category, result] of entries) {
     const li = document.createElement('li');
     const flagged = result.filtered === true || result.detected === true || typeof result.message === 'string';
-    const detail = result.message ?? result.severity ?? ('detected' in result ? (result.detected ? 'detected' : 'not detected') : result.filtered ? 'filtered' : 'ok');
+    const detail =
+      result.message ??
+      result.severity ??
+      ('detected' in result ? (result.detected ? 'detected' : 'not detected') : result.filtered ? 'filtered' : 'ok');
     li.textContent = `${category.replace(/_/g, ' ')}: ${detail}${result.filtered ? ' (filtered)' : ''}`;
     if (flagged) li.classList.add('flagged');
     list.append(li);
@@ -78,7 +81,10 @@ export function addToGallery(entry, onEdit) {
     revised.append(label, ` ${entry.revisedPrompt}`);
     caption.append(revised);
   }
-  for (const chips of [filterChips('Prompt filter', entry.promptFilter), filterChips('Content filter', entry.contentFilter)]) {
+  for (const chips of [
+    filterChips('Prompt filter', entry.promptFilter),
+    filterChips('Content filter', entry.contentFilter),
+  ]) {
     if (chips) caption.append(chips);
   }
   card.append(img, actions, caption);

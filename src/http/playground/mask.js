@@ -13,7 +13,8 @@ export class MaskPainter {
     this.hasImage = false;
     maskCanvas.addEventListener('pointerdown', (event) => this.start(event));
     maskCanvas.addEventListener('pointermove', (event) => this.move(event));
-    for (const name of ['pointerup', 'pointercancel', 'pointerleave']) maskCanvas.addEventListener(name, () => (this.last = null));
+    for (const name of ['pointerup', 'pointercancel', 'pointerleave'])
+      maskCanvas.addEventListener(name, () => (this.last = null));
   }
 
   /** Show `source` (an image or bitmap) and start a fresh mask of its size. */

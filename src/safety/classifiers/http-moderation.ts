@@ -9,13 +9,13 @@
 import type { HarmCategory, Severity } from '../../contract/annotations.ts';
 import {
   categoryOfLabel,
+  type ClassifierScores,
   DEFAULT_CUT_POINTS,
   higherSeverity,
-  severityFromProbability,
-  validCutPoints,
-  type ClassifierScores,
   type PromptClassifier,
   type SeverityCutPoints,
+  severityFromProbability,
+  validCutPoints,
 } from '../classifier.ts';
 
 export type HttpModerationKind = 'azure-content-safety' | 'openai-moderation';
@@ -37,7 +37,12 @@ export interface HttpModerationClassifierOptions {
 /** Azure Content Safety analyses at most this many characters per request. */
 export const AZURE_MAX_TEXT_CHARS = 10_000;
 const AZURE_API_VERSION = '2024-09-01';
-const AZURE_CATEGORIES: Record<string, HarmCategory> = { Hate: 'hate', Sexual: 'sexual', Violence: 'violence', SelfHarm: 'self_harm' };
+const AZURE_CATEGORIES: Record<string, HarmCategory> = {
+  Hate: 'hate',
+  Sexual: 'sexual',
+  Violence: 'violence',
+  SelfHarm: 'self_harm',
+};
 /** Index = Azure severity (FourSeverityLevels gives 0, 2, 4, 6; EightSeverityLevels gives 0–7). */
 const AZURE_SEVERITIES: readonly Severity[] = ['safe', 'safe', 'low', 'low', 'medium', 'medium', 'high', 'high'];
 /** Answers are a few hundred bytes; anything this large is not a moderation answer. */
@@ -86,7 +91,9 @@ export class HttpModerationClassifier implements PromptClassifier {
   async classify(text: string, signal: AbortSignal): Promise<ClassifierScores> {
     try {
       signal.throwIfAborted();
-      return this.#kind === 'azure-content-safety' ? await this.#classifyAzure(text, signal) : await this.#classifyOpenAI(text, signal);
+      return this.#kind === 'azure-content-safety'
+        ? await this.#classifyAzure(text, signal)
+        : await this.#classifyOpenAI(text, signal);
     } catch (err) {
       // Whatever broke after an abort (a half-read body, a reset socket) is the abort's doing.
       if (signal.aborted) throw signal.reason;
@@ -98,24 +105,31 @@ export class HttpModerationClassifier implements PromptClassifier {
   async #classifyAzure(text: string, signal: AbortSignal): Promise<ClassifierScores> {
     const severities: Partial<Record<HarmCategory, Severity>> = {};
     for (const chunk of splitText(text, AZURE_MAX_TEXT_CHARS)) {
-      const answer = await this.#post({ text: chunk, categories: Object.keys(AZURE_CATEGORIES), outputType: 'FourSeverityLevels' }, signal);
-      for (const [category, severity] of this.#readAzure(answer)) severities[category] = higherSeverity(severities[category], severity);
+      const answer = await this.#post(
+        { text: chunk, categories: Object.keys(AZURE_CATEGORIES), outputType: 'FourSeverityLevels' },
+        signal,
+      );
+      for (const [category, severity] of this.#readAzure(answer))
+        severities[category] = higherSeverity(severities[category], severity);
     }
     return { severities };
   }
 
   #readAzure(answer: unknown): [HarmCategory, Severity][] {
     const analysis = isObject(answer) ? answer['categoriesAnalysis'] : undefined;
-    if (!Array.isArray(analysis)) throw this.#error(`answer has no categoriesAnalysis array: ${snippet(JSON.stringify(answer))}`);
+    if (!Array.isArray(analysis))
+      throw this.#error(`answer has no categoriesAnalysis array: ${snippet(JSON.stringify(answer))}`);
     const found: [HarmCategory, Severity][] = [];
     for (const item of analysis) {
       const name = isObject(item) ? item['category'] : undefined;
       const value = isObject(item) ? item['severity'] : undefined;
-      if (typeof name !== 'string') throw this.#error(`categoriesAnalysis entry without a category: ${snippet(JSON.stringify(item))}`);
+      if (typeof name !== 'string')
+        throw this.#error(`categoriesAnalysis entry without a category: ${snippet(JSON.stringify(item))}`);
       const category = AZURE_CATEGORIES[name];
       if (category === undefined) continue; // a category we did not ask for
       const severity = typeof value === 'number' && Number.isInteger(value) ? AZURE_SEVERITIES[value] : undefined;
-      if (severity === undefined) throw this.#error(`unknown severity ${JSON.stringify(value)} for ${name} (expected an integer 0–7)`);
+      if (severity === undefined)
+        throw this.#error(`unknown severity ${JSON.stringify(value)} for ${name} (expected an integer 0–7)`);
       found.push([category, severity]);
     }
     // A category we asked for and did not get would silently read as "not judged".
@@ -125,13 +139,18 @@ export class HttpModerationClassifier implements PromptClassifier {
   }
 
   async #classifyOpenAI(text: string, signal: AbortSignal): Promise<ClassifierScores> {
-    const answer = await this.#post(this.#model === undefined ? { input: text } : { input: text, model: this.#model }, signal);
+    const answer = await this.#post(
+      this.#model === undefined ? { input: text } : { input: text, model: this.#model },
+      signal,
+    );
     const results = isObject(answer) ? answer['results'] : undefined;
-    if (!Array.isArray(results) || results.length === 0) throw this.#error(`answer has no results array: ${snippet(JSON.stringify(answer))}`);
+    if (!Array.isArray(results) || results.length === 0)
+      throw this.#error(`answer has no results array: ${snippet(JSON.stringify(answer))}`);
     const severities: Partial<Record<HarmCategory, Severity>> = {};
     for (const result of results) {
       const scores = isObject(result) ? result['category_scores'] : undefined;
-      if (!isObject(scores)) throw this.#error(`result has no category_scores object: ${snippet(JSON.stringify(result))}`);
+      if (!isObject(scores))
+        throw this.#error(`result has no category_scores object: ${snippet(JSON.stringify(result))}`);
       for (const [label, score] of Object.entries(scores)) {
         if (typeof score !== 'number' || !(score >= 0 && score <= 1)) {
           throw this.#error(`score for "${label}" is ${JSON.stringify(score)}, not a number in [0, 1]`);
@@ -139,7 +158,8 @@ export class HttpModerationClassifier implements PromptClassifier {
         const category = categoryOfLabel(label);
         if (category === undefined) continue; // harassment, illicit …: not one of Azure's four
         // Any sign of sexual content involving minors is the most severe, whatever the cut points.
-        const severity = label === 'sexual/minors' && score >= this.#cuts.low ? 'high' : severityFromProbability(score, this.#cuts);
+        const severity =
+          label === 'sexual/minors' && score >= this.#cuts.low ? 'high' : severityFromProbability(score, this.#cuts);
         severities[category] = higherSeverity(severities[category], severity);
       }
     }
@@ -151,7 +171,13 @@ export class HttpModerationClassifier implements PromptClassifier {
     let response: Response;
     try {
       // No redirects: following one would send the key to wherever it points.
-      response = await fetch(this.#url, { method: 'POST', headers: this.#headers, body: JSON.stringify(payload), signal, redirect: 'error' });
+      response = await fetch(this.#url, {
+        method: 'POST',
+        headers: this.#headers,
+        body: JSON.stringify(payload),
+        signal,
+        redirect: 'error',
+      });
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw this.#error(`request to ${new URL(this.#url).origin} failed: ${networkCause(err)}`, err);
@@ -161,7 +187,9 @@ export class HttpModerationClassifier implements PromptClassifier {
     try {
       return JSON.parse(body);
     } catch {
-      throw this.#error(`answer is not JSON (content-type ${response.headers.get('content-type') ?? 'none'}): ${snippet(body)}`);
+      throw this.#error(
+        `answer is not JSON (content-type ${response.headers.get('content-type') ?? 'none'}): ${snippet(body)}`,
+      );
     }
   }
 
@@ -192,7 +220,10 @@ export class HttpModerationClassifier implements PromptClassifier {
   /** Every message names the classifier; the key never appears, even if a server echoes it. */
   #error(what: string, cause?: unknown): Error {
     const message = `moderation classifier "${this.id}" (${this.#kind}): ${what}`;
-    return new Error(this.#key === undefined ? message : message.split(this.#key).join('***'), cause === undefined ? undefined : { cause });
+    return new Error(
+      this.#key === undefined ? message : message.split(this.#key).join('***'),
+      cause === undefined ? undefined : { cause },
+    );
   }
 }
 
@@ -238,7 +269,12 @@ function errorDetail(body: string): string {
   try {
     const error = (JSON.parse(body) as { error?: unknown }).error;
     if (isObject(error)) {
-      const code = typeof error['code'] === 'string' ? error['code'] : typeof error['type'] === 'string' ? error['type'] : undefined;
+      const code =
+        typeof error['code'] === 'string'
+          ? error['code']
+          : typeof error['type'] === 'string'
+            ? error['type']
+            : undefined;
       const message = typeof error['message'] === 'string' ? error['message'] : undefined;
       if (code !== undefined || message !== undefined) return `: ${[code, message].filter(Boolean).join(': ')}`;
     }

@@ -11,9 +11,22 @@
 // prompt starts a new one.
 import { abortable } from '../../runtime/abort.ts';
 import { WorkerRequestError, WorkerRpc, WorkerStoppedError } from '../../runtime/worker-rpc.ts';
-import { DEFAULT_CUT_POINTS, validCutPoints, type ClassifierScores, type PromptClassifier, type SeverityCutPoints } from '../classifier.ts';
-import { DEFAULT_MAX_WINDOWS, folderError, mergeScores, scoresOfLogits, widthMessage, type LabelTarget } from './onnx-text-labels.ts';
+import {
+  type ClassifierScores,
+  DEFAULT_CUT_POINTS,
+  type PromptClassifier,
+  type SeverityCutPoints,
+  validCutPoints,
+} from '../classifier.ts';
 import { inspectFolder } from './onnx-text-folder.ts';
+import {
+  DEFAULT_MAX_WINDOWS,
+  folderError,
+  type LabelTarget,
+  mergeScores,
+  scoresOfLogits,
+  widthMessage,
+} from './onnx-text-labels.ts';
 import type { TextModelContract, TextModelOptions, TextModelPlan, TextWorkerMethods } from './onnx-text-protocol.ts';
 
 export { LABEL_ALIASES, type LabelTarget } from './onnx-text-labels.ts';
@@ -151,7 +164,8 @@ export class OnnxTextClassifier implements PromptClassifier {
     } catch (error) {
       // The thread holds nothing after a failed load, so ending it here is safe.
       void thread.rpc.terminate();
-      if (error instanceof WorkerStoppedError) throw folderError(this.id, this.#options.folder, `the classifier thread ${error.what} while loading`);
+      if (error instanceof WorkerStoppedError)
+        throw folderError(this.id, this.#options.folder, `the classifier thread ${error.what} while loading`);
       throw new Error((error as Error).message, { cause: error });
     }
   }
@@ -164,9 +178,12 @@ export class OnnxTextClassifier implements PromptClassifier {
       if (error instanceof WorkerStoppedError) {
         throw this.#closed
           ? this.#closedError()
-          : new Error(`text classifier "${this.id}": its thread ${error.what} before answering; the next prompt starts a new one`);
+          : new Error(
+              `text classifier "${this.id}": its thread ${error.what} before answering; the next prompt starts a new one`,
+            );
       }
-      if (error instanceof WorkerRequestError) throw new Error(`text classifier "${this.id}": ${error.message}`, { cause: error });
+      if (error instanceof WorkerRequestError)
+        throw new Error(`text classifier "${this.id}": ${error.message}`, { cause: error });
       throw error;
     }
   }
@@ -184,13 +201,20 @@ export class OnnxTextClassifier implements PromptClassifier {
     const { labels } = info;
     if (logits.length !== windows * labels.length) {
       // Only now known when the exporter left the width symbolic; the folder is unusable, so stay failed.
-      this.#failure = folderError(this.id, this.#options.folder, widthMessage(info.modelFile, info.output, logits.length / windows, labels.length));
+      this.#failure = folderError(
+        this.id,
+        this.#options.folder,
+        widthMessage(info.modelFile, info.output, logits.length / windows, labels.length),
+      );
       throw this.#failure;
     }
     logits.forEach((logit, i) => {
-      if (!Number.isFinite(logit)) throw new Error(`text classifier "${this.id}" gave logit ${logit} for label "${labels[i % labels.length]}"`);
+      if (!Number.isFinite(logit))
+        throw new Error(`text classifier "${this.id}" gave logit ${logit} for label "${labels[i % labels.length]}"`);
     });
-    const perWindow = Array.from({ length: windows }, (_, w) => scoresOfLogits(logits.slice(w * labels.length, (w + 1) * labels.length), info, this.#cuts));
+    const perWindow = Array.from({ length: windows }, (_, w) =>
+      scoresOfLogits(logits.slice(w * labels.length, (w + 1) * labels.length), info, this.#cuts),
+    );
     return mergeScores(perWindow);
   }
 }

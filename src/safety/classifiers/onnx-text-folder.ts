@@ -4,6 +4,7 @@
 // and model.onnx are read by the model's thread (onnx-text-model.ts).
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+
 import { folderError, id2labelList, labelTargets } from './onnx-text-labels.ts';
 import type { TextModelOptions, TextModelPlan } from './onnx-text-protocol.ts';
 
@@ -33,13 +34,21 @@ export async function inspectFolder(options: TextModelOptions): Promise<TextMode
   }
   const maxLength = tokenizerConfig.model_max_length;
   const maxTokens =
-    options.maxTokens ?? (typeof maxLength === 'number' && maxLength >= 2 && maxLength <= MAX_PLAUSIBLE_LENGTH ? maxLength : FALLBACK_MAX_TOKENS);
+    options.maxTokens ??
+    (typeof maxLength === 'number' && maxLength >= 2 && maxLength <= MAX_PLAUSIBLE_LENGTH
+      ? maxLength
+      : FALLBACK_MAX_TOKENS);
   const activation = config.problem_type === 'multi_label_classification' ? 'sigmoid' : 'softmax';
   return { options, modelFile, labels, targets, activation, maxTokens, tokenizerConfig };
 }
 
 /** The parsed JSON object; `fallback` when given and the file is absent. */
-export async function readJson(folder: string, name: string, fail: Fail, fallback?: Record<string, unknown>): Promise<Record<string, unknown>> {
+export async function readJson(
+  folder: string,
+  name: string,
+  fail: Fail,
+  fallback?: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(join(folder, name), 'utf8');

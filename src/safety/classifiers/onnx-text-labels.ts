@@ -2,11 +2,25 @@
 // what a model's labels mean, how its logits become scores, and how a long prompt is cut into
 // windows. Nothing here touches files, the tokenizer or onnxruntime.
 import type { HarmCategory, Severity } from '../../contract/annotations.ts';
-import { categoryOfLabel, higherSeverity, severityFromProbability, type ClassifierScores, type SeverityCutPoints } from '../classifier.ts';
+import {
+  categoryOfLabel,
+  type ClassifierScores,
+  higherSeverity,
+  type SeverityCutPoints,
+  severityFromProbability,
+} from '../classifier.ts';
 
 /** What a model label means here; `ignore` drops it. */
 export type LabelTarget = HarmCategory | 'jailbreak' | 'profanity' | 'ignore';
-export const TARGETS: readonly LabelTarget[] = ['hate', 'sexual', 'violence', 'self_harm', 'jailbreak', 'profanity', 'ignore'];
+export const TARGETS: readonly LabelTarget[] = [
+  'hate',
+  'sexual',
+  'violence',
+  'self_harm',
+  'jailbreak',
+  'profanity',
+  'ignore',
+];
 
 /**
  * Labels of well-known public models whose names categoryOfLabel() cannot read. Labels about
@@ -14,13 +28,28 @@ export const TARGETS: readonly LabelTarget[] = ['hate', 'sexual', 'violence', 's
  */
 export const LABEL_ALIASES: Readonly<Record<string, LabelTarget>> = {
   // unitary/toxic-bert (Jigsaw toxic comments)
-  toxic: 'ignore', severe_toxic: 'ignore', insult: 'ignore', obscene: 'profanity', threat: 'violence', identity_hate: 'hate',
+  toxic: 'ignore',
+  severe_toxic: 'ignore',
+  insult: 'ignore',
+  obscene: 'profanity',
+  threat: 'violence',
+  identity_hate: 'hate',
   // unitary/unbiased-toxic-roberta (Jigsaw unintended bias)
-  sexual_explicit: 'sexual', identity_attack: 'hate',
+  sexual_explicit: 'sexual',
+  identity_attack: 'hate',
   // KoalaAI/Text-Moderation (OpenAI's moderation categories, abbreviated; HR harassment, OK none)
-  S: 'sexual', S3: 'sexual', H: 'hate', H2: 'hate', V: 'violence', V2: 'violence', SH: 'self_harm', HR: 'ignore', OK: 'ignore',
+  S: 'sexual',
+  S3: 'sexual',
+  H: 'hate',
+  H2: 'hate',
+  V: 'violence',
+  V2: 'violence',
+  SH: 'self_harm',
+  HR: 'ignore',
+  OK: 'ignore',
   // prompt-injection classifiers (protectai/deberta-v3-base-prompt-injection-v2, meta-llama/Prompt-Guard-86M)
-  INJECTION: 'jailbreak', JAILBREAK: 'jailbreak',
+  INJECTION: 'jailbreak',
+  JAILBREAK: 'jailbreak',
 };
 
 /** Content tokens shared by consecutive windows, so a phrase on a boundary is seen whole in one of them. */
@@ -29,19 +58,31 @@ export const DEFAULT_MAX_WINDOWS = 8;
 
 /** An error that names the classifier and its folder, as every load error does. */
 export function folderError(id: string, folder: string, message: string, cause?: unknown): Error {
-  return new Error(`text classifier "${id}" (folder ${folder}): ${message}`, cause === undefined ? undefined : { cause });
+  return new Error(
+    `text classifier "${id}" (folder ${folder}): ${message}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /** config.json's id2label as a list; its keys must be 0 … n-1 (transformers writes them as strings). Throws a message to wrap. */
 export function id2labelList(config: Record<string, unknown>): string[] {
   const id2label = config.id2label;
-  if (typeof id2label !== 'object' || id2label === null || Array.isArray(id2label)) throw new Error('config.json has no id2label object');
+  if (typeof id2label !== 'object' || id2label === null || Array.isArray(id2label))
+    throw new Error('config.json has no id2label object');
   const entries = Object.entries(id2label as Record<string, unknown>);
   const labels: string[] = [];
   for (const [key, label] of entries) {
     const index = Number(key);
-    if (!Number.isInteger(index) || index < 0 || index >= entries.length || typeof label !== 'string' || labels[index] !== undefined) {
-      throw new Error(`config.json id2label must map 0 … ${entries.length - 1} to label names (bad entry "${key}": ${JSON.stringify(label)})`);
+    if (
+      !Number.isInteger(index) ||
+      index < 0 ||
+      index >= entries.length ||
+      typeof label !== 'string' ||
+      labels[index] !== undefined
+    ) {
+      throw new Error(
+        `config.json id2label must map 0 … ${entries.length - 1} to label names (bad entry "${key}": ${JSON.stringify(label)})`,
+      );
     }
     labels[index] = label;
   }
@@ -50,21 +91,28 @@ export function id2labelList(config: Record<string, unknown>): string[] {
 }
 
 /** The meaning of each label: the operator's mapping, else LABEL_ALIASES, else categoryOfLabel(). Throws a message to wrap. */
-export function labelTargets(labels: readonly string[], explicit: Readonly<Record<string, LabelTarget>> = {}): LabelTarget[] {
+export function labelTargets(
+  labels: readonly string[],
+  explicit: Readonly<Record<string, LabelTarget>> = {},
+): LabelTarget[] {
   const targets = labels.map((label): LabelTarget => {
     const mapped = explicit[label];
     if (mapped !== undefined) {
-      if (!TARGETS.includes(mapped)) throw new Error(`labels maps "${label}" to "${String(mapped)}"; use one of ${TARGETS.join(', ')}`);
+      if (!TARGETS.includes(mapped))
+        throw new Error(`labels maps "${label}" to "${String(mapped)}"; use one of ${TARGETS.join(', ')}`);
       return mapped;
     }
     if (Object.hasOwn(LABEL_ALIASES, label)) return LABEL_ALIASES[label]!;
     return categoryOfLabel(label) ?? 'ignore';
   });
   for (const label of Object.keys(explicit)) {
-    if (!labels.includes(label)) throw new Error(`labels names "${label}", which config.json's id2label does not have (${labels.join(', ')})`);
+    if (!labels.includes(label))
+      throw new Error(`labels names "${label}", which config.json's id2label does not have (${labels.join(', ')})`);
   }
   if (targets.every((t) => t === 'ignore')) {
-    throw new Error(`none of the model's labels (${labels.join(', ')}) means a harm category, jailbreak or profanity; map them with labels`);
+    throw new Error(
+      `none of the model's labels (${labels.join(', ')}) means a harm category, jailbreak or profanity; map them with labels`,
+    );
   }
   return targets;
 }

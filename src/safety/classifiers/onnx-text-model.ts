@@ -1,10 +1,12 @@
 // The model side of the ONNX text classifier, run inside its worker thread (onnx-text-worker.ts):
 // builds the tokenizer from tokenizer.json, opens the onnxruntime session, cuts a prompt into
 // windows of token ids and runs them. Load errors name the classifier, the folder and the file.
-import ort from 'onnxruntime-node';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { join } from 'node:path';
-import { firstLine, readJson, type Fail } from './onnx-text-folder.ts';
+
+import { Tokenizer } from '@huggingface/tokenizers';
+import ort from 'onnxruntime-node';
+
+import { type Fail, firstLine, readJson } from './onnx-text-folder.ts';
 import { folderError, widthMessage, windowStarts } from './onnx-text-labels.ts';
 import type { TextModelContract, TextModelPlan } from './onnx-text-protocol.ts';
 
@@ -21,7 +23,10 @@ export interface TextModel {
 }
 
 export async function loadTextModel(plan: TextModelPlan): Promise<TextModel> {
-  const { options: { id, folder, executionProvider, threads }, modelFile } = plan;
+  const {
+    options: { id, folder, executionProvider, threads },
+    modelFile,
+  } = plan;
   const fail: Fail = (message, cause) => folderError(id, folder, message, cause);
   const tokenizerJson = await readJson(folder, 'tokenizer.json', fail);
   let tokenizer: Tokenizer;
@@ -63,7 +68,10 @@ export async function loadTextModel(plan: TextModelPlan): Promise<TextModel> {
  */
 export function encodeWindows(model: TextModel, text: string): number[][] {
   const { tokenizer } = model;
-  const { maxTokens, options: { maxWindows } } = model.plan;
+  const {
+    maxTokens,
+    options: { maxWindows },
+  } = model.plan;
   const ids = tokenizer.encode(text).ids;
   if (ids.length <= maxTokens) return [ids];
   const plain = tokenizer.encode(text, { add_special_tokens: false }).ids;
@@ -73,21 +81,32 @@ export function encodeWindows(model: TextModel, text: string): number[][] {
   // Special tokens not around the text whole (an odd post-processor): score the first maxTokens as they are.
   if (prefix < 0 || size <= 0) return [ids.slice(0, maxTokens)];
   const [head, tail] = [ids.slice(0, prefix), ids.slice(ids.length - suffix)];
-  return windowStarts(plain.length, size, maxWindows).map((start) => [...head, ...plain.slice(start, start + size), ...tail]);
+  return windowStarts(plain.length, size, maxWindows).map((start) => [
+    ...head,
+    ...plain.slice(start, start + size),
+    ...tail,
+  ]);
 }
 
 /**
  * Flattened logits, one row per window: one batched run when the model allows it, else one run per
  * window. `cancelled` is asked between runs; a prompt given up on returns undefined.
  */
-export async function runWindows(model: TextModel, windows: number[][], cancelled: () => boolean): Promise<number[] | undefined> {
+export async function runWindows(
+  model: TextModel,
+  windows: number[][],
+  cancelled: () => boolean,
+): Promise<number[] | undefined> {
   const batches = model.contract.batched ? [windows] : windows.map((w) => [w]);
   const logits: number[] = [];
   for (const batch of batches) {
     if (cancelled()) return undefined;
     const outputs = await model.session.run(feeds(model, batch));
     const output = outputs[model.contract.output]!;
-    const row = output.type === 'float16' ? Array.from(output.data as Uint16Array, halfToFloat) : Array.from(output.data as Float32Array);
+    const row =
+      output.type === 'float16'
+        ? Array.from(output.data as Uint16Array, halfToFloat)
+        : Array.from(output.data as Float32Array);
     for (const logit of row) logits.push(logit);
   }
   return logits;
@@ -100,32 +119,47 @@ function feeds(model: TextModel, batch: number[][]): Record<string, ort.Tensor> 
   const result: Record<string, ort.Tensor> = {};
   for (const { name, type } of model.inputs) {
     const values = name === 'input_ids' ? ids : ids.map(() => (name === 'attention_mask' ? 1 : 0));
-    result[name] = new ort.Tensor(type, type === 'int64' ? BigInt64Array.from(values, BigInt) : Int32Array.from(values), dims);
+    result[name] = new ort.Tensor(
+      type,
+      type === 'int64' ? BigInt64Array.from(values, BigInt) : Int32Array.from(values),
+      dims,
+    );
   }
   return result;
 }
 
 /** The inputs this classifier feeds and the logits output, checked against the model's metadata. */
-function checkContract(session: ort.InferenceSession, plan: TextModelPlan, fail: Fail): TextModelContract & Pick<TextModel, 'inputs'> {
+function checkContract(
+  session: ort.InferenceSession,
+  plan: TextModelPlan,
+  fail: Fail,
+): TextModelContract & Pick<TextModel, 'inputs'> {
   const { modelFile } = plan;
   const inputs: TextModel['inputs'] = [];
   let batched = true;
   for (const meta of session.inputMetadata) {
     const name = meta.name as InputName;
-    if (!INPUTS.includes(name)) throw fail(`${modelFile} needs input "${meta.name}", which this classifier cannot supply (it feeds ${INPUTS.join(', ')})`);
-    if (!meta.isTensor || (meta.type !== 'int64' && meta.type !== 'int32')) throw fail(`${modelFile} input "${name}" must be an int64 or int32 tensor`);
+    if (!INPUTS.includes(name))
+      throw fail(
+        `${modelFile} needs input "${meta.name}", which this classifier cannot supply (it feeds ${INPUTS.join(', ')})`,
+      );
+    if (!meta.isTensor || (meta.type !== 'int64' && meta.type !== 'int32'))
+      throw fail(`${modelFile} input "${name}" must be an int64 or int32 tensor`);
     inputs.push({ name, type: meta.type });
     // A symbolic ("batch_size") or unknown first dimension takes any batch; a fixed one (a static-shape export) does not.
     const batch = meta.shape[0];
     if (typeof batch === 'number' && batch >= 0) batched = false;
   }
-  if (!inputs.some((i) => i.name === 'input_ids')) throw fail(`${modelFile} has no input_ids input (inputs: ${session.inputNames.join(', ') || 'none'})`);
+  if (!inputs.some((i) => i.name === 'input_ids'))
+    throw fail(`${modelFile} has no input_ids input (inputs: ${session.inputNames.join(', ') || 'none'})`);
   const output = session.outputNames.includes('logits') ? 'logits' : session.outputNames[0];
   const meta = session.outputMetadata.find((m) => m.name === output);
   if (output === undefined || !meta) throw fail(`${modelFile} has no outputs`);
-  if (!meta.isTensor || (meta.type !== 'float32' && meta.type !== 'float16')) throw fail(`${modelFile} output "${output}" must be a float tensor`);
+  if (!meta.isTensor || (meta.type !== 'float32' && meta.type !== 'float16'))
+    throw fail(`${modelFile} output "${output}" must be a float tensor`);
   const width = meta.shape.at(-1);
-  if (typeof width === 'number' && width !== plan.labels.length) throw fail(widthMessage(modelFile, output, width, plan.labels.length));
+  if (typeof width === 'number' && width !== plan.labels.length)
+    throw fail(widthMessage(modelFile, output, width, plan.labels.length));
   return { inputs, output, batched };
 }
 

@@ -16,7 +16,11 @@ export type NsfwProbabilities = Record<NsfwClass, number>;
  * reports a real but minor signal, and `high` (all that blocks under `moderation: low`) needs a
  * confident explicit verdict.
  */
-export const SEXUAL_SEVERITY_TABLE: readonly { severity: Exclude<Severity, 'safe'>; explicit: number; suggestive: number }[] = [
+export const SEXUAL_SEVERITY_TABLE: readonly {
+  severity: Exclude<Severity, 'safe'>;
+  explicit: number;
+  suggestive: number;
+}[] = [
   { severity: 'high', explicit: 0.8, suggestive: Infinity },
   { severity: 'medium', explicit: 0.5, suggestive: 0.85 },
   { severity: 'low', explicit: 0.2, suggestive: 0.5 },

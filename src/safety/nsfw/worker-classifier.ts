@@ -2,9 +2,9 @@
 // wasm backend) must not stall the event loop, so the model lives in a worker thread (through
 // src/runtime/worker-rpc.ts), loaded on the first image. A worker that dies fails the images it
 // held; the next image starts a new one.
+import type { RawImage } from '../../contract/request.ts';
 import { abortable } from '../../runtime/abort.ts';
 import { WorkerRequestError, WorkerRpc, WorkerStoppedError } from '../../runtime/worker-rpc.ts';
-import type { RawImage } from '../../contract/request.ts';
 import type { NsfwClassifier } from './classifier.ts';
 import type { NsfwWorkerMethods } from './protocol.ts';
 import type { NsfwProbabilities } from './severity.ts';
@@ -20,18 +20,25 @@ export class WorkerNsfwClassifier implements NsfwClassifier {
 
   async classify(image: RawImage): Promise<NsfwProbabilities> {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new Error(`the image classifier gave no answer within ${this.options.timeoutMs} ms`)), this.options.timeoutMs);
+    const timer = setTimeout(
+      () => controller.abort(new Error(`the image classifier gave no answer within ${this.options.timeoutMs} ms`)),
+      this.options.timeoutMs,
+    );
     try {
       const rpc = await abortable(this.start(), controller.signal);
       const { width, height, channels, data } = image;
       return await rpc.request('classify', { width, height, channels, data }, { signal: controller.signal });
     } catch (error) {
       if (error instanceof WorkerStoppedError) {
-        throw new Error(error.reason === 'closed' ? 'the image classifier was closed' : `the image classifier thread ${error.what}`, {
-          cause: error,
-        });
+        throw new Error(
+          error.reason === 'closed' ? 'the image classifier was closed' : `the image classifier thread ${error.what}`,
+          {
+            cause: error,
+          },
+        );
       }
-      if (error instanceof WorkerRequestError) throw new Error(`the image classifier failed: ${error.message}`, { cause: error });
+      if (error instanceof WorkerRequestError)
+        throw new Error(`the image classifier failed: ${error.message}`, { cause: error });
       throw error;
     } finally {
       clearTimeout(timer);
@@ -61,7 +68,9 @@ export class WorkerNsfwClassifier implements NsfwClassifier {
         // A load failure is reported to each waiting image; the next image tries again in a new thread.
         if (this.rpc === rpc) [this.rpc, this.ready] = [undefined, undefined];
         void rpc.terminate();
-        throw error instanceof WorkerRequestError ? new Error(`the image classifier model did not load: ${error.message}`) : error;
+        throw error instanceof WorkerRequestError
+          ? new Error(`the image classifier model did not load: ${error.message}`)
+          : error;
       },
     );
     this.ready = ready;

@@ -3,7 +3,9 @@
 // inside the nsfwjs package and the .wasm files are read from @tensorflow/tfjs-backend-wasm.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+
 import sharp from 'sharp';
+
 import { serveRpc } from '../../runtime/worker-rpc-serve.ts';
 import { INPUT_SIZE, type NsfwWorkerMethods } from './protocol.ts';
 import { NSFW_CLASSES, type NsfwProbabilities } from './severity.ts';

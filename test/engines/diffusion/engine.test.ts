@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+
 import { DiffusionEngine } from '../../../src/engines/diffusion/engine.ts';
 import { ModelLoadError, ModelWorker } from '../../../src/engines/diffusion/worker/host.ts';
 import { EngineAbortedError, type EngineProgress } from '../../../src/engines/engine.ts';
@@ -44,19 +45,31 @@ test('load reports the model; a missing folder is a load error naming it', async
   assert.equal(info.family, 'sd1');
   assert.equal(info.nativeResolution, 512);
   const missing = new ModelWorker({ folder: join(root, 'nope'), executionProviders: ['cpu'], threads: 1 });
-  await assert.rejects(missing.load(), (error: unknown) => error instanceof ModelLoadError && /nope: the folder does not exist/.test(error.message));
+  await assert.rejects(
+    missing.load(),
+    (error: unknown) => error instanceof ModelLoadError && /nope: the folder does not exist/.test(error.message),
+  );
   await assert.rejects(missing.load(), ModelLoadError, 'a failed load stays failed');
   await missing.close();
 });
 
 test('n = 6 runs as two batches; progress counts every step, and the steps of the partial images carry a preview per image', async () => {
   const seen: EngineProgress[] = [];
-  const output = await engine.run(generationRequest({ n: 6, width: 96, height: 64, stream: true, partialImages: 2, style: null }), { onProgress: (p) => seen.push(p) });
+  const output = await engine.run(
+    generationRequest({ n: 6, width: 96, height: 64, stream: true, partialImages: 2, style: null }),
+    { onProgress: (p) => seen.push(p) },
+  );
   assert.equal(output.images.length, 6);
   for (const image of output.images) assert.deepEqual([image.width, image.height, image.channels], [96, 64, 4]);
-  assert.deepEqual(seen.map((p) => `${p.step}/${p.totalSteps}`), ['1/4', '2/4', '3/4', '4/4']);
+  assert.deepEqual(
+    seen.map((p) => `${p.step}/${p.totalSteps}`),
+    ['1/4', '2/4', '3/4', '4/4'],
+  );
   // 2 partial images over 4 steps fall at steps 2 and 3; earlier batches' final images stand in for theirs.
-  assert.deepEqual(seen.map((p) => p.previews?.length), [undefined, 4, 6, undefined]);
+  assert.deepEqual(
+    seen.map((p) => p.previews?.length),
+    [undefined, 4, 6, undefined],
+  );
   assert.equal(output.revisedPrompt, undefined, 'no style, no truncation: the prompt was used as sent');
   const again = await engine.run(generationRequest({ n: 6, width: 96, height: 64, style: null }));
   assert.deepEqual(again.images, output.images, 'the same request gives the same pixels');
@@ -66,7 +79,10 @@ test('an abort stops the job between steps; the worker serves the next one', asy
   const long = new DiffusionEngine(worker, { ...settings, steps: 200, resolution: 512 }, 'tiny');
   const controller = new AbortController();
   let steps = 0;
-  const run = long.run(generationRequest({ n: 1 }), { signal: controller.signal, onProgress: () => (steps++, controller.abort()) });
+  const run = long.run(generationRequest({ n: 1 }), {
+    signal: controller.signal,
+    onProgress: () => (steps++, controller.abort()),
+  });
   await assert.rejects(run, EngineAbortedError);
   assert.ok(steps < 200, `stopped after ${steps} of 200 steps`);
   assert.equal((await engine.run(generationRequest({ n: 1, width: 64, height: 64 }))).images.length, 1);

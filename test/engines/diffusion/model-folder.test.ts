@@ -1,10 +1,11 @@
 // inspectModelFolder: family detection from model_index.json, part folders, scheduler and configs;
 // every missing or broken part reported at once, by name.
-import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, test } from 'node:test';
+
 import { inspectModelFolder, loadModel, ModelFolderError } from '../../../src/engines/diffusion/model/index.ts';
 import { writeTinyModel } from '../../../tools/model-builder/tiny-sd.ts';
 
@@ -55,9 +56,14 @@ test('family: SD 2 by pad token or text width, LCM by scheduler or pipeline, SDX
   assert.equal((await inspectModelFolder(sd2)).family, 'sd2');
 
   const wide = await copy();
-  await editJson(join(wide, 'unet/config.json'), (j) => { j.cross_attention_dim = 1024; });
+  await editJson(join(wide, 'unet/config.json'), (j) => {
+    j.cross_attention_dim = 1024;
+  });
   assert.equal((await inspectModelFolder(wide)).family, 'sd2');
-  await editJson(join(wide, 'unet/config.json'), (j) => { j.cross_attention_dim = 768; j.sample_size = 96; });
+  await editJson(join(wide, 'unet/config.json'), (j) => {
+    j.cross_attention_dim = 768;
+    j.sample_size = 96;
+  });
   const sd1 = await inspectModelFolder(wide);
   assert.equal(sd1.family, 'sd1');
   assert.equal(sd1.nativeResolution, 768);
@@ -66,7 +72,9 @@ test('family: SD 2 by pad token or text width, LCM by scheduler or pipeline, SDX
   await writeTinyModel(lcm, { scheduler: 'lcm' });
   assert.equal((await inspectModelFolder(lcm)).family, 'lcm');
   const lcmPipe = await copy();
-  await editJson(join(lcmPipe, 'model_index.json'), (j) => { j._class_name = 'LatentConsistencyModelPipeline'; });
+  await editJson(join(lcmPipe, 'model_index.json'), (j) => {
+    j._class_name = 'LatentConsistencyModelPipeline';
+  });
   assert.equal((await inspectModelFolder(lcmPipe)).family, 'lcm');
 
   const xl = await copy();
@@ -87,14 +95,26 @@ test('family: SD 2 by pad token or text width, LCM by scheduler or pipeline, SDX
 
 test('SDXL by class name alone: the missing _2 parts are listed', async () => {
   const dir = await copy();
-  await editJson(join(dir, 'model_index.json'), (j) => { j._class_name = 'ORTStableDiffusionXLPipeline'; });
+  await editJson(join(dir, 'model_index.json'), (j) => {
+    j._class_name = 'ORTStableDiffusionXLPipeline';
+  });
   const error = await rejects(inspectModelFolder(dir));
-  assert.deepEqual(error.problems, ['tokenizer_2/vocab.json is missing', 'tokenizer_2/merges.txt is missing', 'text_encoder_2/model.onnx is missing']);
+  assert.deepEqual(error.problems, [
+    'tokenizer_2/vocab.json is missing',
+    'tokenizer_2/merges.txt is missing',
+    'text_encoder_2/model.onnx is missing',
+  ]);
 });
 
 test('every missing part is listed in one error', async () => {
   const dir = await copy();
-  for (const file of ['unet/model.onnx', 'text_encoder/model.onnx', 'vae_decoder/model.onnx', 'scheduler/scheduler_config.json', 'tokenizer/merges.txt']) {
+  for (const file of [
+    'unet/model.onnx',
+    'text_encoder/model.onnx',
+    'vae_decoder/model.onnx',
+    'scheduler/scheduler_config.json',
+    'tokenizer/merges.txt',
+  ]) {
     await rm(join(dir, file));
   }
   const error = await rejects(inspectModelFolder(dir));
@@ -112,7 +132,9 @@ test('vae_encoder is optional, except for an inpainting model', async () => {
   const dir = await copy();
   await rm(join(dir, 'vae_encoder'), { recursive: true });
   assert.equal((await inspectModelFolder(dir)).parts.vaeEncoder, undefined);
-  await editJson(join(dir, 'model_index.json'), (j) => { j._class_name = 'OnnxStableDiffusionInpaintPipeline'; });
+  await editJson(join(dir, 'model_index.json'), (j) => {
+    j._class_name = 'OnnxStableDiffusionInpaintPipeline';
+  });
   const error = await rejects(inspectModelFolder(dir));
   assert.match(error.message, /vae_encoder\/model\.onnx is missing/);
 });

@@ -1,15 +1,24 @@
 // fp16 conversion (round to nearest even, inf, NaN, subnormals) and the feeds built from contracts,
 // checked by running the tiny UNet and text encoder with them.
-import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, test } from 'node:test';
+
 import {
-  floatTensor, fromFloat16Array, fromFloat16Bits, idsTensor, loadModel, tensorToFloat32, timestepTensor, toFloat16Array, toFloat16Bits,
+  floatTensor,
+  fromFloat16Array,
+  fromFloat16Bits,
+  idsTensor,
   type LoadedModel,
+  loadModel,
+  tensorToFloat32,
+  timestepTensor,
+  toFloat16Array,
+  toFloat16Bits,
 } from '../../../src/engines/diffusion/model/index.ts';
-import { writeTinyModel, type TinyModelOptions } from '../../../tools/model-builder/tiny-sd.ts';
+import { type TinyModelOptions, writeTinyModel } from '../../../tools/model-builder/tiny-sd.ts';
 
 test('fp16: exact bits for the edge values', () => {
   assert.equal(toFloat16Bits(0), 0x0000);
@@ -90,7 +99,12 @@ test('feeds built from the contracts have the declared dtype and dims and run th
     if (t.type === 'int64') assert.equal((t.data as BigInt64Array)[0], 999n, name); // rounded
 
     const channels = m.inpainting ? 9 : 4;
-    const sample = floatTensor(unet.sampleType, new Float32Array(batch * channels * h * w).fill(0.5), [batch, channels, h, w]);
+    const sample = floatTensor(unet.sampleType, new Float32Array(batch * channels * h * w).fill(0.5), [
+      batch,
+      channels,
+      h,
+      w,
+    ]);
     assert.equal(sample.type, unet.sampleType, name);
     const context = floatTensor(unet.encoderHiddenStatesType, tensorToFloat32(hidden), hidden.dims);
     const out = await m.sessions.unet.run({ sample, timestep: t, encoder_hidden_states: context });

@@ -1,11 +1,13 @@
 // Thread settings: the plan divides the machine's cores among the models that can run at once, and
 // what it decides reaches onnxruntime (the options given to InferenceSession.create are captured).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
+
 import ort from 'onnxruntime-node';
+
 import { loadConfig } from '../../../src/config/index.ts';
 import { createDeploymentEngines } from '../../../src/engines/deployment-engines.ts';
 import { loadModel } from '../../../src/engines/diffusion/model/index.ts';
@@ -22,12 +24,20 @@ let tinyFolder: Promise<string> | undefined;
 const tinyModel = () => (tinyFolder ??= writeTinyModel(join(root, 'sd'), {}).then(() => join(root, 'sd')));
 
 /** Runs `body` while recording the options of every InferenceSession.create call. */
-async function capturingSessionOptions<T>(body: () => Promise<T>): Promise<{ result: T; options: ort.InferenceSession.SessionOptions[] }> {
+async function capturingSessionOptions<T>(
+  body: () => Promise<T>,
+): Promise<{ result: T; options: ort.InferenceSession.SessionOptions[] }> {
   const original = ort.InferenceSession.create;
   const options: ort.InferenceSession.SessionOptions[] = [];
-  (ort.InferenceSession as { create: unknown }).create = (path: string, sessionOptions: ort.InferenceSession.SessionOptions) => {
+  (ort.InferenceSession as { create: unknown }).create = (
+    path: string,
+    sessionOptions: ort.InferenceSession.SessionOptions,
+  ) => {
     options.push(sessionOptions);
-    return (original as (p: string, o: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>)(path, sessionOptions);
+    return (original as (p: string, o: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>)(
+      path,
+      sessionOptions,
+    );
   };
   try {
     return { result: await body(), options };
@@ -52,7 +62,11 @@ test('automatic: all cores for one model, divided between models that run at onc
 });
 
 test('a configured onnx.threads is used as given, for every session', () => {
-  assert.deepEqual(planOnnxThreads({ configured: 3, diffusionModels: 2, concurrency: 2, cores: 2 }), { diffusion: 3, classifier: 3, reason: 'onnx.threads = 3' });
+  assert.deepEqual(planOnnxThreads({ configured: 3, diffusionModels: 2, concurrency: 2, cores: 2 }), {
+    diffusion: 3,
+    classifier: 3,
+    reason: 'onnx.threads = 3',
+  });
 });
 
 test('the plan of a configuration counts distinct model folders and the queue', () => {
@@ -64,7 +78,16 @@ test('the plan of a configuration counts distinct model folders and the queue', 
   });
   // EASEL_MODEL puts every placeholder deployment on one folder: one model, all cores.
   assert.equal(onnxThreadPlan(config, 8).diffusion, 8);
-  const two = { ...config, deployments: [config.deployments[0]!, { ...config.deployments[1]!, diffusion: { ...(config.deployments[1] as { diffusion: object }).diffusion, folder: join(root, 'other') } }] } as typeof config;
+  const two = {
+    ...config,
+    deployments: [
+      config.deployments[0]!,
+      {
+        ...config.deployments[1]!,
+        diffusion: { ...(config.deployments[1] as { diffusion: object }).diffusion, folder: join(root, 'other') },
+      },
+    ],
+  } as typeof config;
   assert.equal(onnxThreadPlan(two, 8).diffusion, 4);
   assert.equal(onnxThreadPlan({ ...two, queue: { ...two.queue, concurrency: 1 } }, 8).diffusion, 8);
   assert.equal(onnxThreadPlan({ ...two, onnx: { ...two.onnx, threads: 3 } }, 8).diffusion, 3);
@@ -87,7 +110,9 @@ test('loadModel opens every part with the thread count, one inter-op thread, seq
 
 test("without a thread count, loadModel leaves onnxruntime's own default; tuning options override", async () => {
   const folder = await tinyModel();
-  const { result: model, options } = await capturingSessionOptions(() => loadModel(folder, { tuning: { enableCpuMemArena: true, executionMode: 'parallel' } }));
+  const { result: model, options } = await capturingSessionOptions(() =>
+    loadModel(folder, { tuning: { enableCpuMemArena: true, executionMode: 'parallel' } }),
+  );
   await model.release();
   for (const o of options) {
     assert.equal('intraOpNumThreads' in o, false);
@@ -105,7 +130,10 @@ test('the model worker of a diffusion deployment opens its sessions with the pla
     await engines.loaded;
     const planned = onnxThreadPlan(config).diffusion;
     assert.equal(engines.get('dall-e-3').model?.threads, planned);
-    assert.ok(logged.some((o) => (o as { onnxThreads?: number }).onnxThreads === planned), 'the plan is logged at start-up');
+    assert.ok(
+      logged.some((o) => (o as { onnxThreads?: number }).onnxThreads === planned),
+      'the plan is logged at start-up',
+    );
   } finally {
     await engines.close();
   }
@@ -113,7 +141,11 @@ test('the model worker of a diffusion deployment opens its sessions with the pla
 
 test('an ONNX text classifier opens its session with the given threads and the same fixed options', async () => {
   const folder = join(root, 'classifier');
-  await writeTextClassifier(folder, { labels: ['hate'], problemType: 'multi_label_classification', weights: { grrr: { hate: 4 } } });
+  await writeTextClassifier(folder, {
+    labels: ['hate'],
+    problemType: 'multi_label_classification',
+    weights: { grrr: { hate: 4 } },
+  });
   const plan = await inspectFolder({ id: 'tox', folder, threads: 1, maxWindows: 4 });
   const { result: model, options } = await capturingSessionOptions(() => loadTextModel(plan));
   await model.session.release();

@@ -1,11 +1,18 @@
 // Which timesteps a run goes through, for text-to-image and for image-to-image's `strength`,
 // checked on the schedule alone (no model): the count the pipeline tests see, here with the values.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import { prepareTimesteps } from '../../../src/engines/diffusion/pipeline/pipeline.ts';
 import { parseSchedulerConfig, type SchedulerClassName } from '../../../src/engines/diffusion/schedulers/index.ts';
 
-const SD = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', num_train_timesteps: 1000, timestep_spacing: 'trailing' };
+const SD = {
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+  num_train_timesteps: 1000,
+  timestep_spacing: 'trailing',
+};
 const config = (className: SchedulerClassName) => parseSchedulerConfig({ _class_name: className, ...SD });
 
 test('text-to-image (strength 1) runs the whole schedule', () => {

@@ -1,15 +1,22 @@
 // The pipelines on tiny random models: what is fed to each part, in which order and shape, and
 // that the same job gives the same pixels. The tiny models are not diffusion models, so these
 // tests check the plumbing (batching, guidance, strength, masks, progress, cancellation), not beauty.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import type ort from 'onnxruntime-node';
+
 import type { RawImage } from '../../../src/contract/request.ts';
-import { tensorToFloat32, type LoadedModel } from '../../../src/engines/diffusion/model/index.ts';
-import { PipelineAbortedError, PipelineInputError, runPipeline, type PipelineJob } from '../../../src/engines/diffusion/pipeline/index.ts';
+import { type LoadedModel, tensorToFloat32 } from '../../../src/engines/diffusion/model/index.ts';
+import {
+  PipelineAbortedError,
+  PipelineInputError,
+  type PipelineJob,
+  runPipeline,
+} from '../../../src/engines/diffusion/pipeline/index.ts';
 import { guidanceEmbedding } from '../../../src/engines/diffusion/pipeline/text.ts';
-import { tinyModels } from '../../helpers/tiny-models.ts';
 import type { TinyModelOptions } from '../../../tools/model-builder/tiny-sd.ts';
+import { tinyModels } from '../../helpers/tiny-models.ts';
 
 const tiny = await tinyModels('easel-pipeline-');
 
@@ -36,9 +43,19 @@ async function model(name: string, options: TinyModelOptions = {}): Promise<{ mo
   return { model: m, calls };
 }
 
-const job = (over: Partial<PipelineJob> = {}): PipelineJob => ({ prompt: 'a photo of a cat', n: 1, width: 64, height: 64, steps: 2, guidanceScale: 0, seed: 7, ...over });
+const job = (over: Partial<PipelineJob> = {}): PipelineJob => ({
+  prompt: 'a photo of a cat',
+  n: 1,
+  width: 64,
+  height: 64,
+  steps: 2,
+  guidanceScale: 0,
+  seed: 7,
+  ...over,
+});
 const parts = (calls: Call[]) => calls.map((c) => c.part);
-const dims = (calls: Call[], part: string, input: string) => calls.filter((c) => c.part === part).map((c) => c.feeds[input]!.dims.join('x'));
+const dims = (calls: Call[], part: string, input: string) =>
+  calls.filter((c) => c.part === part).map((c) => c.feeds[input]!.dims.join('x'));
 
 function photo(width: number, height: number): RawImage {
   const data = Buffer.alloc(width * height * 4);
@@ -55,7 +72,8 @@ test('text-to-image: one encoder run, one UNet run per step, one decode per imag
   assert.deepEqual(dims(sdCalls, 'unet', 'sample'), ['2x4x8x8', '2x4x8x8', '2x4x8x8']);
   assert.deepEqual(dims(sdCalls, 'vaeDecoder', 'latent_sample'), ['1x4x8x8', '1x4x8x8']);
   assert.equal(result.images.length, 2);
-  for (const image of result.images) assert.deepEqual([image.width, image.height, image.channels, image.data.length], [64, 64, 3, 64 * 64 * 3]);
+  for (const image of result.images)
+    assert.deepEqual([image.width, image.height, image.channels, image.data.length], [64, 64, 3, 64 * 64 * 3]);
   assert.notDeepEqual(result.images[0]!.data, result.images[1]!.data, 'each image of a batch has its own noise');
   assert.equal(result.steps, 3);
   assert.equal(result.timings.runs.unet!.length, 3);
@@ -96,12 +114,19 @@ test('progress after every step with latent-size previews; an abort stops betwee
       assert.deepEqual([images[0]!.width, images[0]!.height, images[0]!.channels], [8, 8, 3]);
     },
   });
-  assert.deepEqual(seen, [[1, 3, 2], [2, 3, 2], [3, 3, 2]]);
+  assert.deepEqual(seen, [
+    [1, 3, 2],
+    [2, 3, 2],
+    [3, 3, 2],
+  ]);
 
   sdCalls.length = 0;
   const controller = new AbortController();
   await assert.rejects(
-    runPipeline(sd, job({ steps: 4 }), { signal: controller.signal, onStep: (step) => void (step === 1 && controller.abort()) }),
+    runPipeline(sd, job({ steps: 4 }), {
+      signal: controller.signal,
+      onStep: (step) => void (step === 1 && controller.abort()),
+    }),
     PipelineAbortedError,
   );
   assert.deepEqual(parts(sdCalls), ['textEncoder', 'unet']);
@@ -135,7 +160,9 @@ test('inpainting with a 4-channel UNet blends the known area back after every st
   assert.deepEqual(parts(sdCalls), ['textEncoder', 'vaeEncoder', 'unet', 'unet', 'unet', 'vaeDecoder']);
   // The right half's final latents are the image's own (decoded: the same as decoding the init latents).
   const decoded = tensorToFloat32(sdCalls.at(-1)!.feeds.latent_sample!);
-  const encoded = tensorToFloat32((await sd.sessions.vaeEncoder!.run({ sample: sdCalls[1]!.feeds.sample! })).latent_sample!);
+  const encoded = tensorToFloat32(
+    (await sd.sessions.vaeEncoder!.run({ sample: sdCalls[1]!.feeds.sample! })).latent_sample!,
+  );
   for (let c = 0; c < 4; c++) {
     for (let y = 0; y < 8; y++) {
       for (let x = 4; x < 8; x++) {
@@ -153,7 +180,15 @@ test('inpainting with a 9-channel UNet feeds latents ‖ mask ‖ masked-image l
   const mask = new Uint8Array(64 * 64);
   for (let i = 0; i < mask.length; i++) mask[i] = Math.floor(i / 64) < 32 ? 1 : 0; // repaint the top half
   await runPipeline(inpaint, job({ n: 2, guidanceScale: 5, init: { image: init, strength: 1, mask } }));
-  assert.deepEqual(parts(calls), ['textEncoder', 'textEncoder', 'vaeEncoder', 'unet', 'unet', 'vaeDecoder', 'vaeDecoder']);
+  assert.deepEqual(parts(calls), [
+    'textEncoder',
+    'textEncoder',
+    'vaeEncoder',
+    'unet',
+    'unet',
+    'vaeDecoder',
+    'vaeDecoder',
+  ]);
   const masked = tensorToFloat32(calls[2]!.feeds.sample!);
   assert.equal(masked[0], 0, 'the repaint area of the encoder input is blanked');
   assert.notEqual(masked[64 * 63], 0);
@@ -161,7 +196,10 @@ test('inpainting with a 9-channel UNet feeds latents ‖ mask ‖ masked-image l
   assert.deepEqual(sample.dims, [4, 9, 8, 8]);
   const values = tensorToFloat32(sample);
   const maskChannel = Array.from(values.subarray(4 * 64, 5 * 64));
-  assert.deepEqual(maskChannel, Array.from({ length: 64 }, (_, i) => (i < 32 ? 1 : 0)));
+  assert.deepEqual(
+    maskChannel,
+    Array.from({ length: 64 }, (_, i) => (i < 32 ? 1 : 0)),
+  );
   // Without a mask it repaints everything: all-ones mask, a blank image to start from.
   calls.length = 0;
   await runPipeline(inpaint, job());
@@ -185,7 +223,12 @@ test('exporter variants: fp16 tensors, int64 timesteps, scalar timesteps, latent
 });
 
 test('every scheduler runs the loop: DDIM, Euler ancestral and LCM by override', async () => {
-  for (const scheduler of ['DDIMScheduler', 'EulerAncestralDiscreteScheduler', 'LCMScheduler', 'PNDMScheduler'] as const) {
+  for (const scheduler of [
+    'DDIMScheduler',
+    'EulerAncestralDiscreteScheduler',
+    'LCMScheduler',
+    'PNDMScheduler',
+  ] as const) {
     const a = await runPipeline(sd, job({ scheduler, steps: 3 }));
     const b = await runPipeline(sd, job({ scheduler, steps: 3 }));
     assert.deepEqual(a.images, b.images, scheduler);
@@ -196,7 +239,12 @@ test('every scheduler runs the loop: DDIM, Euler ancestral and LCM by override',
 test('LCM guidance embedding: sin half then cos half of (w − 1)·1000 times the frequencies', () => {
   const e = guidanceEmbedding(8.5, 4);
   // half 2: frequencies 1 and exp(−ln 10000) = 1e-4; angles 7500 and 0.75.
-  const expected = [Math.sin(7500), Math.sin(Math.fround(7500 * Math.fround(1e-4))), Math.cos(7500), Math.cos(Math.fround(7500 * Math.fround(1e-4)))];
+  const expected = [
+    Math.sin(7500),
+    Math.sin(Math.fround(7500 * Math.fround(1e-4))),
+    Math.cos(7500),
+    Math.cos(Math.fround(7500 * Math.fround(1e-4))),
+  ];
   expected.forEach((v, i) => assert.ok(Math.abs(e[i]! - v) < 1e-6, `${i}: ${e[i]} vs ${v}`));
   assert.equal(guidanceEmbedding(3, 5)[4], 0, 'odd sizes are zero-padded');
 });
@@ -212,8 +260,14 @@ test('SDXL: both encoders concatenated, pooled text_embeds and time_ids fed, zer
   assert.deepEqual(Array.from(tensorToFloat32(unet.time_ids!).subarray(0, 6)), [128, 64, 0, 0, 128, 64]);
   const context = tensorToFloat32(unet.encoder_hidden_states!);
   const pooled = tensorToFloat32(unet.text_embeds!);
-  assert.ok(context.subarray(0, context.length / 2).every((v) => v === 0), 'uncond hidden states are zeros');
-  assert.ok(pooled.subarray(0, pooled.length / 2).every((v) => v === 0), 'uncond text_embeds are zeros');
+  assert.ok(
+    context.subarray(0, context.length / 2).every((v) => v === 0),
+    'uncond hidden states are zeros',
+  );
+  assert.ok(
+    pooled.subarray(0, pooled.length / 2).every((v) => v === 0),
+    'uncond text_embeds are zeros',
+  );
   assert.ok(context.subarray(context.length / 2).some((v) => v !== 0));
 });
 
@@ -225,5 +279,8 @@ test('LCM: guidance goes into timestep_cond, never into a doubled batch', async 
   assert.deepEqual(unet.sample!.dims, [2, 4, 8, 8]);
   const dim = lcm.contracts.unet.timestepCond!.size!;
   assert.deepEqual(unet.timestep_cond!.dims, [2, dim]);
-  assert.deepEqual(Array.from(tensorToFloat32(unet.timestep_cond!).subarray(0, dim)), Array.from(guidanceEmbedding(8.5, dim)));
+  assert.deepEqual(
+    Array.from(tensorToFloat32(unet.timestep_cond!).subarray(0, dim)),
+    Array.from(guidanceEmbedding(8.5, dim)),
+  );
 });

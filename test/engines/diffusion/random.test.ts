@@ -1,5 +1,6 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import { normalSource, randn, uniformSource, xoshiro128ss } from '../../../src/engines/diffusion/random.ts';
 
 test('xoshiro128** from state [1, 2, 3, 4] gives the reference implementation’s first outputs', () => {
@@ -27,7 +28,10 @@ test('the same seed gives the same values; other seeds, including ones differing
 });
 
 test('randn(4, 42) is pinned: changing the generator would change every picture for a given seed', () => {
-  assert.deepEqual([...randn(4, 42)], [-0.33836862444877625, 1.4306471347808838, -1.1462703943252563, -1.2754586935043335]);
+  assert.deepEqual(
+    [...randn(4, 42)],
+    [-0.33836862444877625, 1.4306471347808838, -1.1462703943252563, -1.2754586935043335],
+  );
 });
 
 test('a normal source continues one stream: two draws of 4 equal one randn of 8', () => {

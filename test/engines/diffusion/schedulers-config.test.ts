@@ -1,5 +1,6 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import {
   createScheduler,
   DDIMScheduler,
@@ -65,13 +66,19 @@ test('an SD-Turbo scheduler config parses, ignoring keys diffusers ignores', () 
 
 test('defaults follow each class’s diffusers __init__', () => {
   const euler = parseSchedulerConfig(EULER);
-  assert.deepEqual([euler.beta_start, euler.beta_end, euler.beta_schedule, euler.timestep_spacing], [0.0001, 0.02, 'linear', 'linspace']);
+  assert.deepEqual(
+    [euler.beta_start, euler.beta_end, euler.beta_schedule, euler.timestep_spacing],
+    [0.0001, 0.02, 'linear', 'linspace'],
+  );
   assert.equal(euler.prediction_type, 'epsilon');
   const ddim = parseSchedulerConfig({ _class_name: 'DDIMScheduler' });
   assert.deepEqual([ddim.timestep_spacing, ddim.clip_sample, ddim.set_alpha_to_one], ['leading', true, true]);
   const lcm = parseSchedulerConfig({ _class_name: 'LCMScheduler' });
   assert.deepEqual([lcm.beta_start, lcm.beta_end, lcm.beta_schedule], [0.00085, 0.012, 'scaled_linear']);
-  assert.deepEqual([lcm.original_inference_steps, lcm.timestep_scaling, lcm.set_alpha_to_one, lcm.clip_sample], [50, 10, true, false]);
+  assert.deepEqual(
+    [lcm.original_inference_steps, lcm.timestep_scaling, lcm.set_alpha_to_one, lcm.clip_sample],
+    [50, 10, true, false],
+  );
   const pndm = parseSchedulerConfig({ _class_name: 'PNDMScheduler' });
   assert.deepEqual([pndm.timestep_spacing, pndm.set_alpha_to_one], ['leading', false]);
 });
@@ -109,12 +116,17 @@ test('schedule options easel does not implement are refused by name', () => {
   throwsNaming({ ...EULER, use_beta_sigmas: true }, 'use_beta_sigmas');
   throwsNaming({ _class_name: 'DDIMScheduler', thresholding: true }, 'thresholding');
   throwsNaming({ ...EULER, interpolation_type: 'log_linear' }, 'interpolation_type');
-  assert.throws(() => parseSchedulerConfig({ ...EULER, use_karras_sigmas: true }), /use_karras_sigmas true is not supported yet/);
+  assert.throws(
+    () => parseSchedulerConfig({ ...EULER, use_karras_sigmas: true }),
+    /use_karras_sigmas true is not supported yet/,
+  );
 });
 
 test('trained_betas of the right length replace the β schedule', () => {
   const betas = Array.from({ length: 10 }, () => 0.1);
-  const scheduler = new DDIMScheduler(parseSchedulerConfig({ _class_name: 'DDIMScheduler', num_train_timesteps: 10, trained_betas: betas }));
+  const scheduler = new DDIMScheduler(
+    parseSchedulerConfig({ _class_name: 'DDIMScheduler', num_train_timesteps: 10, trained_betas: betas }),
+  );
   assert.equal(scheduler.alphasCumprod[1], Math.fround(Math.fround(0.9) * Math.fround(0.9)));
 });
 

@@ -4,17 +4,18 @@
  * then land on x0; the tolerance, 1e-5 absolute on values of order 1, covers float32 rounding
  * over the steps (the errors seen are about 1e-7).
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { normalSource, randn } from '../../../src/engines/diffusion/random.ts';
 import {
   alphasCumprodFor,
   betasFor,
   createScheduler,
-  parseSchedulerConfig,
   type NormalSource,
+  parseSchedulerConfig,
   type Scheduler,
 } from '../../../src/engines/diffusion/schedulers/index.ts';
-import { normalSource, randn } from '../../../src/engines/diffusion/random.ts';
 
 type Model = (input: Float32Array, timestep: number) => Float32Array;
 
@@ -61,8 +62,16 @@ function run(json: Record<string, unknown>, steps: number, rng?: NormalSource): 
 
 const CASES: [string, Record<string, unknown>, number][] = [
   ['Euler, trailing, 4 steps', { _class_name: 'EulerDiscreteScheduler', timestep_spacing: 'trailing' }, 4],
-  ['Euler, leading + offset 1, 30 steps', { _class_name: 'EulerDiscreteScheduler', timestep_spacing: 'leading', steps_offset: 1 }, 30],
-  ['EulerAncestral, trailing, 4 steps', { _class_name: 'EulerAncestralDiscreteScheduler', timestep_spacing: 'trailing' }, 4],
+  [
+    'Euler, leading + offset 1, 30 steps',
+    { _class_name: 'EulerDiscreteScheduler', timestep_spacing: 'leading', steps_offset: 1 },
+    30,
+  ],
+  [
+    'EulerAncestral, trailing, 4 steps',
+    { _class_name: 'EulerAncestralDiscreteScheduler', timestep_spacing: 'trailing' },
+    4,
+  ],
   ['DDIM, leading + offset 1, 50 steps', { _class_name: 'DDIMScheduler', steps_offset: 1 }, 50],
   ['DDIM, trailing, 4 steps', { _class_name: 'DDIMScheduler', timestep_spacing: 'trailing' }, 4],
   ['LCM, 4 steps', { _class_name: 'LCMScheduler' }, 4],
@@ -90,9 +99,16 @@ test('DDIM with set_alpha_to_one false ends at ᾱ_0’s noise level: √ᾱ_0·
 const constantModel: Model = (input) => input.map(() => 0.1);
 
 function stochasticRun(className: string, seed: number): Float32Array {
-  const { scheduler } = createScheduler(parseSchedulerConfig({ ...SD, _class_name: className, timestep_spacing: 'trailing' }));
+  const { scheduler } = createScheduler(
+    parseSchedulerConfig({ ...SD, _class_name: className, timestep_spacing: 'trailing' }),
+  );
   scheduler.setTimesteps(4);
-  return denoise(scheduler, constantModel, randn(64, 5).map((v) => v * scheduler.initNoiseSigma), normalSource(seed));
+  return denoise(
+    scheduler,
+    constantModel,
+    randn(64, 5).map((v) => v * scheduler.initNoiseSigma),
+    normalSource(seed),
+  );
 }
 
 for (const className of ['EulerAncestralDiscreteScheduler', 'LCMScheduler']) {
@@ -107,7 +123,11 @@ test('Euler and DDIM (η = 0) draw no noise: a loop without a noise source is re
     const runOnce = () => {
       const { scheduler } = createScheduler(parseSchedulerConfig({ ...SD, _class_name: className }));
       scheduler.setTimesteps(10);
-      return denoise(scheduler, constantModel, randn(64, 5).map((v) => v * scheduler.initNoiseSigma));
+      return denoise(
+        scheduler,
+        constantModel,
+        randn(64, 5).map((v) => v * scheduler.initNoiseSigma),
+      );
     };
     assert.deepEqual(runOnce(), runOnce(), className);
   }

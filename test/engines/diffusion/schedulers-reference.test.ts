@@ -6,8 +6,9 @@
  * so each value is compared with a relative tolerance of 1e-5 (float32 vs float64 differ by
  * ~1e-6); where the float32 and float64 values differ by more, the comment says which is used.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import {
   ancestralSigmas,
   betasFor,
@@ -16,8 +17,8 @@ import {
   EulerAncestralDiscreteScheduler,
   EulerDiscreteScheduler,
   img2imgStartIndex,
-  LCMScheduler,
   lcmBoundaryScalings,
+  LCMScheduler,
   parseSchedulerConfig,
   type SchedulerClassName,
 } from '../../../src/engines/diffusion/schedulers/index.ts';
@@ -27,7 +28,10 @@ const REL = 1e-5;
 
 function assertClose(actual: number, expected: number, what: string, rel = REL): void {
   const tolerance = rel * Math.abs(expected);
-  assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: got ${actual}, expected ${expected} ± ${tolerance.toExponential(1)}`);
+  assert.ok(
+    Math.abs(actual - expected) <= tolerance,
+    `${what}: got ${actual}, expected ${expected} ± ${tolerance.toExponential(1)}`,
+  );
 }
 
 function assertAllClose(actual: readonly number[], expected: readonly number[], what: string): void {
@@ -42,11 +46,19 @@ function config(className: SchedulerClassName, extra: Record<string, unknown> = 
 }
 
 function euler(spacing: string, stepsOffset = 0): EulerDiscreteScheduler {
-  return new EulerDiscreteScheduler(config('EulerDiscreteScheduler', { timestep_spacing: spacing, steps_offset: stepsOffset }));
+  return new EulerDiscreteScheduler(
+    config('EulerDiscreteScheduler', { timestep_spacing: spacing, steps_offset: stepsOffset }),
+  );
 }
 
 function ddim(spacing: string, stepsOffset: number, prediction = 'epsilon'): DDIMScheduler {
-  const extra = { timestep_spacing: spacing, steps_offset: stepsOffset, set_alpha_to_one: false, clip_sample: false, prediction_type: prediction };
+  const extra = {
+    timestep_spacing: spacing,
+    steps_offset: stepsOffset,
+    set_alpha_to_one: false,
+    clip_sample: false,
+    prediction_type: prediction,
+  };
   return new DDIMScheduler(config('DDIMScheduler', extra));
 }
 
@@ -84,12 +96,24 @@ test('the β and ᾱ tables equal torch 2.13 float32 values bit for bit', () => 
   // Values printed by torch.linspace(…, dtype=torch.float32) and torch.cumprod on an x86-64 CPU (the script's "torch float32 tables").
   const scaled = euler('trailing');
   const scaledBetas = betasFor(scaled.config);
-  assert.deepEqual([1, 500, 999].map((i) => scaledBetas[i]), [0.0008546985918655992, 0.004814953543245792, 0.011999999172985554]);
-  assert.deepEqual([1, 500, 999].map((i) => scaled.alphasCumprod[i]), [0.9982960224151611, 0.27633246779441833, 0.00466009508818388]);
+  assert.deepEqual(
+    [1, 500, 999].map((i) => scaledBetas[i]),
+    [0.0008546985918655992, 0.004814953543245792, 0.011999999172985554],
+  );
+  assert.deepEqual(
+    [1, 500, 999].map((i) => scaled.alphasCumprod[i]),
+    [0.9982960224151611, 0.27633246779441833, 0.00466009508818388],
+  );
   const linear = new DDIMScheduler(parseSchedulerConfig({ _class_name: 'DDIMScheduler' }));
   const linearBetas = betasFor(linear.config);
-  assert.deepEqual([1, 500, 999].map((i) => linearBetas[i]), [0.00011991991777904332, 0.010059959255158901, 0.019999999552965164]);
-  assert.deepEqual([1, 500, 999].map((i) => linear.alphasCumprod[i]), [0.9997800588607788, 0.07779665291309357, 4.035830352222547e-5]);
+  assert.deepEqual(
+    [1, 500, 999].map((i) => linearBetas[i]),
+    [0.00011991991777904332, 0.010059959255158901, 0.019999999552965164],
+  );
+  assert.deepEqual(
+    [1, 500, 999].map((i) => linear.alphasCumprod[i]),
+    [0.9997800588607788, 0.07779665291309357, 4.035830352222547e-5],
+  );
 });
 
 test('Euler timesteps and σs for each spacing and step count of the reference', () => {
@@ -143,10 +167,17 @@ test('Euler worked example (x=1, ε=0.5, N=4 trailing, first step)', () => {
 });
 
 test('EulerAncestral σ_up and σ_down for N=4 trailing, and a step with z = 0.3', () => {
-  const scheduler = new EulerAncestralDiscreteScheduler(config('EulerAncestralDiscreteScheduler', { timestep_spacing: 'trailing' }));
+  const scheduler = new EulerAncestralDiscreteScheduler(
+    config('EulerAncestralDiscreteScheduler', { timestep_spacing: 'trailing' }),
+  );
   scheduler.setTimesteps(4);
   const sigmas = scheduler.sigmas;
-  const expected = [[3.919304, 1.139988], [1.481626, 0.637328], [0.625914, 0.297934], [0, 0]] as const;
+  const expected = [
+    [3.919304, 1.139988],
+    [1.481626, 0.637328],
+    [0.625914, 0.297934],
+    [0, 0],
+  ] as const;
   expected.forEach(([up, down], i) => {
     const got = ancestralSigmas(sigmas[i] as number, sigmas[i + 1] as number);
     if (up === 0) assert.deepEqual(got, { up: 0, down: 0 }, 'last step');
@@ -168,7 +199,10 @@ test('DDIM timesteps: N=4 trailing, N=4 leading (offset 1), N=50 leading (offset
   leading.setTimesteps(4);
   assert.deepEqual(leading.timesteps, [751, 501, 251, 1]);
   leading.setTimesteps(50);
-  assert.deepEqual(leading.timesteps, Array.from({ length: 50 }, (_, i) => 981 - 20 * i));
+  assert.deepEqual(
+    leading.timesteps,
+    Array.from({ length: 50 }, (_, i) => 981 - 20 * i),
+  );
 });
 
 test('DDIM worked example, epsilon (x=1, ε=0.5, 999 → 749, η=0)', () => {
@@ -184,7 +218,12 @@ test('DDIM worked example, v_prediction (x=1, v=0.5, 999 → 749)', () => {
   scheduler.setTimesteps(4);
   const { prevSample, predOriginalSample } = scheduler.step(new Float32Array([0.5]), 999, new Float32Array([1]));
   assertClose(predOriginalSample?.[0] as number, -0.4305687, 'x0');
-  const { epsilon } = alphaSpaceX0('v_prediction', new Float32Array([0.5]), new Float32Array([1]), scheduler.alphasCumprod[999] as number);
+  const { epsilon } = alphaSpaceX0(
+    'v_prediction',
+    new Float32Array([0.5]),
+    new Float32Array([1]),
+    scheduler.alphasCumprod[999] as number,
+  );
   assertClose(epsilon[0] as number, 1.0317997, 'ε̂');
   assertClose(prevSample[0] as number, 0.89970518, 'x_prev');
 });
@@ -223,7 +262,12 @@ test('LCM c_skip and c_out at t = 999, 259, 19', () => {
 test('LCM worked example (x=1, ε=0.5, t=999, next 759, z=0.3)', () => {
   const scheduler = new LCMScheduler(config('LCMScheduler', { set_alpha_to_one: false }));
   scheduler.setTimesteps(4);
-  const { prevSample, predOriginalSample } = scheduler.step(new Float32Array([0.5]), 999, new Float32Array([1]), () => 0.3);
+  const { prevSample, predOriginalSample } = scheduler.step(
+    new Float32Array([0.5]),
+    999,
+    new Float32Array([1]),
+    () => 0.3,
+  );
   assertClose(predOriginalSample?.[0] as number, 7.3414929, 'denoised');
   assertClose(prevSample[0] as number, 1.9696051, 'x_prev');
 });

@@ -2,17 +2,18 @@
  * Single steps on inputs where the formula's answer is plain, and the errors of misuse.
  * Tolerances: values are float32, so comparisons allow 1e-6 relative unless exact.
  */
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import {
   DDIMScheduler,
   EulerAncestralDiscreteScheduler,
   EulerDiscreteScheduler,
   LCMScheduler,
   parseSchedulerConfig,
+  type SchedulerClassName,
   SchedulerError,
   spacedTimesteps,
-  type SchedulerClassName,
 } from '../../../src/engines/diffusion/schedulers/index.ts';
 import { indexForTimestep } from '../../../src/engines/diffusion/schedulers/step-index.ts';
 
@@ -23,7 +24,10 @@ function config(className: SchedulerClassName, extra: Record<string, unknown> = 
 }
 
 function close(actual: number, expected: number, what: string): void {
-  assert.ok(Math.abs(actual - expected) <= 1e-6 * Math.max(1, Math.abs(expected)), `${what}: got ${actual}, expected ${expected}`);
+  assert.ok(
+    Math.abs(actual - expected) <= 1e-6 * Math.max(1, Math.abs(expected)),
+    `${what}: got ${actual}, expected ${expected}`,
+  );
 }
 
 const x = new Float32Array([1, -2, 0.5, 3]);
@@ -41,7 +45,9 @@ test('Euler: a zero noise prediction leaves the sample unchanged', () => {
 });
 
 test('Euler v_prediction: x0 = v·(−σ/√(σ²+1)) + x/(σ²+1), then x + (x − x0)/σ·(σ_next − σ)', () => {
-  const scheduler = new EulerDiscreteScheduler(config('EulerDiscreteScheduler', { timestep_spacing: 'trailing', prediction_type: 'v_prediction' }));
+  const scheduler = new EulerDiscreteScheduler(
+    config('EulerDiscreteScheduler', { timestep_spacing: 'trailing', prediction_type: 'v_prediction' }),
+  );
   scheduler.setTimesteps(2);
   const [sigma, next] = scheduler.sigmas as [number, number];
   const v = new Float32Array([0.5, 0, -1, 2]);
@@ -54,22 +60,34 @@ test('Euler v_prediction: x0 = v·(−σ/√(σ²+1)) + x/(σ²+1), then x + (x 
 });
 
 test('Euler "sample" prediction takes the model output as x0', () => {
-  const scheduler = new EulerDiscreteScheduler(config('EulerDiscreteScheduler', { timestep_spacing: 'trailing', prediction_type: 'sample' }));
+  const scheduler = new EulerDiscreteScheduler(
+    config('EulerDiscreteScheduler', { timestep_spacing: 'trailing', prediction_type: 'sample' }),
+  );
   scheduler.setTimesteps(1);
   assert.deepEqual(scheduler.step(x, 999, zeros).prevSample, x, 'one step to σ = 0 lands on x0');
 });
 
 test('Euler final_sigmas_type "sigma_min" ends at σ_0 instead of 0', () => {
-  const scheduler = new EulerDiscreteScheduler(config('EulerDiscreteScheduler', { final_sigmas_type: 'sigma_min', timestep_spacing: 'trailing' }));
+  const scheduler = new EulerDiscreteScheduler(
+    config('EulerDiscreteScheduler', { final_sigmas_type: 'sigma_min', timestep_spacing: 'trailing' }),
+  );
   scheduler.setTimesteps(4);
   assert.equal(scheduler.sigmas[4], scheduler.trainingSigmas[0]);
 });
 
 test('Euler continuous timesteps are 0.25·ln σ with v_prediction only', () => {
-  const continuous = new EulerDiscreteScheduler(config('EulerDiscreteScheduler', { timestep_type: 'continuous', prediction_type: 'v_prediction', timestep_spacing: 'trailing' }));
+  const continuous = new EulerDiscreteScheduler(
+    config('EulerDiscreteScheduler', {
+      timestep_type: 'continuous',
+      prediction_type: 'v_prediction',
+      timestep_spacing: 'trailing',
+    }),
+  );
   continuous.setTimesteps(2);
   close(continuous.timesteps[0] as number, 0.25 * Math.log(continuous.sigmas[0] as number), 'timesteps[0]');
-  const epsilon = new EulerDiscreteScheduler(config('EulerDiscreteScheduler', { timestep_type: 'continuous', timestep_spacing: 'trailing' }));
+  const epsilon = new EulerDiscreteScheduler(
+    config('EulerDiscreteScheduler', { timestep_type: 'continuous', timestep_spacing: 'trailing' }),
+  );
   epsilon.setTimesteps(2);
   assert.deepEqual(epsilon.timesteps, [999, 499]);
 });
@@ -78,11 +96,15 @@ test('DDIM: a zero noise prediction scales the sample by √(ᾱ_prev/ᾱ_t)', (
   const scheduler = new DDIMScheduler(config('DDIMScheduler', { clip_sample: false, timestep_spacing: 'trailing' }));
   scheduler.setTimesteps(4);
   const ratio = Math.sqrt((scheduler.alphasCumprod[749] as number) / (scheduler.alphasCumprod[999] as number));
-  scheduler.step(zeros, 999, x).prevSample.forEach((value, i) => close(value, (x[i] as number) * ratio, `x_prev[${i}]`));
+  scheduler
+    .step(zeros, 999, x)
+    .prevSample.forEach((value, i) => close(value, (x[i] as number) * ratio, `x_prev[${i}]`));
 });
 
 test('DDIM "sample" prediction with final ᾱ = 1 lands exactly on the model’s x0', () => {
-  const scheduler = new DDIMScheduler(config('DDIMScheduler', { clip_sample: false, prediction_type: 'sample', set_alpha_to_one: true }));
+  const scheduler = new DDIMScheduler(
+    config('DDIMScheduler', { clip_sample: false, prediction_type: 'sample', set_alpha_to_one: true }),
+  );
   scheduler.setTimesteps(1);
   // One leading step: t = 0 → final ᾱ = 1, so x_prev = x0 exactly.
   assert.deepEqual(scheduler.timesteps, [0]);
@@ -90,7 +112,9 @@ test('DDIM "sample" prediction with final ᾱ = 1 lands exactly on the model’s
 });
 
 test('DDIM clip_sample clamps x0 to ±clip_sample_range', () => {
-  const scheduler = new DDIMScheduler(config('DDIMScheduler', { clip_sample: true, clip_sample_range: 0.75, timestep_spacing: 'trailing' }));
+  const scheduler = new DDIMScheduler(
+    config('DDIMScheduler', { clip_sample: true, clip_sample_range: 0.75, timestep_spacing: 'trailing' }),
+  );
   scheduler.setTimesteps(4);
   const x0 = scheduler.step(zeros, 999, x).predOriginalSample as Float32Array;
   assert.deepEqual([...x0], [0.75, -0.75, 0.75, 0.75]);
@@ -98,7 +122,9 @@ test('DDIM clip_sample clamps x0 to ±clip_sample_range', () => {
 
 test('DDIM with η = 1 adds σ_t·z on top of the η = 0 step', () => {
   const make = (eta: number) => {
-    const scheduler = new DDIMScheduler(config('DDIMScheduler', { clip_sample: false, timestep_spacing: 'trailing' }), { eta });
+    const scheduler = new DDIMScheduler(config('DDIMScheduler', { clip_sample: false, timestep_spacing: 'trailing' }), {
+      eta,
+    });
     scheduler.setTimesteps(4);
     return scheduler;
   };
@@ -126,7 +152,9 @@ test('trailing spacing gives exactly N timesteps where numpy’s arange would ap
 });
 
 test('EulerAncestral: the last step (σ_to = 0) draws no noise and returns x0', () => {
-  const scheduler = new EulerAncestralDiscreteScheduler(config('EulerAncestralDiscreteScheduler', { timestep_spacing: 'trailing' }));
+  const scheduler = new EulerAncestralDiscreteScheduler(
+    config('EulerAncestralDiscreteScheduler', { timestep_spacing: 'trailing' }),
+  );
   scheduler.setTimesteps(1);
   const { prevSample, predOriginalSample } = scheduler.step(zeros, 999, x, noNoise);
   assert.deepEqual(prevSample, x);
@@ -152,7 +180,10 @@ test('LCM custom timesteps must descend, and strength drops their head', () => {
   scheduler.setTimesteps(4, { timesteps: [999, 759, 499, 259], strength: 0.5 });
   assert.deepEqual(scheduler.timesteps, [499, 259]);
   assert.throws(() => scheduler.setTimesteps(2, { timesteps: [499, 759] }), /descending/);
-  assert.throws(() => scheduler.setTimesteps(3, { timesteps: [999, 499] }), /must equal the number of custom timesteps/);
+  assert.throws(
+    () => scheduler.setTimesteps(3, { timesteps: [999, 499] }),
+    /must equal the number of custom timesteps/,
+  );
 });
 
 test('LCM refuses more steps than original_inference_steps', () => {
@@ -163,7 +194,9 @@ test('LCM refuses more steps than original_inference_steps', () => {
 });
 
 test('stochastic steps without a noise source throw SchedulerError', () => {
-  const ancestral = new EulerAncestralDiscreteScheduler(config('EulerAncestralDiscreteScheduler', { timestep_spacing: 'trailing' }));
+  const ancestral = new EulerAncestralDiscreteScheduler(
+    config('EulerAncestralDiscreteScheduler', { timestep_spacing: 'trailing' }),
+  );
   ancestral.setTimesteps(4);
   assert.throws(() => ancestral.step(zeros, 999, x), /needs a noise source/);
   const lcm = new LCMScheduler(config('LCMScheduler'));
@@ -198,7 +231,11 @@ test('setBeginIndex starts Euler mid-schedule without looking the timestep up', 
   scheduler.setTimesteps(4);
   scheduler.setBeginIndex(2);
   const sigma = scheduler.sigmas[2] as number;
-  close(scheduler.scaleModelInput(new Float32Array([1]), 499)[0] as number, 1 / Math.sqrt(sigma * sigma + 1), 'scaled input');
+  close(
+    scheduler.scaleModelInput(new Float32Array([1]), 499)[0] as number,
+    1 / Math.sqrt(sigma * sigma + 1),
+    'scaled input',
+  );
   const { prevSample } = scheduler.step(new Float32Array([1]), 499, new Float32Array([0]));
   close(prevSample[0] as number, (scheduler.sigmas[3] as number) - sigma, 'x_prev = ε·(σ_next − σ)');
 });
@@ -207,10 +244,16 @@ test('addNoise: Euler adds σ·ε; DDIM and LCM mix √ᾱ·x0 + √(1−ᾱ)·�
   const noise = new Float32Array([1, 1, 1, 1]);
   const euler = new EulerDiscreteScheduler(config('EulerDiscreteScheduler', { timestep_spacing: 'trailing' }));
   euler.setTimesteps(4);
-  euler.addNoise(x, noise, 749).forEach((v, i) => close(v, (x[i] as number) + (euler.sigmas[1] as number), `euler[${i}]`));
+  euler
+    .addNoise(x, noise, 749)
+    .forEach((v, i) => close(v, (x[i] as number) + (euler.sigmas[1] as number), `euler[${i}]`));
   for (const scheduler of [new DDIMScheduler(config('DDIMScheduler')), new LCMScheduler(config('LCMScheduler'))]) {
     const a = scheduler.alphasCumprod[759] as number;
-    scheduler.addNoise(x, noise, 759).forEach((v, i) => close(v, Math.sqrt(a) * (x[i] as number) + Math.sqrt(1 - a), `${scheduler.constructor.name}[${i}]`));
+    scheduler
+      .addNoise(x, noise, 759)
+      .forEach((v, i) =>
+        close(v, Math.sqrt(a) * (x[i] as number) + Math.sqrt(1 - a), `${scheduler.constructor.name}[${i}]`),
+      );
   }
 });
 

@@ -1,15 +1,22 @@
 // The tiny autoencoder of a model folder (vae_tiny_decoder/, vae_tiny_encoder/): found and checked at
 // load (a part with the wrong signature is refused naming its file), chosen per job for decoding and
 // encoding, and used for previews, which decode only when asked and between steps.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, cp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
+
 import ort from 'onnxruntime-node';
+
 import type { RawImage } from '../../../src/contract/request.ts';
-import { inspectModelFolder, loadModel, ModelFolderError, type LoadedModel } from '../../../src/engines/diffusion/model/index.ts';
+import {
+  inspectModelFolder,
+  type LoadedModel,
+  loadModel,
+  ModelFolderError,
+} from '../../../src/engines/diffusion/model/index.ts';
 import { decodeImage } from '../../../src/engines/diffusion/pipeline/autoencoder.ts';
-import { PipelineInputError, runPipeline, type PipelineJob } from '../../../src/engines/diffusion/pipeline/index.ts';
+import { PipelineInputError, type PipelineJob, runPipeline } from '../../../src/engines/diffusion/pipeline/index.ts';
 import { RunTimer } from '../../../src/engines/diffusion/pipeline/timer.ts';
 import { writeTinyModel } from '../../../tools/model-builder/tiny-sd.ts';
 import { tinyModels } from '../../helpers/tiny-models.ts';
@@ -33,7 +40,16 @@ function spy(model: LoadedModel): string[] {
   return calls;
 }
 
-const job = (over: Partial<PipelineJob> = {}): PipelineJob => ({ prompt: 'a photo of a cat', n: 1, width: 64, height: 64, steps: 2, guidanceScale: 0, seed: 3, ...over });
+const job = (over: Partial<PipelineJob> = {}): PipelineJob => ({
+  prompt: 'a photo of a cat',
+  n: 1,
+  width: 64,
+  height: 64,
+  steps: 2,
+  guidanceScale: 0,
+  seed: 3,
+  ...over,
+});
 
 function photo(width: number, height: number): RawImage {
   const data = Buffer.alloc(width * height * 3);
@@ -49,8 +65,19 @@ test('a folder with vae_tiny_decoder/ and vae_tiny_encoder/ loads both with the 
   assert.equal(folder.parts.tinyDecoder, join(tiny.root, 'with-tiny', 'vae_tiny_decoder/model.onnx'));
   assert.equal(folder.parts.tinyEncoder, join(tiny.root, 'with-tiny', 'vae_tiny_encoder/model.onnx'));
   assert.equal(folder.tinyScalingFactor, 1);
-  assert.deepEqual(withTiny.contracts.tinyDecoder, { input: 'latent_sample', inputType: 'float32', output: 'sample', outputType: 'float32' });
-  assert.deepEqual(withTiny.contracts.tinyEncoder, { input: 'sample', inputType: 'float32', output: 'latent_sample', outputKind: 'latent_sample', outputType: 'float32' });
+  assert.deepEqual(withTiny.contracts.tinyDecoder, {
+    input: 'latent_sample',
+    inputType: 'float32',
+    output: 'sample',
+    outputType: 'float32',
+  });
+  assert.deepEqual(withTiny.contracts.tinyEncoder, {
+    input: 'sample',
+    inputType: 'float32',
+    output: 'latent_sample',
+    outputKind: 'latent_sample',
+    outputType: 'float32',
+  });
   assert.equal(plain.sessions.tinyDecoder, undefined);
   assert.equal((await inspectModelFolder(join(tiny.root, 'plain'))).parts.tinyDecoder, undefined);
 });
@@ -68,7 +95,10 @@ test('a tiny part whose signature does not fit is refused, naming the file and t
   const wrongEncoder = join(tiny.root, 'wrong-encoder');
   await cp(source, wrongEncoder, { recursive: true });
   await copyFile(join(source, 'vae_decoder/model.onnx'), join(wrongEncoder, 'vae_tiny_encoder/model.onnx'));
-  await assert.rejects(loadModel(wrongEncoder, { intraOpNumThreads: 1 }), /vae_tiny_encoder\/model\.onnx: has no input 'sample'/);
+  await assert.rejects(
+    loadModel(wrongEncoder, { intraOpNumThreads: 1 }),
+    /vae_tiny_encoder\/model\.onnx: has no input 'sample'/,
+  );
 });
 
 test('autoencoder "tiny" decodes with the tiny decoder; its [-1, 1] output becomes RGB exactly as the VAE\'s does', async () => {
@@ -80,10 +110,15 @@ test('autoencoder "tiny" decodes with the tiny decoder; its [-1, 1] output becom
 
   // The same latents through the session by hand: (x + 1)·127.5, clamped to 0…255.
   const latents = new Float32Array(4 * 8 * 8).map((_, i) => Math.sin(i) * 2);
-  const out = await withTiny.sessions.tinyDecoder!.run({ latent_sample: new ort.Tensor('float32', latents, [1, 4, 8, 8]) });
+  const out = await withTiny.sessions.tinyDecoder!.run({
+    latent_sample: new ort.Tensor('float32', latents, [1, 4, 8, 8]),
+  });
   const values = out.sample!.data as Float32Array;
   assert.deepEqual(out.sample!.dims, [1, 3, 64, 64]);
-  assert.ok(values.some((v) => v < -1 || v > 1), 'random weights reach past [-1, 1], so the clamp is exercised');
+  assert.ok(
+    values.some((v) => v < -1 || v > 1),
+    'random weights reach past [-1, 1], so the clamp is exercised',
+  );
   const image = await decodeImage(withTiny, new RunTimer(), 'tiny', latents, 0, { width: 64, height: 64 });
   const plane = 64 * 64;
   for (const i of [0, 1, 777, plane - 1]) {
@@ -130,10 +165,27 @@ test('previews: the tiny decoder at full size, only at the steps that ask, betwe
       for (const image of images) assert.deepEqual([image.width, image.height, image.channels], [64, 64, 3]);
     },
   });
-  assert.deepEqual(seen, [[1, 2], [3, 2]]);
-  assert.deepEqual(calls, ['unet', 'tinyDecoder', 'tinyDecoder', 'unet', 'unet', 'tinyDecoder', 'tinyDecoder', 'vaeDecoder', 'vaeDecoder']);
+  assert.deepEqual(seen, [
+    [1, 2],
+    [3, 2],
+  ]);
+  assert.deepEqual(calls, [
+    'unet',
+    'tinyDecoder',
+    'tinyDecoder',
+    'unet',
+    'unet',
+    'tinyDecoder',
+    'tinyDecoder',
+    'vaeDecoder',
+    'vaeDecoder',
+  ]);
   assert.equal(result.timings.runs.preview?.length, 4);
-  assert.equal(result.timings.runs.vae_decoder?.length, 2, 'the final images still come from the VAE (autoencoder "full")');
+  assert.equal(
+    result.timings.runs.vae_decoder?.length,
+    2,
+    'the final images still come from the VAE (autoencoder "full")',
+  );
 });
 
 test('previews without a tiny decoder are the linear latent preview at latent size, with no model run', async () => {

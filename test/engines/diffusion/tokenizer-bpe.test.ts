@@ -1,5 +1,6 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import { bytePairEncode, MergeRanks } from '../../../src/engines/diffusion/tokenizer/bpe.ts';
 import { buildClipVocab, ClipTokenizer, parseMerges } from '../../../src/engines/diffusion/tokenizer/index.ts';
 
@@ -18,7 +19,7 @@ function referenceBpe(token: string, ranks: Map<string, number>): string[] {
     if (!best) return word;
     const [first, second] = best;
     const merged: string[] = [];
-    for (let i = 0; i < word.length; ) {
+    for (let i = 0; i < word.length;) {
       const j = word.indexOf(first, i);
       if (j === -1) {
         merged.push(...word.slice(i));
@@ -76,7 +77,9 @@ test('the heap BPE gives the same tokens as the transformers loop on 3,000 rando
     const ranks = new MergeRanks(merges);
     const table = new Map(merges.map((pair, rank) => [pair.join(' '), rank]));
     for (let n = 0; n < 100; n++) {
-      const word = Array.from({ length: 1 + Math.floor(random() * 40) }, () => 'abc'[Math.floor(random() * 3)]).join('');
+      const word = Array.from({ length: 1 + Math.floor(random() * 40) }, () => 'abc'[Math.floor(random() * 3)]).join(
+        '',
+      );
       assert.deepEqual(bytePairEncode(word, ranks), referenceBpe(word, table), `word ${word}`);
     }
   }
@@ -90,13 +93,20 @@ test('a repeated symbol pair merges left to right without overlap, as in transfo
 });
 
 test('a merge listed twice keeps its later rank', () => {
-  const ranks = new MergeRanks([['b', 'c'], ['a', 'b'], ['b', 'c']]);
+  const ranks = new MergeRanks([
+    ['b', 'c'],
+    ['a', 'b'],
+    ['b', 'c'],
+  ]);
   assert.equal(ranks.rank('b', 'c'), 2);
   assert.deepEqual(bytePairEncode('abc', ranks), ['ab', 'c</w>']);
 });
 
 const merges = ['a a', 'aa aa', 'aaaa aaaa'];
-const long = new ClipTokenizer({ vocab: buildClipVocab(merges), merges: parseMerges(['#version: 0.2', ...merges].join('\n')) });
+const long = new ClipTokenizer({
+  vocab: buildClipVocab(merges),
+  merges: parseMerges(['#version: 0.2', ...merges].join('\n')),
+});
 
 // A quadratic regression would show as these two tests hanging: the timeout is a hang guard, not a speed check.
 test('a 100,000-letter word is tokenized, counted exactly and reported as truncated', { timeout: 120_000 }, () => {

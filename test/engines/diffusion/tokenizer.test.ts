@@ -1,11 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
 import {
   buildClipVocab,
-  ClipTokenizer,
   CLIP_BOS_TOKEN_ID,
   CLIP_EOS_TOKEN_ID,
   CLIP_MERGES_KEPT,
+  ClipTokenizer,
   parseMerges,
 } from '../../../src/engines/diffusion/tokenizer/index.ts';
 import { preTokenize } from '../../../src/engines/diffusion/tokenizer/normalize.ts';
@@ -33,7 +34,11 @@ const EOS = 525;
 const mergesTxt = (lines: string[]) => ['#version: 0.2', ...lines].join('\n') + '\n';
 
 function tokenizer(options: { padToken?: string; vocab?: Record<string, number> } = {}): ClipTokenizer {
-  return new ClipTokenizer({ vocab: options.vocab ?? buildClipVocab(MERGES), merges: parseMerges(mergesTxt(MERGES)), padToken: options.padToken });
+  return new ClipTokenizer({
+    vocab: options.vocab ?? buildClipVocab(MERGES),
+    merges: parseMerges(mergesTxt(MERGES)),
+    padToken: options.padToken,
+  });
 }
 const sd1 = tokenizer();
 const sd2 = tokenizer({ padToken: '!' });
@@ -63,7 +68,20 @@ test('punctuation splits from words and a run of punctuation stays one piece', (
 
 test("contractions 's 't 're 've 'm 'll 'd are their own pieces", () => {
   assert.deepEqual(preTokenize("it's don't you're we've i'm we'll i'd"), [
-    'it', "'s", 'don', "'t", 'you', "'re", 'we', "'ve", 'i', "'m", 'we', "'ll", 'i', "'d",
+    'it',
+    "'s",
+    'don',
+    "'t",
+    'you',
+    "'re",
+    'we',
+    "'ve",
+    'i',
+    "'m",
+    'we',
+    "'ll",
+    'i',
+    "'d",
   ]);
   assert.deepEqual(sd1.tokenize("IT'S"), ['i', 't</w>', "'s</w>"]);
   assert.deepEqual(head("it's", 5), [BOS, 72, 83 + 256, 523, EOS]);
@@ -164,7 +182,10 @@ test('a CLIP-sized vocabulary puts BOS at 49406, EOS at 49407, ! at 0, !</w> at 
   const base = { vocab: buildClipVocab(kept), merges: parseMerges(mergesTxt([...kept, 'w h', 'h o</w>'])) };
   const clipL = new ClipTokenizer(base);
   const openClip = new ClipTokenizer({ ...base, padToken: '!' });
-  assert.deepEqual([clipL.bosTokenId, clipL.eosTokenId, clipL.padTokenId], [CLIP_BOS_TOKEN_ID, CLIP_EOS_TOKEN_ID, 49407]);
+  assert.deepEqual(
+    [clipL.bosTokenId, clipL.eosTokenId, clipL.padTokenId],
+    [CLIP_BOS_TOKEN_ID, CLIP_EOS_TOKEN_ID, 49407],
+  );
   assert.deepEqual([CLIP_BOS_TOKEN_ID, CLIP_EOS_TOKEN_ID], [49406, 49407]);
   assert.equal(openClip.padTokenId, 0);
   assert.deepEqual(openClip.encode('hello!').inputIds.slice(0, 6), [49406, HELLO, 256, 49407, 0, 0]);

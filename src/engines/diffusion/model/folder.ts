@@ -3,6 +3,7 @@
 // fixing a half-downloaded folder sees the whole list rather than one file per attempt.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+
 import { parseSchedulerConfig, type SchedulerConfig } from '../schedulers/index.ts';
 
 /** sd2 covers SD 2.x and SD-Turbo; sdxl covers SDXL and SDXL-Turbo. Inpainting is a separate flag. */
@@ -69,12 +70,17 @@ export interface ModelFolder {
 export const TINY_DECODER_FILE = 'vae_tiny_decoder/model.onnx';
 export const TINY_ENCODER_FILE = 'vae_tiny_encoder/model.onnx';
 
-const exists = (path: string) => stat(path).then((s) => s.isFile() || s.isDirectory(), () => false);
+const exists = (path: string) =>
+  stat(path).then(
+    (s) => s.isFile() || s.isDirectory(),
+    () => false,
+  );
 
 export async function inspectModelFolder(path: string): Promise<ModelFolder> {
   if (!(await exists(path))) throw new ModelFolderError(path, ['the folder does not exist']);
   const index = await readJson(path, 'model_index.json');
-  if (index.kind === 'missing') throw new ModelFolderError(path, ['model_index.json is missing (not a diffusers model folder?)']);
+  if (index.kind === 'missing')
+    throw new ModelFolderError(path, ['model_index.json is missing (not a diffusers model folder?)']);
   if (index.kind === 'invalid') throw new ModelFolderError(path, [`model_index.json ${index.problem}`]);
   const pipelineClass = typeof index.value._class_name === 'string' ? index.value._class_name : '';
 
@@ -83,7 +89,9 @@ export async function inspectModelFolder(path: string): Promise<ModelFolder> {
   const isXl = /XL/.test(pipelineClass) || (await hasDir('text_encoder_2')) || (await hasDir('tokenizer_2'));
   const configs = {
     unet: await optionalJson(path, 'unet/config.json', problems),
-    vae: (await optionalJson(path, 'vae_decoder/config.json', problems)) ?? (await optionalJson(path, 'vae_encoder/config.json', problems)),
+    vae:
+      (await optionalJson(path, 'vae_decoder/config.json', problems)) ??
+      (await optionalJson(path, 'vae_encoder/config.json', problems)),
     textEncoder: await optionalJson(path, 'text_encoder/config.json', problems),
     tokenizer: await optionalJson(path, 'tokenizer/special_tokens_map.json', problems),
   };
@@ -107,14 +115,17 @@ export async function inspectModelFolder(path: string): Promise<ModelFolder> {
     const files = isTokenizer ? [`${rel}/vocab.json`, `${rel}/merges.txt`] : [rel];
     const missing = [];
     for (const file of files) if (!(await exists(join(path, file)))) missing.push(file);
-    for (const file of missing) problems.push(`${file} is missing${key === 'vaeEncoder' ? ' (an inpainting model needs it)' : ''}`);
+    for (const file of missing)
+      problems.push(`${file} is missing${key === 'vaeEncoder' ? ' (an inpainting model needs it)' : ''}`);
     if (missing.length === 0) parts[key] = join(path, rel);
   }
-  if (!parts.vaeEncoder && (await exists(join(path, 'vae_encoder/model.onnx')))) parts.vaeEncoder = join(path, 'vae_encoder/model.onnx');
+  if (!parts.vaeEncoder && (await exists(join(path, 'vae_encoder/model.onnx'))))
+    parts.vaeEncoder = join(path, 'vae_encoder/model.onnx');
   if (await exists(join(path, TINY_DECODER_FILE))) parts.tinyDecoder = join(path, TINY_DECODER_FILE);
   if (await exists(join(path, TINY_ENCODER_FILE))) parts.tinyEncoder = join(path, TINY_ENCODER_FILE);
   const tinyConfig =
-    (await optionalJson(path, 'vae_tiny_decoder/config.json', problems)) ?? (await optionalJson(path, 'vae_tiny_encoder/config.json', problems));
+    (await optionalJson(path, 'vae_tiny_decoder/config.json', problems)) ??
+    (await optionalJson(path, 'vae_tiny_encoder/config.json', problems));
   const tinyScaling = tinyConfig?.scaling_factor;
 
   let schedulerConfig: SchedulerConfig | undefined;
@@ -134,7 +145,8 @@ export async function inspectModelFolder(path: string): Promise<ModelFolder> {
   const { family, reason } = decideFamily({ pipelineClass, isXl, configs, schedulerConfig });
   const vaeScaleFactor = scaleFactor(configs.vae);
   const configured = configs.vae?.scaling_factor;
-  const vaeScalingFactor = typeof configured === 'number' && configured > 0 ? configured : family === 'sdxl' ? 0.13025 : 0.18215;
+  const vaeScalingFactor =
+    typeof configured === 'number' && configured > 0 ? configured : family === 'sdxl' ? 0.13025 : 0.18215;
   const sampleSize = configs.unet?.sample_size;
   const nativeResolution =
     typeof sampleSize === 'number' && sampleSize > 0 ? sampleSize * vaeScaleFactor : family === 'sdxl' ? 1024 : 512;
@@ -159,12 +171,21 @@ export async function inspectModelFolder(path: string): Promise<ModelFolder> {
  * scheduler class or the UNet's guidance embedding (time_cond_proj_dim); SD 1 vs 2 by the text
  * width (768 vs 1024), else by the pad token (SD 2.x and SD-Turbo's OpenCLIP tokenizer pads with '!').
  */
-function decideFamily(input: { pipelineClass: string; isXl: boolean; configs: ModelFolder['configs']; schedulerConfig: SchedulerConfig }): {
+function decideFamily(input: {
+  pipelineClass: string;
+  isXl: boolean;
+  configs: ModelFolder['configs'];
+  schedulerConfig: SchedulerConfig;
+}): {
   family: ModelFamily;
   reason: string;
 } {
   const { pipelineClass, configs } = input;
-  if (input.isXl) return { family: 'sdxl', reason: /XL/.test(pipelineClass) ? `pipeline ${pipelineClass}` : 'text_encoder_2/tokenizer_2 present' };
+  if (input.isXl)
+    return {
+      family: 'sdxl',
+      reason: /XL/.test(pipelineClass) ? `pipeline ${pipelineClass}` : 'text_encoder_2/tokenizer_2 present',
+    };
   if (/LatentConsistency/.test(pipelineClass)) return { family: 'lcm', reason: `pipeline ${pipelineClass}` };
   if (input.schedulerConfig._class_name === 'LCMScheduler') return { family: 'lcm', reason: 'scheduler LCMScheduler' };
   if (typeof configs.unet?.time_cond_proj_dim === 'number') return { family: 'lcm', reason: 'unet time_cond_proj_dim' };
@@ -172,7 +193,8 @@ function decideFamily(input: { pipelineClass: string; isXl: boolean; configs: Mo
   if (width === 768) return { family: 'sd1', reason: 'text width 768' };
   if (width === 1024) return { family: 'sd2', reason: 'text width 1024' };
   const pad = configs.tokenizer?.pad_token;
-  const padText = typeof pad === 'string' ? pad : typeof pad === 'object' && pad !== null ? (pad as Json).content : undefined;
+  const padText =
+    typeof pad === 'string' ? pad : typeof pad === 'object' && pad !== null ? (pad as Json).content : undefined;
   if (padText === '!') return { family: 'sd2', reason: "pad token '!'" };
   return { family: 'sd1', reason: 'default' };
 }
@@ -197,7 +219,8 @@ async function readJson(folder: string, rel: string): Promise<JsonResult> {
   } catch (error) {
     return { kind: 'invalid', problem: `is not valid JSON: ${(error as Error).message}` };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { kind: 'invalid', problem: 'must hold a JSON object' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { kind: 'invalid', problem: 'must hold a JSON object' };
   return { kind: 'ok', value: value as Json };
 }
 

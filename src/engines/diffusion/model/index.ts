@@ -1,14 +1,22 @@
 // Public face of the model folder loader: inspect a diffusers/optimum ONNX folder, open its parts,
 // and read every I/O contract from the sessions themselves.
 // Other folders import from here, not from the files behind it.
-export { inspectModelFolder, ModelFolderError, TINY_DECODER_FILE, TINY_ENCODER_FILE, type ModelFamily, type ModelFolder, type ModelParts } from './folder.ts';
 export {
-  loadModel,
-  sessionOptionsFor,
+  inspectModelFolder,
+  type ModelFamily,
+  type ModelFolder,
+  ModelFolderError,
+  type ModelParts,
+  TINY_DECODER_FILE,
+  TINY_ENCODER_FILE,
+} from './folder.ts';
+export {
   type ExtraInput,
   type LoadedModel,
+  loadModel,
   type LoadModelOptions,
   type ModelSessions,
+  sessionOptionsFor,
   type TextEncoderContract,
   type UnetContract,
   type VaeDecoderContract,
@@ -16,15 +24,15 @@ export {
 } from './sessions.ts';
 export {
   floatTensor,
+  type FloatType,
   fromFloat16Array,
   fromFloat16Bits,
   idsTensor,
+  type IdsType,
   tensorToFloat32,
+  type TimestepShape,
   timestepTensor,
+  type TimestepType,
   toFloat16Array,
   toFloat16Bits,
-  type FloatType,
-  type IdsType,
-  type TimestepShape,
-  type TimestepType,
 } from './tensors.ts';

@@ -2,11 +2,20 @@
 // metadata (onnxruntime-node ≥ 1.22). Exporters disagree on dtypes and ranks (docs/diffusion.md,
 // "Exporter generations"), so nothing here is assumed from the family; a contract that cannot work is refused at load
 // with the part and tensor named, instead of failing mid-generation with ORT's generic message.
-import ort from 'onnxruntime-node';
 import { relative } from 'node:path';
+
+import ort from 'onnxruntime-node';
+
 import type { SchedulerConfig } from '../schedulers/index.ts';
-import { loadClipTokenizer, type ClipTokenizer } from '../tokenizer/index.ts';
-import { inspectModelFolder, ModelFolderError, TINY_DECODER_FILE, TINY_ENCODER_FILE, type ModelFamily, type ModelFolder } from './folder.ts';
+import { type ClipTokenizer, loadClipTokenizer } from '../tokenizer/index.ts';
+import {
+  inspectModelFolder,
+  type ModelFamily,
+  type ModelFolder,
+  ModelFolderError,
+  TINY_DECODER_FILE,
+  TINY_ENCODER_FILE,
+} from './folder.ts';
 import type { FloatType, IdsType, TimestepShape } from './tensors.ts';
 
 type Dim = number | string;
@@ -140,7 +149,10 @@ export function sessionOptionsFor(options: LoadModelOptions = {}): ort.Inference
   };
 }
 
-export async function loadModel(folderOrPath: string | ModelFolder, options: LoadModelOptions = {}): Promise<LoadedModel> {
+export async function loadModel(
+  folderOrPath: string | ModelFolder,
+  options: LoadModelOptions = {},
+): Promise<LoadedModel> {
   const folder = typeof folderOrPath === 'string' ? await inspectModelFolder(folderOrPath) : folderOrPath;
   const rel = (p: string) => relative(folder.path, p);
   const sessionOptions = sessionOptionsFor(options);
@@ -169,7 +181,8 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
     const sessions = opened as unknown as ModelSessions;
     const contracts = {
       textEncoder: textEncoderContract(sessions.textEncoder, 'text_encoder/model.onnx', problems),
-      textEncoder2: sessions.textEncoder2 && textEncoderContract(sessions.textEncoder2, 'text_encoder_2/model.onnx', problems),
+      textEncoder2:
+        sessions.textEncoder2 && textEncoderContract(sessions.textEncoder2, 'text_encoder_2/model.onnx', problems),
       unet: unetContract(sessions.unet, folder.family, problems),
       vaeDecoder: vaeDecoderContract(sessions.vaeDecoder, problems),
       vaeEncoder: sessions.vaeEncoder && vaeEncoderContract(sessions.vaeEncoder, problems),
@@ -180,7 +193,10 @@ export async function loadModel(folderOrPath: string | ModelFolder, options: Loa
     const { unet } = contracts;
     // Symbolic channels (real exporters name them) fall back to the folder's own evidence.
     const inpainting = unet!.sampleChannels === 9 || (unet!.sampleChannels === null && folder.inpainting);
-    const [tokenizer, tokenizer2] = await Promise.all([tokenizerOf(folder.path, parts.tokenizer), parts.tokenizer2 && tokenizerOf(folder.path, parts.tokenizer2)]);
+    const [tokenizer, tokenizer2] = await Promise.all([
+      tokenizerOf(folder.path, parts.tokenizer),
+      parts.tokenizer2 && tokenizerOf(folder.path, parts.tokenizer2),
+    ]);
     return {
       folder,
       family: folder.family,
@@ -227,9 +243,17 @@ class Reader {
     this.problems.push(`${this.part}: ${message}`);
     return undefined;
   }
-  private info(list: readonly ort.InferenceSession.ValueMetadata[], kind: string, name: string, required: boolean): TensorInfo | undefined {
+  private info(
+    list: readonly ort.InferenceSession.ValueMetadata[],
+    kind: string,
+    name: string,
+    required: boolean,
+  ): TensorInfo | undefined {
     const meta = list.find((m) => m.name === name);
-    if (!meta) return required ? this.fail(`has no ${kind} '${name}' (${kind}s: ${list.map((m) => m.name).join(', ') || 'none'})`) : undefined;
+    if (!meta)
+      return required
+        ? this.fail(`has no ${kind} '${name}' (${kind}s: ${list.map((m) => m.name).join(', ') || 'none'})`)
+        : undefined;
     if (!meta.isTensor) return this.fail(`${kind} '${name}' is not a tensor`);
     return { name, type: meta.type, shape: meta.shape };
   }
@@ -261,24 +285,49 @@ class Reader {
 const fixed = (d: Dim | undefined): number | null => (typeof d === 'number' && d > 0 ? d : null);
 const last = (t: TensorInfo | undefined) => fixed(t?.shape[t.shape.length - 1]);
 
-function textEncoderContract(session: ort.InferenceSession, part: string, problems: string[]): TextEncoderContract | undefined {
+function textEncoderContract(
+  session: ort.InferenceSession,
+  part: string,
+  problems: string[],
+): TextEncoderContract | undefined {
   const r = new Reader(part, session, problems);
   const ids = r.input('input_ids');
-  const idsType = ids && (ids.type === 'int32' || ids.type === 'int64' ? ids.type : r.fail(`'input_ids' has type ${ids.type}, expected int32 or int64`));
+  const idsType =
+    ids &&
+    (ids.type === 'int32' || ids.type === 'int64'
+      ? ids.type
+      : r.fail(`'input_ids' has type ${ids.type}, expected int32 or int64`));
   r.rank(ids, 2);
   const hidden = r.output('last_hidden_state');
   const outputType = r.float(hidden);
   r.rank(hidden, 3);
   const names = session.outputNames;
-  const pooled = names.includes('text_embeds') ? 'text_embeds' : names.includes('pooler_output') ? 'pooler_output' : null;
+  const pooled = names.includes('text_embeds')
+    ? 'text_embeds'
+    : names.includes('pooler_output')
+      ? 'pooler_output'
+      : null;
   const hiddenStates = names
     .filter((n) => /^hidden_states\.\d+$/.test(n))
     .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
   if (!ids || !idsType || !hidden || !outputType) return undefined;
-  return { idsName: 'input_ids', idsType, sequenceLength: fixed(ids.shape[1]), lastHiddenState: hidden.name, pooled, hiddenStates, outputType, hiddenSize: last(hidden) };
+  return {
+    idsName: 'input_ids',
+    idsType,
+    sequenceLength: fixed(ids.shape[1]),
+    lastHiddenState: hidden.name,
+    pooled,
+    hiddenStates,
+    outputType,
+    hiddenSize: last(hidden),
+  };
 }
 
-function unetContract(session: ort.InferenceSession, family: ModelFamily, problems: string[]): UnetContract | undefined {
+function unetContract(
+  session: ort.InferenceSession,
+  family: ModelFamily,
+  problems: string[],
+): UnetContract | undefined {
   const r = new Reader('unet/model.onnx', session, problems);
   const sample = r.input('sample');
   const sampleType = r.float(sample);
@@ -291,10 +340,14 @@ function unetContract(session: ort.InferenceSession, family: ModelFamily, proble
   const t = r.input('timestep');
   let timestep: TimestepShape | undefined;
   if (t) {
-    const type = t.type === 'float32' || t.type === 'float16' || t.type === 'int64' ? t.type : r.fail(`'timestep' has type ${t.type}, expected float32, float16 or int64`);
+    const type =
+      t.type === 'float32' || t.type === 'float16' || t.type === 'int64'
+        ? t.type
+        : r.fail(`'timestep' has type ${t.type}, expected float32, float16 or int64`);
     if (r.rank(t, 0, 1) && type) {
       const d = t.shape[0];
-      const length = t.shape.length === 0 ? 'one' : typeof d === 'number' ? d : d === sample?.shape[0] ? 'batch' : 'one';
+      const length =
+        t.shape.length === 0 ? 'one' : typeof d === 'number' ? d : d === sample?.shape[0] ? 'batch' : 'one';
       timestep = { type, rank: t.shape.length as 0 | 1, length };
     }
   }
@@ -312,37 +365,61 @@ function unetContract(session: ort.InferenceSession, family: ModelFamily, proble
   const timestepCond = extra('timestep_cond', false);
   const out = r.outputOrOnly('out_sample');
   const outputType = r.float(out);
-  if (!sample || !sampleType || !timestep || !context || !encoderHiddenStatesType || !out || !outputType) return undefined;
+  if (!sample || !sampleType || !timestep || !context || !encoderHiddenStatesType || !out || !outputType)
+    return undefined;
   return {
-    sampleType, sampleChannels, timestep, encoderHiddenStatesType, crossAttentionDim: last(context),
-    textEmbeds, timeIds, timestepCond, output: out.name, outputType,
+    sampleType,
+    sampleChannels,
+    timestep,
+    encoderHiddenStatesType,
+    crossAttentionDim: last(context),
+    textEmbeds,
+    timeIds,
+    timestepCond,
+    output: out.name,
+    outputType,
   };
 }
 
-function vaeDecoderContract(session: ort.InferenceSession, problems: string[], part = 'vae_decoder/model.onnx'): VaeDecoderContract | undefined {
+function vaeDecoderContract(
+  session: ort.InferenceSession,
+  problems: string[],
+  part = 'vae_decoder/model.onnx',
+): VaeDecoderContract | undefined {
   const r = new Reader(part, session, problems);
   const input = r.input('latent_sample');
   const inputType = r.float(input);
-  if (r.rank(input, 4) && typeof input!.shape[1] === 'number' && input!.shape[1] !== 4) r.fail(`'latent_sample' has ${input!.shape[1]} channels, expected 4`);
+  if (r.rank(input, 4) && typeof input!.shape[1] === 'number' && input!.shape[1] !== 4)
+    r.fail(`'latent_sample' has ${input!.shape[1]} channels, expected 4`);
   const out = r.outputOrOnly('sample');
   const outputType = r.float(out);
-  if (r.rank(out, 4) && typeof out!.shape[1] === 'number' && out!.shape[1] !== 3) r.fail(`'${out!.name}' has ${out!.shape[1]} channels, expected 3 (RGB)`);
+  if (r.rank(out, 4) && typeof out!.shape[1] === 'number' && out!.shape[1] !== 3)
+    r.fail(`'${out!.name}' has ${out!.shape[1]} channels, expected 3 (RGB)`);
   if (!input || !inputType || !out || !outputType) return undefined;
   return { input: input.name, inputType, output: out.name, outputType };
 }
 
-function vaeEncoderContract(session: ort.InferenceSession, problems: string[], part = 'vae_encoder/model.onnx'): VaeEncoderContract | undefined {
+function vaeEncoderContract(
+  session: ort.InferenceSession,
+  problems: string[],
+  part = 'vae_encoder/model.onnx',
+): VaeEncoderContract | undefined {
   const r = new Reader(part, session, problems);
   const input = r.input('sample');
   const inputType = r.float(input);
   r.rank(input, 4);
   const names = session.outputNames;
-  const outputKind = names.includes('latent_parameters') ? 'latent_parameters' : names.includes('latent_sample') ? 'latent_sample' : undefined;
+  const outputKind = names.includes('latent_parameters')
+    ? 'latent_parameters'
+    : names.includes('latent_sample')
+      ? 'latent_sample'
+      : undefined;
   if (!outputKind) r.fail(`has neither 'latent_sample' nor 'latent_parameters' output (outputs: ${names.join(', ')})`);
   const out = outputKind ? r.output(outputKind) : undefined;
   const outputType = r.float(out);
   const want = outputKind === 'latent_parameters' ? 8 : 4;
-  if (r.rank(out, 4) && typeof out!.shape[1] === 'number' && out!.shape[1] !== want) r.fail(`'${out!.name}' has ${out!.shape[1]} channels, expected ${want}`);
+  if (r.rank(out, 4) && typeof out!.shape[1] === 'number' && out!.shape[1] !== want)
+    r.fail(`'${out!.name}' has ${out!.shape[1]} channels, expected ${want}`);
   if (!input || !inputType || !out || !outputType || !outputKind) return undefined;
   return { input: input.name, inputType, output: out.name, outputKind, outputType };
 }

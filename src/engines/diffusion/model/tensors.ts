@@ -3,6 +3,7 @@
 // bits (docs/diffusion.md, "onnxruntime-node"). Feeds are built from what the session declared (dtype and rank),
 // never from what an exporter usually writes (docs/diffusion.md, "Exporter generations").
 import ort from 'onnxruntime-node';
+
 import { fromFloat16Array, toFloat16Array } from '../float16.ts';
 
 export { fromFloat16Array, fromFloat16Bits, toFloat16Array, toFloat16Bits } from '../float16.ts';
@@ -13,7 +14,9 @@ export type TimestepType = 'float32' | 'float16' | 'int64';
 
 /** A float tensor of the declared dtype from float32 values (fp16 inputs get converted bits). */
 export function floatTensor(type: FloatType, values: Float32Array, dims: readonly number[]): ort.Tensor {
-  return type === 'float16' ? new ort.Tensor('float16', toFloat16Array(values), dims) : new ort.Tensor('float32', values, dims);
+  return type === 'float16'
+    ? new ort.Tensor('float16', toFloat16Array(values), dims)
+    : new ort.Tensor('float32', values, dims);
 }
 
 /** Any float output back as float32 values, whichever dtype the model produced. */
@@ -46,6 +49,7 @@ export interface TimestepShape {
 export function timestepTensor(shape: TimestepShape, t: number, batch: number): ort.Tensor {
   const count = shape.rank === 0 ? 1 : shape.length === 'batch' ? batch : shape.length === 'one' ? 1 : shape.length;
   const dims = shape.rank === 0 ? [] : [count];
-  if (shape.type === 'int64') return new ort.Tensor('int64', new BigInt64Array(count).fill(BigInt(Math.round(t))), dims);
+  if (shape.type === 'int64')
+    return new ort.Tensor('int64', new BigInt64Array(count).fill(BigInt(Math.round(t))), dims);
   return floatTensor(shape.type, new Float32Array(count).fill(t), dims);
 }

@@ -7,7 +7,7 @@
 // encoder's latents and the VAE encoder's are interchangeable inputs to the denoising loop, and either
 // decoder can turn the loop's latents into pixels.
 import type { RawImage } from '../../../contract/request.ts';
-import { floatTensor, tensorToFloat32, type LoadedModel, type VaeDecoderContract } from '../model/index.ts';
+import { floatTensor, type LoadedModel, tensorToFloat32, type VaeDecoderContract } from '../model/index.ts';
 import type { NormalSource } from '../schedulers/index.ts';
 import { latentPreview, tensorToImage } from './images.ts';
 import type { RunTimer, Stage } from './timer.ts';
@@ -25,14 +25,29 @@ interface Decoder {
 function decoderFor(model: LoadedModel, choice: AutoencoderChoice, stage?: Stage): Decoder {
   const { sessions, contracts } = model;
   if (choice === 'tiny' && sessions.tinyDecoder && contracts.tinyDecoder) {
-    return { stage: stage ?? 'vae_tiny_decoder', session: sessions.tinyDecoder, contract: contracts.tinyDecoder, scaling: model.tinyScalingFactor };
+    return {
+      stage: stage ?? 'vae_tiny_decoder',
+      session: sessions.tinyDecoder,
+      contract: contracts.tinyDecoder,
+      scaling: model.tinyScalingFactor,
+    };
   }
-  return { stage: stage ?? 'vae_decoder', session: sessions.vaeDecoder, contract: contracts.vaeDecoder, scaling: model.vaeScalingFactor };
+  return {
+    stage: stage ?? 'vae_decoder',
+    session: sessions.vaeDecoder,
+    contract: contracts.vaeDecoder,
+    scaling: model.vaeScalingFactor,
+  };
 }
 
 /** Image `k` of the batch's latents [n, 4, h, w] as RGB at width × height; the decoder's output is clamped to [-1, 1]. */
 export async function decodeImage(
-  model: LoadedModel, timer: RunTimer, choice: AutoencoderChoice, latents: Float32Array, k: number, size: { width: number; height: number },
+  model: LoadedModel,
+  timer: RunTimer,
+  choice: AutoencoderChoice,
+  latents: Float32Array,
+  k: number,
+  size: { width: number; height: number },
   stage?: Stage,
 ): Promise<RawImage> {
   const { width, height } = size;
@@ -41,7 +56,9 @@ export async function decodeImage(
   const perImage = 4 * lw * lh;
   const decoder = decoderFor(model, choice, stage);
   const one = latents.subarray(k * perImage, (k + 1) * perImage).map((v) => v / decoder.scaling);
-  const out = await timer.run(decoder.stage, decoder.session, { [decoder.contract.input]: floatTensor(decoder.contract.inputType, one, [1, 4, lh, lw]) });
+  const out = await timer.run(decoder.stage, decoder.session, {
+    [decoder.contract.input]: floatTensor(decoder.contract.inputType, one, [1, 4, lh, lw]),
+  });
   const tensor = out[decoder.contract.output]!;
   const [, , h, w] = tensor.dims as number[];
   const part = decoder.session === model.sessions.vaeDecoder ? 'vae_decoder' : 'vae_tiny_decoder';
@@ -51,14 +68,22 @@ export async function decodeImage(
 
 /** Encode one [3, H, W] image in [-1, 1] into UNet-space latents [4, h, w]. */
 export async function encodeToLatents(
-  model: LoadedModel, timer: RunTimer, choice: AutoencoderChoice, pixels: Float32Array, size: { width: number; height: number }, rng: NormalSource,
+  model: LoadedModel,
+  timer: RunTimer,
+  choice: AutoencoderChoice,
+  pixels: Float32Array,
+  size: { width: number; height: number },
+  rng: NormalSource,
 ): Promise<Float32Array> {
   const { width, height } = size;
-  const tiny = choice === 'tiny' && model.sessions.tinyEncoder !== undefined && model.contracts.tinyEncoder !== undefined;
+  const tiny =
+    choice === 'tiny' && model.sessions.tinyEncoder !== undefined && model.contracts.tinyEncoder !== undefined;
   const c = tiny ? model.contracts.tinyEncoder! : model.contracts.vaeEncoder!;
   const session = tiny ? model.sessions.tinyEncoder! : model.sessions.vaeEncoder!;
   const scaling = tiny ? model.tinyScalingFactor : model.vaeScalingFactor;
-  const out = await timer.run(tiny ? 'vae_tiny_encoder' : 'vae_encoder', session, { [c.input]: floatTensor(c.inputType, pixels, [1, 3, height, width]) });
+  const out = await timer.run(tiny ? 'vae_tiny_encoder' : 'vae_encoder', session, {
+    [c.input]: floatTensor(c.inputType, pixels, [1, 3, height, width]),
+  });
   const values = tensorToFloat32(out[c.output]!);
   const plane = (width / model.vaeScaleFactor) * (height / model.vaeScaleFactor);
   const latents = new Float32Array(4 * plane);
@@ -85,7 +110,11 @@ export function hasEncoder(model: LoadedModel, choice: AutoencoderChoice): boole
  * else the linear latent preview at latent size, which costs microseconds.
  */
 export async function previewImages(
-  model: LoadedModel, timer: RunTimer, latents: Float32Array, n: number, size: { width: number; height: number },
+  model: LoadedModel,
+  timer: RunTimer,
+  latents: Float32Array,
+  n: number,
+  size: { width: number; height: number },
 ): Promise<RawImage[]> {
   const lw = size.width / model.vaeScaleFactor;
   const lh = size.height / model.vaeScaleFactor;

@@ -82,7 +82,13 @@ const PREVIEW_FACTORS = {
   ],
 } as const;
 
-export function latentPreview(latents: Float32Array, offset: number, width: number, height: number, kind: 'sd' | 'sdxl'): RawImage {
+export function latentPreview(
+  latents: Float32Array,
+  offset: number,
+  width: number,
+  height: number,
+  kind: 'sd' | 'sdxl',
+): RawImage {
   const factors = PREVIEW_FACTORS[kind];
   const plane = width * height;
   const data = Buffer.alloc(plane * 3);

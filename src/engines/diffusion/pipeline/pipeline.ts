@@ -3,14 +3,21 @@
 // one, latent blending with a 4-channel UNet otherwise). Guidance is batched into one UNet call
 // ([uncond × n, cond × n]), the `n` images of a request are one batch, and every random number
 // comes from the request's seed, so the same job gives the same pixels.
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
+
 import type { RawImage } from '../../../contract/request.ts';
-import { floatTensor, tensorToFloat32, timestepTensor, TINY_DECODER_FILE, type LoadedModel } from '../model/index.ts';
+import { floatTensor, type LoadedModel, tensorToFloat32, timestepTensor, TINY_DECODER_FILE } from '../model/index.ts';
 import { normalSource } from '../random.ts';
-import { createScheduler, img2imgStartIndex, type NormalSource, type Scheduler, type SchedulerConfig } from '../schedulers/index.ts';
-import { decodeImage, encodeToLatents, hasEncoder, previewImages, type AutoencoderChoice } from './autoencoder.ts';
+import {
+  createScheduler,
+  img2imgStartIndex,
+  type NormalSource,
+  type Scheduler,
+  type SchedulerConfig,
+} from '../schedulers/index.ts';
+import { type AutoencoderChoice, decodeImage, encodeToLatents, hasEncoder, previewImages } from './autoencoder.ts';
 import { imageToTensor, latentMask, maskedImageTensor } from './images.ts';
-import { encodePrompt, guidanceEmbedding, stack, zeroEmbedding, type PromptEmbedding } from './text.ts';
+import { encodePrompt, guidanceEmbedding, type PromptEmbedding, stack, zeroEmbedding } from './text.ts';
 import { RunTimer, type StageTimings } from './timer.ts';
 
 export interface PipelineJob {
@@ -112,43 +119,82 @@ function describeRun(model: LoadedModel, job: PipelineJob, abort: () => void): R
   const cfg = job.guidanceScale > 1 && !isLcm;
   const unetBatch = cfg ? 2 * n : n;
   const inpaint9 = Boolean(job.init?.mask) && model.inpainting;
-  return { model, job, timer: new RunTimer(), abort, autoencoder: job.autoencoder ?? 'full', lw, lh, plane, perImage: 4 * plane, cfg, unetBatch, inpaint9 };
+  return {
+    model,
+    job,
+    timer: new RunTimer(),
+    abort,
+    autoencoder: job.autoencoder ?? 'full',
+    lw,
+    lh,
+    plane,
+    perImage: 4 * plane,
+    cfg,
+    unetBatch,
+    inpaint9,
+  };
 }
 
 /** 1. The prompt's embedding and, with guidance, the negative prompt's (diffusers `encode_prompt`). */
-async function encodePrompts({ model, job, timer, abort, cfg }: Run): Promise<{ cond: PromptEmbedding; uncond: PromptEmbedding | undefined }> {
+async function encodePrompts({
+  model,
+  job,
+  timer,
+  abort,
+  cfg,
+}: Run): Promise<{ cond: PromptEmbedding; uncond: PromptEmbedding | undefined }> {
   const cond = await encodePrompt(model, timer, job.prompt);
   abort();
   let uncond: PromptEmbedding | undefined;
   if (cfg) {
     const negative = job.negativePrompt ?? '';
-    uncond = model.family === 'sdxl' && negative === '' ? zeroEmbedding(cond) : await encodePrompt(model, timer, negative);
+    uncond =
+      model.family === 'sdxl' && negative === '' ? zeroEmbedding(cond) : await encodePrompt(model, timer, negative);
     abort();
   }
   return { cond, uncond };
 }
 
 /** 1. The UNet inputs every step shares: the text embeddings, SDXL's pooled embeddings and size ids, LCM's guidance embedding. */
-function conditioningFeeds({ model, job, unetBatch }: Run, cond: PromptEmbedding, uncond: PromptEmbedding | undefined): Record<string, ort.Tensor> {
+function conditioningFeeds(
+  { model, job, unetBatch }: Run,
+  cond: PromptEmbedding,
+  uncond: PromptEmbedding | undefined,
+): Record<string, ort.Tensor> {
   const { n, width, height } = job;
   const embeds = [...(uncond ? [{ values: uncond.hidden, count: n }] : []), { values: cond.hidden, count: n }];
   const contract = model.contracts.unet;
   const staticFeeds: Record<string, ort.Tensor> = {
-    encoder_hidden_states: floatTensor(contract.encoderHiddenStatesType, stack(embeds), [unetBatch, cond.seq, cond.width]),
+    encoder_hidden_states: floatTensor(contract.encoderHiddenStatesType, stack(embeds), [
+      unetBatch,
+      cond.seq,
+      cond.width,
+    ]),
   };
   if (contract.textEmbeds && cond.pooled) {
     const pooled = [...(uncond ? [{ values: uncond.pooled!, count: n }] : []), { values: cond.pooled, count: n }];
-    staticFeeds[contract.textEmbeds.name] = floatTensor(contract.textEmbeds.type, stack(pooled), [unetBatch, cond.pooled.length]);
+    staticFeeds[contract.textEmbeds.name] = floatTensor(contract.textEmbeds.type, stack(pooled), [
+      unetBatch,
+      cond.pooled.length,
+    ]);
   }
   if (contract.timeIds) {
     // [original h, w, crop top, left, target h, w] (docs/diffusion.md, "SDXL conditioning"); the refiner's 5-value form is not supported.
     const ids = Float32Array.of(height, width, 0, 0, height, width);
-    staticFeeds[contract.timeIds.name] = floatTensor(contract.timeIds.type, stack([{ values: ids, count: unetBatch }]), [unetBatch, 6]);
+    staticFeeds[contract.timeIds.name] = floatTensor(
+      contract.timeIds.type,
+      stack([{ values: ids, count: unetBatch }]),
+      [unetBatch, 6],
+    );
   }
   if (contract.timestepCond) {
     const dim = contract.timestepCond.size ?? 256;
     const w = guidanceEmbedding(job.guidanceScale, dim);
-    staticFeeds[contract.timestepCond.name] = floatTensor(contract.timestepCond.type, stack([{ values: w, count: unetBatch }]), [unetBatch, dim]);
+    staticFeeds[contract.timestepCond.name] = floatTensor(
+      contract.timestepCond.type,
+      stack([{ values: w, count: unetBatch }]),
+      [unetBatch, dim],
+    );
   }
   return staticFeeds;
 }
@@ -164,7 +210,11 @@ function schedulerConfigFor(model: LoadedModel, job: PipelineJob): SchedulerConf
  * `get_timesteps`): with strength < 1 the run starts part-way down the schedule, LCM choosing its
  * own shortened schedule instead.
  */
-export function prepareTimesteps(config: SchedulerConfig, steps: number, strength: number): { scheduler: Scheduler; note?: string; timesteps: number[] } {
+export function prepareTimesteps(
+  config: SchedulerConfig,
+  steps: number,
+  strength: number,
+): { scheduler: Scheduler; note?: string; timesteps: number[] } {
   const { scheduler, note } = createScheduler(config);
   let start = 0;
   if (scheduler.config._class_name === 'LCMScheduler' && strength < 1) {
@@ -205,7 +255,10 @@ interface InitLatents {
 }
 
 /** 3. img2img and inpainting: the init image (and masked image) through the VAE encoder, the mask at latent size. */
-async function encodeInitImage({ model, job, timer, abort, autoencoder, inpaint9 }: Run, stepNoise: NormalSource): Promise<InitLatents> {
+async function encodeInitImage(
+  { model, job, timer, abort, autoencoder, inpaint9 }: Run,
+  stepNoise: NormalSource,
+): Promise<InitLatents> {
   const { n, width, height } = job;
   const factor = model.vaeScaleFactor;
   const strength = job.init?.strength ?? 1;
@@ -216,29 +269,51 @@ async function encodeInitImage({ model, job, timer, abort, autoencoder, inpaint9
     const pixels = imageToTensor(job.init.image);
     if (job.init.mask) maskLatent = latentMask(job.init.mask, width, height, factor);
     if (inpaint9) {
-      const masked = await encodeToLatents(model, timer, autoencoder, maskedImageTensor(pixels, job.init.mask!), { width, height }, stepNoise);
+      const masked = await encodeToLatents(
+        model,
+        timer,
+        autoencoder,
+        maskedImageTensor(pixels, job.init.mask!),
+        { width, height },
+        stepNoise,
+      );
       maskedLatents = repeat(masked, n);
     }
-    if (!inpaint9 || strength < 1) imageLatents = repeat(await encodeToLatents(model, timer, autoencoder, pixels, { width, height }, stepNoise), n);
+    if (!inpaint9 || strength < 1)
+      imageLatents = repeat(await encodeToLatents(model, timer, autoencoder, pixels, { width, height }, stepNoise), n);
     abort();
   }
   return { imageLatents, maskLatent, maskedLatents };
 }
 
 /** 3. The latents the loop starts from: the init image noised to the first timestep (strength < 1), else scaled noise. */
-function prepareLatents(scheduler: Scheduler, noise: Float32Array, imageLatents: Float32Array | undefined, strength: number, first: number): Float32Array {
+function prepareLatents(
+  scheduler: Scheduler,
+  noise: Float32Array,
+  imageLatents: Float32Array | undefined,
+  strength: number,
+  first: number,
+): Float32Array {
   if (imageLatents && strength < 1) return scheduler.addNoise(imageLatents, noise, first);
   return noise.map((v) => v * scheduler.initNoiseSigma);
 }
 
 /** 4. The UNet's sample: the scaled latents, with mask and masked-image latents for a 9-channel UNet, twice over with guidance. */
-function unetSample({ model, job, lw, lh, plane, cfg, unetBatch, inpaint9 }: Run, scaled: Float32Array, init: InitLatents): ort.Tensor {
+function unetSample(
+  { model, job, lw, lh, plane, cfg, unetBatch, inpaint9 }: Run,
+  scaled: Float32Array,
+  init: InitLatents,
+): ort.Tensor {
   const one = inpaint9 ? concatChannels(scaled, init.maskLatent!, init.maskedLatents!, job.n, plane) : scaled;
   const input = cfg ? stack([{ values: one, count: 2 }]) : one;
   return floatTensor(model.contracts.unet.sampleType, input, [unetBatch, inpaint9 ? 9 : 4, lh, lw]);
 }
 
-export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: PipelineHooks = {}): Promise<PipelineResult> {
+export async function runPipeline(
+  model: LoadedModel,
+  job: PipelineJob,
+  hooks: PipelineHooks = {},
+): Promise<PipelineResult> {
   const started = performance.now();
   const abort = () => {
     if (hooks.signal?.aborted) throw new PipelineAbortedError();
@@ -306,7 +381,10 @@ export async function runPipeline(model: LoadedModel, job: PipelineJob, hooks: P
 }
 
 /** 5. Each image's latents through the decoder, one at a time. */
-async function decodeLatents({ model, job, timer, abort, autoencoder }: Run, latents: Float32Array): Promise<RawImage[]> {
+async function decodeLatents(
+  { model, job, timer, abort, autoencoder }: Run,
+  latents: Float32Array,
+): Promise<RawImage[]> {
   const { n, width, height } = job;
   const images: RawImage[] = [];
   for (let k = 0; k < n; k++) {
@@ -322,15 +400,20 @@ function check(model: LoadedModel, job: PipelineJob): void {
     throw new PipelineInputError(`size ${job.width}x${job.height} is not a multiple of the VAE scale factor ${f}`);
   }
   if (!Number.isInteger(job.n) || job.n < 1) throw new PipelineInputError(`n must be a positive integer, got ${job.n}`);
-  if (!Number.isInteger(job.steps) || job.steps < 1) throw new PipelineInputError(`steps must be a positive integer, got ${job.steps}`);
+  if (!Number.isInteger(job.steps) || job.steps < 1)
+    throw new PipelineInputError(`steps must be a positive integer, got ${job.steps}`);
   if (job.init) {
     const { image, strength, mask } = job.init;
     if (!(strength > 0 && strength <= 1)) throw new PipelineInputError(`strength must be in (0, 1], got ${strength}`);
     if (image.width !== job.width || image.height !== job.height) {
-      throw new PipelineInputError(`the init image is ${image.width}x${image.height}, the job ${job.width}x${job.height}`);
+      throw new PipelineInputError(
+        `the init image is ${image.width}x${image.height}, the job ${job.width}x${job.height}`,
+      );
     }
-    if (mask && mask.length !== job.width * job.height) throw new PipelineInputError('the mask does not match the image size');
-    if (!hasEncoder(model, job.autoencoder ?? 'full')) throw new PipelineInputError('this model has no vae_encoder, so it cannot edit images');
+    if (mask && mask.length !== job.width * job.height)
+      throw new PipelineInputError('the mask does not match the image size');
+    if (!hasEncoder(model, job.autoencoder ?? 'full'))
+      throw new PipelineInputError('this model has no vae_encoder, so it cannot edit images');
   }
   if (job.autoencoder === 'tiny' && !model.sessions.tinyDecoder) {
     throw new PipelineInputError(`the tiny autoencoder was chosen but the model has no ${TINY_DECODER_FILE}`);
@@ -344,7 +427,12 @@ function check(model: LoadedModel, job: PipelineJob): void {
 function asInpainting(job: PipelineJob): PipelineJob {
   const mask = new Uint8Array(job.width * job.height).fill(1);
   if (job.init) return { ...job, init: { ...job.init, mask } };
-  const image = { width: job.width, height: job.height, channels: 3 as const, data: Buffer.alloc(job.width * job.height * 3, 128) };
+  const image = {
+    width: job.width,
+    height: job.height,
+    channels: 3 as const,
+    data: Buffer.alloc(job.width * job.height * 3, 128),
+  };
   return { ...job, init: { image, strength: 1, mask } };
 }
 
@@ -359,7 +447,13 @@ function guide(pred: Float32Array, half: number, scale: number): Float32Array {
 }
 
 /** Per image: latents (4) ‖ mask (1) ‖ masked-image latents (4), the 9-channel UNet input. */
-function concatChannels(latents: Float32Array, mask: Float32Array, masked: Float32Array, n: number, plane: number): Float32Array {
+function concatChannels(
+  latents: Float32Array,
+  mask: Float32Array,
+  masked: Float32Array,
+  n: number,
+  plane: number,
+): Float32Array {
   const out = new Float32Array(n * 9 * plane);
   for (let k = 0; k < n; k++) {
     const base = k * 9 * plane;
@@ -371,7 +465,13 @@ function concatChannels(latents: Float32Array, mask: Float32Array, masked: Float
 }
 
 /** (1 − mask)·known + mask·generated, the mask broadcast over channels and images. */
-function blend(generated: Float32Array, known: Float32Array, mask: Float32Array, n: number, plane: number): Float32Array {
+function blend(
+  generated: Float32Array,
+  known: Float32Array,
+  mask: Float32Array,
+  n: number,
+  plane: number,
+): Float32Array {
   const out = new Float32Array(generated.length);
   for (let j = 0; j < n * 4; j++) {
     const base = j * plane;

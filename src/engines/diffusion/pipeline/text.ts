@@ -3,8 +3,9 @@
 // the penultimate hidden states of both encoders and adds the pooled projection of the second
 // (docs/diffusion.md, "SDXL conditioning").
 import type ort from 'onnxruntime-node';
+
+import { idsTensor, type LoadedModel, tensorToFloat32, type TextEncoderContract } from '../model/index.ts';
 import type { ClipTokenizer } from '../tokenizer/index.ts';
-import { idsTensor, tensorToFloat32, type LoadedModel, type TextEncoderContract } from '../model/index.ts';
 import type { RunTimer, Stage } from './timer.ts';
 
 export interface PromptEmbedding {
@@ -23,7 +24,15 @@ export interface PromptEmbedding {
 }
 
 export async function encodePrompt(model: LoadedModel, timer: RunTimer, prompt: string): Promise<PromptEmbedding> {
-  const first = await runEncoder(timer, 'text_encoder', model.sessions.textEncoder, model.contracts.textEncoder, model.tokenizer, prompt, model.family === 'sdxl');
+  const first = await runEncoder(
+    timer,
+    'text_encoder',
+    model.sessions.textEncoder,
+    model.contracts.textEncoder,
+    model.tokenizer,
+    prompt,
+    model.family === 'sdxl',
+  );
   if (model.family !== 'sdxl') return first;
   const second = await runEncoder(
     timer,
@@ -67,9 +76,14 @@ async function runEncoder(
 ): Promise<PromptEmbedding> {
   const encoding = tokenizer.encode(prompt);
   const ids = encoding.inputIds;
-  const out = await timer.run(stage, session, { [contract.idsName]: idsTensor(contract.idsType, ids, [1, ids.length]) });
+  const out = await timer.run(stage, session, {
+    [contract.idsName]: idsTensor(contract.idsType, ids, [1, ids.length]),
+  });
   // SDXL conditions on the penultimate layer; exports that carry no hidden_states.N fall back to the last.
-  const name = penultimate && contract.hiddenStates.length >= 2 ? contract.hiddenStates[contract.hiddenStates.length - 2]! : contract.lastHiddenState;
+  const name =
+    penultimate && contract.hiddenStates.length >= 2
+      ? contract.hiddenStates[contract.hiddenStates.length - 2]!
+      : contract.lastHiddenState;
   const tensor = out[name]!;
   const hidden = Float32Array.from(tensorToFloat32(tensor));
   const [, seq, width] = tensor.dims as number[];

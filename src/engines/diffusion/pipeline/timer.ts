@@ -4,7 +4,15 @@
 import type ort from 'onnxruntime-node';
 
 /** vae_tiny_*: the tiny autoencoder as the deployment's autoencoder; preview: tiny decodes of intermediate latents. */
-export type Stage = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_encoder' | 'vae_decoder' | 'vae_tiny_encoder' | 'vae_tiny_decoder' | 'preview';
+export type Stage =
+  | 'text_encoder'
+  | 'text_encoder_2'
+  | 'unet'
+  | 'vae_encoder'
+  | 'vae_decoder'
+  | 'vae_tiny_encoder'
+  | 'vae_tiny_decoder'
+  | 'preview';
 
 export interface StageTimings {
   /** Milliseconds of each `session.run` call, per stage, in call order. */
@@ -16,7 +24,11 @@ export interface StageTimings {
 export class RunTimer {
   readonly runs: Partial<Record<Stage, number[]>> = {};
 
-  async run(stage: Stage, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+  async run(
+    stage: Stage,
+    session: ort.InferenceSession,
+    feeds: Record<string, ort.Tensor>,
+  ): Promise<ort.InferenceSession.ReturnType> {
     const start = performance.now();
     const out = await session.run(feeds);
     (this.runs[stage] ??= []).push(performance.now() - start);

@@ -13,8 +13,8 @@
  */
 import type { SchedulerConfig } from './config.ts';
 
-export { parseSchedulerConfig, SchedulerConfigError, SCHEDULER_CLASS_NAMES } from './config.ts';
-export type { SchedulerConfig, SchedulerClassName, PredictionType, TimestepSpacing, BetaSchedule } from './config.ts';
+export type { BetaSchedule, PredictionType, SchedulerClassName, SchedulerConfig, TimestepSpacing } from './config.ts';
+export { parseSchedulerConfig, SCHEDULER_CLASS_NAMES, SchedulerConfigError } from './config.ts';
 
 /** A source of standard-normal numbers, e.g. `normalSource(seed)` from ../random.ts. Never Math.random. */
 export type NormalSource = () => number;
@@ -207,6 +207,8 @@ export function drawNoise(length: number, rng: NormalSource | undefined, who: st
 /** Only LCM takes setTimesteps options; for the others img2img strength is the pipeline's begin index. */
 export function refuseOptions(options: SetTimestepsOptions | undefined, who: string): void {
   if (options !== undefined && Object.values(options).some((value) => value !== undefined)) {
-    throw new SchedulerError(`${who}.setTimesteps takes no options (strength, originalInferenceSteps and timesteps are LCM-only)`);
+    throw new SchedulerError(
+      `${who}.setTimesteps takes no options (strength, originalInferenceSteps and timesteps are LCM-only)`,
+    );
   }
 }

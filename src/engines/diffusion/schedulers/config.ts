@@ -146,9 +146,13 @@ export function parseSchedulerConfig(json: unknown): SchedulerConfig {
 
 function readClassName(raw: Json): SchedulerClassName {
   const value = raw['_class_name'];
-  if (typeof value !== 'string') throw new SchedulerConfigError('_class_name', 'must be a string naming the scheduler class');
+  if (typeof value !== 'string')
+    throw new SchedulerConfigError('_class_name', 'must be a string naming the scheduler class');
   if (!(SCHEDULER_CLASS_NAMES as readonly string[]).includes(value)) {
-    throw new SchedulerConfigError('_class_name', `"${value}" is not supported (supported: ${SCHEDULER_CLASS_NAMES.join(', ')})`);
+    throw new SchedulerConfigError(
+      '_class_name',
+      `"${value}" is not supported (supported: ${SCHEDULER_CLASS_NAMES.join(', ')})`,
+    );
   }
   return value as SchedulerClassName;
 }
@@ -162,17 +166,26 @@ function refuseUnsupported(raw: Json): void {
     throw new SchedulerConfigError('interpolation_type', `"${String(interpolation)}" is not supported (only "linear")`);
   }
   if (raw['beta_schedule'] === 'squaredcos_cap_v2') {
-    throw new SchedulerConfigError('beta_schedule', '"squaredcos_cap_v2" is not supported (only "linear" and "scaled_linear")');
+    throw new SchedulerConfigError(
+      'beta_schedule',
+      '"squaredcos_cap_v2" is not supported (only "linear" and "scaled_linear")',
+    );
   }
 }
 
 function checkConsistency(config: SchedulerConfig): void {
   const betas = config.trained_betas;
   if (betas !== null && betas.length !== config.num_train_timesteps) {
-    throw new SchedulerConfigError('trained_betas', `has ${betas.length} values but num_train_timesteps is ${config.num_train_timesteps}`);
+    throw new SchedulerConfigError(
+      'trained_betas',
+      `has ${betas.length} values but num_train_timesteps is ${config.num_train_timesteps}`,
+    );
   }
   if (config._class_name === 'LCMScheduler' && config.original_inference_steps > config.num_train_timesteps) {
-    throw new SchedulerConfigError('original_inference_steps', `must not exceed num_train_timesteps (${config.num_train_timesteps})`);
+    throw new SchedulerConfigError(
+      'original_inference_steps',
+      `must not exceed num_train_timesteps (${config.num_train_timesteps})`,
+    );
   }
 }
 
@@ -212,7 +225,8 @@ function readBeta(raw: Json, field: string, fallback: number): number {
 function readBool(raw: Json, field: string, fallback: boolean): boolean {
   const value = present(raw, field);
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new SchedulerConfigError(field, `must be true or false, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'boolean')
+    throw new SchedulerConfigError(field, `must be true or false, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -220,7 +234,10 @@ function readEnum<T extends string>(raw: Json, field: string, fallback: T, allow
   const value = present(raw, field);
   if (value === undefined) return fallback;
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw new SchedulerConfigError(field, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(value)}`);
+    throw new SchedulerConfigError(
+      field,
+      `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${JSON.stringify(value)}`,
+    );
   }
   return value as T;
 }

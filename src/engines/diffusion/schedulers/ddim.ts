@@ -11,13 +11,13 @@ import {
   checkSameLength,
   checkStepCount,
   drawNoise,
-  refuseOptions,
-  SchedulerError,
-  spacedTimesteps,
   type NormalSource,
+  refuseOptions,
   type Scheduler,
   type SchedulerConfig,
+  SchedulerError,
   type SetTimestepsOptions,
+  spacedTimesteps,
   type StepResult,
 } from './common.ts';
 import { alphaSpaceAddNoise, alphaSpaceX0, clipInPlace } from './prediction.ts';
@@ -111,7 +111,9 @@ export class DDIMScheduler implements Scheduler {
   private alphaAt(timestep: number): number {
     const alpha = Number.isInteger(timestep) ? this.alphasCumprod[timestep] : undefined;
     if (alpha === undefined) {
-      throw new SchedulerError(`${NAME}: timestep ${timestep} is not an integer from 0 to ${this.alphasCumprod.length - 1}`);
+      throw new SchedulerError(
+        `${NAME}: timestep ${timestep} is not an integer from 0 to ${this.alphasCumprod.length - 1}`,
+      );
     }
     return alpha;
   }

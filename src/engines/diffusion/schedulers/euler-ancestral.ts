@@ -5,7 +5,14 @@
  * On the last step σ_to = 0, so σ_up = σ_down = 0 and the result is x0: a one-step run is
  * deterministic.
  */
-import { checkSameLength, drawNoise, SchedulerError, type NormalSource, type SchedulerConfig, type StepResult } from './common.ts';
+import {
+  checkSameLength,
+  drawNoise,
+  type NormalSource,
+  type SchedulerConfig,
+  SchedulerError,
+  type StepResult,
+} from './common.ts';
 import { EulerDiscreteScheduler } from './euler-discrete.ts';
 import { sigmaSpaceX0 } from './prediction.ts';
 
@@ -18,7 +25,9 @@ const NAME = 'EulerAncestralDiscreteScheduler';
 export class EulerAncestralDiscreteScheduler extends EulerDiscreteScheduler {
   constructor(config: SchedulerConfig) {
     if (config.prediction_type === 'sample') {
-      throw new SchedulerError(`${NAME} does not support prediction_type "sample" (diffusers raises NotImplementedError)`);
+      throw new SchedulerError(
+        `${NAME} does not support prediction_type "sample" (diffusers raises NotImplementedError)`,
+      );
     }
     super(config);
   }

@@ -10,13 +10,13 @@ import {
   betasFor,
   checkSameLength,
   checkStepCount,
-  refuseOptions,
-  SchedulerError,
-  spacedTimesteps,
   type NormalSource,
+  refuseOptions,
   type Scheduler,
   type SchedulerConfig,
+  SchedulerError,
   type SetTimestepsOptions,
+  spacedTimesteps,
   type StepResult,
 } from './common.ts';
 import { sigmaSpaceX0 } from './prediction.ts';
@@ -46,7 +46,9 @@ export class EulerDiscreteScheduler implements Scheduler {
     // Until setTimesteps, diffusers holds the whole training schedule (T−1 … 0).
     const sigmas = [...this.trainingSigmas].reverse();
     const T = config.num_train_timesteps;
-    this.timestepList = this.continuous() ? continuousTimesteps(sigmas) : Array.from({ length: T }, (_, i) => T - 1 - i);
+    this.timestepList = this.continuous()
+      ? continuousTimesteps(sigmas)
+      : Array.from({ length: T }, (_, i) => T - 1 - i);
     this.sigmaList = [...sigmas, 0];
   }
 

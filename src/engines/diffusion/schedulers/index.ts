@@ -14,16 +14,16 @@
  * Results differ from diffusers with the original class, more so at low step counts.
  */
 import type { Scheduler, SchedulerConfig } from './common.ts';
-import { DDIMScheduler, type DdimOptions } from './ddim.ts';
+import { type DdimOptions, DDIMScheduler } from './ddim.ts';
 import { EulerAncestralDiscreteScheduler } from './euler-ancestral.ts';
 import { EulerDiscreteScheduler } from './euler-discrete.ts';
 import { LCMScheduler } from './lcm.ts';
 
 export * from './common.ts';
-export { DDIMScheduler, type DdimOptions } from './ddim.ts';
-export { EulerAncestralDiscreteScheduler, ancestralSigmas } from './euler-ancestral.ts';
+export { type DdimOptions, DDIMScheduler } from './ddim.ts';
+export { ancestralSigmas, EulerAncestralDiscreteScheduler } from './euler-ancestral.ts';
 export { EulerDiscreteScheduler } from './euler-discrete.ts';
-export { LCMScheduler, lcmBoundaryScalings } from './lcm.ts';
+export { lcmBoundaryScalings, LCMScheduler } from './lcm.ts';
 
 export interface CreatedScheduler {
   scheduler: Scheduler;

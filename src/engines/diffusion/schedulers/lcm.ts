@@ -13,10 +13,10 @@ import {
   checkSameLength,
   drawNoise,
   img2imgStartIndex,
-  SchedulerError,
   type NormalSource,
   type Scheduler,
   type SchedulerConfig,
+  SchedulerError,
   type SetTimestepsOptions,
   type StepResult,
 } from './common.ts';
@@ -60,9 +60,12 @@ export class LCMScheduler implements Scheduler {
     const originalSteps = options.originalInferenceSteps ?? this.config.original_inference_steps;
     const strength = options.strength ?? 1;
     if (!Number.isInteger(originalSteps) || originalSteps < 1 || originalSteps > T) {
-      throw new SchedulerError(`${NAME}: originalInferenceSteps must be an integer from 1 to ${T}, got ${originalSteps}`);
+      throw new SchedulerError(
+        `${NAME}: originalInferenceSteps must be an integer from 1 to ${T}, got ${originalSteps}`,
+      );
     }
-    if (!(strength > 0 && strength <= 1)) throw new SchedulerError(`${NAME}: strength must be in (0, 1], got ${strength}`);
+    if (!(strength > 0 && strength <= 1))
+      throw new SchedulerError(`${NAME}: strength must be in (0, 1], got ${strength}`);
     if (options.timesteps !== undefined) {
       this.useCustomTimesteps(numInferenceSteps, options.timesteps, strength);
       return;
@@ -70,10 +73,14 @@ export class LCMScheduler implements Scheduler {
     const k = Math.floor(T / originalSteps);
     const origin = Array.from({ length: Math.trunc(originalSteps * strength) }, (_, i) => (i + 1) * k - 1);
     if (!Number.isInteger(numInferenceSteps) || numInferenceSteps < 1 || numInferenceSteps > originalSteps) {
-      throw new SchedulerError(`${NAME}: numInferenceSteps must be an integer from 1 to originalInferenceSteps (${originalSteps}), got ${numInferenceSteps}`);
+      throw new SchedulerError(
+        `${NAME}: numInferenceSteps must be an integer from 1 to originalInferenceSteps (${originalSteps}), got ${numInferenceSteps}`,
+      );
     }
     if (Math.floor(origin.length / numInferenceSteps) < 1) {
-      throw new SchedulerError(`${NAME}: originalInferenceSteps × strength (${origin.length}) is smaller than numInferenceSteps (${numInferenceSteps})`);
+      throw new SchedulerError(
+        `${NAME}: originalInferenceSteps × strength (${origin.length}) is smaller than numInferenceSteps (${numInferenceSteps})`,
+      );
     }
     origin.reverse();
     // np.floor(np.linspace(0, len(origin), num=N, endpoint=False)): indices spaced len/N apart.
@@ -132,11 +139,15 @@ export class LCMScheduler implements Scheduler {
   private useCustomTimesteps(numInferenceSteps: number, timesteps: readonly number[], strength: number): void {
     const T = this.config.num_train_timesteps;
     if (timesteps.length === 0 || numInferenceSteps !== timesteps.length) {
-      throw new SchedulerError(`${NAME}: numInferenceSteps (${numInferenceSteps}) must equal the number of custom timesteps (${timesteps.length}, at least 1)`);
+      throw new SchedulerError(
+        `${NAME}: numInferenceSteps (${numInferenceSteps}) must equal the number of custom timesteps (${timesteps.length}, at least 1)`,
+      );
     }
     timesteps.forEach((t, i) => {
-      if (!Number.isInteger(t) || t < 0 || t >= T) throw new SchedulerError(`${NAME}: custom timestep ${t} is not an integer from 0 to ${T - 1}`);
-      if (i > 0 && t >= (timesteps[i - 1] as number)) throw new SchedulerError(`${NAME}: custom timesteps must be in descending order`);
+      if (!Number.isInteger(t) || t < 0 || t >= T)
+        throw new SchedulerError(`${NAME}: custom timestep ${t} is not an integer from 0 to ${T - 1}`);
+      if (i > 0 && t >= (timesteps[i - 1] as number))
+        throw new SchedulerError(`${NAME}: custom timesteps must be in descending order`);
     });
     this.steps = timesteps.length;
     this.timestepList = timesteps.slice(img2imgStartIndex(timesteps.length, strength));
@@ -146,7 +157,9 @@ export class LCMScheduler implements Scheduler {
   private alphaAt(timestep: number): number {
     const alpha = Number.isInteger(timestep) ? this.alphasCumprod[timestep] : undefined;
     if (alpha === undefined) {
-      throw new SchedulerError(`${NAME}: timestep ${timestep} is not an integer from 0 to ${this.alphasCumprod.length - 1}`);
+      throw new SchedulerError(
+        `${NAME}: timestep ${timestep} is not an integer from 0 to ${this.alphasCumprod.length - 1}`,
+      );
     }
     return alpha;
   }

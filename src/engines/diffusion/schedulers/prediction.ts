@@ -6,7 +6,12 @@
 import type { PredictionType } from './config.ts';
 
 /** scheduling_euler_discrete.py `step`, "1. compute predicted original sample (x_0)" (s_churn = 0, so σ̂ = σ). */
-export function sigmaSpaceX0(prediction: PredictionType, output: Float32Array, sample: Float32Array, sigma: number): Float32Array {
+export function sigmaSpaceX0(
+  prediction: PredictionType,
+  output: Float32Array,
+  sample: Float32Array,
+  sigma: number,
+): Float32Array {
   const x0 = new Float32Array(sample.length);
   if (prediction === 'epsilon') {
     for (let i = 0; i < x0.length; i++) x0[i] = (sample[i] as number) - sigma * (output[i] as number);

@@ -19,7 +19,8 @@ export function indexForTimestep(timesteps: readonly number[], timestep: number)
     if (t === key) matches.push(i);
   });
   const index = matches.length > 1 ? matches[1] : matches[0];
-  if (index === undefined) throw new SchedulerError(`timestep ${timestep} is not in the schedule; pass a value of scheduler.timesteps`);
+  if (index === undefined)
+    throw new SchedulerError(`timestep ${timestep} is not in the schedule; pass a value of scheduler.timesteps`);
   return index;
 }
 

@@ -111,7 +111,7 @@ class PairHeap {
     const last = keys.pop() as number;
     if (keys.length > 0) {
       keys[0] = last;
-      for (let i = 0; ; ) {
+      for (let i = 0; ;) {
         const l = 2 * i + 1;
         const r = l + 1;
         let smallest = i;
@@ -133,7 +133,10 @@ class PairHeap {
  * HF would silently keep a pair that can never match.
  */
 export function parseMerges(text: string): Array<[string, string]> {
-  const lines = text.trim().split('\n').slice(1, CLIP_MERGES_KEPT + 1);
+  const lines = text
+    .trim()
+    .split('\n')
+    .slice(1, CLIP_MERGES_KEPT + 1);
   return lines.map((line, i) => {
     const parts = line.trim().split(/\s+/u);
     if (parts.length !== 2) throw new RangeError(`line ${i + 2} is not a pair of symbols: ${JSON.stringify(line)}`);

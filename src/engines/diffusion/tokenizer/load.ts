@@ -2,8 +2,9 @@
 // (vocab.json, merges.txt, tokenizer_config.json, special_tokens_map.json; docs/diffusion.md, "Model folder layout").
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+
 import { parseMerges } from './bpe.ts';
-import { ClipTokenizer, CLIP_MAX_LENGTH, type ClipTokenizerOptions } from './clip-tokenizer.ts';
+import { CLIP_MAX_LENGTH, ClipTokenizer, type ClipTokenizerOptions } from './clip-tokenizer.ts';
 
 /** A tokenizer file is missing or malformed. `file` is named from the folder, e.g. "tokenizer/merges.txt". */
 export class TokenizerLoadError extends Error {
@@ -63,8 +64,14 @@ export async function loadClipTokenizer(folder: string): Promise<ClipTokenizer> 
 function specialTokens(config: Json | undefined, map: Json | undefined, name: (file: string) => string) {
   const layers: Array<[Json | undefined, string]> =
     config?.added_tokens_decoder !== undefined
-      ? [[config, 'tokenizer_config.json'], [map, 'special_tokens_map.json']]
-      : [[map, 'special_tokens_map.json'], [config, 'tokenizer_config.json']];
+      ? [
+          [config, 'tokenizer_config.json'],
+          [map, 'special_tokens_map.json'],
+        ]
+      : [
+          [map, 'special_tokens_map.json'],
+          [config, 'tokenizer_config.json'],
+        ];
   const tokens: Partial<Record<SpecialKey, string>> = {};
   for (const key of SPECIAL_KEYS) {
     for (const [json, file] of layers) {
@@ -75,21 +82,31 @@ function specialTokens(config: Json | undefined, map: Json | undefined, name: (f
       }
     }
   }
-  return { bosToken: tokens.bos_token, eosToken: tokens.eos_token, padToken: tokens.pad_token, unkToken: tokens.unk_token };
+  return {
+    bosToken: tokens.bos_token,
+    eosToken: tokens.eos_token,
+    padToken: tokens.pad_token,
+    unkToken: tokens.unk_token,
+  };
 }
 
 function tokenContent(value: unknown, file: () => string, key: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
-  if (typeof value === 'object' && typeof (value as Json).content === 'string') return (value as Json).content as string;
+  if (typeof value === 'object' && typeof (value as Json).content === 'string')
+    return (value as Json).content as string;
   throw new TokenizerLoadError(file(), `has a ${key} that is neither a string nor an object with a "content" string`);
 }
 
 function maxLength(config: Json | undefined, file: string): number {
   const value = config?.model_max_length;
-  if (value === undefined || value === null || (typeof value === 'number' && value >= UNSET_MAX_LENGTH)) return CLIP_MAX_LENGTH;
+  if (value === undefined || value === null || (typeof value === 'number' && value >= UNSET_MAX_LENGTH))
+    return CLIP_MAX_LENGTH;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 2) {
-    throw new TokenizerLoadError(file, `has a model_max_length that is not an integer of at least 2: ${JSON.stringify(value)}`);
+    throw new TokenizerLoadError(
+      file,
+      `has a model_max_length that is not an integer of at least 2: ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -106,7 +123,10 @@ function addedTokens(config: Json | undefined, file: string): Map<number, string
     const id = Number(key);
     const content = tokenContent(value, () => file, `added_tokens_decoder entry ${JSON.stringify(key)}`);
     if (!/^\d+$/u.test(key) || !Number.isSafeInteger(id) || content === undefined) {
-      throw new TokenizerLoadError(file, `has an added_tokens_decoder entry ${JSON.stringify(key)} that is not an id with content`);
+      throw new TokenizerLoadError(
+        file,
+        `has an added_tokens_decoder entry ${JSON.stringify(key)} that is not an id with content`,
+      );
     }
     added.set(id, content);
   }
@@ -129,7 +149,9 @@ async function readText(folder: string, file: string, name: (file: string) => st
     return await readFile(join(folder, file), 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new TokenizerLoadError(name(file), `cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`, { cause: error });
+    throw new TokenizerLoadError(name(file), `cannot be read (${(error as NodeJS.ErrnoException).code ?? error})`, {
+      cause: error,
+    });
   }
 }
 

@@ -32,8 +32,7 @@ export function normalizeClipText(text: string): string {
 // most one `+`, so a match never backtracks into a nested quantifier: matchAll stays linear on long
 // prompts. The `u` flag makes \p{L} / \p{N} work and iterates by code point. Input is lowercase already;
 // `i` is kept to mirror re.IGNORECASE.
-const PRE_TOKENIZE =
-  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/giu;
+const PRE_TOKENIZE = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/giu;
 
 /** Splits normalised text into the pieces that BPE runs on (words, single digits, punctuation runs). */
 export function preTokenize(normalized: string): string[] {

@@ -2,10 +2,18 @@
 // and turns the worker's answers back into promises (through src/runtime/worker-rpc.ts). A worker
 // that dies (a native crash, out of memory) fails only the jobs it held; the next job starts a
 // fresh worker.
-import { WorkerRequestError, WorkerRpc, WorkerStoppedError } from '../../../runtime/worker-rpc.ts';
 import type { RawImage } from '../../../contract/request.ts';
+import { WorkerRequestError, WorkerRpc, WorkerStoppedError } from '../../../runtime/worker-rpc.ts';
 import type { PipelineJob, PipelineResult } from '../pipeline/index.ts';
-import { failureKind, reviveImage, type FailureKind, type PreviewPlan, type ModelInfo, type ModelWorkerMethods, type WorkerOptions } from './protocol.ts';
+import {
+  type FailureKind,
+  failureKind,
+  type ModelInfo,
+  type ModelWorkerMethods,
+  type PreviewPlan,
+  reviveImage,
+  type WorkerOptions,
+} from './protocol.ts';
 
 export class ModelLoadError extends Error {
   constructor(message: string) {
@@ -72,7 +80,8 @@ export class ModelWorker {
 
   close(): Promise<void> {
     // The worker stops the jobs it holds after the model call each is in, releases the sessions and ends.
-    this.closing ??= this.rpc?.close({ patienceMs: CLOSE_PATIENCE_MS, cancel: true, overdue: 'abandon' }) ?? Promise.resolve();
+    this.closing ??=
+      this.rpc?.close({ patienceMs: CLOSE_PATIENCE_MS, cancel: true, overdue: 'abandon' }) ?? Promise.resolve();
     return this.closing;
   }
 
@@ -103,7 +112,10 @@ export class ModelWorker {
     if (signal?.aborted && error === signal.reason) return new WorkerJobError('aborted', 'generation was aborted');
     if (error instanceof WorkerRequestError) return new WorkerJobError(failureKind(error.remoteName), error.message);
     if (error instanceof WorkerStoppedError) {
-      return new WorkerJobError('worker', this.closing || error.reason === 'closed' ? 'the server is shutting down' : `the model worker ${error.what}`);
+      return new WorkerJobError(
+        'worker',
+        this.closing || error.reason === 'closed' ? 'the server is shutting down' : `the model worker ${error.what}`,
+      );
     }
     return error as Error;
   }

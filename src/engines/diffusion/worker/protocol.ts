@@ -1,8 +1,8 @@
 // Messages between the server's event loop and a model worker thread. Images travel as transferred
 // buffers (no copies); everything else is plain structured-clone data.
 import type { RawImage } from '../../../contract/request.ts';
-import type { ModelFamily } from '../model/index.ts';
 import { partialImageSteps } from '../../engine.ts';
+import type { ModelFamily } from '../model/index.ts';
 import type { PipelineJob, PipelineResult } from '../pipeline/index.ts';
 
 export interface WorkerOptions {

@@ -1,11 +1,17 @@
 // A model worker thread: loads one model folder (all its sessions, once) and runs pipeline jobs
 // one after another, so onnxruntime's synchronous runs never block the server's event loop.
 // Cancellation arrives as a message and is seen between steps.
-import { createScheduler } from '../schedulers/index.ts';
-import { loadModel, type LoadedModel } from '../model/index.ts';
-import { runPipeline } from '../pipeline/index.ts';
 import { serveRpc, Transferring } from '../../../runtime/worker-rpc-serve.ts';
-import { isPreviewStep, transferList, type ModelInfo, type ModelWorkerMethods, type WorkerOptions } from './protocol.ts';
+import { type LoadedModel, loadModel } from '../model/index.ts';
+import { runPipeline } from '../pipeline/index.ts';
+import { createScheduler } from '../schedulers/index.ts';
+import {
+  isPreviewStep,
+  type ModelInfo,
+  type ModelWorkerMethods,
+  transferList,
+  type WorkerOptions,
+} from './protocol.ts';
 
 let model: LoadedModel | undefined;
 
