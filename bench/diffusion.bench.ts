@@ -125,7 +125,9 @@ function summarise({ steps, batch, runs, peakRssMb }: Measured) {
   };
 }
 
-/** Seconds one run of a configuration would take, from the warm-up of one with the same batch (4 steps × 4 from 1 × 4). */
+/**
+ * Seconds one run of a configuration would take, from the warm-up of one with the same batch (4 steps × 4 from 1 × 4).
+ */
 function predictSeconds(steps: number, batch: number, done: Measured[]): number | undefined {
   const same = done.find((d) => d.batch === batch);
   if (!same) return undefined;

@@ -96,7 +96,10 @@ export interface Run {
   pngMs: number[];
 }
 
-/** `autoencoder: 'tiny'` decodes with the folder's tiny decoder, as a deployment with `diffusion.autoencoder: "tiny"` does. */
+/**
+ * `autoencoder: 'tiny'` decodes with the folder's tiny decoder, as a deployment with `diffusion.autoencoder: "tiny"`
+ * does.
+ */
 export async function generate(
   model: LoadedModel,
   steps: number,

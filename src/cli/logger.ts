@@ -7,7 +7,10 @@ import { envSetting } from '../config/index.ts';
 
 export type LogFormat = 'json' | 'pretty';
 
-/** EASEL_LOG_FORMAT (json or pretty, checked against the configuration schema); unset: pretty when `stdout` is a terminal. */
+/**
+ * EASEL_LOG_FORMAT (json or pretty, checked against the configuration schema); unset: pretty when `stdout` is a
+ * terminal.
+ */
 export function logFormat(env: NodeJS.ProcessEnv, stdout: { isTTY?: boolean }): LogFormat {
   return (envSetting(env, 'EASEL_LOG_FORMAT') as LogFormat | undefined) ?? (stdout.isTTY ? 'pretty' : 'json');
 }

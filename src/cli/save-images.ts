@@ -48,7 +48,9 @@ export class OutputExistsError extends CliError {
   }
 }
 
-/** Writes the images and answers the paths written, in order; writes none when one would replace a file (unless force). */
+/**
+ * Writes the images and answers the paths written, in order; writes none when one would replace a file (unless force).
+ */
 export async function saveImages(images: readonly Buffer[], options: SaveOptions): Promise<string[]> {
   const ext = extname(options.out).toLowerCase();
   const asFile = FILE_EXTENSIONS.has(ext);

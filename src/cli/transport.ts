@@ -52,7 +52,10 @@ export async function openTransport(env: NodeJS.ProcessEnv, flags: TransportFlag
   return inProcessTransport(env);
 }
 
-/** `ownDataDir`: the server is the one that holds the configured data directory, so its keys are this directory's whatever its address. */
+/**
+ * `ownDataDir`: the server is the one that holds the configured data directory, so its keys are this directory's
+ * whatever its address.
+ */
 function httpTransport(
   env: NodeJS.ProcessEnv,
   server: string,

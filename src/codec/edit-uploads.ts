@@ -20,7 +20,9 @@ export interface EditUploads {
   maxInputPixels: number;
 }
 
-/** Read the uploads' headers and check everything that needs no pixel: count, formats, sizes, the mask's alpha and size. */
+/**
+ * Read the uploads' headers and check everything that needs no pixel: count, formats, sizes, the mask's alpha and size.
+ */
 export async function probeEditUploads(
   images: Buffer[],
   mask: Buffer | null,

@@ -160,7 +160,9 @@ function checkAgainstSchema(settings: unknown, where: string): void {
   if (found) throw new ConfigError(found.setting, `${found.problem}${where}`);
 }
 
-/** Every set variable converted to its setting's type and checked against its schema; the message names the variable. */
+/**
+ * Every set variable converted to its setting's type and checked against its schema; the message names the variable.
+ */
 function checkEnv(env: NodeJS.ProcessEnv): void {
   const variables = [
     ...Object.entries(ENV_SETTINGS).map(

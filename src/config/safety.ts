@@ -14,9 +14,15 @@ type WithDefaults<C> = C extends unknown
   ? Omit<C, 'timeoutMs' | 'onFailure'> & Required<Pick<C, Extract<keyof C, 'timeoutMs' | 'onFailure'>>>
   : never;
 export type ClassifierConfig = WithDefaults<ClassifierFile>;
-/** A sequence-classification model in ONNX (model.onnx, tokenizer.json, config.json) in a local folder; `folder` absolute. */
+/**
+ * A sequence-classification model in ONNX (model.onnx, tokenizer.json, config.json) in a local folder; `folder`
+ * absolute.
+ */
 export type OnnxClassifierConfig = Extract<ClassifierConfig, { kind: 'onnx' }>;
-/** An external moderation endpoint: Azure AI Content Safety text:analyze, or an OpenAI-style /moderations; `key` read from keyEnv. */
+/**
+ * An external moderation endpoint: Azure AI Content Safety text:analyze, or an OpenAI-style /moderations; `key` read
+ * from keyEnv.
+ */
 export type HttpClassifierConfig = Exclude<ClassifierConfig, { kind: 'onnx' }>;
 
 type SafetyFile = NonNullable<Static<typeof ConfigFileSchema>['safety']>;
@@ -45,7 +51,10 @@ export function blocklistsFromEnv(safety: SafetyFileSettings, env: NodeJS.Proces
 
 type Fail = (setting: string, problem: string) => never;
 
-/** Completes schema-checked safety settings (defaults filled in, paths resolved, keys read from the environment) after the cross-field checks. */
+/**
+ * Completes schema-checked safety settings (defaults filled in, paths resolved, keys read from the environment) after
+ * the cross-field checks.
+ */
 export function resolveSafety(
   raw: SafetyFileSettings,
   modelsDir: string,

@@ -127,7 +127,10 @@ export const ClassifierSchema = Type.Union([
     {
       ...classifierCommon,
       kind: Type.Literal('onnx'),
-      /** A sequence-classification model (model.onnx, tokenizer.json, config.json): absolute, or a name under models.dir. */
+      /**
+       * A sequence-classification model (model.onnx, tokenizer.json, config.json): absolute, or a name under
+       * models.dir.
+       */
       folder: Type.String({
         minLength: 1,
         pattern: '\\S',
@@ -159,7 +162,10 @@ const Safety = Type.Object(
     classifiers: Type.Optional(Type.Array(ClassifierSchema)),
     /** The image filter: "nsfwjs" (the bundled pretrained classifier) or "none" (every image passes, reading safe). */
     imageClassifier: Type.Optional(Type.Enum(['nsfwjs', 'none'])),
-    /** When the image classifier throws or times out: "block" the image (default) or "allow" it; either way the annotation carries `error`. */
+    /**
+     * When the image classifier throws or times out: "block" the image (default) or "allow" it; either way the
+     * annotation carries `error`.
+     */
     imageClassifierFailure: FAILURE,
     /** Run the image classifier on the placeholder engine's pictures too (default: on real engines only). */
     classifyPlaceholderImages: Type.Optional(Type.Boolean()),

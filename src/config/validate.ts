@@ -83,7 +83,10 @@ function object(node: Node, value: Record<string, unknown>, path: string, others
   return null;
 }
 
-/** A union of objects told apart by one constant key (a deployment's engine, a classifier's kind), or of plain alternatives. */
+/**
+ * A union of objects told apart by one constant key (a deployment's engine, a classifier's kind), or of plain
+ * alternatives.
+ */
 function union(branches: Node[], value: unknown, path: string): Problem | null {
   const key = isObject(value)
     ? Object.keys(branches[0]?.properties ?? {}).find((k) =>
@@ -181,7 +184,10 @@ export function levenshtein(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-/** An environment variable's text as a value of its schema (a number, true/false, a list); left as text when it does not convert, so the check reports it. */
+/**
+ * An environment variable's text as a value of its schema (a number, true/false, a list); left as text when it does not
+ * convert, so the check reports it.
+ */
 export function fromEnv(schema: TSchema, raw: string): unknown {
   const node = envForm(schema as Node);
   const text = raw.trim();

@@ -37,7 +37,8 @@ export const ROUTES: RouteDef[] = [
     auth: true,
     handler: (q, r) => images.edit(q, r, 'path'),
   },
-  // The openai npm client (4.104–7.4) sends edits here when no client-level deployment is set (docs/azure-api.md, "What the official clients send").
+  // The openai npm client (4.104–7.4) sends edits here when no client-level deployment is set (docs/azure-api.md, "What
+  // the official clients send").
   {
     method: 'POST',
     url: '/openai/images/edits',
@@ -67,7 +68,8 @@ export const ROUTES: RouteDef[] = [
     auth: true,
     handler: operations.remove,
   },
-  // The v1 surface: deployment in `model`, api-version optional, Bearer key (docs/azure-api.md, "Routes and api-versions").
+  // The v1 surface: deployment in `model`, api-version optional, Bearer key (docs/azure-api.md, "Routes and
+  // api-versions").
   {
     method: 'POST',
     url: '/openai/v1/images/generations',

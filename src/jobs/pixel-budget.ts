@@ -13,7 +13,10 @@ export class PixelBudget {
     readonly inFlight: number,
   ) {}
 
-  /** Hold `pixels` until the returned release is called (once; later calls do nothing), or null when they do not fit now. */
+  /**
+   * Hold `pixels` until the returned release is called (once; later calls do nothing), or null when they do not fit
+   * now.
+   */
   reserve(pixels: number): (() => void) | null {
     if (this.used + pixels > this.inFlight) return null;
     this.used += pixels;

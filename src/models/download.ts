@@ -244,7 +244,9 @@ async function resumeOrRestart(
   return false;
 }
 
-/** Appends the body to the partial file, hashing it and reporting progress; more bytes than the hub lists is corruption. */
+/**
+ * Appends the body to the partial file, hashing it and reporting progress; more bytes than the hub lists is corruption.
+ */
 async function streamToFile(
   body: ReadableStream<Uint8Array>,
   file: HubFile,

@@ -27,7 +27,10 @@ export interface InstalledModel {
   inpainting: boolean | null;
   nativeResolution: number | null;
   pipelineClass: string | null;
-  /** The folder has vae_tiny_decoder/model.onnx (diffusion.autoencoder "tiny", real previews); null when it is not usable. */
+  /**
+   * The folder has vae_tiny_decoder/model.onnx (diffusion.autoencoder "tiny", real previews); null when it is not
+   * usable.
+   */
   tinyAutoencoder: boolean | null;
   /** Bytes of every file under the folder, partial files included. */
   sizeBytes: number;

@@ -62,7 +62,9 @@ export type PullEvent =
   /** A file already in the folder is being hashed; `file-done` with `alreadyThere` follows when it matches. */
   | { type: 'file-checking'; path: string; size: number }
   | { type: 'file-started'; path: string; size: number; resumedFrom: number }
-  /** `bytes` of this file are on disk; `totalBytes` of all files; `receivedBytes` came over the network in this pull. */
+  /**
+   * `bytes` of this file are on disk; `totalBytes` of all files; `receivedBytes` came over the network in this pull.
+   */
   | {
       type: 'progress';
       path: string;

@@ -1,6 +1,7 @@
 // Starts a worker thread on a TypeScript entry point. Run from src/ (tests, development) the
 // worker goes through ts-worker-bootstrap.mjs, which registers tsx; run from the compiled dist/
-// (what `npm start` runs), the entry's compiled .js file is started directly. WorkerRpc (worker-rpc.ts) starts the model and
+// (what `npm start` runs), the entry's compiled .js file is started directly. WorkerRpc (worker-rpc.ts) starts the
+// model and
 // classifier threads through it.
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 

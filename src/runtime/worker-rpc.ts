@@ -33,7 +33,9 @@ export type RpcFromWorker =
   | { type: 'result'; id: number; value: unknown }
   | { type: 'error'; id: number; name: string; message: string };
 
-/** The thread answered with an error; `remoteName` is the thrown error's name there (structured clone keeps no classes). */
+/**
+ * The thread answered with an error; `remoteName` is the thrown error's name there (structured clone keeps no classes).
+ */
 export class WorkerRequestError extends Error {
   constructor(
     readonly remoteName: string,
@@ -145,7 +147,10 @@ export class WorkerRpc<M extends RpcMethods> {
     return abortable(answer, signal).finally(() => signal.removeEventListener('abort', cancel));
   }
 
-  /** Lets the thread finish (or cancel) what it holds and end, for at most `patienceMs`; see RpcCloseOptions. Idempotent. */
+  /**
+   * Lets the thread finish (or cancel) what it holds and end, for at most `patienceMs`; see RpcCloseOptions.
+   * Idempotent.
+   */
   close(options: RpcCloseOptions): Promise<void> {
     this.#closing ??= this.#shutDown(options);
     return this.#closing;

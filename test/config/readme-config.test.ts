@@ -14,7 +14,10 @@ interface Node {
   items?: Node;
 }
 
-/** Dotted paths of every key (`deployments[].diffusion.steps`); a union with a plain alternative (a threshold word or an object) counts as one key. */
+/**
+ * Dotted paths of every key (`deployments[].diffusion.steps`); a union with a plain alternative (a threshold word or an
+ * object) counts as one key.
+ */
 function keyPaths(node: Node, path = ''): string[] {
   const objects = node.anyOf
     ? node.anyOf.every((b) => b.type === 'object')

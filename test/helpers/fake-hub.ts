@@ -47,7 +47,10 @@ export interface FakeHub {
   repos: Map<string, FakeRepo>;
   /** Serve `files` as repository `id`; revisions default to main with a commit derived from the id. */
   addRepo(id: string, files: Map<string, Buffer>, revisions?: string[]): FakeRepo;
-  /** The next `times` responses for `path` end after `afterBytes` bytes of body: the connection is destroyed, or left hanging with `stall`. */
+  /**
+   * The next `times` responses for `path` end after `afterBytes` bytes of body: the connection is destroyed, or left
+   * hanging with `stall`.
+   */
   cutOff(path: string, afterBytes: number, options?: { times?: number; stall?: boolean }): void;
   /** The next `times` downloads of `path` answer `status` (from the CDN for LFS files, as an expired link would). */
   failWith(path: string, status: number, times?: number): void;

@@ -1,4 +1,5 @@
-// gpt-image-1 edits (docs/azure-api.md: request parameters, what the clients send): image / image[] uploads sniffed by their bytes, masks,
+// gpt-image-1 edits (docs/azure-api.md: request parameters, what the clients send): image / image[] uploads sniffed by
+// their bytes, masks,
 // and multipart scalars that arrive as strings.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

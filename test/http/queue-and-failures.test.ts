@@ -1,4 +1,5 @@
-// A full queue answers 429 with retry-after (docs/azure-api.md: errors, response headers); an engine that throws answers
+// A full queue answers 429 with retry-after (docs/azure-api.md: errors, response headers); an engine that throws
+// answers
 // 500 and leaves the server serving; on DALL-E 2 both end the operation with an error instead.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -1,4 +1,5 @@
-// What each family answers (docs/azure-api.md: responses, annotations): item shapes, sizes, formats, n, transparency and
+// What each family answers (docs/azure-api.md: responses, annotations): item shapes, sizes, formats, n, transparency
+// and
 // seeds, checked by decoding the returned bytes.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -55,7 +55,8 @@ const CLIP_POSITIONS = 77;
 const CLIP_VOCAB = 49408;
 
 const ARCHITECTURES: Record<ArchitecturePreset, Architecture> = {
-  // stabilityai/sd-turbo = stable-diffusion-2-1-base: unet/config.json, text_encoder/config.json (OpenCLIP ViT-H, 23 layers).
+  // stabilityai/sd-turbo = stable-diffusion-2-1-base: unet/config.json, text_encoder/config.json (OpenCLIP ViT-H, 23
+  // layers).
   'sd-turbo': {
     unet: { ...SD_UNET, heads: [5, 10, 20, 20], crossAttentionDim: 1024, useLinearProjection: true },
     text: {
@@ -108,7 +109,8 @@ const ARCHITECTURES: Record<ArchitecturePreset, Architecture> = {
       vocabSize: null,
       maxPositions: CLIP_POSITIONS,
     },
-    // The VAE's full-resolution blocks dominate a small generation, hence its narrow widths (and 8 groups to allow them).
+    // The VAE's full-resolution blocks dominate a small generation, hence its narrow widths (and 8 groups to allow
+    // them).
     vae: { ...SD_VAE, blockOutChannels: [8, 16, 32, 32], normGroups: 8 },
     scheduler: 'euler-trailing',
     padToken: '!',
@@ -154,7 +156,9 @@ export interface ArchitectureModelInfo {
   tinyAutoencoder?: TinyAutoencoderInfo;
 }
 
-/** Weights above this go to `model.onnx_data` (protobuf caps a file at 2 GB; a big inline part also costs memory twice). */
+/**
+ * Weights above this go to `model.onnx_data` (protobuf caps a file at 2 GB; a big inline part also costs memory twice).
+ */
 const EXTERNAL_DATA_BYTES = 512 * 2 ** 20;
 
 function tokenizerVocab() {
@@ -171,7 +175,8 @@ function buildPart(
   const arch = ARCHITECTURES[preset];
   const float: FloatType = options.fp16 ? 'float16' : 'float32';
   const make = (external: boolean) => new Net(part, { float, weights: options.weights, external });
-  // Built once to know its size, then again with external set when it is big: building is cheap, drawing happens at write.
+  // Built once to know its size, then again with external set when it is big: building is cheap, drawing happens at
+  // write.
   const build = (net: Net) => {
     if (part === 'text_encoder') buildClipText(net, textConfig(arch), { ids: options.idsType ?? 'int32' });
     else if (part === 'unet') buildUnet(net, arch.unet, { timestep: options.timestep ?? 'float-vector' });

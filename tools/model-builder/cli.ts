@@ -1,8 +1,10 @@
 // Writes a tiny random SD ONNX folder for manual tests of the engine and server:
 //   npx tsx tools/model-builder/cli.ts <folder> [--family sdxl] [--ids int64] [--timestep int64-vector] [--inpainting]
-//     [--fp16] [--external-data] [--latent-parameters] [--symbolic-channels] [--scheduler lcm] [--seed 7] [--tiny-autoencoder]
+//     [--fp16] [--external-data] [--latent-parameters] [--symbolic-channels] [--scheduler lcm] [--seed 7]
+// [--tiny-autoencoder]
 // or, with --preset, a folder with the real architecture of SD-Turbo or SD 1.5 (random weights) for benchmarks:
-//   npx tsx tools/model-builder/cli.ts <folder> --preset small|sd-turbo|sd15 [--fp16] [--ids int64] [--timestep …] [--latent-parameters] [--seed 7] [--tiny-autoencoder]
+//   npx tsx tools/model-builder/cli.ts <folder> --preset small|sd-turbo|sd15 [--fp16] [--ids int64] [--timestep …]
+// [--latent-parameters] [--seed 7] [--tiny-autoencoder]
 // --tiny-autoencoder adds vae_tiny_decoder/ and vae_tiny_encoder/ with TAESD's architecture: its real
 // width with --preset sd-turbo|sd15, width 8 otherwise (the tiny folders and --preset small).
 import { parseArgs } from 'node:util';

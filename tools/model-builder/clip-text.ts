@@ -1,5 +1,6 @@
 // transformers CLIPTextModel (models/clip/modeling_clip.py) as exported for Stable Diffusion:
-// input_ids → last_hidden_state [B, S, D] and pooler_output [B, D] (docs/diffusion.md, "Tensor names, dtypes and shapes").
+// input_ids → last_hidden_state [B, S, D] and pooler_output [B, D] (docs/diffusion.md, "Tensor names, dtypes and
+// shapes").
 // SD 1.x uses OpenAI's CLIP ViT-L/14 text tower (768 wide, 12 layers, quick_gelu); SD 2.x and
 // SD-Turbo the OpenCLIP ViT-H/14 tower converted to CLIPTextModel with 23 of its 24 layers (SD 2
 // conditions on the penultimate layer, so the converted checkpoints drop the last), with gelu.
@@ -81,7 +82,9 @@ export function buildClipText(net: Net, config: ClipTextConfig, options: { ids: 
   g.output('pooler_output', net.float, ['batch_size', D]);
 }
 
-/** [P, P] additive mask: 0 on and below the diagonal, the float type's lowest value above (as transformers builds it). */
+/**
+ * [P, P] additive mask: 0 on and below the diagonal, the float type's lowest value above (as transformers builds it).
+ */
 function causalMask(net: Net, positions: number): string {
   const lowest = net.float === 'float16' ? -65504 : -3.4028234663852886e38;
   return net.constant(`causal-mask-${positions}`, net.float, [positions, positions], () => {

@@ -1,12 +1,16 @@
 // The four tiny graphs of a Stable Diffusion ONNX folder. They are not diffusion models: each keeps
-// the exact I/O contract of the real export (names, dtypes, ranks, dim names; docs/diffusion.md, "Tensor names, dtypes and shapes")
+// the exact I/O contract of the real export (names, dtypes, ranks, dim names; docs/diffusion.md, "Tensor names, dtypes
+// and shapes")
 // with a few cheap ops chosen so that every output depends on every input, which is what an engine
 // test needs to see that it feeds the right tensor to the right place.
 import { toFloat16Array } from '../../src/engines/diffusion/float16.ts';
 import { type DataType, type Dim, GraphBuilder, ONNX_TYPE } from './onnx.ts';
 
 export type IdsType = 'int32' | 'int64';
-/** float-scalar: optimum ≥ 1.24 (shape []); float-vector: diffusers' script ([batch]); int64-vector: optimum ≤ 1.23, sd-turbo-ort-web ([steps]). */
+/**
+ * float-scalar: optimum ≥ 1.24 (shape []); float-vector: diffusers' script ([batch]); int64-vector: optimum ≤ 1.23,
+ * sd-turbo-ort-web ([steps]).
+ */
 export type TimestepKind = 'float-scalar' | 'float-vector' | 'int64-vector';
 
 /** Shared by the part builders: the weight stream, the float type of the I/O, where weights go. */
@@ -72,7 +76,8 @@ export function textEncoderGraph(
 }
 
 /**
- * The SDXL encoders as optimum exports them with output_hidden_states (docs/diffusion.md, "SDXL conditioning"): `layers` stacked
+ * The SDXL encoders as optimum exports them with output_hidden_states (docs/diffusion.md, "SDXL conditioning"):
+ * `layers` stacked
  * tanh layers, hidden_states.0 (the embeddings) … hidden_states.L, and last_hidden_state (a copy of
  * hidden_states.L; real CLIP adds a final layer norm). Without `projectionDim` it is CLIPTextModel
  * (outputs last_hidden_state, pooler_output, hidden_states.*); with it CLIPTextModelWithProjection
@@ -178,7 +183,10 @@ export function unetGraph(ctx: PartContext, options: UnetGraphOptions): GraphBui
   return g;
 }
 
-/** VAE decoder stand-in: latent_sample → tanh(Conv3×3(nearest ×8 upsampling)), so the image is exactly 8× and in (-1, 1). */
+/**
+ * VAE decoder stand-in: latent_sample → tanh(Conv3×3(nearest ×8 upsampling)), so the image is exactly 8× and in (-1,
+ * 1).
+ */
 export function vaeDecoderGraph(ctx: PartContext, options: { symbolicChannels: boolean }): GraphBuilder {
   const g = new GraphBuilder('vae_decoder');
   const channels: Dim = options.symbolicChannels ? 'num_channels_latent' : 4;
@@ -194,7 +202,8 @@ export function vaeDecoderGraph(ctx: PartContext, options: { symbolicChannels: b
 
 /**
  * VAE encoder stand-in: sample → Conv3×3(8×8 average pooling). With `latentParameters` it has the
- * newer optimum output (8 channels, mean ‖ logvar; docs/diffusion.md, "Exporter generations"), else the older sampled `latent_sample`.
+ * newer optimum output (8 channels, mean ‖ logvar; docs/diffusion.md, "Exporter generations"), else the older sampled
+ * `latent_sample`.
  */
 export function vaeEncoderGraph(ctx: PartContext, options: { latentParameters: boolean }): GraphBuilder {
   const g = new GraphBuilder('vae_encoder');

@@ -1,10 +1,12 @@
-// A minimal ONNX writer: just enough of onnx.proto to write the tiny test models (docs/diffusion.md, "Tiny test models")
+// A minimal ONNX writer: just enough of onnx.proto to write the tiny test models (docs/diffusion.md, "Tiny test
+// models")
 // and the full-size architecture presets, whose weights are made lazily and streamed to disk.
 //
 // Hand-written on purpose: an ONNX file is a protobuf ModelProto, and the handful of messages needed
 // here take under 200 lines of varint/length-delimited encoding. The alternative (npm onnx-proto) drags in
 // protobufjs 6 and its generated code, and its packed float_data path was slow for real tables.
-// Field numbers are those of onnx.proto (checked against onnx-proto's generated encoder; docs/diffusion.md, "Tiny test models").
+// Field numbers are those of onnx.proto (checked against onnx-proto's generated encoder; docs/diffusion.md, "Tiny test
+// models").
 
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -162,7 +164,9 @@ function valueInfoProto(name: string, type: DataType, dims: readonly Dim[] | nul
   return new Message().string(1, name).message(2, new Message().message(1, tensorType));
 }
 
-/** Collects a graph, then encodes it as a ModelProto (opset 17, IR version 8; docs/diffusion.md, "Tiny test models"). */
+/**
+ * Collects a graph, then encodes it as a ModelProto (opset 17, IR version 8; docs/diffusion.md, "Tiny test models").
+ */
 export class GraphBuilder {
   private readonly nodes: Message[] = [];
   private readonly inputs: Message[] = [];

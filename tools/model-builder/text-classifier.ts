@@ -14,7 +14,10 @@ export interface TextClassifierOptions {
   labels: string[];
   /** config.json `problem_type`; multi_label_classification means sigmoid per label. */
   problemType?: 'multi_label_classification' | 'single_label_classification';
-  /** Logits per vocabulary entry: a lowercase word (the normalizer lowercases prompts), a `##piece` or a special token such as [CLS]. */
+  /**
+   * Logits per vocabulary entry: a lowercase word (the normalizer lowercases prompts), a `##piece` or a special token
+   * such as [CLS].
+   */
   weights?: Record<string, Partial<Record<string, number>>>;
   /** Logit of every (token, label) not in `weights`. Default -10 (sigmoid ≈ 0.00005). */
   defaultLogit?: number;

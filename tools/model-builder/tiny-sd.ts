@@ -1,6 +1,7 @@
 // Writes a complete, tiny, random Stable Diffusion ONNX folder in the diffusers/optimum layout
 // (docs/diffusion.md, "Model folder layout"), so the engine can be tested end to end without downloading a model.
-// The options reproduce the exporter differences an engine must cope with (docs/diffusion.md, "Exporter generations"): int32 or int64
+// The options reproduce the exporter differences an engine must cope with (docs/diffusion.md, "Exporter generations"):
+// int32 or int64
 // ids, three timestep forms, 9-channel inpainting UNets, fp16 I/O, external weights, and both
 // VAE encoder outputs; and the three families' I/O: SD 1.x/2.x, SDXL (two encoders with
 // hidden_states.*, text_embeds and time_ids; "SDXL conditioning") and LCM (timestep_cond).
@@ -108,13 +109,18 @@ const DEFAULT_SCHEDULER: Record<TinyFamily, SchedulerPreset> = {
 };
 
 export interface TinyModelOptions {
-  /** Default sd. sdxl adds text_encoder_2/tokenizer_2 and the UNet's text_embeds/time_ids; lcm the UNet's timestep_cond. */
+  /**
+   * Default sd. sdxl adds text_encoder_2/tokenizer_2 and the UNet's text_embeds/time_ids; lcm the UNet's timestep_cond.
+   */
   family?: TinyFamily;
   /** dtype of text_encoder `input_ids`; default int32 (diffusers' script, optimum ≤ 1.23). */
   idsType?: IdsType;
   /** default float-vector (diffusers' script). */
   timestep?: TimestepKind;
-  /** A 9-channel UNet (latents ‖ mask ‖ masked-image latents; docs/diffusion.md, "Inpainting and image-to-image"). Not for lcm (diffusers has no LCM inpainting pipeline). */
+  /**
+   * A 9-channel UNet (latents ‖ mask ‖ masked-image latents; docs/diffusion.md, "Inpainting and image-to-image"). Not
+   * for lcm (diffusers has no LCM inpainting pipeline).
+   */
   inpainting?: boolean;
   /** float16 for every float input, output and weight (as an fp16 export); the timestep too unless int64. */
   fp16?: boolean;
@@ -124,19 +130,32 @@ export interface TinyModelOptions {
   latentParameters?: boolean;
   /** Channel dims as names (`num_channels`), as the real exporters declare them, instead of 4/9. */
   symbolicChannels?: boolean;
-  /** A preset name or a whole scheduler_config.json object; default euler-trailing (SD-Turbo), euler-ancestral-trailing for sdxl (SDXL-Turbo), lcm for lcm. */
+  /**
+   * A preset name or a whole scheduler_config.json object; default euler-trailing (SD-Turbo), euler-ancestral-trailing
+   * for sdxl (SDXL-Turbo), lcm for lcm.
+   */
   scheduler?: SchedulerPreset | Record<string, unknown>;
-  /** SD 1.x pads with `<|endoftext|>`, SD 2.x/SD-Turbo with `!`. For sdxl this is `tokenizer/`; `tokenizer_2/` always pads with `!`. */
+  /**
+   * SD 1.x pads with `<|endoftext|>`, SD 2.x/SD-Turbo with `!`. For sdxl this is `tokenizer/`; `tokenizer_2/` always
+   * pads with `!`.
+   */
   padToken?: '<|endoftext|>' | '!';
   /** Width of the (first) text encoder output; the UNet's cross-attention size except for sdxl. Default 32. */
   hiddenSize?: number;
-  /** sdxl: width of text_encoder_2 (real 1280); the UNet's cross-attention size is hiddenSize + hiddenSize2. Default 48. */
+  /**
+   * sdxl: width of text_encoder_2 (real 1280); the UNet's cross-attention size is hiddenSize + hiddenSize2. Default 48.
+   */
   hiddenSize2?: number;
   /** sdxl: size of text_encoder_2's `text_embeds` (projection_dim; real 1280). Default hiddenSize2. */
   projectionDim?: number;
-  /** lcm: size of the UNet's `timestep_cond` (time_cond_proj_dim; real 256). Default 8. With sdxl: an LCM-SDXL UNet (latent-consistency/lcm-sdxl); default none. */
+  /**
+   * lcm: size of the UNet's `timestep_cond` (time_cond_proj_dim; real 256). Default 8. With sdxl: an LCM-SDXL UNet
+   * (latent-consistency/lcm-sdxl); default none.
+   */
   timeCondProjDim?: number;
-  /** The VAE config's `scaling_factor`. Default 0.13025 for sdxl, else 0.18215 (docs/diffusion.md, "Family constants"). */
+  /**
+   * The VAE config's `scaling_factor`. Default 0.13025 for sdxl, else 0.18215 (docs/diffusion.md, "Family constants").
+   */
   vaeScalingFactor?: number;
   /** Seed of the random weights; the same seed writes byte-identical files. Default 0. */
   seed?: number;
@@ -189,7 +208,10 @@ export const TINY_MERGES = [
 ];
 
 const MAX_LENGTH = 77;
-/** Layers of the sdxl encoders, so hidden_states.0 … .2 and .0 … .3 (real: 12 and 32); the penultimates differ in index, as for real. */
+/**
+ * Layers of the sdxl encoders, so hidden_states.0 … .2 and .0 … .3 (real: 12 and 32); the penultimates differ in index,
+ * as for real.
+ */
 const SDXL_LAYERS = { textEncoder: 2, textEncoder2: 3 };
 /** SDXL's addition_time_embed_dim (real 256): projection_class_embeddings_input_dim = P + 6 × this. */
 const ADDITION_TIME_EMBED_DIM = 8;
@@ -322,7 +344,8 @@ export function modelIndex(family: TinyFamily, schedulerClass: string, inpaintin
 
 /**
  * The SDXL and LCM ONNX folders on the Hub keep the torch pipeline's model_index.json (optimum
- * saves the original config: stabilityai/sdxl-turbo, SimianLuo/LCM_Dreamshaper_v7; docs/diffusion.md, "Known ONNX repositories").
+ * saves the original config: stabilityai/sdxl-turbo, SimianLuo/LCM_Dreamshaper_v7; docs/diffusion.md, "Known ONNX
+ * repositories").
  */
 function torchModelIndex(family: 'sdxl' | 'lcm', schedulerClass: string, inpainting: boolean) {
   const tokenizer = ['transformers', 'CLIPTokenizer'];
@@ -400,8 +423,10 @@ export async function writeTokenizer(
 }
 
 /**
- * optimum writes each part's config.json (docs/diffusion.md, "Model folder layout"). Four VAE blocks make the scale factor 8, matching
- * the graphs (the diffusers test VAEs have 2 blocks and factor 2: docs/diffusion.md, "Family constants"); an SDXL UNet's
+ * optimum writes each part's config.json (docs/diffusion.md, "Model folder layout"). Four VAE blocks make the scale
+ * factor 8, matching
+ * the graphs (the diffusers test VAEs have 2 blocks and factor 2: docs/diffusion.md, "Family constants"); an SDXL
+ * UNet's
  * sample_size 128 makes its native resolution 1024.
  */
 async function writeComponentConfigs(json: WriteJson, sizes: FamilySizes & { vocabSize: number; inChannels: number }) {

@@ -1,6 +1,7 @@
 // diffusers UNet2DConditionModel (models/unets/unet_2d_condition.py, unet_2d_blocks.py,
 // transformers/transformer_2d.py, attention.py) as an ONNX graph with the I/O contract of the
-// exporters (docs/diffusion.md, "Tensor names, dtypes and shapes"): sample, timestep, encoder_hidden_states → out_sample.
+// exporters (docs/diffusion.md, "Tensor names, dtypes and shapes"): sample, timestep, encoder_hidden_states →
+// out_sample.
 //
 // Head counts: SD configs name them `attention_head_dim` ([5, 10, 20, 20] for SD 2.x, 8 for SD 1.x),
 // but diffusers reads the value as the number of heads ("num_attention_heads = num_attention_heads

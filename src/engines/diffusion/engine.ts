@@ -53,7 +53,8 @@ export class DiffusionEngine implements Engine {
     let result: PipelineResult | undefined;
     let done = 0;
     const stageTimings: Partial<Record<string, number[]>> = {};
-    // Previews cost a decode (or a linear map) and a resize: only the steps of streamed requests whose partial images are sent get them.
+    // Previews cost a decode (or a linear map) and a resize: only the steps of streamed requests whose partial images
+    // are sent get them.
     const wantPreviews = request.stream && request.partialImages > 0;
     // Progress is delivered in order and before run() returns, however long a preview takes to scale.
     let delivered: Promise<void> = Promise.resolve();

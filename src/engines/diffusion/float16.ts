@@ -1,5 +1,6 @@
 // float16 ↔ float32 by hand: Node 20 has no Float16Array, and onnxruntime-node takes and returns
-// float16 tensors as Uint16Array bits (docs/diffusion.md, "onnxruntime-node"). Used by the engine and the model builder.
+// float16 tensors as Uint16Array bits (docs/diffusion.md, "onnxruntime-node"). Used by the engine and the model
+// builder.
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

@@ -99,7 +99,8 @@ export async function plan(request: ImageRequest, info: ModelInfo, settings: Dif
   };
   const input = request.operation === 'edit' ? (request.images[0] ?? null) : null;
   if (!input) return { job, mask: null, input: null };
-  // The tiny autoencoder's latents are the UNet's, like the VAE's, so a tiny deployment edits with whichever encoder the folder has.
+  // The tiny autoencoder's latents are the UNet's, like the VAE's, so a tiny deployment edits with whichever encoder
+  // the folder has.
   const canEdit = info.canEdit || (settings.autoencoder === 'tiny' && info.tinyEncoder);
   if (!canEdit) throw new EngineError('this model has no vae_encoder, so it cannot edit images');
 

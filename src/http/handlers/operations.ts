@@ -7,7 +7,8 @@ import type { Services } from '../services.ts';
 import { imageUrl, operationResponse, publicBase } from '../wire.ts';
 
 /**
- * DALL-E 2's asynchronous flow (docs/azure-api.md, "DALL-E 2 operations"): submit → 202 with an absolute operation-location,
+ * DALL-E 2's asynchronous flow (docs/azure-api.md, "DALL-E 2 operations"): submit → 202 with an absolute
+ * operation-location,
  * poll with GET, DELETE once it has ended.
  */
 

@@ -64,7 +64,10 @@ export function folderError(id: string, folder: string, message: string, cause?:
   );
 }
 
-/** config.json's id2label as a list; its keys must be 0 … n-1 (transformers writes them as strings). Throws a message to wrap. */
+/**
+ * config.json's id2label as a list; its keys must be 0 … n-1 (transformers writes them as strings). Throws a message to
+ * wrap.
+ */
 export function id2labelList(config: Record<string, unknown>): string[] {
   const id2label = config.id2label;
   if (typeof id2label !== 'object' || id2label === null || Array.isArray(id2label))
@@ -90,7 +93,10 @@ export function id2labelList(config: Record<string, unknown>): string[] {
   return labels;
 }
 
-/** The meaning of each label: the operator's mapping, else LABEL_ALIASES, else categoryOfLabel(). Throws a message to wrap. */
+/**
+ * The meaning of each label: the operator's mapping, else LABEL_ALIASES, else categoryOfLabel(). Throws a message to
+ * wrap.
+ */
 export function labelTargets(
   labels: readonly string[],
   explicit: Readonly<Record<string, LabelTarget>> = {},
@@ -139,7 +145,10 @@ export function scoresOfLogits(
   return scores;
 }
 
-/** The scores of several windows of one prompt: the highest severity per category, jailbreak and profanity when any window has them. */
+/**
+ * The scores of several windows of one prompt: the highest severity per category, jailbreak and profanity when any
+ * window has them.
+ */
 export function mergeScores(windows: readonly ClassifierScores[]): ClassifierScores {
   const [first, ...rest] = windows;
   const merged: ClassifierScores = { ...first!, severities: { ...first!.severities } };

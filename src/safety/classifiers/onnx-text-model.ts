@@ -146,7 +146,8 @@ function checkContract(
     if (!meta.isTensor || (meta.type !== 'int64' && meta.type !== 'int32'))
       throw fail(`${modelFile} input "${name}" must be an int64 or int32 tensor`);
     inputs.push({ name, type: meta.type });
-    // A symbolic ("batch_size") or unknown first dimension takes any batch; a fixed one (a static-shape export) does not.
+    // A symbolic ("batch_size") or unknown first dimension takes any batch; a fixed one (a static-shape export) does
+    // not.
     const batch = meta.shape[0];
     if (typeof batch === 'number' && batch >= 0) batched = false;
   }
@@ -163,7 +164,10 @@ function checkContract(
   return { inputs, output, batched };
 }
 
-/** How many special tokens the post-processor put before the text's own tokens; -1 when the text's tokens are not found whole. */
+/**
+ * How many special tokens the post-processor put before the text's own tokens; -1 when the text's tokens are not found
+ * whole.
+ */
 function specialPrefixLength(withSpecial: readonly number[], plain: readonly number[]): number {
   for (let start = 0; start + plain.length <= withSpecial.length; start++) {
     if (plain.every((id, i) => withSpecial[start + i] === id)) return start;

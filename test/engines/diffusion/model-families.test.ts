@@ -1,4 +1,5 @@
-// The tiny SDXL and LCM folders load with their families' contracts (docs/diffusion.md, from "Tensor names" to "SDXL conditioning"),
+// The tiny SDXL and LCM folders load with their families' contracts (docs/diffusion.md, from "Tensor names" to "SDXL
+// conditioning"),
 // and one forward pass of every part runs on feeds built only from those contracts: the SDXL
 // conditioning (penultimate hidden states of both encoders, text_embeds, time_ids) and LCM's
 // timestep_cond each reach the UNet. Batch 2, 16×16 latents (128 px) keep it fast.
@@ -51,7 +52,10 @@ async function encode(m: LoadedModel, which: 1 | 2, prompts: string[]): Promise<
   });
 }
 
-/** SDXL's prompt_embeds: the penultimate hidden states of both encoders, concatenated on the last axis (docs/diffusion.md, "SDXL conditioning"). */
+/**
+ * SDXL's prompt_embeds: the penultimate hidden states of both encoders, concatenated on the last axis
+ * (docs/diffusion.md, "SDXL conditioning").
+ */
 function concatPenultimate(parts: Array<{ out: ort.InferenceSession.ReturnType; contract: TextEncoderContract }>): {
   data: Float32Array;
   width: number;

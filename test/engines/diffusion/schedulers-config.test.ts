@@ -22,7 +22,8 @@ function throwsNaming(json: unknown, field: string): void {
 
 const EULER = { _class_name: 'EulerDiscreteScheduler' };
 
-// Shaped like the scheduler_config.json files of the HF repos named in docs/diffusion.md ("Family constants", "Known ONNX repositories").
+// Shaped like the scheduler_config.json files of the HF repos named in docs/diffusion.md ("Family constants", "Known
+// ONNX repositories").
 const SD_TURBO = {
   _class_name: 'EulerDiscreteScheduler',
   _diffusers_version: '0.24.0.dev0',

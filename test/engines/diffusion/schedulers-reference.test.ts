@@ -93,7 +93,8 @@ test('ᾱ and σ at t = 0, 1, 249, 259, 499, 749, 759, 999 match the reference t
 });
 
 test('the β and ᾱ tables equal torch 2.13 float32 values bit for bit', () => {
-  // Values printed by torch.linspace(…, dtype=torch.float32) and torch.cumprod on an x86-64 CPU (the script's "torch float32 tables").
+  // Values printed by torch.linspace(…, dtype=torch.float32) and torch.cumprod on an x86-64 CPU (the script's "torch
+  // float32 tables").
   const scaled = euler('trailing');
   const scaledBetas = betasFor(scaled.config);
   assert.deepEqual(

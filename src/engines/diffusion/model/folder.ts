@@ -51,11 +51,17 @@ export interface ModelFolder {
   inpainting: boolean;
   parts: ModelParts;
   schedulerConfig: SchedulerConfig;
-  /** Per-part config.json that optimum writes (docs/diffusion.md, "Model folder layout"); absent with the legacy diffusers script. */
+  /**
+   * Per-part config.json that optimum writes (docs/diffusion.md, "Model folder layout"); absent with the legacy
+   * diffusers script.
+   */
   configs: { unet?: Json; vae?: Json; textEncoder?: Json; tokenizer?: Json };
   /** 2^(len(block_out_channels)-1) from the VAE config, else 8 (docs/diffusion.md, "Family constants"). */
   vaeScaleFactor: number;
-  /** Latents = scaling_factor × VAE latents: the VAE config's value, else 0.13025 for SDXL and 0.18215 otherwise (docs/diffusion.md, "Family constants"). */
+  /**
+   * Latents = scaling_factor × VAE latents: the VAE config's value, else 0.13025 for SDXL and 0.18215 otherwise
+   * (docs/diffusion.md, "Family constants").
+   */
   vaeScalingFactor: number;
   /** unet sample_size × vaeScaleFactor when known, else 1024 for SDXL and 512 otherwise. */
   nativeResolution: number;

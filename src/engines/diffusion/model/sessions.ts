@@ -74,7 +74,10 @@ export interface VaeEncoderContract {
   input: string;
   inputType: FloatType;
   output: string;
-  /** `latent_sample` is already sampled (4 ch); `latent_parameters` is mean ‖ logvar (8 ch; docs/diffusion.md, "VAE encoder output"). */
+  /**
+   * `latent_sample` is already sampled (4 ch); `latent_parameters` is mean ‖ logvar (8 ch; docs/diffusion.md, "VAE
+   * encoder output").
+   */
   outputKind: 'latent_sample' | 'latent_parameters';
   outputType: FloatType;
 }
@@ -166,7 +169,8 @@ export async function loadModel(
     tinyDecoder: parts.tinyDecoder,
     tinyEncoder: parts.tinyEncoder,
   }).filter((e): e is [string, string] => e[1] !== undefined);
-  // By path, so external weights (model.onnx_data, weights.pb) next to the model are found (docs/diffusion.md, "onnxruntime-node").
+  // By path, so external weights (model.onnx_data, weights.pb) next to the model are found (docs/diffusion.md,
+  // "onnxruntime-node").
   const settled = await Promise.allSettled(named.map(([, path]) => ort.InferenceSession.create(path, sessionOptions)));
   const opened: Record<string, ort.InferenceSession> = {};
   const problems: string[] = [];
@@ -359,7 +363,8 @@ function unetContract(
     const type = r.float(info);
     return info && type ? { name, type, size: last(info) } : null;
   };
-  // SDXL's UNet cannot run without its added conditioning (docs/diffusion.md, "SDXL conditioning"); other families never have it.
+  // SDXL's UNet cannot run without its added conditioning (docs/diffusion.md, "SDXL conditioning"); other families
+  // never have it.
   const textEmbeds = extra('text_embeds', family === 'sdxl');
   const timeIds = extra('time_ids', family === 'sdxl');
   const timestepCond = extra('timestep_cond', false);

@@ -40,7 +40,9 @@ function decoderFor(model: LoadedModel, choice: AutoencoderChoice, stage?: Stage
   };
 }
 
-/** Image `k` of the batch's latents [n, 4, h, w] as RGB at width × height; the decoder's output is clamped to [-1, 1]. */
+/**
+ * Image `k` of the batch's latents [n, 4, h, w] as RGB at width × height; the decoder's output is clamped to [-1, 1].
+ */
 export async function decodeImage(
   model: LoadedModel,
   timer: RunTimer,
@@ -90,7 +92,8 @@ export async function encodeToLatents(
   if (c.outputKind === 'latent_sample') {
     for (let i = 0; i < latents.length; i++) latents[i] = values[i]! * scaling;
   } else {
-    // mean ‖ logvar: sample = mean + exp(logvar / 2)·ε, logvar clamped to [-30, 20] as diffusers' DiagonalGaussianDistribution does.
+    // mean ‖ logvar: sample = mean + exp(logvar / 2)·ε, logvar clamped to [-30, 20] as diffusers'
+    // DiagonalGaussianDistribution does.
     for (let i = 0; i < latents.length; i++) {
       const logvar = Math.min(20, Math.max(-30, values[4 * plane + i]!));
       latents[i] = (values[i]! + Math.exp(0.5 * logvar) * rng()) * scaling;

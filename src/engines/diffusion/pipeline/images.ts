@@ -38,7 +38,9 @@ export function repaintMask(mask: RawImage): Uint8Array {
   return out;
 }
 
-/** The image with the repaint area blacked out: diffusers' `masked_image = image * (mask < 0.5)`, as a [-1, 1] tensor. */
+/**
+ * The image with the repaint area blacked out: diffusers' `masked_image = image * (mask < 0.5)`, as a [-1, 1] tensor.
+ */
 export function maskedImageTensor(image: Float32Array, mask: Uint8Array): Float32Array {
   const plane = mask.length;
   const out = new Float32Array(image.length);

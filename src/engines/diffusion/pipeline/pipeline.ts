@@ -155,7 +155,10 @@ async function encodePrompts({
   return { cond, uncond };
 }
 
-/** 1. The UNet inputs every step shares: the text embeddings, SDXL's pooled embeddings and size ids, LCM's guidance embedding. */
+/**
+ * 1. The UNet inputs every step shares: the text embeddings, SDXL's pooled embeddings and size ids, LCM's guidance
+ * embedding.
+ */
 function conditioningFeeds(
   { model, job, unetBatch }: Run,
   cond: PromptEmbedding,
@@ -179,7 +182,8 @@ function conditioningFeeds(
     ]);
   }
   if (contract.timeIds) {
-    // [original h, w, crop top, left, target h, w] (docs/diffusion.md, "SDXL conditioning"); the refiner's 5-value form is not supported.
+    // [original h, w, crop top, left, target h, w] (docs/diffusion.md, "SDXL conditioning"); the refiner's 5-value form
+    // is not supported.
     const ids = Float32Array.of(height, width, 0, 0, height, width);
     staticFeeds[contract.timeIds.name] = floatTensor(
       contract.timeIds.type,
@@ -286,7 +290,9 @@ async function encodeInitImage(
   return { imageLatents, maskLatent, maskedLatents };
 }
 
-/** 3. The latents the loop starts from: the init image noised to the first timestep (strength < 1), else scaled noise. */
+/**
+ * 3. The latents the loop starts from: the init image noised to the first timestep (strength < 1), else scaled noise.
+ */
 function prepareLatents(
   scheduler: Scheduler,
   noise: Float32Array,
@@ -298,7 +304,10 @@ function prepareLatents(
   return noise.map((v) => v * scheduler.initNoiseSigma);
 }
 
-/** 4. The UNet's sample: the scaled latents, with mask and masked-image latents for a 9-channel UNet, twice over with guidance. */
+/**
+ * 4. The UNet's sample: the scaled latents, with mask and masked-image latents for a 9-channel UNet, twice over with
+ * guidance.
+ */
 function unetSample(
   { model, job, lw, lh, plane, cfg, unetBatch, inpaint9 }: Run,
   scaled: Float32Array,
@@ -355,7 +364,8 @@ export async function runPipeline(
     const stepped = scheduler.step(noisePred, t, latents, stepNoise);
     latents = stepped.prevSample;
     if (imageLatents && maskLatent && !inpaint9) {
-      // 4-channel inpainting: keep the known area on the image's own noisy trajectory (docs/diffusion.md, "Inpainting and image-to-image").
+      // 4-channel inpainting: keep the known area on the image's own noisy trajectory (docs/diffusion.md, "Inpainting
+      // and image-to-image").
       const next = timesteps[i + 1];
       const known = next === undefined ? imageLatents : scheduler.addNoise(imageLatents, noise, next);
       latents = blend(latents, known, maskLatent, n, plane);

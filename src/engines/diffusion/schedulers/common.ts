@@ -40,7 +40,8 @@ export interface SetTimestepsOptions {
  * knows nothing of models; the pipeline owns the loop and the noise generator.
  *
  * Typical loop: `setTimesteps(n)`; latents = noise × `initNoiseSigma`; for each `t` of `timesteps`:
- * input = `scaleModelInput(latents, t)`, output = model(input, t), latents = `step(output, t, latents, rng).prevSample`.
+ * input = `scaleModelInput(latents, t)`, output = model(input, t), latents = `step(output, t, latents,
+ * rng).prevSample`.
  */
 export interface Scheduler {
   readonly config: SchedulerConfig;

@@ -25,7 +25,10 @@ import { alphaSpaceAddNoise, alphaSpaceX0, clipInPlace } from './prediction.ts';
 const NAME = 'DDIMScheduler';
 
 export interface DdimOptions {
-  /** η of formula (16): 0 is DDIM, 1 adds DDPM's variance. diffusers passes it to each step; here it is fixed per scheduler. */
+  /**
+   * η of formula (16): 0 is DDIM, 1 adds DDPM's variance. diffusers passes it to each step; here it is fixed per
+   * scheduler.
+   */
   eta?: number;
 }
 

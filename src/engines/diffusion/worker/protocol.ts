@@ -59,7 +59,10 @@ export type ModelWorkerMethods = {
 
 export type FailureKind = 'aborted' | 'input' | 'runtime';
 
-/** A failed run's kind, from the name of the error the worker threw (a cancelled run that never started is an AbortError). */
+/**
+ * A failed run's kind, from the name of the error the worker threw (a cancelled run that never started is an
+ * AbortError).
+ */
 export function failureKind(errorName: string): FailureKind {
   if (errorName === 'PipelineAbortedError' || errorName === 'AbortError') return 'aborted';
   return errorName === 'PipelineInputError' ? 'input' : 'runtime';
