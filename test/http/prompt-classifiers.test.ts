@@ -40,15 +40,13 @@ function fakeModeration(): Promise<{ server: Server; url: string; requests: stri
         'self-harm': 0,
         harassment: 0.4,
       };
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(
-          JSON.stringify({
-            id: 'modr-1',
-            model: 'fake',
-            results: [{ flagged: hate > 0.5, categories: {}, category_scores: scores }],
-          }),
-        );
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          id: 'modr-1',
+          model: 'fake',
+          results: [{ flagged: hate > 0.5, categories: {}, category_scores: scores }],
+        }),
+      );
     });
   });
   return new Promise((resolve) =>
