@@ -7,10 +7,10 @@
  * Both queue adapters implement this same contract: the in-process queue (embedded mode) and BullMQ
  * on Redis (scale-out). See docs/scale-out.md, "The job contract".
  */
+import type { ProbedUpload } from '../codec/index.ts';
 import type { ContentFilterResults } from '../contract/annotations.ts';
 import type { WireError } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
-import type { ProbedUpload } from '../codec/index.ts';
 
 /** Blob-store keys of a job's short-lived files (uploads, previews, b64_json results) start with this. */
 export const TRANSIENT_PREFIX = 'transient/';
