@@ -288,6 +288,18 @@ export const errors = {
       message: `The server is shutting down and did not finish this request; retry it. Request id: ${requestId}.`,
     }),
 
+  /**
+   * The shared job queue (Redis) cannot be reached, or lost a job it held. 503, which the SDKs
+   * retry; `reason` (log and header only) says what failed.
+   */
+  queueUnavailable: (reason: string | null = null) =>
+    new ApiError({
+      status: 503,
+      code: 'ServiceUnavailable',
+      message: 'The job queue service is not available at the moment; retry the request.',
+      reason,
+    }),
+
   /** A path with broken percent-encoding (`%zz`, a lone `%`): the router cannot decode it. */
   malformedUrl: () =>
     new ApiError({

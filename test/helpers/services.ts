@@ -19,6 +19,10 @@ export interface RunningService {
   /** Variables the script wrote to its env file. */
   env: Record<string, string>;
   stop(): void;
+  /** Stops the server (its data is lost, as the scripts keep none) but keeps its port for `resume`. */
+  halt(): void;
+  /** Starts the halted server again on the same port and directory; throws when it fails to start. */
+  resume(): void;
 }
 
 export type ServiceStart = { ok: true; service: RunningService } | { ok: false; missing: string };
@@ -45,14 +49,23 @@ export function startService(name: ServiceName): ServiceStart {
       .filter((line) => line.includes('='))
       .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
   );
+  const url = result.stdout.trim().split('\n').at(-1)!;
   return {
     ok: true,
     service: {
-      url: result.stdout.trim().split('\n').at(-1)!,
+      url,
       env,
       stop() {
         spawnSync('bash', [script, 'stop', '--dir', dir]);
         rmSync(base, { recursive: true, force: true });
+      },
+      halt() {
+        spawnSync('bash', [script, 'stop', '--dir', dir]);
+      },
+      resume() {
+        const port = new URL(url).port;
+        const again = spawnSync('bash', [script, 'start', '--dir', dir, '--port', port], { encoding: 'utf8' });
+        if (again.status !== 0) throw new Error(`scripts/services/${name}.sh start again failed:\n${again.stderr}`);
       },
     },
   };
