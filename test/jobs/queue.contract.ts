@@ -301,7 +301,7 @@ export function jobQueueContract(
 
   it('cancelling a running job aborts its signal and fails its caller', () =>
     using({}, async ({ producer, consumer }) => {
-      let context: JobContext | null = null;
+      let context = null as JobContext | null;
       consumer.process([A], (_data, c) => {
         context = c;
         return new Promise<JobResult>((_resolve, reject) =>
@@ -319,7 +319,7 @@ export function jobQueueContract(
       await failureOf(finished);
       await until(
         'its signal to fire',
-        () => running.signal.aborted,
+        () => running?.signal.aborted === true,
         (aborted) => aborted,
       );
       assert.equal(
