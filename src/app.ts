@@ -16,7 +16,7 @@ import type { Deployment, Services } from './http/services.ts';
 import { InProcessQueue } from './jobs/in-process-queue.ts';
 import { Operations } from './jobs/operations.ts';
 import { PixelBudget } from './jobs/pixel-budget.ts';
-import { createRunner, type GenerationResult, type JobData } from './jobs/runner.ts';
+import { createRunner } from './jobs/runner.ts';
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
 import { createSafety } from './safety/from-config.ts';
 import type { ImageFilter } from './safety/index.ts';
@@ -81,8 +81,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   );
 
   // The app's own registry, not prom-client's global one: apps in one process count separately.
-  const metrics = new Metrics(new Registry(), { deployments, queueCounts: () => queue.counts() });
-  const queue = new InProcessQueue<JobData, GenerationResult>({
+  const metrics = new Metrics(new Registry(), { deployments, queueCounts: () => totalCounts() });
+  // Embedded: one in-process queue is both the producer (admission) and the consumer (the runner),
+  // through the same job contract a queue between processes uses (docs/scale-out.md).
+  const queue = new InProcessQueue({
     concurrency: config.queue.concurrency,
     maxWaiting: config.queue.maxWaiting,
     jobTimeoutSeconds: config.queue.jobTimeoutSeconds,
@@ -98,7 +100,17 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     log,
   });
   const operations = new Operations({ store, blobs, queue, ttlSeconds: config.imageUrlTtlSeconds, log });
-  queue.process((data, context) =>
+  const totalCounts = async () => {
+    let waiting = 0;
+    let active = 0;
+    for (const name of deployments.keys()) {
+      const counts = await queue.counts(name);
+      waiting += counts.waiting;
+      active += counts.active;
+    }
+    return { waiting, active };
+  };
+  queue.process([...deployments.keys()], (data, context) =>
     data.operationId === null
       ? runner(data, context)
       : operations.runJob(data.operationId, context.signal, () => runner(data, context)),

@@ -1,8 +1,9 @@
 /**
  * An edit's uploads between the request and the job: checked from their headers when the request
- * arrives, kept compressed while the job waits in the queue, and decoded only when it runs. A burst
- * of large edits therefore holds its uploads' bytes, not their pixels, until the queue admits and
- * starts each one (docs/lifecycle.md, "Admission").
+ * arrives, kept compressed while the job waits in the queue (the admitting side puts them in the
+ * blob store; the job carries their keys and what their headers told), and decoded only when the
+ * job runs, from those bytes. A burst of large edits therefore holds its uploads' bytes, not their
+ * pixels, until the queue starts each one (docs/lifecycle.md, "Admission").
  */
 import { errors } from '../contract/errors.ts';
 import { hasTransparentPixel, type RawImage } from '../contract/request.ts';
@@ -67,7 +68,7 @@ export function decodedPixelsOf(uploads: EditUploads, output: { width: number; h
 }
 
 /**
- * Decode the uploads and bring them to the output size. With `size` auto (the default) or equal to
+ * Decode the uploads (their probed headers with the bytes read back) and bring them to the output size. With `size` auto (the default) or equal to
  * the input's size nothing is resized, so pixels outside the mask come back exactly as sent. Each
  * full-size decode is dropped as soon as its resized copy exists.
  */

@@ -382,6 +382,32 @@ export const errors = {
       headers: { connection: 'close' },
     }),
 
+  /**
+   * The client went away and its job was cancelled. Nobody reads this answer: it names the outcome
+   * in the server's log (499, as proxies record a client that closed its request).
+   */
+  jobCanceled: (requestId: string) =>
+    new ApiError({
+      status: 499,
+      code: 'ClientClosedRequest',
+      message: `The client closed the connection before the image generation finished. Request id: ${requestId}.`,
+    }),
+
+  /**
+   * An error rebuilt from its wire form: a failed job's catalogue error as it crossed from the
+   * process that ran the job (jobs/job-contract.ts, JobFailure). Headers and the log-only reason
+   * do not cross; the errors a job ends with carry neither.
+   */
+  fromWire: (status: number, wire: WireError) =>
+    new ApiError({
+      status,
+      code: wire.code,
+      message: wire.message,
+      param: wire.param,
+      type: wire.type,
+      ...(wire.inner_error !== undefined ? { innerError: wire.inner_error } : {}),
+    }),
+
   internal: (requestId: string) =>
     new ApiError({
       status: 500,

@@ -1,8 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 import { ApiError, errors } from '../contract/errors.ts';
-import { EngineAbortedError, EngineError } from '../engines/engine.ts';
-import { JobTimeoutError, QueueClosedError, QueueFullError } from '../jobs/queue.ts';
+import { JobFailedError, QueueFullError } from '../jobs/job-contract.ts';
 
 /** Map anything thrown while handling a request to one catalogue error. */
 export function toApiError(
@@ -12,10 +11,8 @@ export function toApiError(
 ): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof QueueFullError) return errors.tooManyRequests(error.retryAfterSeconds);
-  if (error instanceof JobTimeoutError) return errors.generationTimedOut();
-  if (error instanceof QueueClosedError) return errors.shuttingDown(request.id);
-  if (error instanceof EngineError && !(error instanceof EngineAbortedError))
-    return errors.generationFailed(error.message, request.id);
+  // A job's outcome arrives as the catalogue error the running side chose (jobs/job-failure.ts).
+  if (error instanceof JobFailedError) return errors.fromWire(error.failure.status, error.failure.error);
   const e = error as Partial<FastifyError> & Error;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

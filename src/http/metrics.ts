@@ -18,7 +18,8 @@ export interface MetricsSources {
     string,
     { name: string; engineName: string; runtime: Pick<DeploymentEngine, 'status' | 'model'> }
   >;
-  queueCounts(): { waiting: number; active: number };
+  /** Jobs waiting and running, over all deployments (read from the queue, which may be shared). */
+  queueCounts(): Promise<{ waiting: number; active: number }>;
 }
 
 export class Metrics implements RunnerMetrics {
@@ -54,16 +55,16 @@ export class Metrics implements RunnerMetrics {
       name: 'easel_queue_waiting_jobs',
       help: 'Generations admitted and waiting for a slot.',
       registers,
-      collect() {
-        this.set(sources.queueCounts().waiting);
+      async collect() {
+        this.set((await sources.queueCounts()).waiting);
       },
     });
     new Gauge({
       name: 'easel_queue_active_jobs',
       help: 'Generations running.',
       registers,
-      collect() {
-        this.set(sources.queueCounts().active);
+      async collect() {
+        this.set((await sources.queueCounts()).active);
       },
     });
     this.queueWaitSeconds = new Histogram({

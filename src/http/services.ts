@@ -1,11 +1,10 @@
 import type { Config, DeploymentConfig } from '../config/index.ts';
 import type { Family } from '../contract/families.ts';
 import type { DeploymentEngine } from '../engines/deployment-engines.ts';
+import type { JobProducer } from '../jobs/job-contract.ts';
 import type { OperationStore } from '../jobs/operation-store.ts';
 import type { Operations } from '../jobs/operations.ts';
 import type { PixelBudget } from '../jobs/pixel-budget.ts';
-import type { JobQueue } from '../jobs/queue.ts';
-import type { GenerationResult, JobData } from '../jobs/runner.ts';
 import type { ClassifierState } from '../safety/from-config.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
 import type { PromptFilter } from '../safety/prompt-filter.ts';
@@ -25,11 +24,12 @@ export interface Services {
   deployments: ReadonlyMap<string, Deployment>;
   isValidKey(key: string | null): boolean;
   promptFilter: PromptFilter;
-  /** Also checks streamed partial images, so a preview never shows what the final image may not. */
+  /** The image filter (the runner also checks streamed partial images with it). */
   imageFilter: ImageFilter;
   /** Each configured prompt classifier's state, for /readyz. */
   classifierStates(): Record<string, ClassifierState>;
-  queue: JobQueue<JobData, GenerationResult>;
+  /** Where requests are admitted as jobs; the jobs may run in this process or another one. */
+  queue: JobProducer;
   /** Decoded pixels of edits, per request and in flight (limits.maxEditPixels, limits.maxPixelsInFlight). */
   pixelBudget: PixelBudget;
   operations: Operations;

@@ -1,17 +1,17 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
-import { encodeImage } from '../codec/index.ts';
-import { ApiError } from '../contract/errors.ts';
+import { ApiError, errors } from '../contract/errors.ts';
 import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
-import { type EngineProgress, partialImageDue } from '../engines/engine.ts';
+import type { JobProgress, JobResult } from '../jobs/job-contract.ts';
 import { admit, type PendingEdit } from './admit.ts';
 import { toApiError } from './errors.ts';
-import { gptImageFields, refuseIfWithheld } from './wire.ts';
+import { bytesAt, gptImageFields, refuseIfWithheld, takeImages } from './wire.ts';
 
 /**
  * `stream: true` (gpt-image-1): server-sent events as the OpenAI SDKs parse them (docs/azure-api.md, "Streaming"):
- * up to `partial_images` `<kind>.partial_image` events fed by the engine's progress, then one
+ * up to `partial_images` `<kind>.partial_image` events, from the partial images the job reports in
+ * its progress (filtered, encoded and stored by the process that runs it), then one
  * `<kind>.completed` per image. Admission happens before the stream opens, so a full queue is
  * still an ordinary 429; a failure after that is an `error` event.
  */
@@ -35,9 +35,12 @@ export async function streamImages(
   try {
     const result = await finished;
     await partials.settled();
+    const images = await takeImages(request, result, { stored: true });
     refuseIfWithheld(result);
-    writeCompleted(stream, result);
+    writeCompleted(stream, result, images);
   } catch (error) {
+    // Partial images already on their way are sent (or their keys deleted) before the error.
+    await partials.settled().catch(() => {});
     writeError(stream, error);
   } finally {
     reply.raw.end();
@@ -92,64 +95,71 @@ function openStream(reply: FastifyReply, events: EventWriter): void {
 }
 
 /**
- * Per progress event: the previews that are due become partial images. They are filtered and
- * encoded off the progress callback; the chain keeps them in order, and `settled` waits for it.
+ * Per progress report: each partial image it names is read from the blob store, sent and deleted.
+ * The chain keeps them in order; `settled` waits for it and rejects if one could not be sent (its
+ * key missing), after every key has still been deleted.
  */
 function partialImages(stream: Stream) {
-  const { request, imageRequest } = stream;
-  const { imageFilter, deployments } = request.server.services;
-  const engine = deployments.get(imageRequest.deployment)?.engineName ?? 'unknown';
-  const check = (preview: Preview) =>
-    imageFilter.check(preview, { deployment: imageRequest.deployment, moderation: imageRequest.moderation, engine });
-  let encoding: Promise<void> = Promise.resolve();
-  const planned = new Array<number>(imageRequest.n).fill(0);
-  const sent = new Array<number>(imageRequest.n).fill(0);
-  const onProgress = (progress: EngineProgress) => {
-    if (!progress.previews || progress.step >= progress.totalSteps) return;
-    progress.previews.forEach((preview, index) => {
-      // Spread evenly over the steps, as the engine plans its previews (the last step is the final image).
-      if (!partialImageDue(progress.step, progress.totalSteps, planned[index]!, imageRequest.partialImages)) return;
-      planned[index]!++;
-      encoding = encoding.then(() => sendPartialImage(stream, check, preview, () => sent[index]!++));
-      // Handled here so a failure waits for `settled` instead of crashing the process.
-      encoding.catch(() => {});
-    });
+  const { request } = stream;
+  const { blobs } = request.server.services;
+  let chain: Promise<void> = Promise.resolve();
+  let failure: unknown = null;
+  const onProgress = (progress: JobProgress) => {
+    for (const partial of progress.partialImages ?? []) {
+      chain = chain.then(async () => {
+        try {
+          if (failure === null) await sendPartialImage(stream, partial.key, partial.partialImageIndex);
+        } catch (error) {
+          failure = error;
+        } finally {
+          await blobs
+            .delete(partial.key)
+            .catch((error: unknown) => request.log.warn({ key: partial.key, err: error }, 'could not delete an image'));
+        }
+      });
+    }
   };
-  return { onProgress, settled: () => encoding };
+  return {
+    onProgress,
+    settled: async () => {
+      await chain;
+      if (failure !== null) throw failure;
+    },
+  };
 }
 
-type Preview = NonNullable<EngineProgress['previews']>[number];
-
-/** One partial image; a preview the image filter blocks is not sent (the final image will fail too). */
+/** One partial image, as the job stored it. */
 async function sendPartialImage(
-  { imageRequest, kind, fields, events }: Stream,
-  check: (preview: Preview) => Promise<{ blocked: boolean }>,
-  preview: Preview,
-  nextIndex: () => number,
+  { request, kind, fields, events }: Stream,
+  key: string,
+  partialImageIndex: number,
 ): Promise<void> {
-  const verdict = await check(preview);
-  if (verdict.blocked) return;
-  const bytes = await encodeImage(preview, imageRequest.outputFormat, imageRequest.outputCompression);
+  const bytes = await request.server.services.blobs.get(key);
+  if (bytes === null) {
+    request.log.error({ key }, 'a partial image is missing from the blob store');
+    throw errors.internal(request.id);
+  }
   events.write(`${kind}.partial_image`, {
     type: `${kind}.partial_image`,
     b64_json: bytes.toString('base64'),
     created_at: Math.floor(Date.now() / 1000),
     ...fields,
-    partial_image_index: nextIndex(),
+    partial_image_index: partialImageIndex,
   });
 }
 
 /** Final: one `<kind>.completed` per image the filter let through. */
 function writeCompleted(
   { imageRequest, kind, fields, events }: Stream,
-  result: Awaited<Awaited<ReturnType<typeof admit>>['finished']>,
+  result: JobResult,
+  images: (Buffer | null)[],
 ): void {
   const usage = estimateUsage(imageRequest);
-  for (const item of result.items) {
+  for (const [index, item] of result.items.entries()) {
     if (item.filtered) continue;
     events.write(`${kind}.completed`, {
       type: `${kind}.completed`,
-      b64_json: item.bytes.toString('base64'),
+      b64_json: bytesAt(images, index).toString('base64'),
       created_at: result.created,
       ...fields,
       usage,

@@ -5,8 +5,8 @@ import { errors, operationErrors } from '../contract/errors.ts';
 import type { Family } from '../contract/families.ts';
 import type { ImageRequest } from '../contract/request.ts';
 import { estimateUsage } from '../contract/usage.ts';
+import type { JobResult } from '../jobs/job-contract.ts';
 import type { ImageRecord, OperationRecord } from '../jobs/operation-store.ts';
-import type { GenerationResult } from '../jobs/runner.ts';
 import type { Services } from './services.ts';
 
 /** Base of absolute URLs: EASEL_PUBLIC_URL, else the scheme and host the client addressed. */
@@ -24,24 +24,72 @@ export function imageUrl(base: string, services: Services, image: Pick<ImageReco
  * A filtered image is never returned: Azure fails the whole request (docs/azure-api.md, "Errors"),
  * naming here the filter, category and annotations of the first image withheld.
  */
-export function refuseIfWithheld(result: GenerationResult): void {
+export function refuseIfWithheld(result: JobResult): void {
   const withheld = result.items.find((item) => item.filtered);
   if (withheld) throw errors.generatedImageFiltered(withheld.reason, withheld.contentFilterResults);
+}
+
+/**
+ * The encoded bytes of a result's images that an answer carries, by item (null where it carries
+ * none): the b64_json ones, and with `stored` (a stream) the stored ones too. Each transient key of
+ * the result is read once and deleted, whatever happens next: a result with a withheld image (which
+ * is refused, so nothing is read), or a key that is missing (swept or lost: an internal error).
+ */
+export async function takeImages(
+  request: FastifyRequest,
+  result: JobResult,
+  options: { stored?: boolean } = {},
+): Promise<(Buffer | null)[]> {
+  const { blobs } = request.server.services;
+  const refused = result.items.some((item) => item.filtered);
+  try {
+    const images: (Buffer | null)[] = [];
+    for (const item of result.items) {
+      if (refused || item.filtered || (item.stored !== null && !options.stored)) {
+        images.push(null);
+        continue;
+      }
+      const bytes = await blobs.get(item.key);
+      if (bytes === null) {
+        request.log.error({ key: item.key }, 'a generated image is missing from the blob store');
+        throw errors.internal(request.id);
+      }
+      images.push(bytes);
+    }
+    return images;
+  } finally {
+    for (const item of result.items) {
+      if (item.filtered || item.stored !== null) continue;
+      await blobs
+        .delete(item.key)
+        .catch((error: unknown) => request.log.warn({ key: item.key, err: error }, 'could not delete an image'));
+    }
+  }
+}
+
+/** The bytes takeImages read for `index`; it reads every image the answer carries. */
+export function bytesAt(images: (Buffer | null)[], index: number): Buffer {
+  const bytes = images[index];
+  if (!bytes) throw new Error(`the bytes of image ${index} were not read`);
+  return bytes;
 }
 
 /** The body of a sync generations/edits answer (docs/azure-api.md, "Responses"). */
 export function imagesResponse(
   family: Family,
   request: ImageRequest,
-  result: GenerationResult,
+  result: JobResult,
+  images: (Buffer | null)[],
   promptResults: PromptFilterResults,
   urlOf: (image: Pick<ImageRecord, 'key' | 'expires'>) => string,
 ): Record<string, unknown> {
   refuseIfWithheld(result);
-  const items = result.items.filter((item) => !item.filtered);
-  const data = items.map((item) => {
+  const data = result.items.map((item, index) => {
+    if (item.filtered) throw new Error('a withheld image reached the answer');
     const entry: Record<string, unknown> =
-      item.stored !== null ? { url: urlOf(item.stored) } : { b64_json: item.bytes.toString('base64') };
+      item.stored !== null
+        ? { url: urlOf({ key: item.key, expires: item.stored.expires }) }
+        : { b64_json: bytesAt(images, index).toString('base64') };
     if (family.revisesPrompt) entry.revised_prompt = result.revisedPrompt ?? request.prompt;
     if (family.annotatesItems) {
       entry.content_filter_results = item.contentFilterResults;

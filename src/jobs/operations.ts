@@ -5,6 +5,8 @@ import type { ImageRequest } from '../contract/request.ts';
 import { EngineError } from '../engines/engine.ts';
 import { abortable } from '../runtime/abort.ts';
 import type { BlobStore } from '../storage/index.ts';
+import { JobFailedError, type JobProducer, type JobResult } from './job-contract.ts';
+import { JobTimeoutError, QueueClosedError } from './job-failure.ts';
 import {
   type OperationError,
   type OperationRecord,
@@ -12,13 +14,12 @@ import {
   type OperationStore,
   TERMINAL_STATUSES,
 } from './operation-store.ts';
-import { type JobQueue, JobTimeoutError, QueueClosedError } from './queue.ts';
-import type { GenerationResult, JobData } from './runner.ts';
 
 export interface OperationsDeps {
   store: OperationStore;
   blobs: BlobStore;
-  queue: JobQueue<JobData, GenerationResult>;
+  /** Where operations are queued; their jobs call runJob in whichever process runs them. */
+  queue: JobProducer;
   /** How long an operation and its images are kept (Azure: 24 hours). */
   ttlSeconds: number;
   log: {
@@ -104,11 +105,12 @@ export class Operations {
   }
 
   /**
-   * The job body of an operation: the state moves around the runner's work. The final move is
-   * retried until it is written (settle), so a store that fails for a while (a full disk) delays
-   * an operation's end but never strands it.
+   * The job body of an operation, run by the queue's consumer: the state moves around the runner's
+   * work. The final move is retried until it is written (settle), so a store that fails for a while
+   * (a full disk) delays an operation's end but never strands it. `signal` is the job's: its local
+   * abort reason tells a shutdown from a timeout.
    */
-  async runJob(id: string, signal: AbortSignal, work: () => Promise<GenerationResult>): Promise<GenerationResult> {
+  async runJob(id: string, signal: AbortSignal, work: () => Promise<JobResult>): Promise<JobResult> {
     let started: boolean;
     try {
       started = await this.move(id, ['notRunning'], 'running');
@@ -119,17 +121,22 @@ export class Operations {
       throw error;
     }
     if (!started) throw new Error(`operation ${id} is no longer waiting to run`);
-    let result: GenerationResult;
+    let result: JobResult;
     try {
       result = await abortable(work(), signal);
     } catch (error) {
       if (signal.reason instanceof QueueClosedError) {
         // Shutting down is not the operation's fault: it runs again after the restart (and if this
         // write fails, the restart's recovery ends it as interrupted).
+        this.deps.log.info({ operationId: id }, 'operation cut short by shutdown; it runs after the next start');
         await this.move(id, ['running'], 'notRunning').catch((e: unknown) =>
           this.deps.log.error({ operationId: id, err: e }, 'could not requeue operation'),
         );
-      } else if (signal.reason instanceof JobTimeoutError) {
+        throw error;
+      }
+      // The whole error (path, errno, stack) goes to the log only; the operation says what clientError allows.
+      this.deps.log.error({ operationId: id, err: error }, 'operation failed');
+      if (signal.reason instanceof JobTimeoutError) {
         await this.settle(id, ['running'], 'canceled', { error: operationErrors.timedOut });
       } else {
         await this.settle(id, ['running'], 'failed', { error: clientError(id, error) });
@@ -172,7 +179,9 @@ export class Operations {
 
   /**
    * After a restart: operations that were running are failed (their work is lost), and those that
-   * were waiting are queued again, so none stays in a non-terminal state forever.
+   * were waiting are queued again, so none stays in a non-terminal state forever. This is the
+   * embedded rule, where the one process that starts is the only one that ran jobs; with several
+   * processes sharing a queue (docs/scale-out.md) a starting node must not fail what others run.
    */
   async recover(): Promise<{ resumed: number; failed: number }> {
     let resumed = 0;
@@ -194,11 +203,11 @@ export class Operations {
 
   private async enqueue(id: string, request: ImageRequest): Promise<void> {
     const { finished } = await this.deps.queue.add(id, { request, operationId: id });
-    finished.catch((error) => {
-      if (error instanceof QueueClosedError)
-        this.deps.log.info({ operationId: id }, 'operation left waiting; it runs after the next start');
-      // The whole error (path, errno, stack) goes to the log only; the operation says what clientError allows.
-      else this.deps.log.error({ operationId: id, err: error }, 'operation failed');
+    // The job's own outcome is written (and its cause logged) by runJob, where the job runs; here
+    // only a job that never ran is worth a line (it was still waiting at shutdown).
+    finished.catch((error: unknown) => {
+      if (error instanceof JobFailedError)
+        this.deps.log.info({ operationId: id, code: error.failure.error.code }, 'operation job ended without a result');
     });
   }
 

@@ -1,47 +1,25 @@
 import { randomUUID } from 'node:crypto';
 
-import { contentTypeOf, decodeEditUploads, type EditUploads, encodeImage } from '../codec/index.ts';
+import { contentTypeOf, decodeEditUploads, encodeImage } from '../codec/index.ts';
 import type { ContentFilterResults } from '../contract/annotations.ts';
-import type { ImageRequest } from '../contract/request.ts';
-import type { Engine, EngineOutput } from '../engines/engine.ts';
+import { ApiError } from '../contract/errors.ts';
+import type { ImageRequest, RawImage } from '../contract/request.ts';
+import { type Engine, type EngineOutput, type EngineProgress, partialImageDue } from '../engines/engine.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
 import { type BlobStore, imageKey } from '../storage/index.ts';
+import type {
+  DeliveredImage,
+  JobContext,
+  JobData,
+  JobProgress,
+  JobResult,
+  UploadRef,
+  WithheldImage,
+} from './job-contract.ts';
 import type { ImageRecord, OperationStore } from './operation-store.ts';
-import type { JobContext } from './queue.ts';
+import { partialImageKey, resultKey } from './transient-keys.ts';
 
 export type StoredImage = Pick<ImageRecord, 'id' | 'key' | 'expires'>;
-
-/** One generated image after filtering and encoding. */
-export type GeneratedItem =
-  | {
-      filtered: false;
-      bytes: Buffer;
-      contentType: string;
-      /** Set when the image was stored for a URL (response_format url, DALL-E 2 operations). */
-      stored: StoredImage | null;
-      contentFilterResults: ContentFilterResults;
-    }
-  | {
-      filtered: true;
-      contentFilterResults: ContentFilterResults;
-      /** Which filter and category withheld it (ImageVerdict.reason), for the answer. */
-      reason?: string;
-    };
-
-export interface GenerationResult {
-  /** Unix seconds. */
-  created: number;
-  revisedPrompt: string | null;
-  items: GeneratedItem[];
-}
-
-export interface JobData {
-  request: ImageRequest;
-  /** Set for DALL-E 2 operations: stored images belong to it and are swept with it. */
-  operationId: string | null;
-  /** Edits: the uploads, still compressed; decoded into `request.images`/`mask` when the job starts. */
-  uploads?: EditUploads;
-}
 
 export type JobOutcome = 'succeeded' | 'failed' | 'canceled';
 
@@ -60,22 +38,25 @@ export interface RunnerDeps {
   blobs: BlobStore;
   imageUrlTtlSeconds: number;
   metrics?: RunnerMetrics;
-  /** Where a withheld image is reported, with the filter and category. */
-  log?: { warn(details: object, message: string): void };
+  /**
+   * Where a withheld image is reported, with the filter and category, and where a job that failed
+   * for anything but a catalogue error is logged in full (its client sees only the catalogue's text).
+   */
+  log?: { warn(details: object, message: string): void; error(details: object, message: string): void };
   now?: () => number;
 }
 
 /**
- * Drives one request through the engine, the image filter, encoding and storage. It knows nothing
- * of HTTP; the handlers shape its result for the wire.
+ * Drives one job through the engine, the image filter, encoding and storage, in the process that
+ * runs it. It knows nothing of HTTP: what it returns is the job contract's JSON result, with every
+ * delivered image in the blob store (docs/scale-out.md, "The job contract").
  */
 export function createRunner(deps: RunnerDeps) {
   const now = deps.now ?? (() => Math.floor(Date.now() / 1000));
 
   const { metrics } = deps;
 
-  return async function run(data: JobData, context: JobContext): Promise<GenerationResult> {
-    if (!metrics) return generate(data, context);
+  return async function run(data: JobData, context: JobContext): Promise<JobResult> {
     const { deployment } = data.request;
     const started = performance.now();
     let outcome: JobOutcome = 'failed';
@@ -85,48 +66,119 @@ export function createRunner(deps: RunnerDeps) {
       return result;
     } catch (error) {
       if (context.signal.aborted) outcome = 'canceled';
+      // DALL-E 2 operations log their own failures, under the operation id (jobs/operations.ts).
+      else if (!(error instanceof ApiError) && data.operationId === null)
+        deps.log?.error({ jobId: context.id, deployment, err: error }, 'job failed');
       throw error;
     } finally {
-      metrics.jobFinished(deployment, outcome, (performance.now() - started) / 1000);
+      metrics?.jobFinished(deployment, outcome, (performance.now() - started) / 1000);
     }
   };
 
-  async function generate(
-    { request: sent, operationId, uploads }: JobData,
-    context: JobContext,
-  ): Promise<GenerationResult> {
-    // 0. Edits: decode the uploads only now, so a waiting job holds compressed bytes, not pixels.
-    const request = uploads ? { ...sent, ...(await decodeEditUploads(uploads, sent.width, sent.height)) } : sent;
+  async function generate(data: JobData, context: JobContext): Promise<JobResult> {
+    const { request: sent, operationId, uploads } = data;
+    // 0. Edits: read and decode the uploads only now, so a waiting job holds compressed bytes in the
+    // blob store, not pixels.
+    const request = uploads ? { ...sent, ...(await decodeUploads(uploads, sent)) } : sent;
     context.signal.throwIfAborted();
     // 1. Generate raw pixels; the engine reports progress and checks the signal between steps.
     const engine = deps.engineFor(request.deployment);
-    const output = await engine.run(request, {
-      onProgress: context.reportProgress,
-      signal: context.signal,
-    });
+    const progress = progressReporter(request, engine.name, context);
+    const output = await engine.run(request, { onProgress: progress.onProgress, signal: context.signal });
+    // The partial images go out before the result, in order.
+    await progress.settled();
     metrics?.imagesGenerated(request.deployment, engine.name, output.images.length, output.stageTimings);
     const created = now();
 
-    // 2. Filter, encode and (for URLs) store each image. A filtered image is never stored.
-    const items: GeneratedItem[] = [];
-    for (const image of output.images) {
+    // 2. Filter, encode and store each image: for a URL with its record, for b64_json under a
+    // transient key the admitting side reads once. A filtered image is never stored.
+    const items: (DeliveredImage | WithheldImage)[] = [];
+    for (const [index, image] of output.images.entries()) {
       const { results, withheld } = await filterImage(image, request, engine.name, operationId);
       if (withheld !== undefined) {
         items.push({ filtered: true, contentFilterResults: results, reason: withheld });
         continue;
       }
       const bytes = await encodeImage(image, request.outputFormat, request.outputCompression);
-      const stored =
-        request.responseFormat === 'url' ? await storeImage(image, bytes, request, operationId, created) : null;
-      items.push({
-        filtered: false,
-        bytes,
-        contentType: contentTypeOf(request.outputFormat),
-        stored,
-        contentFilterResults: results,
-      });
+      const contentType = contentTypeOf(request.outputFormat);
+      if (request.responseFormat === 'url') {
+        const stored = await storeImage(image, bytes, request, operationId, created);
+        items.push({
+          filtered: false,
+          contentType,
+          contentFilterResults: results,
+          key: stored.key,
+          stored: { id: stored.id, expires: stored.expires },
+        });
+      } else {
+        const key = resultKey(context.id, index, request.outputFormat);
+        await deps.blobs.put(key, bytes);
+        items.push({ filtered: false, contentType, contentFilterResults: results, key, stored: null });
+      }
     }
     return { created, revisedPrompt: output.revisedPrompt ?? null, items };
+  }
+
+  /** An edit's uploads, read from the blob store and decoded at the output size. */
+  async function decodeUploads(
+    uploads: NonNullable<JobData['uploads']>,
+    request: ImageRequest,
+  ): Promise<{ images: RawImage[]; mask: RawImage | null }> {
+    const read = async (ref: UploadRef) => {
+      const bytes = await deps.blobs.get(ref.key);
+      // Swept or lost: not the client's fault, so an internal error (the key goes to the log only).
+      if (bytes === null) throw new Error(`the upload ${ref.key} is not in the blob store`);
+      return { ...ref, bytes };
+    };
+    const images = [];
+    for (const ref of uploads.images) images.push(await read(ref));
+    const mask = uploads.mask ? await read(uploads.mask) : null;
+    return decodeEditUploads({ images, mask, maxInputPixels: uploads.maxInputPixels }, request.width, request.height);
+  }
+
+  /**
+   * The engine's progress, reported as the job's. With `stream` and `partial_images`, the previews
+   * that are due become partial images: filtered (a blocked preview is not sent and takes no
+   * index), encoded and stored under transient keys, off the engine's progress callback so they
+   * never hold up its next step. One chain keeps the reports in order; `settled` waits for it.
+   */
+  function progressReporter(request: ImageRequest, engine: string, context: JobContext) {
+    const wanted = request.stream ? request.partialImages : 0;
+    const planned = new Array<number>(request.n).fill(0);
+    const sent = new Array<number>(request.n).fill(0);
+    let chain: Promise<void> = Promise.resolve();
+    const onProgress = ({ step, totalSteps, previews }: EngineProgress) => {
+      const due: { image: number; preview: RawImage }[] = [];
+      if (wanted > 0 && previews && step < totalSteps) {
+        previews.forEach((preview, image) => {
+          // Spread evenly over the steps, as the engine plans its previews (the last step is the final image).
+          if (!partialImageDue(step, totalSteps, planned[image]!, wanted)) return;
+          planned[image]!++;
+          due.push({ image, preview });
+        });
+      }
+      chain = chain.then(async () => {
+        const partialImages: NonNullable<JobProgress['partialImages']> = [];
+        for (const { image, preview } of due) {
+          const verdict = await deps.imageFilter.check(preview, {
+            deployment: request.deployment,
+            moderation: request.moderation,
+            engine,
+          });
+          if (verdict.blocked) continue; // the final image will fail the filter too
+          const bytes = await encodeImage(preview, request.outputFormat, request.outputCompression);
+          const partialImageIndex = sent[image]!;
+          const key = partialImageKey(context.id, image, partialImageIndex, request.outputFormat);
+          await deps.blobs.put(key, bytes);
+          sent[image]!++;
+          partialImages.push({ image, partialImageIndex, key });
+        }
+        context.reportProgress(partialImages.length > 0 ? { step, totalSteps, partialImages } : { step, totalSteps });
+      });
+      // Handled here so a failure waits for `settled` instead of crashing the process.
+      chain.catch(() => {});
+    };
+    return { onProgress, settled: () => chain };
   }
 
   /** The image filter's verdict; a withheld image is counted and logged with the filter and its reason. */

@@ -342,7 +342,9 @@ describe('queue admission', () => {
       await waitFor('the first job to reach the engine', () => (engine.runs >= 1 ? true : undefined));
       hangUp.abort();
       await assert.rejects(first, APIUserAbortError);
-      await waitFor('the slot to be free', () => (busy.app.services.queue.counts().active === 0 ? true : undefined));
+      await waitFor('the slot to be free', async () =>
+        (await busy.app.services.queue.counts('dall-e-3')).active === 0 ? true : undefined,
+      );
       const second = sdk.images.generate({ model: 'dall-e-3', prompt: 'second' });
       await waitFor('the second job to reach the engine', () => (engine.runs >= 2 ? true : undefined));
       engine.release();

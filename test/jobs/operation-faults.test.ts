@@ -5,9 +5,9 @@ import { test } from 'node:test';
 
 import { EngineError } from '../../src/engines/engine.ts';
 import { InProcessQueue } from '../../src/jobs/in-process-queue.ts';
+import type { JobData, JobResult } from '../../src/jobs/job-contract.ts';
 import type { OperationRecord, OperationStore } from '../../src/jobs/operation-store.ts';
 import { Operations } from '../../src/jobs/operations.ts';
-import type { GenerationResult, JobData } from '../../src/jobs/runner.ts';
 import { SqliteOperationStore } from '../../src/jobs/sqlite-operation-store.ts';
 import type { BlobStore } from '../../src/storage/blob-store.ts';
 import { generationRequest } from '../helpers/requests.ts';
@@ -46,7 +46,7 @@ class FillingStore extends SqliteOperationStore {
   }
 }
 
-function setup(work: (data: JobData) => Promise<GenerationResult>) {
+function setup(work: (data: JobData) => Promise<JobResult>) {
   const store = new FillingStore(':memory:');
   const logged: Array<{ obj: Record<string, unknown>; msg: string }> = [];
   const log = {
@@ -54,9 +54,11 @@ function setup(work: (data: JobData) => Promise<GenerationResult>) {
     warn() {},
     error: (obj: object, msg: string) => void logged.push({ obj: obj as Record<string, unknown>, msg }),
   };
-  const queue = new InProcessQueue<JobData, GenerationResult>({ concurrency: 1, maxWaiting: 10, jobTimeoutSeconds: 0 });
+  const queue = new InProcessQueue({ concurrency: 1, maxWaiting: 10, jobTimeoutSeconds: 0 });
   const operations = new Operations({ store, blobs: noBlobs, queue, ttlSeconds: 86400, log, retryBaseMs: 2 });
-  queue.process((data, context) => operations.runJob(data.operationId!, context.signal, () => work(data)));
+  queue.process(['dall-e-2'], (data, context) =>
+    operations.runJob(data.operationId!, context.signal, () => work(data)),
+  );
   return {
     store,
     queue,
@@ -157,7 +159,7 @@ test('an operation whose start cannot be recorded ends failed once the store rec
   ops.store.full = false;
   const done = await until(() => ops.operations.get(op.id), ended);
   assert.equal(done?.status, 'failed');
-  assert.equal(queue.counts().active, 0);
+  assert.equal((await queue.counts('dall-e-2')).active, 0);
   await ops.close();
 });
 

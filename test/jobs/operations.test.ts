@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { InProcessQueue } from '../../src/jobs/in-process-queue.ts';
+import type { JobData, JobResult } from '../../src/jobs/job-contract.ts';
 import type { OperationRecord } from '../../src/jobs/operation-store.ts';
 import { Operations } from '../../src/jobs/operations.ts';
-import type { GenerationResult, JobData } from '../../src/jobs/runner.ts';
 import { SqliteOperationStore } from '../../src/jobs/sqlite-operation-store.ts';
 import type { BlobStore } from '../../src/storage/blob-store.ts';
 import { generationRequest } from '../helpers/requests.ts';
@@ -20,11 +20,13 @@ const noBlobs: BlobStore = {
   keys: async function* () {},
 };
 
-function setup(work: (data: JobData) => Promise<GenerationResult>) {
+function setup(work: (data: JobData) => Promise<JobResult>) {
   const store = new SqliteOperationStore(':memory:');
-  const queue = new InProcessQueue<JobData, GenerationResult>({ concurrency: 1, maxWaiting: 10, jobTimeoutSeconds: 1 });
+  const queue = new InProcessQueue({ concurrency: 1, maxWaiting: 10, jobTimeoutSeconds: 1 });
   const operations = new Operations({ store, blobs: noBlobs, queue, ttlSeconds: 86400, log: quiet });
-  queue.process((data, context) => operations.runJob(data.operationId!, context.signal, () => work(data)));
+  queue.process(['dall-e-2'], (data, context) =>
+    operations.runJob(data.operationId!, context.signal, () => work(data)),
+  );
   return { store, queue, operations };
 }
 
@@ -38,7 +40,7 @@ async function until(read: () => Promise<OperationRecord | null>, done: (r: Oper
 }
 
 const ended = (r: OperationRecord) => ['succeeded', 'failed', 'canceled'].includes(r.status);
-const oneImage = async (): Promise<GenerationResult> => ({ created: 1, revisedPrompt: null, items: [] });
+const oneImage = async (): Promise<JobResult> => ({ created: 1, revisedPrompt: null, items: [] });
 
 test('a submitted operation goes notRunning → running → succeeded', async () => {
   const { store, queue, operations } = setup(oneImage);
@@ -121,13 +123,15 @@ test('an operation cut short by shutdown goes back to notRunning and runs after 
   await queue.close({ graceSeconds: 0 });
   assert.equal((await operations.get(op.id))?.status, 'notRunning');
 
-  const restartedQueue = new InProcessQueue<JobData, GenerationResult>({
+  const restartedQueue = new InProcessQueue({
     concurrency: 1,
     maxWaiting: 10,
     jobTimeoutSeconds: 1,
   });
   const restarted = new Operations({ store, blobs: noBlobs, queue: restartedQueue, ttlSeconds: 86400, log: quiet });
-  restartedQueue.process((data, context) => restarted.runJob(data.operationId!, context.signal, oneImage));
+  restartedQueue.process(['dall-e-2'], (data, context) =>
+    restarted.runJob(data.operationId!, context.signal, oneImage),
+  );
   assert.deepEqual(await restarted.recover(), { resumed: 1, failed: 0 });
   assert.equal((await until(() => restarted.get(op.id), ended)).status, 'succeeded');
   await restartedQueue.close();

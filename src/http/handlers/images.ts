@@ -9,7 +9,7 @@ import { readEditForm } from '../multipart.ts';
 import { checkPrompt, type DeploymentSource, findDeployment, jsonBody, logPrompt } from '../request.ts';
 import type { Deployment } from '../services.ts';
 import { streamImages } from '../sse.ts';
-import { imagesResponse, imageUrl, publicBase } from '../wire.ts';
+import { imagesResponse, imageUrl, publicBase, takeImages } from '../wire.ts';
 
 /** POST …/images/generations (JSON). */
 export async function generate(request: FastifyRequest, reply: FastifyReply, source: DeploymentSource) {
@@ -66,8 +66,11 @@ async function respond(
   const promptResults = await checkPrompt(services, imageRequest);
   if (imageRequest.stream) return streamImages(request, reply, imageRequest, edit);
   const result = await (await admit(request, reply, imageRequest, { edit })).finished;
+  const images = await takeImages(request, result);
   const base = publicBase(request, services);
   return reply.send(
-    imagesResponse(deployment.family, imageRequest, result, promptResults, (image) => imageUrl(base, services, image)),
+    imagesResponse(deployment.family, imageRequest, result, images, promptResults, (image) =>
+      imageUrl(base, services, image),
+    ),
   );
 }
