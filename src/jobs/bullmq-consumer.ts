@@ -1,20 +1,22 @@
 /**
- * The running side of the job queue on Redis: one BullMQ Worker per deployment this process has
- * loaded. Besides running jobs it keeps what the admitting side needs: its slots in the deployment's
- * worker list (a heartbeat), the mean job duration (retry-after), and a subscription to the
- * cancellation channel. Design and timings: docs/scale-out.md, "Queue on Redis (BullMQ)".
+ * The running side of the job queue on Redis. `concurrency` bounds the jobs this process runs at
+ * once across all the deployments it serves (as the in-process queue does), and jobs start oldest
+ * first across those deployments. BullMQ's Worker runs one queue with its own concurrency, so this
+ * consumer takes jobs itself through BullMQ's manual-fetching API (a Worker without a processor per
+ * deployment: `getNextJob`, then `moveToCompleted` / `moveToFailed` / `moveToWait`), renews the locks
+ * of its jobs, and leaves the stalled-job checks to those Workers. Besides running jobs it keeps what
+ * the admitting side needs: its slots in each deployment's worker list (a heartbeat), the mean job
+ * duration (retry-after), and a subscription to the cancellation channel.
+ * Design and timings: docs/scale-out.md, "Queue on Redis (BullMQ)".
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 
-import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 
-import { ApiError, errors } from '../contract/errors.ts';
-import { EngineAbortedError, EngineError } from '../engines/engine.ts';
 import { abortable } from '../runtime/abort.ts';
 import {
-  apiFailure,
   type BullmqConnectionOptions,
   type CancelMessage,
   connectRedis,
@@ -22,70 +24,72 @@ import {
   type EaselRedis,
   encodeFailure,
   fromBullId,
-  JobCancelledError,
   QueueNames,
   SMOOTHING,
 } from './bullmq-queue.ts';
-import type { JobConsumer, JobData, JobFailure, JobProcessor, JobProgress, JobResult } from './job-contract.ts';
-import { JobTimeoutError, QueueClosedError } from './queue.ts';
+import type { JobConsumer, JobData, JobProcessor, JobProgress, JobResult } from './job-contract.ts';
+import { JobCanceledError, JobTimeoutError, QueueClosedError, toJobFailure } from './job-failure.ts';
 
 export interface BullmqConsumerOptions extends BullmqConnectionOptions {
-  /** Jobs of each deployment this process runs at once. */
+  /** Jobs this process runs at once, across the deployments it serves. */
   concurrency: number;
   /** A running job is aborted after this long (its failure: generation timed out). 0 = no limit. */
   jobTimeoutSeconds: number;
   /**
-   * How long a worker's claim on a running job lasts unless renewed (renewed every half of it).
+   * How long this process's claim on a running job lasts unless renewed (renewed every half of it).
    * A worker that dies loses its jobs to another after at most this plus `stalledIntervalMs`. Default 10 000.
    */
   lockDurationMs?: number;
-  /** How often each worker looks for jobs whose worker died. Default 5000. */
+  /** How often each deployment's queue is checked for jobs whose worker died. Default 5000. */
   stalledIntervalMs?: number;
   /** Times a job may start when its workers keep dying (first run included); then it fails. Default 2. */
   attempts?: number;
+  /** Longest a blocking wait for new jobs lasts before it is renewed. Default 5. */
+  blockSeconds?: number;
   /** Called as each job starts, with how long it waited since it was admitted (for metrics). */
-  onStart?: (job: { id: string; waitedMs: number }) => void;
+  onStart?: (job: { id: string; deployment: string; waitedMs: number }) => void;
 }
 
 interface Running {
+  deployment: string;
+  worker: Worker<JobData, JobResult>;
+  job: Job<JobData, JobResult>;
+  token: string;
   controller: AbortController;
-  done: Promise<unknown>;
-}
-
-/** How a job's error reaches its client: a catalogue error, whichever process ran the job. */
-export function jobFailure(error: unknown, jobId: string): JobFailure {
-  if (error instanceof JobTimeoutError) return apiFailure(errors.generationTimedOut());
-  if (error instanceof ApiError) return apiFailure(error);
-  if (error instanceof EngineError && !(error instanceof EngineAbortedError)) {
-    return apiFailure(errors.generationFailed(error.message, jobId));
-  }
-  return apiFailure(errors.internal(jobId));
+  done: Promise<void>;
 }
 
 export class BullmqConsumer implements JobConsumer {
   private readonly names: QueueNames;
-  /** Commands of the workers (shared by them; each Worker also makes its own blocking connection). */
+  /** Commands (shared by the Workers, which also each make a blocking connection of their own). */
   private readonly client: EaselRedis;
+  /** Waits for new jobs (BZPOPMIN on the queues' markers); disconnecting it wakes the loop on close. */
+  private readonly blocker: Redis;
   private readonly subscriber: Redis;
   private readonly onError: (error: Error, context: string) => void;
   private readonly id = randomUUID();
-  private readonly workers: Worker<JobData, JobResult>[] = [];
+  private readonly workers = new Map<string, Worker<JobData, JobResult>>();
   private readonly jobs = new Map<string, Running>();
-  private deployments: readonly string[] = [];
-  private heartbeat: NodeJS.Timeout | undefined;
+  private loop: Promise<void> = Promise.resolve();
+  /** Wakes the loop when a slot frees or close begins. */
+  private wake: (() => void) | null = null;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
   private closing: Promise<void> | null = null;
-  /** Set once the grace period of close is over: a job starting now goes straight back to waiting. */
-  private abortAll = false;
 
   constructor(private readonly options: BullmqConsumerOptions) {
     if (!(options.concurrency >= 1)) throw new RangeError('concurrency must be at least 1');
-    if ((options.attempts ?? 2) < 1) throw new RangeError('attempts must be at least 1');
+    if (!((options.attempts ?? 2) >= 1)) throw new RangeError('attempts must be at least 1');
     this.names = new QueueNames(options.prefix);
     this.onError = options.onError ?? defaultOnError;
-    // BullMQ's workers need commands that wait for a reconnect rather than fail (lock renewals,
-    // finishing a job): no retry limit, offline queue on.
+    // A worker's commands (finishing a job, renewing a lock) wait for a reconnect rather than fail:
+    // no retry limit, offline queue on. BullMQ requires this of the connections it duplicates.
     this.client = connectRedis(options, { maxRetriesPerRequest: null });
     this.client.on('error', (error: Error) => this.onError(error, 'worker connection'));
+    // Announce the slots as soon as Redis is reachable (at start, and again after it returns).
+    this.client.on('ready', () => this.beat());
+    this.blocker = this.client.duplicate();
+    this.blocker.on('error', (error: Error) => this.onError(error, 'waiting for jobs'));
     this.subscriber = this.client.duplicate();
     this.subscriber.on('error', (error: Error) => this.onError(error, 'cancellation channel'));
   }
@@ -95,30 +99,30 @@ export class BullmqConsumer implements JobConsumer {
   }
 
   process(deployments: readonly string[], processor: JobProcessor): void {
-    if (this.deployments.length > 0 || this.closing) throw new Error('process() is called once, before close()');
-    this.deployments = [...deployments];
+    if (this.workers.size > 0 || this.closing) throw new Error('process() is called once, before close()');
+    if (deployments.length === 0) throw new RangeError('process() needs at least one deployment');
     // ioredis subscribes again by itself after a reconnect.
     this.subscriber.subscribe(this.names.cancelChannel).catch((error: Error) => this.onError(error, 'subscribe'));
     this.subscriber.on('message', (_channel: string, message: string) => this.onCancel(message));
-    for (const deployment of deployments) {
-      const worker = new Worker<JobData, JobResult>(
-        this.names.queue(deployment),
-        (job, token) => this.run(deployment, job, token, processor),
-        {
-          connection: this.client,
-          prefix: this.names.bullPrefix,
-          concurrency: this.options.concurrency,
-          lockDuration: this.lockDurationMs,
-          stalledInterval: this.options.stalledIntervalMs ?? 5000,
-          maxStalledCount: (this.options.attempts ?? 2) - 1,
-        },
-      );
+    for (const deployment of new Set(deployments)) {
+      // No processor: jobs are taken by the loop below; the Worker checks for stalled jobs.
+      const worker = new Worker<JobData, JobResult>(this.names.queue(deployment), null, {
+        connection: this.client,
+        prefix: this.names.bullPrefix,
+        lockDuration: this.lockDurationMs,
+        stalledInterval: this.options.stalledIntervalMs ?? 5000,
+        maxStalledCount: (this.options.attempts ?? 2) - 1,
+      });
       worker.on('error', (error: Error) => this.onError(error, `worker of ${deployment}`));
-      this.workers.push(worker);
+      worker.startStalledCheckTimer().catch((error: Error) => this.onError(error, 'stalled-job checks'));
+      this.workers.set(deployment, worker);
     }
     this.beat();
-    this.heartbeat = setInterval(() => this.beat(), this.lockDurationMs / 2);
-    this.heartbeat.unref();
+    this.timers = [
+      setInterval(() => this.beat(), this.lockDurationMs / 2),
+      setInterval(() => this.renewLocks(), this.lockDurationMs / 2),
+    ];
+    this.loop = this.takeJobs(processor);
   }
 
   running(): number {
@@ -131,75 +135,109 @@ export class BullmqConsumer implements JobConsumer {
   }
 
   private async shutdown(graceSeconds: number): Promise<void> {
-    clearInterval(this.heartbeat);
-    // Stops fetching at once; resolves when the jobs running have finished.
-    const closed = Promise.allSettled(this.workers.map((w) => w.close()));
+    this.stopping = true;
+    this.wake?.();
+    this.blocker.disconnect(); // ends a blocking wait at once
+    // Bounded waits from here: with Redis away, commands wait for it, and close must still end.
+    await within(this.loop, 2000);
     if (graceSeconds > 0 && this.jobs.size > 0) {
       const settled = Promise.allSettled([...this.jobs.values()].map((r) => r.done));
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([settled, new Promise((resolve) => (timer = setTimeout(resolve, graceSeconds * 1000)))]);
       clearTimeout(timer);
     }
-    this.abortAll = true;
     for (const { controller } of this.jobs.values()) controller.abort(new QueueClosedError());
-    await closed;
+    await within(Promise.allSettled([...this.jobs.values()].map((r) => r.done)), this.lockDurationMs);
+    for (const timer of this.timers) clearInterval(timer);
+    await within(Promise.allSettled([...this.workers.values()].map((w) => w.close())), this.lockDurationMs);
     if (this.client.status === 'ready') {
       const member = this.member();
-      await Promise.allSettled(this.deployments.map((d) => this.client.zrem(this.names.workers(d), member)));
+      const leave = [...this.workers.keys()].map((d) => this.client.zrem(this.names.workers(d), member));
+      await within(Promise.allSettled(leave), 2000);
     }
     this.subscriber.disconnect();
     this.client.disconnect();
   }
 
-  /** This process's entry in a deployment's worker list: its slots, then its id. */
-  private member(): string {
-    return `${this.options.concurrency}:${this.id}`;
-  }
-
-  /** Announces this worker's slots until three heartbeats from now (admission and retry-after read them). */
-  private beat(): void {
-    if (this.client.status !== 'ready') return; // Redis away: the entries expire, as they should
-    for (const deployment of this.deployments) {
-      this.client
-        .easelHeartbeat(this.names.workers(deployment), this.member(), (this.lockDurationMs / 2) * 3)
-        .catch((error: Error) => this.onError(error, 'heartbeat'));
+  /**
+   * Takes the oldest waiting job of the served deployments whenever a slot is free; with nothing
+   * waiting, blocks on the queues' markers (BullMQ adds one as a job becomes waiting).
+   */
+  private async takeJobs(processor: JobProcessor): Promise<void> {
+    const served = [...this.workers.entries()];
+    const waitKeys = served.map(([d]) => this.names.bullKey(d, 'wait'));
+    const jobPrefixes = served.map(([d]) => this.names.bullKey(d, ''));
+    const markers = served.map(([d]) => this.names.bullKey(d, 'marker'));
+    while (!this.stopping) {
+      try {
+        if (this.jobs.size >= this.options.concurrency) {
+          await new Promise<void>((resolve) => (this.wake = resolve));
+          continue;
+        }
+        const index = await this.client.easelOldest(waitKeys.length, ...waitKeys, ...jobPrefixes);
+        if (this.stopping) break;
+        if (index === 0) {
+          await this.blocker.bzpopmin(...markers, this.options.blockSeconds ?? 5);
+          continue;
+        }
+        const [deployment, worker] = served[index - 1]!;
+        const token = randomUUID();
+        const job = await worker.getNextJob(token, { block: false });
+        if (!job) continue; // another worker was quicker
+        if (this.stopping) {
+          await job.moveToWait(token); // taken as close began: never started, back to the front
+          break;
+        }
+        this.start(deployment, worker, job, token, processor);
+      } catch (error) {
+        if (this.stopping) break;
+        this.onError(error instanceof Error ? error : new Error(String(error)), 'taking jobs');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          this.wake = () => (clearTimeout(timer), resolve());
+        });
+      }
     }
   }
 
-  private onCancel(message: string): void {
-    try {
-      const { deployment, jobId } = JSON.parse(message) as CancelMessage;
-      this.jobs.get(`${deployment}\n${jobId}`)?.controller.abort(new JobCancelledError());
-    } catch {
-      // Not a message of ours.
-    }
-  }
-
-  private record(deployment: string, ms: number): void {
-    this.client
-      .easelRecord(this.names.stats(deployment), Math.round(ms), SMOOTHING)
-      .catch((error: Error) => this.onError(error, 'recording the job duration'));
+  private start(
+    deployment: string,
+    worker: Worker<JobData, JobResult>,
+    job: Job<JobData, JobResult>,
+    token: string,
+    processor: JobProcessor,
+  ): void {
+    const key = `${deployment}\n${job.id}`;
+    const controller = new AbortController();
+    const running: Running = { deployment, worker, job, token, controller, done: Promise.resolve() };
+    this.jobs.set(key, running);
+    running.done = this.run(running, processor)
+      .catch((error: unknown) => {
+        // Finishing it in Redis failed (Redis away, the lock lost): the stalled check takes it from here.
+        this.onError(error instanceof Error ? error : new Error(String(error)), `finishing job ${job.id}`);
+      })
+      .finally(() => {
+        this.jobs.delete(key);
+        this.wake?.();
+      });
   }
 
   /**
-   * One job, as BullMQ's processor. Resolves with the result; a failure is thrown as an error whose
-   * message is the encoded JobFailure (BullMQ keeps the message only). A cancelled job fails with a
-   * plain reason nobody reads; a job aborted by shutdown goes back to the front of the waiting list
-   * (WaitingError tells BullMQ it was moved), so another worker runs it and its client never knows.
+   * One job, from start to its end in Redis. A failure is stored as an error whose message is the
+   * encoded JobFailure (BullMQ keeps the message only). A cancelled job fails with a plain reason
+   * nobody reads. A job aborted by shutdown goes back to the front of the waiting list when another
+   * worker serves its deployment, so its client never knows; without one it fails with the shutdown
+   * code (503, which clients retry) rather than leave its client waiting for a worker that may not come.
    */
-  private async run(
-    deployment: string,
-    job: Job<JobData, JobResult>,
-    token: string | undefined,
-    processor: JobProcessor,
-  ): Promise<JobResult> {
+  private async run(running: Running, processor: JobProcessor): Promise<void> {
+    const { deployment, job, token, controller } = running;
     const bullId = job.id!;
     const id = fromBullId(bullId);
-    const key = `${deployment}\n${bullId}`;
-    const controller = new AbortController();
-    let settle!: () => void;
-    this.jobs.set(key, { controller, done: new Promise<void>((resolve) => (settle = resolve)) });
-    if (this.abortAll) controller.abort(new QueueClosedError());
+    if (job.deferredFailure) {
+      // BullMQ marked it when it stalled once too often: it fails without running again.
+      await job.moveToFailed(new UnrecoverableError(job.deferredFailure), token, false);
+      return;
+    }
     const timer =
       this.options.jobTimeoutSeconds > 0
         ? setTimeout(() => controller.abort(new JobTimeoutError()), this.options.jobTimeoutSeconds * 1000)
@@ -212,38 +250,99 @@ export class BullmqConsumer implements JobConsumer {
         .catch((error: Error) => this.onError(error, `progress of ${id}`));
     };
     const started = performance.now();
+    let outcome: { result: JobResult } | { error: unknown };
     try {
       try {
-        this.options.onStart?.({ id, waitedMs: Math.max(0, Date.now() - job.timestamp) });
+        this.options.onStart?.({ id, deployment, waitedMs: Math.max(0, Date.now() - job.timestamp) });
       } catch {
         // Observability must never stop a job.
       }
       // Cancelled while it was being taken? (The channel reaches only jobs already running here.)
-      if (!controller.signal.aborted && (await this.client.exists(this.names.cancelled(deployment, bullId))) === 1) {
-        controller.abort(new JobCancelledError());
+      if ((await this.client.exists(this.names.cancelled(deployment, bullId))) === 1) {
+        controller.abort(new JobCanceledError());
       }
-      const work = controller.signal.aborted
-        ? Promise.reject(controller.signal.reason as Error)
-        : processor(job.data, { id, attempt: job.attemptsStarted, reportProgress, signal: controller.signal });
+      // Called even when already aborted (cancelled, closing): the processor sees its signal fired.
+      const work = processor(job.data, { id, attempt: job.attemptsStarted, reportProgress, signal: controller.signal });
       // Settles when the signal fires even if the job ignores it (a hung engine).
-      const result = await abortable(work, controller.signal);
-      await progress;
-      this.record(deployment, performance.now() - started);
-      return result;
+      outcome = { result: await abortable(work, controller.signal) };
     } catch (error) {
-      await progress;
-      const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
-      if (reason instanceof QueueClosedError && token) {
-        await job.moveToWait(token);
-        throw new WaitingError();
-      }
-      if (reason instanceof JobCancelledError) throw new UnrecoverableError(reason.message);
-      this.record(deployment, performance.now() - started);
-      throw new UnrecoverableError(encodeFailure(jobFailure(reason ?? error, id)));
+      outcome = { error: controller.signal.aborted ? controller.signal.reason : error };
     } finally {
       if (timer) clearTimeout(timer);
-      this.jobs.delete(key);
-      settle();
+    }
+    await progress;
+    const reason = 'error' in outcome ? outcome.error : null;
+    if (reason instanceof QueueClosedError && (await this.othersServe(deployment))) {
+      await job.moveToWait(token);
+      return;
+    }
+    if (reason instanceof JobCanceledError) {
+      await job.moveToFailed(new UnrecoverableError(reason.message), token, false);
+      return;
+    }
+    this.record(deployment, performance.now() - started);
+    if ('result' in outcome) await job.moveToCompleted(outcome.result, token, false);
+    else await job.moveToFailed(new UnrecoverableError(encodeFailure(toJobFailure(reason, id))), token, false);
+  }
+
+  /** This process's entry in a deployment's worker list: its slots, then its id. */
+  private member(): string {
+    return `${this.options.concurrency}:${this.id}`;
+  }
+
+  /** Whether another live worker serves the deployment (one whose heartbeat has not expired). */
+  private async othersServe(deployment: string): Promise<boolean> {
+    return (await this.client.easelOthers(this.names.workers(deployment), this.member())) > 0;
+  }
+
+  /** Announces this worker's slots until three heartbeats from now (admission and retry-after read them). */
+  private beat(): void {
+    if (this.client.status !== 'ready') return; // Redis away: the entries expire, as they should
+    for (const deployment of this.workers.keys()) {
+      this.client
+        .easelHeartbeat(this.names.workers(deployment), this.member(), (this.lockDurationMs / 2) * 3)
+        .catch((error: Error) => this.onError(error, 'heartbeat'));
     }
   }
+
+  /** Extends the locks of the jobs running here; one whose lock was lost is logged (another worker may run it). */
+  private renewLocks(): void {
+    if (this.client.status !== 'ready' || this.jobs.size === 0) return;
+    for (const [deployment, worker] of this.workers) {
+      const mine = [...this.jobs.values()].filter((r) => r.deployment === deployment);
+      if (mine.length === 0) continue;
+      worker
+        .extendJobLocks(
+          mine.map((r) => r.job.id!),
+          mine.map((r) => r.token),
+          this.lockDurationMs,
+        )
+        .then((lost) => {
+          for (const jobId of lost) this.onError(new Error(`lost the lock of job ${jobId}`), 'renewing locks');
+        })
+        .catch((error: Error) => this.onError(error, 'renewing locks'));
+    }
+  }
+
+  private onCancel(message: string): void {
+    try {
+      const { deployment, jobId } = JSON.parse(message) as CancelMessage;
+      this.jobs.get(`${deployment}\n${jobId}`)?.controller.abort(new JobCanceledError());
+    } catch {
+      // Not a message of ours.
+    }
+  }
+
+  private record(deployment: string, ms: number): void {
+    this.client
+      .easelRecord(this.names.stats(deployment), Math.round(ms), SMOOTHING)
+      .catch((error: Error) => this.onError(error, 'recording the job duration'));
+  }
+}
+
+/** Waits for `promise`, or `ms` at most. */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

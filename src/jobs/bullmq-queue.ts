@@ -23,7 +23,7 @@ import {
   type JobResult,
   QueueFullError,
 } from './job-contract.ts';
-import { QueueClosedError } from './queue.ts';
+import { JobCanceledError, QueueClosedError, toJobFailure } from './job-failure.ts';
 
 /** Options both sides share. */
 export interface BullmqConnectionOptions {
@@ -117,6 +117,33 @@ if old then mean = tonumber(ARGV[2]) * x + (1 - tonumber(ARGV[2])) * old end
 redis.call('HSET', KEYS[1], 'meanMs', tostring(mean))
 return 1`;
 
+/**
+ * Which of the served deployments' queues holds the oldest waiting job (1-based; 0: none), so that a
+ * worker serving several takes jobs in the order they were admitted. BullMQ pushes new jobs on the
+ * left of its wait list and takes from the right. KEYS: wait lists; ARGV: their job key prefixes.
+ */
+const OLDEST_LUA = `local best = 0
+local oldest = nil
+for i = 1, #KEYS do
+  local id = redis.call('LINDEX', KEYS[i], -1)
+  if id then
+    local ts = tonumber(redis.call('HGET', ARGV[i] .. id, 'timestamp')) or 0
+    if oldest == nil or ts < oldest then
+      best = i
+      oldest = ts
+    end
+  end
+end
+return best`;
+
+/** How many live workers other than ARGV[1] a deployment's worker list (KEYS[1]) holds. */
+const OTHERS_LUA = `${LUA_NOW}
+local n = 0
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
+  if member ~= ARGV[1] then n = n + 1 end
+end
+return n`;
+
 /** Weight of the newest job in the mean duration (as the in-process queue). */
 export const SMOOTHING = 0.2;
 
@@ -124,6 +151,8 @@ interface EaselCommands {
   easelAdmit(...args: (string | number)[]): Promise<[number, number, number, number, string]>;
   easelHeartbeat(...args: (string | number)[]): Promise<number>;
   easelRecord(...args: (string | number)[]): Promise<number>;
+  easelOldest(...args: (string | number)[]): Promise<number>;
+  easelOthers(...args: (string | number)[]): Promise<number>;
 }
 export type EaselRedis = Redis & EaselCommands;
 
@@ -136,6 +165,8 @@ export function connectRedis(options: BullmqConnectionOptions, overrides: RedisO
   client.defineCommand('easelAdmit', { numberOfKeys: 7, lua: ADMIT_LUA });
   client.defineCommand('easelHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_LUA });
   client.defineCommand('easelRecord', { numberOfKeys: 1, lua: RECORD_LUA });
+  client.defineCommand('easelOldest', { lua: OLDEST_LUA }); // the number of keys comes first
+  client.defineCommand('easelOthers', { numberOfKeys: 1, lua: OTHERS_LUA });
   return client as EaselRedis;
 }
 
@@ -229,16 +260,8 @@ export function decodeFailure(failedReason: string | undefined, jobId: string): 
   return apiFailure(errors.generationFailed(`the job queue failed it (${failedReason ?? 'no reason given'})`, jobId));
 }
 
-export function apiFailure(error: ApiError): JobFailure {
+function apiFailure(error: ApiError): JobFailure {
   return { status: error.status, error: error.toWire().error };
-}
-
-/** The reason a job's signal fires when the client that admitted it went away (cancelled from another process). */
-export class JobCancelledError extends Error {
-  constructor() {
-    super('the job was cancelled: its client went away');
-    this.name = 'JobCancelledError';
-  }
 }
 
 /** Resolves once the client is connected; rejects with queueUnavailable after `waitMs`. */
@@ -319,7 +342,7 @@ export class BullmqProducer implements JobProducer {
   }
 
   async add(id: string, data: JobData, options: AddOptions = {}): Promise<{ finished: Promise<JobResult> }> {
-    if (this.closed) throw new QueueClosedError();
+    if (this.closed) throw new JobFailedError(toJobFailure(new QueueClosedError(), id));
     const deployment = data.request.deployment;
     const bullId = toBullId(id);
     const key = `${deployment}\n${bullId}`;
@@ -344,7 +367,7 @@ export class BullmqProducer implements JobProducer {
     const signal = options.signal;
     const onAbort = () => {
       if (this.settle(key)) {
-        reject(signal?.reason);
+        reject(new JobFailedError(toJobFailure(new JobCanceledError(), id)));
         void this.cancel(deployment, bullId);
       }
     };
@@ -410,7 +433,7 @@ export class BullmqProducer implements JobProducer {
     // Nobody will read these results: fail them for their clients and take them off the queue.
     const left = [...this.pending.entries()];
     for (const [key, entry] of left) {
-      if (this.settle(key)) entry.reject(new JobFailedError(apiFailure(errors.shuttingDown(entry.id))));
+      if (this.settle(key)) entry.reject(new JobFailedError(toJobFailure(new QueueClosedError(), entry.id)));
     }
     await Promise.allSettled(left.map(([, entry]) => this.cancel(entry.deployment, entry.bullId)));
     const queues = await Promise.allSettled(this.queues.values());
