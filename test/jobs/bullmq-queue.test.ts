@@ -314,6 +314,43 @@ if (!started.ok) {
     await Promise.all([producer.close(), consumer.close()]);
   });
 
+  test('bullmq: messages on the cancellation channel that are not ours, or name no job here, change nothing', async () => {
+    const prefix = fresh();
+    const producer = makeProducer(prefix);
+    const g = gate();
+    let startedJobs = 0;
+    const consumer = makeConsumer(prefix, async (data, context) => {
+      startedJobs++;
+      await g.opened;
+      assert.equal(context.signal.aborted, false);
+      return result(data.request.prompt);
+    });
+    const { finished } = await producer.add('kept', jobData('kept'));
+    await until(() => startedJobs === 1, 'the job to start');
+    const redis = new Redis(server.url);
+    try {
+      const subscribers = async () => ((await redis.pubsub('NUMSUB', `${prefix}:cancel`)) as [string, number])[1];
+      await until(async () => (await subscribers()) === 1, 'the consumer to subscribe');
+      for (const message of ['not json', '{}', 'null', JSON.stringify({ deployment: DEPLOYMENT, jobId: 'jother' })])
+        await redis.publish(`${prefix}:cancel`, message);
+      await redis.ping(); // the messages went out before this answer
+    } finally {
+      redis.disconnect();
+    }
+    g.open();
+    assert.deepEqual(await finished, result('kept'));
+    await Promise.all([producer.close(), consumer.close()]);
+  });
+
+  test('bullmq: process() needs deployments and is called once', async () => {
+    const consumer = new BullmqConsumer({ redis: server.url, prefix: fresh(), concurrency: 1, jobTimeoutSeconds: 0 });
+    open.push(consumer);
+    assert.throws(() => consumer.process([], async () => result('x')), RangeError);
+    consumer.process([DEPLOYMENT], async () => result('x'));
+    assert.throws(() => consumer.process([DEPLOYMENT], async () => result('x')), /once/);
+    await consumer.close();
+  });
+
   test('bullmq: a job past jobTimeoutSeconds is aborted and fails as generation-timed-out', async () => {
     const prefix = fresh();
     const producer = makeProducer(prefix);
