@@ -585,7 +585,13 @@ if (!started.ok) {
       // The job Redis lost with its data fails as unavailable (503: the client may retry).
       const failed = await failureOf(lost.finished);
       assert.equal(failed.failure.status, 503);
+
+      // Closing while Redis is away still ends, and fails the job still waited for as shutting down.
+      const stuck = await producer.add('stuck', jobData('stuck', 'nobody-runs-this'));
+      server.halt();
       await Promise.all([producer.close(), consumer.close()]);
+      assert.equal((await failureOf(stuck.finished)).failure.error.code, 'ServiceUnavailable');
+      server.resume();
       assert.deepEqual(unhandled, []);
     } finally {
       process.off('unhandledRejection', onUnhandled);
