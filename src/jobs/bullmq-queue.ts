@@ -306,7 +306,6 @@ interface Pending {
 interface DeploymentQueue {
   queue: Queue;
   events: QueueEvents;
-  ready: Promise<void>;
 }
 
 /** How long a reservation outlives a producer that died between admitting a job and adding it. */
@@ -366,8 +365,9 @@ export class BullmqProducer implements JobProducer {
     finished.catch(() => {});
     const signal = options.signal;
     const onAbort = () => {
-      if (this.settle(key)) {
-        reject(new JobFailedError(toJobFailure(new JobCanceledError(), id)));
+      const current = this.pending.get(key);
+      if (current && this.settle(key)) {
+        current.reject(new JobFailedError(toJobFailure(new JobCanceledError(), id)));
         void this.cancel(deployment, bullId);
       }
     };
@@ -396,7 +396,11 @@ export class BullmqProducer implements JobProducer {
     }
     // Counted by BullMQ from now on; a reservation left behind (Redis away) times out by itself.
     this.client.zrem(this.names.reservations(deployment), bullId).catch(() => {});
-    if (signal?.aborted) onAbort();
+    if (this.closed) {
+      // close() ran while this job was being added: it ends as the ones close() found did.
+      if (this.settle(key)) entry.reject(new JobFailedError(toJobFailure(new QueueClosedError(), id)));
+      void this.cancel(deployment, bullId);
+    } else if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     return { finished };
   }
@@ -539,14 +543,13 @@ export class BullmqProducer implements JobProducer {
       const entry = this.pending.get(key);
       if (entry && this.settle(key)) entry.reject(new JobFailedError(decodeFailure(failedReason, entry.id)));
     });
-    const ready = Promise.all([queue.waitUntilReady(), events.waitUntilReady()]).then(() => undefined);
     try {
-      await ready;
+      await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
     } catch (error) {
       await Promise.allSettled([queue.close(), events.close()]);
       throw error;
     }
-    return { queue, events, ready };
+    return { queue, events };
   }
 
   /** Takes a job off the queue if it waits, and tells the worker running it otherwise. */

@@ -453,6 +453,23 @@ if (!started.ok) {
     await Promise.all([producer.close(), consumer.close()]);
   });
 
+  test('bullmq: a closing producer waits the grace period for the results of its jobs', async () => {
+    const prefix = fresh();
+    const producer = makeProducer(prefix);
+    const g = gate();
+    const consumer = makeConsumer(prefix, async (data) => {
+      await g.opened;
+      return result(data.request.prompt);
+    });
+    const { finished } = await producer.add('graced', jobData('graced'));
+    await until(() => consumer.running() === 1, 'the job to start');
+    const closed = producer.close({ graceSeconds: 60 });
+    g.open();
+    await closed;
+    assert.deepEqual(await finished, result('graced'));
+    await consumer.close();
+  });
+
   test('bullmq: a closing producer fails the jobs it waits for with a shutdown error and takes them off', async () => {
     const prefix = fresh();
     const producer = makeProducer(prefix);
