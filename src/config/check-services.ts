@@ -39,14 +39,21 @@ export async function checkServices(
   options: CheckServicesOptions = {},
 ): Promise<void> {
   const timeoutMs = options.timeoutMs ?? 5000;
+  // The clients' own time limits are a backstop, a little later than the deadline every check shares.
+  const clientTimeoutMs = timeoutMs + 1000;
   const s3 = s3Endpoint(settings.s3);
   const checks: [setting: string, variable: string, url: string, check: Check][] = [
-    ['redis.url', 'EASEL_REDIS_URL', settings.redis.url, (signal) => checkRedis(settings.redis.url, timeoutMs, signal)],
+    [
+      'redis.url',
+      'EASEL_REDIS_URL',
+      settings.redis.url,
+      (signal) => checkRedis(settings.redis.url, clientTimeoutMs, signal),
+    ],
     [
       'database.url',
       'EASEL_DATABASE_URL',
       settings.database.url,
-      (signal) => checkPostgres(settings.database.url, timeoutMs, signal),
+      (signal) => checkPostgres(settings.database.url, clientTimeoutMs, signal),
     ],
     ['s3.endpoint', 'EASEL_S3_ENDPOINT', s3, (signal) => checkHttp(s3, signal)],
   ];
