@@ -4,8 +4,8 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
-import { redactUrl } from './index.ts';
 import type { SharedServiceSettings } from './scale-out.ts';
+import { connectionProblem, redactUrl } from './service-urls.ts';
 
 /** One service that could not be reached. */
 export interface ServiceProblem {
@@ -143,28 +143,7 @@ class CheckTimeout extends Error {
   }
 }
 
-const CODES: Record<string, string> = {
-  ECONNREFUSED: 'connection refused',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host name lookup failed',
-  ETIMEDOUT: 'connection timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ECONNRESET: 'connection reset',
-};
-
-/** Why a check failed, in a few words: an errno code's meaning, else the client's message without credentials. */
+/** Why a check failed: past its deadline, or the client's error in a few words. */
 function reasonOf(error: unknown): string {
-  // fetch wraps the socket's error as `cause`; AggregateError (several addresses) holds one per address.
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current; depth++) {
-    const code = (current as NodeJS.ErrnoException).code;
-    if (code && CODES[code]) return CODES[code];
-    const nested = (current as AggregateError).errors?.[0] ?? (current as Error).cause;
-    current = nested;
-  }
-  if (error instanceof CheckTimeout) return error.message;
-  if ((error as Error | null)?.name === 'TimeoutError') return 'no answer in time';
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/\/\/[^/@\s]*@/g, '//***@');
+  return error instanceof CheckTimeout ? error.message : connectionProblem(error);
 }

@@ -13,9 +13,11 @@ import {
   ENV_SETTINGS,
   type PlaceholderDeploymentSchema,
 } from './schema.ts';
+import { redactUrl } from './service-urls.ts';
 import { envForm, findProblem, fromEnv, schemaAt } from './validate.ts';
 
 export type { ClassifierConfig, HttpClassifierConfig, OnnxClassifierConfig, SafetyConfig } from './safety.ts';
+export { redactUrl } from './service-urls.ts';
 
 // The types below are the schema's (schema.ts), as loadConfig resolves them: defaults filled in,
 // model aliases turned into families, folders made absolute.
@@ -305,17 +307,4 @@ function checkServiceUrl(url: string | undefined, setting: string, needsHost: bo
     throw new ConfigError(setting, `is not a valid URL: ${redactUrl(url)}`);
   }
   if (needsHost && parsed.hostname === '') throw new ConfigError(setting, `names no host: ${redactUrl(url)}`);
-}
-
-/** A URL as logs and messages may show it: the password (if any) replaced by ***. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password === '') return url;
-    parsed.password = '***';
-    return parsed.href;
-  } catch {
-    // Unparsable: keep the scheme and host part only, dropping anything that looks like user:password@.
-    return url.replace(/\/\/[^/@]*@/, '//***@');
-  }
 }

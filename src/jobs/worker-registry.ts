@@ -13,6 +13,8 @@ import { hostname } from 'node:os';
 
 import { Redis } from 'ioredis';
 
+import { connectionProblem, redactUrl } from '../config/service-urls.ts';
+
 /** One deployment as a worker reports it. */
 export interface DeploymentReadiness {
   name: string;
@@ -125,8 +127,9 @@ export function startHeartbeat(options: HeartbeatOptions): { stop(): Promise<voi
   let stopped = false;
   let current: Promise<void> = Promise.resolve();
   const beat = () => {
-    current = options.announcer
-      .announce(options.describe())
+    // describe() throwing counts as a failed beat too: nothing here may throw out of a timer.
+    current = Promise.resolve()
+      .then(() => options.announcer.announce(options.describe()))
       .catch(options.onError)
       .finally(() => {
         if (stopped) return;
@@ -205,7 +208,7 @@ export class RedisWorkerRegistry implements WorkerRegistry {
 
   /** Connects (rejecting with WorkerRegistryError when Redis cannot be reached) and returns the registry. */
   static async open(options: RedisWorkerRegistryOptions): Promise<RedisWorkerRegistry> {
-    const where = redactedUrl(options.url);
+    const where = redactUrl(options.url);
     const timeout = options.commandTimeoutMs ?? 2000;
     const redis = new Redis(options.url, {
       lazyConnect: true,
@@ -226,7 +229,9 @@ export class RedisWorkerRegistry implements WorkerRegistry {
     } catch (error) {
       redis.disconnect();
       const cause = socketError ?? error;
-      throw new WorkerRegistryError(`cannot reach the worker registry at ${where}: ${describeError(cause)}`, { cause });
+      throw new WorkerRegistryError(`cannot reach the worker registry at ${where}: ${connectionProblem(cause)}`, {
+        cause,
+      });
     }
     redis.off('error', listener);
     redis.on('error', () => undefined);
@@ -286,9 +291,12 @@ export class RedisWorkerRegistry implements WorkerRegistry {
     try {
       return await run();
     } catch (error) {
-      throw new WorkerRegistryError(`cannot ${what} the worker registry at ${this.#where}: ${describeError(error)}`, {
-        cause: error,
-      });
+      throw new WorkerRegistryError(
+        `cannot ${what} the worker registry at ${this.#where}: ${connectionProblem(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 }
@@ -339,33 +347,6 @@ function parseRecord(text: string): LiveWorker | null {
   };
 }
 
-/** A connection or command error in a few words: the errno code's meaning where there is one. */
-function describeError(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  const known: Record<string, string> = {
-    ECONNREFUSED: 'connection refused',
-    ENOTFOUND: 'host not found',
-    EAI_AGAIN: 'host name lookup failed',
-    ETIMEDOUT: 'no answer in time',
-    EHOSTUNREACH: 'host unreachable',
-    ECONNRESET: 'connection reset',
-  };
-  if (code && known[code]) return known[code];
-  const message = error instanceof Error ? error.message : String(error);
-  return message.replace(/\/\/[^/@\s]*@/g, '//***@');
-}
-
-/** The URL without its password. */
-function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.href;
-  } catch {
-    return url.replace(/\/\/[^/@]*@/, '//***@');
-  }
-}
-
 /**
  * Embedded mode: the one process is the worker. It reports its deployments' readiness as it is at each
  * call (the callback), so /readyz never lags behind a model that finished loading.
@@ -398,8 +379,12 @@ export class InProcessWorkerRegistry implements WorkerRegistry {
 
   liveWorkers(): Promise<LiveWorkers> {
     if (this.#withdrawn) return Promise.resolve({ perDeployment: new Map(), workers: [] });
-    const worker: LiveWorker = { ...this.#self, deployments: this.#readiness(), seenAt: Date.now() };
-    return Promise.resolve({ perDeployment: countByDeployment([worker]), workers: [worker] });
+    try {
+      const worker: LiveWorker = { ...this.#self, deployments: this.#readiness(), seenAt: Date.now() };
+      return Promise.resolve({ perDeployment: countByDeployment([worker]), workers: [worker] });
+    } catch (error) {
+      return Promise.reject(new WorkerRegistryError(`cannot tell this process's readiness: ${String(error)}`));
+    }
   }
 
   close(): Promise<void> {

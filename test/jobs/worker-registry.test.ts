@@ -307,6 +307,17 @@ describe('InProcessWorkerRegistry (embedded mode)', () => {
     assert.equal((await registry.liveWorkers()).workers.length, 1);
     await registry.close();
   });
+
+  test('a readiness callback that throws makes liveWorkers reject with WorkerRegistryError', async () => {
+    const registry = new InProcessWorkerRegistry(() => {
+      throw new Error('deployments not built yet');
+    });
+    await assert.rejects(registry.liveWorkers(), (error: unknown) => {
+      assert.ok(error instanceof WorkerRegistryError);
+      assert.match(error.message, /deployments not built yet/);
+      return true;
+    });
+  });
 });
 
 describe('startHeartbeat', () => {
@@ -336,7 +347,8 @@ describe('startHeartbeat', () => {
       intervalSeconds: 0.02,
       onError: (error) => assert.fail(String(error)),
     });
-    assert.deepEqual(calls, ['announce a:false']);
+    await eventually('the first beat', () => Promise.resolve(calls.length > 0));
+    assert.equal(calls[0], 'announce a:false');
     ready = true;
     await eventually('a later beat reports the new readiness', () =>
       Promise.resolve(calls.includes('announce a:true')),
@@ -364,5 +376,25 @@ describe('startHeartbeat', () => {
     await eventually('a beat after the failures', () => Promise.resolve(calls.length > before));
     await heartbeat.stop();
     assert.match(String(errors[0]), /redis away/);
+  });
+
+  test('a describe() that throws is a failed beat too, never an exception out of the timer', async () => {
+    const { calls, announcer } = recorder();
+    const errors: unknown[] = [];
+    let broken = true;
+    const heartbeat = startHeartbeat({
+      announcer,
+      describe: () => {
+        if (broken) throw new Error('no readiness yet');
+        return worker('w', []);
+      },
+      intervalSeconds: 0.02,
+      onError: (error) => errors.push(error),
+    });
+    await eventually('two failed beats', () => Promise.resolve(errors.length >= 2));
+    broken = false;
+    await eventually('a beat once describe works', () => Promise.resolve(calls.includes('announce ')));
+    await heartbeat.stop();
+    assert.match(String(errors[0]), /no readiness yet/);
   });
 });
