@@ -180,8 +180,8 @@ return live
 `;
 
 /**
- * The registry in Redis: one string key per worker, `<prefix>:worker:<id>`, holding its announcement as
- * JSON and expiring deadAfterSeconds after each announcement (SET … PX), plus one set, `<prefix>:workers`,
+ * The registry in Redis: one string key per worker, `<prefix>:registry:worker:<id>`, holding its announcement as
+ * JSON and expiring deadAfterSeconds after each announcement (SET … PX), plus one set, `<prefix>:registry:workers`,
  * of the ids, so reading never walks the keyspace (no KEYS or SCAN). Redis's own clock expires the
  * records, so a worker's death does not depend on the nodes' clocks agreeing, and a dead worker costs
  * nothing once a read has pruned it: each read costs O(live workers + those that died since the last read).
@@ -200,8 +200,8 @@ export class RedisWorkerRegistry implements WorkerRegistry {
   private constructor(redis: Redis, options: RedisWorkerRegistryOptions, where: string) {
     this.#redis = redis;
     const prefix = options.keyPrefix ?? 'easel';
-    this.#setKey = `${prefix}:workers`;
-    this.#recordPrefix = `${prefix}:worker:`;
+    this.#setKey = `${prefix}:registry:workers`;
+    this.#recordPrefix = `${prefix}:registry:worker:`;
     this.#ttlMs = options.deadAfterSeconds * 1000;
     this.#where = where;
   }

@@ -173,7 +173,7 @@ if (!started.ok) {
         ['steady'],
       );
       assert.deepEqual(live.perDeployment.get('a'), { ready: 1, loading: 0, unavailable: 0 });
-      assert.deepEqual(await raw.smembers(`${prefix}:workers`), ['steady']);
+      assert.deepEqual(await raw.smembers(`${prefix}:registry:workers`), ['steady']);
     });
 
     test('withdraw removes the worker at once', async () => {
@@ -186,7 +186,7 @@ if (!started.ok) {
       const live = await reader.liveWorkers();
       assert.deepEqual(live.workers, []);
       assert.equal(live.perDeployment.size, 0);
-      assert.equal(await raw.exists(`${prefix}:worker:leaving`), 0);
+      assert.equal(await raw.exists(`${prefix}:registry:worker:leaving`), 0);
       // A second withdraw has nothing left to remove.
       await leaving.withdraw();
     });
@@ -195,9 +195,9 @@ if (!started.ok) {
       const prefix = `p${++prefixes}`;
       const r = await registry({ prefix });
       await r.announce(worker('good', [{ name: 'a', ready: true }]));
-      await raw.sadd(`${prefix}:workers`, 'garbage', 'wrong-shape');
-      await raw.set(`${prefix}:worker:garbage`, '{not json', 'EX', 60);
-      await raw.set(`${prefix}:worker:wrong-shape`, JSON.stringify({ id: 'x', deployments: 'all' }), 'EX', 60);
+      await raw.sadd(`${prefix}:registry:workers`, 'garbage', 'wrong-shape');
+      await raw.set(`${prefix}:registry:worker:garbage`, '{not json', 'EX', 60);
+      await raw.set(`${prefix}:registry:worker:wrong-shape`, JSON.stringify({ id: 'x', deployments: 'all' }), 'EX', 60);
       const live = await r.liveWorkers();
       assert.deepEqual(
         live.workers.map((w) => w.id),
