@@ -13,9 +13,11 @@ import {
   ENV_SETTINGS,
   type PlaceholderDeploymentSchema,
 } from './schema.ts';
+import { redactUrl } from './service-urls.ts';
 import { envForm, findProblem, fromEnv, schemaAt } from './validate.ts';
 
 export type { ClassifierConfig, HttpClassifierConfig, OnnxClassifierConfig, SafetyConfig } from './safety.ts';
+export { redactUrl } from './service-urls.ts';
 
 // The types below are the schema's (schema.ts), as loadConfig resolves them: defaults filled in,
 // model aliases turned into families, folders made absolute.
@@ -34,10 +36,21 @@ export type PlaceholderDeployment = Resolved<Static<typeof PlaceholderDeployment
 export type DiffusionDeployment = Resolved<Static<typeof DiffusionDeploymentSchema>, 'diffusion'>;
 export type DeploymentConfig = PlaceholderDeployment | DiffusionDeployment;
 
-/** The groups of settings (limits, queue …) that a file may set in part. */
-type GROUPS = 'models' | 'onnx' | 'limits' | 'queue' | 'safety';
+/** The groups of settings (limits, queue …) that a file may set in part, each key with a default. */
+type GROUPS = 'models' | 'onnx' | 'limits' | 'queue' | 'safety' | 'workers';
+/** The scale-out services: groups whose addresses have no default (unset until a role needs them). */
+type SERVICES = 'redis' | 'database' | 's3';
+type Group<K extends GROUPS | SERVICES> = NonNullable<ConfigOverrides[K]>;
 /** Every setting filled in: defaults, file, environment and caller merged, before resolveConfig. */
-type Merged = Required<Omit<ConfigOverrides, GROUPS>> & { [K in GROUPS]: Required<NonNullable<ConfigOverrides[K]>> };
+type Merged = Required<Omit<ConfigOverrides, GROUPS | SERVICES | 'signingSecret'>> & {
+  [K in GROUPS]: Required<Group<K>>;
+} & {
+  redis: Group<'redis'>;
+  database: Group<'database'>;
+  s3: Group<'s3'> & Required<Pick<Group<'s3'>, 'region' | 'forcePathStyle' | 'presignedUrls'>>;
+  /** Unset: embedded mode keeps its own in the data directory. */
+  signingSecret?: string;
+};
 
 export type Config = Omit<Merged, 'deployments' | 'safety'> & { deployments: DeploymentConfig[]; safety: SafetyConfig };
 
@@ -75,7 +88,15 @@ const DEFAULTS: Merged = {
     requestTimeoutSeconds: 300,
     headersTimeoutSeconds: 60,
   },
-  queue: { concurrency: 2, maxWaiting: 64, jobTimeoutSeconds: 600, shutdownGraceSeconds: 10 },
+  queue: {
+    concurrency: 2,
+    maxWaiting: 64,
+    jobTimeoutSeconds: 600,
+    shutdownGraceSeconds: 10,
+    lockSeconds: 10,
+    stalledCheckSeconds: 5,
+    attempts: 2,
+  },
   imageUrlTtlSeconds: 24 * 60 * 60,
   sweepIntervalSeconds: 300,
   safety: {
@@ -89,6 +110,10 @@ const DEFAULTS: Merged = {
   },
   logLevel: 'info',
   logPrompts: false,
+  redis: {},
+  database: {},
+  s3: { region: 'us-east-1', forcePathStyle: false, presignedUrls: false },
+  workers: { heartbeatSeconds: 5, deadAfterSeconds: 15 },
 };
 
 /**
@@ -128,7 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Conf
 
 /** `settings` over `base`: top-level keys replace, groups (limits, queue …) merge key by key. */
 function overlay(base: Merged, settings: ConfigOverrides): Merged {
-  const group = <K extends GROUPS>(key: K) => ({ ...base[key], ...settings[key] });
+  const group = <K extends GROUPS | SERVICES>(key: K) => ({ ...base[key], ...settings[key] });
   return {
     ...base,
     ...(settings as Partial<Merged>),
@@ -137,6 +162,10 @@ function overlay(base: Merged, settings: ConfigOverrides): Merged {
     limits: group('limits'),
     queue: group('queue'),
     safety: group('safety'),
+    workers: group('workers'),
+    redis: group('redis'),
+    database: group('database'),
+    s3: group('s3'),
   };
 }
 
@@ -252,5 +281,30 @@ function resolveConfig(env: NodeJS.ProcessEnv, config: Merged): Config {
       'must be at least limits.maxEditPixels, or no edit at the limit could ever run',
     );
   }
+  checkServiceUrl(config.redis.url, 'redis.url (EASEL_REDIS_URL)', true);
+  checkServiceUrl(config.database.url, 'database.url (EASEL_DATABASE_URL)', false);
+  checkServiceUrl(config.s3.endpoint, 's3.endpoint (EASEL_S3_ENDPOINT)', true);
+  if (config.workers.deadAfterSeconds < 2 * config.workers.heartbeatSeconds) {
+    throw new ConfigError(
+      'workers.deadAfterSeconds (EASEL_WORKER_DEAD_AFTER_SECONDS)',
+      `must be at least twice workers.heartbeatSeconds (${config.workers.heartbeatSeconds}), or a live worker between two heartbeats could count as gone`,
+    );
+  }
   return { ...config, dataDir, models: { dir: modelsDir }, deployments, safety };
+}
+
+/**
+ * A service URL the schema let through (its scheme is right) must also parse, and name a host where the
+ * service needs one (PostgreSQL may instead name a socket directory in `?host=`). The message shows the URL
+ * without its password.
+ */
+function checkServiceUrl(url: string | undefined, setting: string, needsHost: boolean): void {
+  if (url === undefined) return;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(setting, `is not a valid URL: ${redactUrl(url)}`);
+  }
+  if (needsHost && parsed.hostname === '') throw new ConfigError(setting, `names no host: ${redactUrl(url)}`);
 }

@@ -10,6 +10,19 @@ const int = (minimum: number, maximum: number) => Type.Optional(Type.Integer({ m
 const positive = () => int(1, Number.MAX_SAFE_INTEGER);
 const idPattern = { pattern: '^[A-Za-z0-9._-]{1,64}$', errorMessage: 'must be 1–64 letters, digits, ".", "_" or "-"' };
 
+export const SIGNING_SECRET_MIN_LENGTH = 32;
+
+/**
+ * A service's URL (it may hold a password, so a refused one is not repeated in the message); index.ts
+ * parses it further.
+ */
+const serviceUrl = (schemes: string[]) =>
+  Type.String({
+    pattern: `^(${schemes.join('|')})://`,
+    errorMessage: `must be a ${schemes.map((s) => `${s}://`).join(' or ')} URL`,
+    secret: true,
+  });
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const LEVELS = ['low', 'medium', 'high'] as const;
 const CATEGORY_LEVEL = Type.Optional(Type.Enum([...LEVELS, 'off']));
@@ -230,6 +243,15 @@ export const ConfigFileSchema = Type.Object(
           maxWaiting: int(0, 1_000_000),
           jobTimeoutSeconds: int(0, 86400),
           shutdownGraceSeconds: int(0, 3600),
+          /**
+           * Scale-out (the Redis queue): how long a worker's lock on a running job lasts; the worker renews it
+           * while the job runs, so only a worker that died or hangs lets it lapse.
+           */
+          lockSeconds: int(1, 3600),
+          /** Scale-out: how often the queue looks for jobs whose lock lapsed and hands them to another worker. */
+          stalledCheckSeconds: int(1, 3600),
+          /** Scale-out: how many times a job may start (1: never retried after its worker died). */
+          attempts: int(1, 100),
         },
         strict,
       ),
@@ -237,6 +259,72 @@ export const ConfigFileSchema = Type.Object(
     imageUrlTtlSeconds: int(1, 30 * 86400),
     sweepIntervalSeconds: int(1, 86400),
     safety: Type.Optional(Safety),
+    /** Scale-out: the Redis server that holds the job queue and the worker registry. */
+    redis: Type.Optional(Type.Object({ url: Type.Optional(serviceUrl(['redis', 'rediss'])) }, strict)),
+    /** Scale-out: the PostgreSQL database that holds operations and image records. */
+    database: Type.Optional(
+      Type.Object(
+        {
+          url: Type.Optional(serviceUrl(['postgres', 'postgresql'])),
+          /** The schema for easel's tables (created if missing); default: the connection's search_path. */
+          schema: Type.Optional(
+            Type.String({
+              pattern: '^[a-z_][a-z0-9_]{0,62}$',
+              errorMessage: 'must be 1–63 lower-case letters, digits or "_", not starting with a digit',
+            }),
+          ),
+        },
+        strict,
+      ),
+    ),
+    /**
+     * Scale-out: the S3 bucket that holds images. Credentials come from AWS_ACCESS_KEY_ID and
+     * AWS_SECRET_ACCESS_KEY, never from this file.
+     */
+    s3: Type.Optional(
+      Type.Object(
+        {
+          /** An S3-compatible server (MinIO, Ceph); unset: AWS S3 of the region. */
+          endpoint: Type.Optional(serviceUrl(['http', 'https'])),
+          /** AWS's bucket naming rules: 3–63 lower-case letters, digits, "." and "-". */
+          bucket: Type.Optional(
+            Type.String({
+              pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+              errorMessage:
+                'must be a bucket name: 3–63 lower-case letters, digits, "." or "-", starting and ending with a letter or digit',
+            }),
+          ),
+          region: Type.Optional(
+            Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', errorMessage: 'must be a region name such as us-east-1' }),
+          ),
+          /** Address the bucket in the path (endpoint/bucket/key) rather than as a host name (most non-AWS servers). */
+          forcePathStyle: Type.Optional(Type.Boolean()),
+          /** Image links point at the bucket itself (presigned); false: easel's signed /files/ links stream from it. */
+          presignedUrls: Type.Optional(Type.Boolean()),
+        },
+        strict,
+      ),
+    ),
+    /** Scale-out: the secret that signs image links; every node must have the same one. */
+    signingSecret: Type.Optional(
+      Type.String({
+        minLength: SIGNING_SECRET_MIN_LENGTH,
+        errorMessage: `must be at least ${SIGNING_SECRET_MIN_LENGTH} characters (for example: openssl rand -hex 32)`,
+        secret: true,
+      }),
+    ),
+    /** Scale-out: how workers announce themselves to API nodes. */
+    workers: Type.Optional(
+      Type.Object(
+        {
+          /** How often a worker announces itself and its deployments' readiness. */
+          heartbeatSeconds: int(1, 3600),
+          /** A worker not heard from for this long counts as gone (at least twice the heartbeat). */
+          deadAfterSeconds: int(2, 7200),
+        },
+        strict,
+      ),
+    ),
     logLevel: Type.Optional(Type.Enum(LOG_LEVELS)),
     /** Log each request's prompt (with its request id). Off by default: prompts are users' data. */
     logPrompts: Type.Optional(Type.Boolean()),
@@ -271,6 +359,20 @@ export const ENV_SETTINGS: Readonly<Record<string, string>> = {
   EASEL_IMAGE_CLASSIFIER: 'safety.imageClassifier',
   EASEL_IMAGE_CLASSIFIER_FAILURE: 'safety.imageClassifierFailure',
   EASEL_CLASSIFY_PLACEHOLDER_IMAGES: 'safety.classifyPlaceholderImages',
+  EASEL_REDIS_URL: 'redis.url',
+  EASEL_DATABASE_URL: 'database.url',
+  EASEL_DATABASE_SCHEMA: 'database.schema',
+  EASEL_S3_ENDPOINT: 's3.endpoint',
+  EASEL_S3_BUCKET: 's3.bucket',
+  EASEL_S3_REGION: 's3.region',
+  EASEL_S3_FORCE_PATH_STYLE: 's3.forcePathStyle',
+  EASEL_S3_PRESIGNED_URLS: 's3.presignedUrls',
+  EASEL_SIGNING_SECRET: 'signingSecret',
+  EASEL_QUEUE_LOCK_SECONDS: 'queue.lockSeconds',
+  EASEL_QUEUE_STALLED_CHECK_SECONDS: 'queue.stalledCheckSeconds',
+  EASEL_QUEUE_ATTEMPTS: 'queue.attempts',
+  EASEL_WORKER_HEARTBEAT_SECONDS: 'workers.heartbeatSeconds',
+  EASEL_WORKER_DEAD_AFTER_SECONDS: 'workers.deadAfterSeconds',
 };
 
 export const ENV_ONLY: Readonly<Record<string, TSchema>> = {

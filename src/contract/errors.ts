@@ -278,6 +278,22 @@ export const errors = {
     }),
 
   /**
+   * Scale-out: no live worker has this deployment ready (none started, all gone, or all still loading
+   * it). 503, which the SDKs retry; `loading` workers that are still loading it make the wait short.
+   */
+  noLiveWorker: (deployment: string, loading = 0) =>
+    new ApiError({
+      status: 503,
+      code: 'ServiceUnavailable',
+      message:
+        `No live worker serves the deployment '${deployment}'` +
+        (loading > 0
+          ? `: ${loading} worker${loading === 1 ? ' is' : 's are'} still loading it; retry shortly.`
+          : '. Start a worker (easel worker) that has this deployment, then retry.'),
+      reason: `no worker heard from within workers.deadAfterSeconds has ${JSON.stringify(deployment.slice(0, 100))} ready`,
+    }),
+
+  /**
    * The server is stopping and this request's job had not started (or ran past the shutdown grace
    * period). 503, which the SDKs retry: another instance, or this one once restarted, can serve it.
    */
