@@ -5,7 +5,7 @@
  * consumer takes jobs itself through BullMQ's manual-fetching API (a Worker without a processor per
  * deployment: `getNextJob`, then `moveToCompleted` / `moveToFailed` / `moveToWait`), renews the locks
  * of its jobs, and leaves the stalled-job checks to those Workers. Besides running jobs it keeps what
- * the admitting side needs: its slots in each deployment's worker list (a heartbeat), the mean job
+ * the admitting side needs: its slots in each deployment's slot list (a heartbeat), the mean job
  * duration (retry-after), and a subscription to the cancellation channel.
  * Design and timings: docs/scale-out.md, "Queue on Redis (BullMQ)".
  */
@@ -152,7 +152,7 @@ export class BullmqConsumer implements JobConsumer {
     await within(Promise.allSettled([...this.workers.values()].map((w) => w.close())), this.lockDurationMs);
     if (this.client.status === 'ready') {
       const member = this.member();
-      const leave = [...this.workers.keys()].map((d) => this.client.zrem(this.names.workers(d), member));
+      const leave = [...this.workers.keys()].map((d) => this.client.zrem(this.names.slots(d), member));
       await within(Promise.allSettled(leave), 2000);
     }
     this.subscriber.disconnect();
@@ -285,14 +285,14 @@ export class BullmqConsumer implements JobConsumer {
     else await job.moveToFailed(new UnrecoverableError(encodeFailure(toJobFailure(reason, id))), token, false);
   }
 
-  /** This process's entry in a deployment's worker list: its slots, then its id. */
+  /** This process's entry in a deployment's slot list: its slots, then its id. */
   private member(): string {
     return `${this.options.concurrency}:${this.id}`;
   }
 
   /** Whether another live worker serves the deployment (one whose heartbeat has not expired). */
   private async othersServe(deployment: string): Promise<boolean> {
-    return (await this.client.easelOthers(this.names.workers(deployment), this.member())) > 0;
+    return (await this.client.easelOthers(this.names.slots(deployment), this.member())) > 0;
   }
 
   /** Announces this worker's slots until three heartbeats from now (admission and retry-after read them). */
@@ -300,7 +300,7 @@ export class BullmqConsumer implements JobConsumer {
     if (this.client.status !== 'ready') return; // Redis away: the entries expire, as they should
     for (const deployment of this.workers.keys()) {
       this.client
-        .easelHeartbeat(this.names.workers(deployment), this.member(), (this.lockDurationMs / 2) * 3)
+        .easelHeartbeat(this.names.slots(deployment), this.member(), (this.lockDurationMs / 2) * 3)
         .catch((error: Error) => this.onError(error, 'heartbeat'));
     }
   }

@@ -12,6 +12,7 @@
 import { Job, Queue, QueueEvents } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 
+import { connectionProblem } from '../config/service-urls.ts';
 import { ApiError, errors } from '../contract/errors.ts';
 import {
   type AddOptions,
@@ -67,7 +68,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
  * With ARGV[2] empty it only measures (counts, retry-after).
  *
  * KEYS: 1 wait list, 2 prioritized, 3 delayed, 4 active list (BullMQ's), 5 reservations,
- *       6 workers (member "concurrency:consumer", score: expiry), 7 stats hash.
+ *       6 slots (member "concurrency:consumer", score: expiry), 7 stats hash.
  * ARGV: 1 job key prefix, 2 job id or '', 3 maxWaiting, 4 reservation lifetime (ms).
  * Returns {status (1 admitted, 0 full, -1 duplicate id, 2 measured), waiting, active, capacity, meanMs}.
  */
@@ -136,7 +137,7 @@ for i = 1, #KEYS do
 end
 return best`;
 
-/** How many live workers other than ARGV[1] a deployment's worker list (KEYS[1]) holds. */
+/** How many live workers other than ARGV[1] a deployment's slot list (KEYS[1]) holds. */
 const OTHERS_LUA = `${LUA_NOW}
 local n = 0
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
@@ -199,8 +200,9 @@ export class QueueNames {
     return `${this.prefix}:admission:${this.queue(deployment)}`;
   }
 
-  workers(deployment: string): string {
-    return `${this.prefix}:workers:${this.queue(deployment)}`;
+  /** The consumers serving a deployment and their slots (apart from the worker registry's keys). */
+  slots(deployment: string): string {
+    return `${this.prefix}:slots:${this.queue(deployment)}`;
   }
 
   stats(deployment: string): string {
@@ -284,7 +286,7 @@ export async function whenReady(client: Redis, waitMs: number): Promise<void> {
 /** Anything Redis or BullMQ threw, as the catalogue's 503 (an ApiError passes through). */
 export function unavailable(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
-  return errors.queueUnavailable(`Redis: ${error instanceof Error ? error.message : String(error)}`);
+  return errors.queueUnavailable(`Redis: ${connectionProblem(error)}`);
 }
 
 export function defaultOnError(error: Error, context: string): void {
@@ -473,7 +475,7 @@ export class BullmqProducer implements JobProducer {
       n.bullKey(deployment, 'delayed'),
       n.bullKey(deployment, 'active'),
       n.reservations(deployment),
-      n.workers(deployment),
+      n.slots(deployment),
       n.stats(deployment),
       `${n.bullPrefix}:${n.queue(deployment)}:`,
       bullId,
