@@ -34,8 +34,9 @@ export async function streamImages(
   openStream(reply, stream.events);
   try {
     const result = await finished;
-    await partials.settled();
+    // Read (and delete) the result's keys first, so they go even if a partial image failed.
     const images = await takeImages(request, result, { stored: true });
+    await partials.settled();
     refuseIfWithheld(result);
     writeCompleted(stream, result, images);
   } catch (error) {
