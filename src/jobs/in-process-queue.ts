@@ -104,6 +104,12 @@ export class InProcessQueue implements JobProducer, JobConsumer {
       signal?.removeEventListener('abort', onCallerAbort);
     }
 
+    if (signal?.aborted) {
+      // Cancelled before it was admitted: it never runs.
+      entry.stopWatching();
+      entry.reject(new JobFailedError(toJobFailure(new JobCanceledError(), id)));
+      return { finished };
+    }
     this.waiting.push(entry);
     this.pump();
     // Admitted only when it started at once or its deployment has room to wait.
@@ -112,7 +118,6 @@ export class InProcessQueue implements JobProducer, JobConsumer {
       entry.stopWatching();
       throw new QueueFullError(this.retryAfter(deployment));
     }
-    if (signal?.aborted) this.cancelWaiting(entry);
     return { finished };
   }
 
