@@ -12,7 +12,8 @@ export interface EngineProgress {
 /**
  * Whether step `step` of `totalSteps` is due to carry the next partial image when `planned` of
  * `wanted` are planned already: the wanted ones spread evenly over the steps, the last step being the
- * final image. The streaming route and the engines that only decode the previews it will send share it.
+ * final image. The runner (which turns previews into partial images) and the engines that only decode
+ * the previews it will send share it.
  */
 export function partialImageDue(step: number, totalSteps: number, planned: number, wanted: number): boolean {
   if (planned >= wanted || step >= totalSteps) return false;

@@ -34,8 +34,9 @@ export async function streamImages(
   openStream(reply, stream.events);
   try {
     const result = await finished;
-    await partials.settled();
+    // Read (and delete) the result's keys first, so they go even if a partial image failed.
     const images = await takeImages(request, result, { stored: true });
+    await partials.settled();
     refuseIfWithheld(result);
     writeCompleted(stream, result, images);
   } catch (error) {
@@ -169,8 +170,9 @@ function writeCompleted(
 
 /** Error: once the stream is open, a failure is an `error` event in Azure's envelope. */
 function writeError({ request, events }: Stream, error: unknown): void {
-  const apiError =
-    error instanceof ApiError ? error : toApiError(error, request, request.server.services.config.limits);
-  if (!(error instanceof ApiError)) request.log.error({ err: error }, 'streamed generation failed');
+  const apiError = toApiError(error, request, request.server.services.config.limits);
+  // A job's failure was logged in full where it ran; here only what the client is told.
+  if (apiError.status >= 500) request.log.error({ err: error }, 'streamed generation failed');
+  else if (!(error instanceof ApiError)) request.log.info({ code: apiError.code }, 'streamed generation refused');
   events.write('error', { type: 'error', ...apiError.toWire() });
 }

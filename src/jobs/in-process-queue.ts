@@ -90,10 +90,11 @@ export class InProcessQueue implements JobProducer, JobConsumer {
     if (this.active.has(id) || this.waiting.some((entry) => entry.id === id))
       throw new Error(`a job with id ${id} is already in the queue`);
     const deployment = data.request.deployment;
+    // The same copy a queue between processes makes: what is not JSON does not arrive as it was sent.
+    const copy = jsonCopy(data);
     let entry!: Entry;
     const finished = new Promise<JobResult>((resolve, reject) => {
-      // The same copy a queue between processes makes: anything that is not JSON fails here too.
-      entry = { id, deployment, data: jsonCopy(data), options, admitted: this.now(), resolve, reject, stopWatching };
+      entry = { id, deployment, data: copy, options, admitted: this.now(), resolve, reject, stopWatching };
     });
     // A job that was admitted but is only awaited later must not count as an unhandled rejection.
     finished.catch(() => {});
@@ -104,6 +105,12 @@ export class InProcessQueue implements JobProducer, JobConsumer {
       signal?.removeEventListener('abort', onCallerAbort);
     }
 
+    if (signal?.aborted) {
+      // Cancelled before it was admitted: it never runs.
+      entry.stopWatching();
+      entry.reject(new JobFailedError(toJobFailure(new JobCanceledError(), id)));
+      return { finished };
+    }
     this.waiting.push(entry);
     this.pump();
     // Admitted only when it started at once or its deployment has room to wait.
@@ -112,7 +119,6 @@ export class InProcessQueue implements JobProducer, JobConsumer {
       entry.stopWatching();
       throw new QueueFullError(this.retryAfter(deployment));
     }
-    if (signal?.aborted) this.cancelWaiting(entry);
     return { finished };
   }
 

@@ -84,7 +84,14 @@ export function createRunner(deps: RunnerDeps) {
     // 1. Generate raw pixels; the engine reports progress and checks the signal between steps.
     const engine = deps.engineFor(request.deployment);
     const progress = progressReporter(request, engine.name, context);
-    const output = await engine.run(request, { onProgress: progress.onProgress, signal: context.signal });
+    let output: EngineOutput;
+    try {
+      output = await engine.run(request, { onProgress: progress.onProgress, signal: context.signal });
+    } catch (error) {
+      // Report the partial images already on their way, so their keys reach the side that deletes them.
+      await progress.settled().catch(() => {});
+      throw error;
+    }
     // The partial images go out before the result, in order.
     await progress.settled();
     metrics?.imagesGenerated(request.deployment, engine.name, output.images.length, output.stageTimings);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { InProcessQueue } from '../../src/jobs/in-process-queue.ts';
-import { type JobData, type JobResult, QueueFullError } from '../../src/jobs/job-contract.ts';
+import { type JobData, JobFailedError, type JobResult, QueueFullError } from '../../src/jobs/job-contract.ts';
 import { generationRequest } from '../helpers/requests.ts';
 import { jobQueueContract } from './queue.contract.ts';
 
@@ -144,5 +144,21 @@ test('the processor gets a JSON copy of the job, as it would from another proces
   await finished;
   assert.notEqual(seen, sent, 'the processor gets a copy, as it would from another process');
   assert.deepEqual(seen, sent);
+  await queue.close();
+});
+
+test('a job whose signal fired before it was added never runs, and its caller fails as cancelled', async () => {
+  const queue = new InProcessQueue({ concurrency: 1, maxWaiting: 1, jobTimeoutSeconds: 0 });
+  let runs = 0;
+  queue.process([DEPLOYMENT], async (data) => {
+    runs++;
+    return result(data);
+  });
+  const controller = new AbortController();
+  controller.abort();
+  const { finished } = await queue.add('gone', job('gone'), { signal: controller.signal });
+  await assert.rejects(finished, (error: unknown) => error instanceof JobFailedError && error.failure.status === 499);
+  assert.equal(runs, 0);
+  assert.deepEqual(await queue.counts(DEPLOYMENT), { waiting: 0, active: 0 });
   await queue.close();
 });
