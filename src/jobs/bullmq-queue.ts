@@ -67,10 +67,14 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
  * waiting < maxWaiting + free, free being the live workers' slots (KEYS[6]) not running a job.
  * With ARGV[2] empty it only measures (counts, retry-after).
  *
+ * An admitted job also gets the next number of a counter shared by all deployments (KEYS[8]), which
+ * orders jobs across deployments for a worker serving several (BullMQ's timestamps can tie).
+ *
  * KEYS: 1 wait list, 2 prioritized, 3 delayed, 4 active list (BullMQ's), 5 reservations,
- *       6 slots (member "concurrency:consumer", score: expiry), 7 stats hash.
+ *       6 slots (member "concurrency:consumer", score: expiry), 7 stats hash, 8 admission counter.
  * ARGV: 1 job key prefix, 2 job id or '', 3 maxWaiting, 4 reservation lifetime (ms).
- * Returns {status (1 admitted, 0 full, -1 duplicate id, 2 measured), waiting, active, capacity, meanMs}.
+ * Returns {status (1 admitted, 0 full, -1 duplicate id, 2 measured), waiting, active, capacity, meanMs,
+ * sequence number (admitted only, else 0)}.
  */
 const ADMIT_LUA = `${LUA_NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
@@ -91,6 +95,7 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
 end
 local mean = redis.call('HGET', KEYS[7], 'meanMs') or ''
 local status = 2
+local seq = 0
 if ARGV[2] ~= '' then
   if redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 1 or redis.call('ZSCORE', KEYS[5], ARGV[2]) then
     status = -1
@@ -100,9 +105,10 @@ if ARGV[2] ~= '' then
     redis.call('ZADD', KEYS[5], now + tonumber(ARGV[4]), ARGV[2])
     status = 1
     waiting = waiting + 1
+    seq = redis.call('INCR', KEYS[8])
   end
 end
-return {status, waiting, active, capacity, mean}`;
+return {status, waiting, active, capacity, mean, seq}`;
 
 /** A consumer announces its slots for a deployment until KEYS[1]'s score (expiry) passes. ARGV: member, lifetime ms. */
 const HEARTBEAT_LUA = `${LUA_NOW}
@@ -120,18 +126,19 @@ return 1`;
 
 /**
  * Which of the served deployments' queues holds the oldest waiting job (1-based; 0: none), so that a
- * worker serving several takes jobs in the order they were admitted. BullMQ pushes new jobs on the
- * left of its wait list and takes from the right. KEYS: wait lists; ARGV: their job key prefixes.
+ * worker serving several takes jobs in the order they were admitted: by admission number, which is
+ * the job's name. BullMQ pushes new jobs on the left of its wait list and takes from the right.
+ * KEYS: wait lists; ARGV: their job key prefixes.
  */
 const OLDEST_LUA = `local best = 0
 local oldest = nil
 for i = 1, #KEYS do
   local id = redis.call('LINDEX', KEYS[i], -1)
   if id then
-    local ts = tonumber(redis.call('HGET', ARGV[i] .. id, 'timestamp')) or 0
-    if oldest == nil or ts < oldest then
+    local number = tonumber(redis.call('HGET', ARGV[i] .. id, 'name')) or 0
+    if oldest == nil or number < oldest then
       best = i
-      oldest = ts
+      oldest = number
     end
   end
 end
@@ -149,7 +156,7 @@ return n`;
 export const SMOOTHING = 0.2;
 
 interface EaselCommands {
-  easelAdmit(...args: (string | number)[]): Promise<[number, number, number, number, string]>;
+  easelAdmit(...args: (string | number)[]): Promise<[number, number, number, number, string, number]>;
   easelHeartbeat(...args: (string | number)[]): Promise<number>;
   easelRecord(...args: (string | number)[]): Promise<number>;
   easelOldest(...args: (string | number)[]): Promise<number>;
@@ -163,7 +170,7 @@ export function connectRedis(options: BullmqConnectionOptions, overrides: RedisO
     typeof options.redis === 'string'
       ? new Redis(options.redis, overrides)
       : new Redis({ ...options.redis, ...overrides });
-  client.defineCommand('easelAdmit', { numberOfKeys: 7, lua: ADMIT_LUA });
+  client.defineCommand('easelAdmit', { numberOfKeys: 8, lua: ADMIT_LUA });
   client.defineCommand('easelHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_LUA });
   client.defineCommand('easelRecord', { numberOfKeys: 1, lua: RECORD_LUA });
   client.defineCommand('easelOldest', { lua: OLDEST_LUA }); // the number of keys comes first
@@ -178,6 +185,8 @@ export class QueueNames {
   readonly bullPrefix: string;
   /** The pub/sub channel carrying cancellations to every consumer. */
   readonly cancelChannel: string;
+  /** The admission counter, shared by all deployments. */
+  readonly sequence: string;
 
   constructor(prefix = 'easel') {
     if (prefix === '' || prefix.includes(':'))
@@ -185,6 +194,7 @@ export class QueueNames {
     this.prefix = prefix;
     this.bullPrefix = `${prefix}:q`;
     this.cancelChannel = `${prefix}:cancel`;
+    this.sequence = `${prefix}:sequence`;
   }
 
   /** BullMQ's queue name for a deployment (BullMQ refuses ":" in names; encodeURIComponent escapes it). */
@@ -386,7 +396,8 @@ export class BullmqProducer implements JobProducer {
     // Registered before the job exists, so that no event of it can come unheard.
     this.pending.set(key, entry);
     try {
-      await dq.queue.add('job', data, {
+      // The job's name is its admission number (see ADMIT_LUA).
+      await dq.queue.add(String(admitted[5]), data, {
         jobId: bullId,
         removeOnComplete: { age: this.options.keepFinishedSeconds ?? 300, count: 1000 },
         removeOnFail: { age: this.options.keepFinishedSeconds ?? 300, count: 1000 },
@@ -477,6 +488,7 @@ export class BullmqProducer implements JobProducer {
       n.reservations(deployment),
       n.slots(deployment),
       n.stats(deployment),
+      n.sequence,
       `${n.bullPrefix}:${n.queue(deployment)}:`,
       bullId,
       this.options.maxWaiting,
@@ -488,7 +500,7 @@ export class BullmqProducer implements JobProducer {
    * Seconds until a slot is likely free: the jobs ahead (waiting and running) times the measured
    * mean job duration, divided among the live workers' slots. Before any job has finished, the guess.
    */
-  private retryAfter([, waiting, active, capacity, meanMs]: [number, number, number, number, string]): number {
+  private retryAfter([, waiting, active, capacity, meanMs]: Awaited<ReturnType<EaselCommands['easelAdmit']>>): number {
     const perJob = meanMs === '' ? (this.options.estimatedJobSeconds ?? 2) : Number(meanMs) / 1000;
     const seconds = Math.ceil(((waiting + active) * perJob) / Math.max(1, capacity));
     // The openai client honours retry-after only below 60 s; above that it uses its own backoff.
