@@ -3,6 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, errors } from '../contract/errors.ts';
 import { EngineAbortedError, EngineError } from '../engines/engine.ts';
 import { JobTimeoutError, QueueClosedError, QueueFullError } from '../jobs/queue.ts';
+import { StorageUnavailableError } from '../storage/index.ts';
 
 /** Map anything thrown while handling a request to one catalogue error. */
 export function toApiError(
@@ -14,6 +15,7 @@ export function toApiError(
   if (error instanceof QueueFullError) return errors.tooManyRequests(error.retryAfterSeconds);
   if (error instanceof JobTimeoutError) return errors.generationTimedOut();
   if (error instanceof QueueClosedError) return errors.shuttingDown(request.id);
+  if (error instanceof StorageUnavailableError) return errors.storageUnavailable(request.id);
   if (error instanceof EngineError && !(error instanceof EngineAbortedError))
     return errors.generationFailed(error.message, request.id);
   const e = error as Partial<FastifyError> & Error;

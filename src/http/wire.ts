@@ -14,10 +14,13 @@ export function publicBase(request: FastifyRequest, services: Services): string 
   return services.config.publicUrl ?? `${request.protocol}://${request.host}`;
 }
 
-/** A signed, expiring link to a stored image (Azure's is a blob SAS URL valid 24 hours). */
-export function imageUrl(base: string, services: Services, image: Pick<ImageRecord, 'key' | 'expires'>): string {
-  const path = `/files/${image.key}`;
-  return `${base}${path}?${services.signer.sign(path, image.expires)}`;
+/** An expiring link to a stored image (Azure's is a blob SAS URL valid 24 hours); services.imageLinks picks the kind. */
+export function imageUrl(
+  base: string,
+  services: Services,
+  image: Pick<ImageRecord, 'key' | 'expires'>,
+): Promise<string> {
+  return services.imageLinks.urlOf(base, image);
 }
 
 /**
@@ -30,18 +33,20 @@ export function refuseIfWithheld(result: GenerationResult): void {
 }
 
 /** The body of a sync generations/edits answer (docs/azure-api.md, "Responses"). */
-export function imagesResponse(
+export async function imagesResponse(
   family: Family,
   request: ImageRequest,
   result: GenerationResult,
   promptResults: PromptFilterResults,
-  urlOf: (image: Pick<ImageRecord, 'key' | 'expires'>) => string,
-): Record<string, unknown> {
+  urlOf: (image: Pick<ImageRecord, 'key' | 'expires'>) => Promise<string>,
+): Promise<Record<string, unknown>> {
   refuseIfWithheld(result);
   const items = result.items.filter((item) => !item.filtered);
-  const data = items.map((item) => {
+  // Links first: a presigned one is computed asynchronously.
+  const urls = await Promise.all(items.map((item) => (item.stored !== null ? urlOf(item.stored) : null)));
+  const data = items.map((item, i) => {
     const entry: Record<string, unknown> =
-      item.stored !== null ? { url: urlOf(item.stored) } : { b64_json: item.bytes.toString('base64') };
+      item.stored !== null ? { url: urls[i] } : { b64_json: item.bytes.toString('base64') };
     if (family.revisesPrompt) entry.revised_prompt = result.revisedPrompt ?? request.prompt;
     if (family.annotatesItems) {
       entry.content_filter_results = item.contentFilterResults;

@@ -68,6 +68,8 @@ async function respond(
   const result = await (await admit(request, reply, imageRequest, { edit })).finished;
   const base = publicBase(request, services);
   return reply.send(
-    imagesResponse(deployment.family, imageRequest, result, promptResults, (image) => imageUrl(base, services, image)),
+    await imagesResponse(deployment.family, imageRequest, result, promptResults, (image) =>
+      imageUrl(base, services, image),
+    ),
   );
 }
