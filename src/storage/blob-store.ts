@@ -52,13 +52,21 @@ export interface BlobPresigning {
    * A URL that downloads the key without credentials until `expiresUnix` (unix seconds), and not
    * after. `contentType` and `filename` set the answer's Content-Type and Content-Disposition.
    */
-  presignedGetUrl(key: string, expiresUnix: number, options?: { contentType?: string; filename?: string }): Promise<string>;
+  presignedGetUrl(
+    key: string,
+    expiresUnix: number,
+    options?: { contentType?: string; filename?: string },
+  ): Promise<string>;
 }
 
 export const DEFAULT_LIST_LIMIT = 1000;
 
 /** Every entry under `prefix`, page by page (tests and small stores; the sweeper pages itself). */
-export async function* listAll(blobs: BlobStore, prefix: string, pageSize = DEFAULT_LIST_LIMIT): AsyncGenerator<BlobEntry> {
+export async function* listAll(
+  blobs: BlobStore,
+  prefix: string,
+  pageSize = DEFAULT_LIST_LIMIT,
+): AsyncGenerator<BlobEntry> {
   let startAfter: string | undefined;
   for (;;) {
     const page = await blobs.list(prefix, { limit: pageSize, ...(startAfter !== undefined ? { startAfter } : {}) });

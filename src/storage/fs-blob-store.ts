@@ -6,7 +6,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-import { type BlobEntry, type BlobPage, type BlobStore, DEFAULT_LIST_LIMIT, type ListOptions, type OpenedBlob } from './blob-store.ts';
+import {
+  type BlobEntry,
+  type BlobPage,
+  type BlobStore,
+  DEFAULT_LIST_LIMIT,
+  type ListOptions,
+  type OpenedBlob,
+} from './blob-store.ts';
 
 export class FsBlobStore implements BlobStore {
   readonly root: string;

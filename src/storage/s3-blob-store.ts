@@ -157,7 +157,9 @@ export class S3BlobStore implements BlobStore, BlobPresigning {
 
   async delete(key: string): Promise<void> {
     // S3 answers 204 for a key that does not exist.
-    await this.#send('delete', key, () => this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+    await this.#send('delete', key, () =>
+      this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })),
+    );
   }
 
   async list(prefix: string, options: ListOptions = {}): Promise<BlobPage> {
@@ -277,12 +279,18 @@ function describe(error: unknown): string {
   const name = nameOf(error) ?? 'Error';
   const code = (error as { code?: string }).code;
   if (status === 401 || status === 403 || /^(InvalidAccessKeyId|SignatureDoesNotMatch|AccessDenied)$/.test(name)) {
-    return `the credentials were refused (${status ?? ''} ${name}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and the bucket's permissions`;
+    return `the credentials were refused (${answer(status, name)}); check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and the bucket's permissions`;
   }
-  if (status !== undefined) return `the server answered ${status} ${name}`;
+  if (status !== undefined) return `the server answered ${answer(status, name)}`;
   if (name === 'TimeoutError') return `no answer in time (${(error as Error).message})`;
   if (code !== undefined) return `unreachable (${code})`;
   return `unreachable (${name}: ${(error as Error).message ?? String(error)})`;
+}
+
+/** "HTTP 403 AccessDenied"; a HEAD answer has no body, so no error name ("Unknown" or the status). */
+function answer(status: number | undefined, name: string): string {
+  const named = name !== 'Unknown' && name !== String(status) && name !== 'Error';
+  return `HTTP ${status ?? '?'}${named ? ` ${name}` : ''}`;
 }
 
 /** The Content-Type stored with the object, so a presigned download says what it is. */
