@@ -43,7 +43,9 @@ export async function imagesResponse(
   refuseIfWithheld(result);
   const items = result.items.filter((item) => !item.filtered);
   // Links first: a presigned one is computed asynchronously.
-  const urls = await Promise.all(items.map((item) => (item.stored !== null ? urlOf(item.stored) : null)));
+  const urls = await Promise.all(
+    items.map((item) => (item.stored !== null ? urlOf(item.stored) : Promise.resolve(null))),
+  );
   const data = items.map((item, i) => {
     const entry: Record<string, unknown> =
       item.stored !== null ? { url: urls[i] } : { b64_json: item.bytes.toString('base64') };
