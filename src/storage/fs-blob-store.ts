@@ -26,7 +26,7 @@ export class FsBlobStore implements BlobStore {
     const path = this.pathOf(key);
     await mkdir(dirname(path), { recursive: true });
     // Write beside the target and rename: readers (and the file route) see the old bytes or the
-    // new bytes, never half a file. The dot prefix keeps temp files out of keys().
+    // new bytes, never half a file. The dot prefix keeps temp files out of list().
     const temp = join(dirname(path), `.${randomBytes(8).toString('hex')}.tmp`);
     try {
       await writeFile(temp, bytes);
