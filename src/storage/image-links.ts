@@ -18,10 +18,16 @@ export interface LinkedImage {
 export interface ImageLinks {
   /** An absolute URL; `base` is this server's public base URL (scheme and host, no trailing slash). */
   urlOf(base: string, image: LinkedImage): Promise<string>;
+  /**
+   * The origin the links point at when it is not this server (a bucket), else null: the playground's
+   * content security policy must allow images from it.
+   */
+  readonly origin: string | null;
 }
 
 /** /files/<key>?se=…&sig=…, served by GET /files/ (http/handlers/files.ts). */
 export class SignedFileLinks implements ImageLinks {
+  readonly origin = null;
   readonly #signer: UrlSigner;
 
   constructor(signer: UrlSigner) {
@@ -41,10 +47,18 @@ export class SignedFileLinks implements ImageLinks {
 
 /** A presigned GET of the object itself, expiring with the image (S3BlobStore). */
 export class PresignedImageLinks implements ImageLinks {
+  readonly origin: string;
   readonly #blobs: BlobPresigning;
 
-  constructor(blobs: BlobPresigning) {
+  /** Links of `blobs`; their origin is read from one presigned URL (no request is sent). */
+  static async of(blobs: BlobPresigning): Promise<PresignedImageLinks> {
+    const sample = await blobs.presignedGetUrl('images/origin-probe.png', Math.floor(Date.now() / 1000) + 60);
+    return new PresignedImageLinks(blobs, new URL(sample).origin);
+  }
+
+  constructor(blobs: BlobPresigning, origin: string) {
     this.#blobs = blobs;
+    this.origin = origin;
   }
 
   async urlOf(_base: string, image: LinkedImage): Promise<string> {

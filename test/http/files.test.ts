@@ -234,8 +234,9 @@ describe('streaming and other stores', () => {
     }
   });
 
-  test('other image links (presigned bucket URLs) appear in answers and operations, expiring with the image', async () => {
+  test('other image links (presigned bucket URLs) appear in answers and operations, expiring with the image, and the playground may show them', async () => {
     const links: ImageLinks = {
+      origin: 'https://bucket.example.test',
       urlOf: async (_base, image) => `https://bucket.example.test/${image.key}?until=${image.expires}`,
     };
     const presigned = await startTestApp({ imageLinks: links });
@@ -252,6 +253,13 @@ describe('streaming and other stores', () => {
       assert.match(
         body.result.data[0].url as string,
         /^https:\/\/bucket\.example\.test\/images\/[0-9a-f-]{36}\.png\?until=\d+$/,
+      );
+
+      // The playground may show them.
+      const page = await presigned.server.inject({ method: 'GET', url: '/' });
+      assert.match(
+        String(page.headers['content-security-policy']),
+        /img-src 'self' data: blob: https:\/\/bucket\.example\.test;/,
       );
     } finally {
       await presigned.dispose();

@@ -208,7 +208,9 @@ if (!started.ok) {
   describe('s3: serving images', () => {
     test('with presigned links, answers carry bucket URLs that expire with the image', async (t) => {
       const store = await open();
-      const app = await startTestApp({ blobs: store, imageLinks: new PresignedImageLinks(store) });
+      const links = await PresignedImageLinks.of(store);
+      assert.equal(links.origin, connection.endpoint);
+      const app = await startTestApp({ blobs: store, imageLinks: links });
       t.after(async () => {
         await app.dispose();
         store.close();
