@@ -30,8 +30,8 @@ const PLAYGROUND_ROUTES: ReadonlySet<string> = new Set([
 /**
  * The playground's policy. Images come from this server (signed /files/ links) or, when
  * EASEL_PUBLIC_URL names another origin, from there, or from the bucket of presigned image links
- * (`imageOrigin`); gpt-image-1's base64 images are shown as blob:
- * URLs, and data: is allowed for images only. Everything else the page loads or calls is its own
+ * (`imageOrigin`); gpt-image-1's base64 images are shown as blob: URLs, and data: is allowed for
+ * images only. Everything else the page loads or calls is its own
  * origin; the page uses no fonts, frames, workers or inline code.
  */
 export function playgroundPolicy(publicUrl: string | null, imageOrigin: string | null = null): string {
