@@ -20,7 +20,16 @@ import { createRunner } from './jobs/runner.ts';
 import { SqliteOperationStore } from './jobs/sqlite-operation-store.ts';
 import { createSafety } from './safety/from-config.ts';
 import type { ImageFilter } from './safety/index.ts';
-import { type BlobStore, DataDirLock, FsBlobStore, loadOrCreateSecret, Sweeper, UrlSigner } from './storage/index.ts';
+import {
+  type BlobStore,
+  DataDirLock,
+  FsBlobStore,
+  type ImageLinks,
+  loadOrCreateSecret,
+  SignedFileLinks,
+  Sweeper,
+  UrlSigner,
+} from './storage/index.ts';
 
 export interface App {
   server: FastifyInstance;
@@ -49,6 +58,8 @@ export interface AppOptions {
   engine?: Engine;
   /** Replace the image byte store (tests use one that fails as a full or read-only disk does). */
   blobs?: BlobStore;
+  /** Replace the image links (default: signed /files/ links; PresignedImageLinks with an S3 store). */
+  imageLinks?: ImageLinks;
 }
 
 /**
@@ -129,6 +140,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     store,
     blobs,
     signer,
+    imageLinks: options.imageLinks ?? new SignedFileLinks(signer),
     metrics,
   };
   const server = await buildServer(services, { logger: log });

@@ -389,6 +389,18 @@ export const errors = {
       type: INVALID_REQUEST,
     }),
 
+  /**
+   * The image store (an S3 bucket, the data directory) cannot be reached or refused easel's
+   * credentials. 503, which the SDKs retry; the store's own error goes to the log, not the client.
+   */
+  storageUnavailable: (requestId: string) =>
+    new ApiError({
+      status: 503,
+      code: 'ServiceUnavailable',
+      message: `The image store is unavailable; retry the request later. Request id: ${requestId}.`,
+      headers: { 'retry-after': '10' },
+    }),
+
   /** The server is shutting down and takes no new requests. */
   notAcceptingRequests: () =>
     new ApiError({

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 import { ApiError, errors } from '../contract/errors.ts';
 import { JobFailedError, QueueFullError } from '../jobs/job-contract.ts';
+import { StorageUnavailableError } from '../storage/index.ts';
 
 /** Map anything thrown while handling a request to one catalogue error. */
 export function toApiError(
@@ -13,6 +14,8 @@ export function toApiError(
   if (error instanceof QueueFullError) return errors.tooManyRequests(error.retryAfterSeconds);
   // A job's outcome arrives as the catalogue error the running side chose (jobs/job-failure.ts).
   if (error instanceof JobFailedError) return errors.fromWire(error.failure.status, error.failure.error);
+  // The blob store failing on this side (reading a result, serving /files/).
+  if (error instanceof StorageUnavailableError) return errors.storageUnavailable(request.id);
   const e = error as Partial<FastifyError> & Error;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

@@ -29,13 +29,15 @@ const PLAYGROUND_ROUTES: ReadonlySet<string> = new Set([
 
 /**
  * The playground's policy. Images come from this server (signed /files/ links) or, when
- * EASEL_PUBLIC_URL names another origin, from there; gpt-image-1's base64 images are shown as blob:
- * URLs, and data: is allowed for images only. Everything else the page loads or calls is its own
+ * EASEL_PUBLIC_URL names another origin, from there, or from the bucket of presigned image links
+ * (`imageOrigin`); gpt-image-1's base64 images are shown as blob: URLs, and data: is allowed for
+ * images only. Everything else the page loads or calls is its own
  * origin; the page uses no fonts, frames, workers or inline code.
  */
-export function playgroundPolicy(publicUrl: string | null): string {
+export function playgroundPolicy(publicUrl: string | null, imageOrigin: string | null = null): string {
   const images = ["'self'", 'data:', 'blob:'];
   if (publicUrl) images.push(new URL(publicUrl).origin);
+  if (imageOrigin && !images.includes(imageOrigin)) images.push(imageOrigin);
   return [
     "default-src 'none'",
     "script-src 'self'",
@@ -50,8 +52,8 @@ export function playgroundPolicy(publicUrl: string | null): string {
 }
 
 /** The onRequest hook that sets the headers above. */
-export function securityHeaders(publicUrl: string | null) {
-  const policy = playgroundPolicy(publicUrl);
+export function securityHeaders(publicUrl: string | null, imageOrigin: string | null = null) {
+  const policy = playgroundPolicy(publicUrl, imageOrigin);
   return async (request: FastifyRequest, reply: FastifyReply) => {
     reply.header('x-content-type-options', 'nosniff');
     if (!PLAYGROUND_ROUTES.has(request.routeOptions.url ?? '')) return;

@@ -106,7 +106,7 @@ export async function buildServer(services: Services, options: ServerOptions): P
   app.addHook('onRequest', requireHost);
 
   // nosniff on every answer; the playground's page a strict CSP (security-headers.ts says why by hand).
-  app.addHook('onRequest', securityHeaders(services.config.publicUrl));
+  app.addHook('onRequest', securityHeaders(services.config.publicUrl, services.imageLinks.origin));
 
   // Every answer is counted, 404s and errors included (GET /metrics).
   app.addHook('onResponse', services.metrics.onResponse);

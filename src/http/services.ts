@@ -8,7 +8,7 @@ import type { PixelBudget } from '../jobs/pixel-budget.ts';
 import type { ClassifierState } from '../safety/from-config.ts';
 import type { ImageFilter } from '../safety/image-filter.ts';
 import type { PromptFilter } from '../safety/prompt-filter.ts';
-import type { BlobStore, UrlSigner } from '../storage/index.ts';
+import type { BlobStore, ImageLinks, UrlSigner } from '../storage/index.ts';
 import type { Metrics } from './metrics.ts';
 
 export type Deployment = DeploymentConfig & {
@@ -35,7 +35,10 @@ export interface Services {
   operations: Operations;
   store: OperationStore;
   blobs: BlobStore;
+  /** Verifies the signed /files/ links. */
   signer: UrlSigner;
+  /** The URL a client gets for a stored image: a signed /files/ link, or a presigned bucket URL. */
+  imageLinks: ImageLinks;
   /** The app's own Prometheus registry and the counters fed by requests and jobs (GET /metrics). */
   metrics: Metrics;
 }

@@ -14,10 +14,13 @@ export function publicBase(request: FastifyRequest, services: Services): string 
   return services.config.publicUrl ?? `${request.protocol}://${request.host}`;
 }
 
-/** A signed, expiring link to a stored image (Azure's is a blob SAS URL valid 24 hours). */
-export function imageUrl(base: string, services: Services, image: Pick<ImageRecord, 'key' | 'expires'>): string {
-  const path = `/files/${image.key}`;
-  return `${base}${path}?${services.signer.sign(path, image.expires)}`;
+/** An expiring link to a stored image (Azure's is a blob SAS URL valid 24 hours); services.imageLinks picks the kind. */
+export function imageUrl(
+  base: string,
+  services: Services,
+  image: Pick<ImageRecord, 'key' | 'expires'>,
+): Promise<string> {
+  return services.imageLinks.urlOf(base, image);
 }
 
 /**
@@ -75,21 +78,27 @@ export function bytesAt(images: (Buffer | null)[], index: number): Buffer {
 }
 
 /** The body of a sync generations/edits answer (docs/azure-api.md, "Responses"). */
-export function imagesResponse(
+export async function imagesResponse(
   family: Family,
   request: ImageRequest,
   result: JobResult,
   images: (Buffer | null)[],
   promptResults: PromptFilterResults,
-  urlOf: (image: Pick<ImageRecord, 'key' | 'expires'>) => string,
-): Record<string, unknown> {
+  urlOf: (image: Pick<ImageRecord, 'key' | 'expires'>) => Promise<string>,
+): Promise<Record<string, unknown>> {
   refuseIfWithheld(result);
+  // Links first: a presigned one is computed asynchronously.
+  const urls = await Promise.all(
+    result.items.map((item) =>
+      !item.filtered && item.stored !== null
+        ? urlOf({ key: item.key, expires: item.stored.expires })
+        : Promise.resolve(null),
+    ),
+  );
   const data = result.items.map((item, index) => {
     if (item.filtered) throw new Error('a withheld image reached the answer');
     const entry: Record<string, unknown> =
-      item.stored !== null
-        ? { url: urlOf({ key: item.key, expires: item.stored.expires }) }
-        : { b64_json: bytesAt(images, index).toString('base64') };
+      item.stored !== null ? { url: urls[index] } : { b64_json: bytesAt(images, index).toString('base64') };
     if (family.revisesPrompt) entry.revised_prompt = result.revisedPrompt ?? request.prompt;
     if (family.annotatesItems) {
       entry.content_filter_results = item.contentFilterResults;

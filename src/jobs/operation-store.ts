@@ -46,7 +46,7 @@ export interface ImageRecord {
   expires: number;
 }
 
-export interface OperationStore {
+export interface OperationStore extends ExpiryPages, Partial<SweepLock> {
   /** Insert a new operation; the id must be new. */
   createOperation(record: OperationRecord): Promise<void>;
   getOperation(id: string): Promise<OperationRecord | null>;
@@ -69,7 +69,7 @@ export interface OperationStore {
   listImagesOfOperation(operationId: string): Promise<ImageRecord[]>;
   deleteImage(id: string): Promise<void>;
 
-  /** Records whose `expires` is at or before `now` (unix seconds), for the sweeper. */
+  /** Records whose `expires` is at or before `now` (unix seconds), all at once; the sweeper reads pages (ExpiryPages). */
   listExpired(now: number): Promise<{ operationIds: string[]; images: ImageRecord[] }>;
   close(): Promise<void>;
 }
@@ -87,9 +87,9 @@ export interface ExpiryPage<T> {
 }
 
 /**
- * Optional capability: expired records in pages ordered by (expires, id), so a sweeper on a shared
- * database never loads every expired row at once (keyset pagination: each page is an index range
- * scan, unaffected by rows deleted behind it).
+ * Expired records in pages ordered by (expires, id), so the sweeper never loads every expired row
+ * at once (keyset pagination: each page is an index range scan, unaffected by rows deleted behind
+ * it). Part of every OperationStore.
  */
 export interface ExpiryPages {
   expiredOperationsPage(now: number, after: ExpiryCursor | null, limit: number): Promise<ExpiryPage<string>>;
@@ -102,8 +102,10 @@ export interface SweepLease {
 }
 
 /**
- * Optional capability of a store shared by several nodes: at most one sweeper at a time holds the
- * lease; the others skip their pass. Null means another holder has it now.
+ * Optional part of an OperationStore: at most one sweeper at a time holds the lease; the others skip
+ * their pass. Null means another holder has it now. A store shared by several nodes must offer it
+ * (PostgreSQL: an advisory lock); the SQLite store, one process per data directory, holds it in
+ * memory. A store without it lets every sweeper run.
  */
 export interface SweepLock {
   tryAcquireSweepLock(): Promise<SweepLease | null>;

@@ -8,7 +8,15 @@ import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 
-import type { ImageRecord, OperationRecord, OperationStatus, OperationStore } from './operation-store.ts';
+import type {
+  ExpiryCursor,
+  ExpiryPage,
+  ImageRecord,
+  OperationRecord,
+  OperationStatus,
+  OperationStore,
+  SweepLease,
+} from './operation-store.ts';
 
 export const DATABASE_FILE_NAME = 'easel.db';
 
@@ -43,6 +51,11 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX images_operation ON images (operation_id);
    CREATE INDEX images_expires ON images (expires);`,
+  // Expiry pages walk (expires, id) from a cursor (keyset pagination).
+  `CREATE INDEX operations_expires_id ON operations (expires, id);
+   DROP INDEX operations_expires;
+   CREATE INDEX images_expires_id ON images (expires, id);
+   DROP INDEX images_expires;`,
 ];
 
 interface OperationRow {
@@ -115,12 +128,26 @@ function prepareStatements(db: Database.Database) {
     deleteImage: db.prepare('DELETE FROM images WHERE id = ?'),
     expiredOperationIds: db.prepare('SELECT id FROM operations WHERE expires <= ? ORDER BY expires').pluck(),
     expiredImages: db.prepare('SELECT * FROM images WHERE expires <= ? ORDER BY expires'),
+    // A row-value comparison on the (expires, id) index, as in the PostgreSQL store; one row more
+    // than the page says whether another page follows.
+    expiredOperationsPage: db.prepare(
+      `SELECT id, expires FROM operations
+       WHERE expires <= @now AND (@after_expires IS NULL OR (expires, id) > (@after_expires, @after_id))
+       ORDER BY expires, id LIMIT @limit`,
+    ),
+    expiredImagesPage: db.prepare(
+      `SELECT * FROM images
+       WHERE expires <= @now AND (@after_expires IS NULL OR (expires, id) > (@after_expires, @after_id))
+       ORDER BY expires, id LIMIT @limit`,
+    ),
   };
 }
 
 export class SqliteOperationStore implements OperationStore {
   readonly #db: Database.Database;
   readonly #sql: ReturnType<typeof prepareStatements>;
+  /** One process per data directory, so the sweeper lease is a flag in memory. */
+  #sweepLeased = false;
 
   /** The store in `<dataDir>/easel.db`, creating the directory if needed. */
   static inDataDir(dataDir: string): SqliteOperationStore {
@@ -228,9 +255,54 @@ export class SqliteOperationStore implements OperationStore {
     }))();
   }
 
+  async expiredOperationsPage(now: number, after: ExpiryCursor | null, limit: number): Promise<ExpiryPage<string>> {
+    const rows = this.#sql.expiredOperationsPage.all(pageParams(now, after, limit)) as {
+      id: string;
+      expires: number;
+    }[];
+    return page(rows, limit, (row) => row.id);
+  }
+
+  async expiredImagesPage(now: number, after: ExpiryCursor | null, limit: number): Promise<ExpiryPage<ImageRecord>> {
+    const rows = this.#sql.expiredImagesPage.all(pageParams(now, after, limit)) as ImageRow[];
+    return page(rows, limit, imageOf);
+  }
+
+  async tryAcquireSweepLock(): Promise<SweepLease | null> {
+    if (this.#sweepLeased) return null;
+    this.#sweepLeased = true;
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.#sweepLeased = false;
+      },
+    };
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
+}
+
+function pageParams(now: number, after: ExpiryCursor | null, limit: number) {
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError('The page limit must be a positive integer.');
+  return { now, after_expires: after?.expires ?? null, after_id: after?.id ?? null, limit: limit + 1 };
+}
+
+/** Rows fetched with limit + 1: the extra row only says whether another page follows. */
+function page<Row extends { id: string; expires: number }, T>(
+  rows: Row[],
+  limit: number,
+  map: (row: Row) => T,
+): ExpiryPage<T> {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return {
+    items: items.map(map),
+    next: rows.length > limit && last ? { expires: last.expires, id: last.id } : null,
+  };
 }
 
 function toJson(value: unknown): string | null {

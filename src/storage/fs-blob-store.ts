@@ -1,12 +1,19 @@
 /**
  * BlobStore on the local file system: key "images/<id>.png" is the file <root>/images/<id>.png.
- * The embedded default (docs/layers.md, "Ports"); an S3 adapter follows the same port.
+ * The embedded default (docs/layers.md, "Ports"); s3-blob-store.ts follows the same port.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-import type { BlobStore } from './blob-store.ts';
+import {
+  type BlobEntry,
+  type BlobPage,
+  type BlobStore,
+  DEFAULT_LIST_LIMIT,
+  type ListOptions,
+  type OpenedBlob,
+} from './blob-store.ts';
 
 export class FsBlobStore implements BlobStore {
   readonly root: string;
@@ -19,7 +26,7 @@ export class FsBlobStore implements BlobStore {
     const path = this.pathOf(key);
     await mkdir(dirname(path), { recursive: true });
     // Write beside the target and rename: readers (and the file route) see the old bytes or the
-    // new bytes, never half a file. The dot prefix keeps temp files out of keys().
+    // new bytes, never half a file. The dot prefix keeps temp files out of list().
     const temp = join(dirname(path), `.${randomBytes(8).toString('hex')}.tmp`);
     try {
       await writeFile(temp, bytes);
@@ -43,15 +50,45 @@ export class FsBlobStore implements BlobStore {
     await rm(this.pathOf(key), { force: true });
   }
 
-  async *keys(): AsyncIterable<string> {
-    yield* walk(this.root, '');
+  async open(key: string): Promise<OpenedBlob | null> {
+    let handle;
+    try {
+      handle = await open(this.pathOf(key), 'r');
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+    try {
+      // Size and stream come from one open file: a put that renames new bytes into place meanwhile
+      // does not change what this reader gets.
+      const { size } = await handle.stat();
+      return { stream: handle.createReadStream(), size };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
   }
 
   /**
-   * Unix seconds at which the key was last written, or null when it does not exist. Not part of
-   * the BlobStore port; the sweeper uses it when present to spare bytes that are still new.
+   * Walks the directories in key order and stops after one page: the keys are never all held at
+   * once, but a page deep into a large folder still reads that folder's names (an embedded store
+   * holds what one node made; a bucket shared by many lists on the server side).
    */
-  async lastModified(key: string): Promise<number | null> {
+  async list(prefix: string, options: ListOptions = {}): Promise<BlobPage> {
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError('The page limit must be a positive integer.');
+    const after = options.startAfter ?? '';
+    const entries: BlobEntry[] = [];
+    for await (const key of walk(this.root, '', prefix, after)) {
+      if (entries.length === limit) return { entries, next: entries.at(-1)!.key };
+      const modified = await this.#modified(key);
+      // Deleted between the directory read and the stat: no longer a key.
+      if (modified !== null) entries.push({ key, modified });
+    }
+    return { entries, next: null };
+  }
+
+  async #modified(key: string): Promise<number | null> {
     try {
       return Math.floor((await stat(this.pathOf(key))).mtimeMs / 1000);
     } catch (error) {
@@ -76,7 +113,12 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-async function* walk(dir: string, prefix: string): AsyncGenerator<string> {
+/**
+ * Keys under `dir` (whose keys start with `base`) that start with `prefix` and sort after `after`, in
+ * ascending order. A folder sorts as its name plus "/", since every key inside it continues so;
+ * folders that cannot hold a wanted key are not entered.
+ */
+async function* walk(dir: string, base: string, prefix: string, after: string): AsyncGenerator<string> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -85,11 +127,19 @@ async function* walk(dir: string, prefix: string): AsyncGenerator<string> {
     if (isMissing(error)) return;
     throw error;
   }
-  for (const entry of entries) {
-    if (entry.name.startsWith('.')) continue;
-    const key = prefix + entry.name;
-    if (entry.isDirectory()) yield* walk(join(dir, entry.name), `${key}/`);
-    else if (entry.isFile()) yield key;
+  const items = entries
+    .filter((entry) => !entry.name.startsWith('.') && (entry.isDirectory() || entry.isFile()))
+    .map((entry) => ({ key: base + entry.name + (entry.isDirectory() ? '/' : ''), folder: entry.isDirectory() }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const { key, folder } of items) {
+    if (folder) {
+      // Enter only when the folder's keys can start with the prefix and can sort after the cursor.
+      const reachesPrefix = key.startsWith(prefix) || prefix.startsWith(key);
+      const reachesAfter = key > after || after.startsWith(key);
+      if (reachesPrefix && reachesAfter) yield* walk(join(dir, key.slice(base.length, -1)), key, prefix, after);
+    } else if (key.startsWith(prefix) && key > after) {
+      yield key;
+    }
   }
 }
 

@@ -36,6 +36,7 @@ export async function startTestApp(
     imageFilter: options.imageFilter,
     engine: options.engine,
     blobs: options.blobs,
+    imageLinks: options.imageLinks,
   });
   return {
     ...app,

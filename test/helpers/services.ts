@@ -86,3 +86,18 @@ export function reportMissingService(suite: string, missing: string): void {
   process.stderr.write(`\n*** ${message}\n\n`);
   test(`${suite}`, { skip: message }, () => undefined);
 }
+
+/** What S3BlobStore needs to reach the radosgw that scripts/services/s3.sh started. */
+export function s3Connection(service: RunningService): {
+  endpoint: string;
+  region: string;
+  forcePathStyle: true;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+} {
+  return {
+    endpoint: service.url,
+    region: service.env.AWS_REGION ?? 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: service.env.AWS_ACCESS_KEY_ID!, secretAccessKey: service.env.AWS_SECRET_ACCESS_KEY! },
+  };
+}

@@ -21,8 +21,9 @@ const readOnlyBlobs: BlobStore = {
     });
   },
   get: async () => null,
+  open: async () => null,
   delete: async () => {},
-  keys: async function* () {},
+  list: async () => ({ entries: [], next: null }),
 };
 
 function assertNoInternals(body: string): void {

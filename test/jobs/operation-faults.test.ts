@@ -17,8 +17,9 @@ const request = (prompt = 'a red kite') =>
 const noBlobs: BlobStore = {
   put: async () => {},
   get: async () => null,
+  open: async () => null,
   delete: async () => {},
-  keys: async function* () {},
+  list: async () => ({ entries: [], next: null }),
 };
 const ended = (r: OperationRecord | null) => r !== null && ['succeeded', 'failed', 'canceled'].includes(r.status);
 

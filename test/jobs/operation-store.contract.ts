@@ -201,7 +201,7 @@ export function operationStoreContract(name: string, make: () => Promise<Operati
   });
 }
 
-/** Capabilities a shared-database adapter adds (src/jobs/operation-store.ts); tested where present. */
+/** What the sweeper relies on: expiry pages, and the sweeper lease (optional in the port; both stores have it). */
 export function sweeperCapabilitiesContract(
   name: string,
   make: () => Promise<OperationStore & ExpiryPages & SweepLock>,

@@ -16,8 +16,9 @@ const quiet = { info() {}, warn() {}, error() {} };
 const noBlobs: BlobStore = {
   put: async () => {},
   get: async () => null,
+  open: async () => null,
   delete: async () => {},
-  keys: async function* () {},
+  list: async () => ({ entries: [], next: null }),
 };
 
 function setup(work: (data: JobData) => Promise<JobResult>) {

@@ -1,6 +1,7 @@
 // The runner on the consuming side of the job contract: partial images filtered, encoded and stored
 // off the engine's progress and reported in order; delivered images stored by key.
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { test } from 'node:test';
 
 import type { ContentFilterResults } from '../../src/contract/annotations.ts';
@@ -48,8 +49,13 @@ class MemoryBlobs implements BlobStore {
   async delete(key: string) {
     this.map.delete(key);
   }
-  async *keys() {
-    yield* this.map.keys();
+  async open(key: string) {
+    const bytes = this.map.get(key);
+    return bytes ? { stream: Readable.from([bytes]), size: bytes.length } : null;
+  }
+  async list(prefix: string) {
+    const keys = [...this.map.keys()].filter((key) => key.startsWith(prefix)).sort();
+    return { entries: keys.map((key) => ({ key, modified: 0 })), next: null };
   }
 }
 

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 
+import { listAll } from '../../src/storage/blob-store.ts';
 import { FsBlobStore } from '../../src/storage/fs-blob-store.ts';
+import { blobStoreContract } from './blob-store.contract.ts';
 
 async function tempStore(t: TestContext): Promise<FsBlobStore> {
   const root = await mkdtemp(join(tmpdir(), 'easel-blobs-'));
@@ -12,10 +14,12 @@ async function tempStore(t: TestContext): Promise<FsBlobStore> {
   return new FsBlobStore(root);
 }
 
+blobStoreContract('fs', tempStore);
+
 async function allKeys(store: FsBlobStore): Promise<string[]> {
   const keys: string[] = [];
-  for await (const key of store.keys()) keys.push(key);
-  return keys.sort();
+  for await (const { key } of listAll(store, '')) keys.push(key);
+  return keys;
 }
 
 test('stored bytes read back, as a file at the key under the root', async (t) => {
@@ -39,16 +43,7 @@ test('a missing key reads as null, also before anything was stored', async (t) =
   assert.deepEqual(await allKeys(store), []);
 });
 
-test('a deleted key reads as null, and deleting a missing key is not an error', async (t) => {
-  const store = await tempStore(t);
-  await store.put('images/a.png', Buffer.from('x'));
-  await store.delete('images/a.png');
-  assert.equal(await store.get('images/a.png'), null);
-  await store.delete('images/a.png');
-  await store.delete('nowhere/b.png');
-});
-
-test('keys lists every stored key, nested ones included, and skips temp files', async (t) => {
+test('list gives every stored key, nested ones included, and skips temp files', async (t) => {
   const store = await tempStore(t);
   await store.put('images/a.png', Buffer.from('a'));
   await store.put('images/b.webp', Buffer.from('b'));
@@ -75,14 +70,34 @@ test('keys that could leave the root are refused', async (t) => {
     await assert.rejects(store.put(key, Buffer.from('x')), /Invalid blob key/, key);
     await assert.rejects(store.get(key), /Invalid blob key/, key);
     await assert.rejects(store.delete(key), /Invalid blob key/, key);
+    await assert.rejects(store.open(key), /Invalid blob key/, key);
   }
   assert.deepEqual(await allKeys(store), []);
 });
 
-test('lastModified gives the write time in unix seconds, or null for a missing key', async (t) => {
+test('list gives the write time in unix seconds from the file', async (t) => {
   const store = await tempStore(t);
   await store.put('images/a.png', Buffer.from('x'));
   await utimes(join(store.root, 'images', 'a.png'), 1_700_000_000, 1_700_000_123);
-  assert.equal(await store.lastModified('images/a.png'), 1_700_000_123);
-  assert.equal(await store.lastModified('images/none.png'), null);
+  assert.deepEqual((await store.list('images/')).entries, [{ key: 'images/a.png', modified: 1_700_000_123 }]);
+});
+
+test('a folder sorts as its name and a slash, so listing order is the order of the keys', async (t) => {
+  const store = await tempStore(t);
+  // '-' < '.' < '/' < 'Z': a folder "a" sorts after the file "a.txt" and before "aZ".
+  for (const key of ['aZ', 'a/x', 'a.txt', 'a-b/x', 'a/y/z']) await store.put(key, Buffer.from(key));
+  assert.deepEqual(await allKeys(store), ['a-b/x', 'a.txt', 'a/x', 'a/y/z', 'aZ']);
+  const page = await store.list('', { startAfter: 'a/x', limit: 1 });
+  assert.deepEqual(page, { entries: [{ key: 'a/y/z', modified: page.entries[0]!.modified }], next: 'a/y/z' });
+});
+
+test('a stream opened before a put keeps reading the bytes it opened', async (t) => {
+  const store = await tempStore(t);
+  await store.put('images/a.png', Buffer.from('old bytes'));
+  const opened = await store.open('images/a.png');
+  await store.put('images/a.png', Buffer.from('new'));
+  const chunks: Buffer[] = [];
+  for await (const chunk of opened!.stream) chunks.push(chunk as Buffer);
+  assert.deepEqual(Buffer.concat(chunks), Buffer.from('old bytes'));
+  assert.equal(opened!.size, 9);
 });

@@ -69,7 +69,7 @@ async function respond(
   const images = await takeImages(request, result);
   const base = publicBase(request, services);
   return reply.send(
-    imagesResponse(deployment.family, imageRequest, result, images, promptResults, (image) =>
+    await imagesResponse(deployment.family, imageRequest, result, images, promptResults, (image) =>
       imageUrl(base, services, image),
     ),
   );

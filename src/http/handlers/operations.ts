@@ -49,12 +49,16 @@ export async function get(request: FastifyRequest, reply: FastifyReply) {
   const services = request.server.services;
   const operation = await services.operations.get(idOf(request));
   if (!operation) throw errors.operationNotFound(idOf(request));
-  const images = new Map((await services.store.listImagesOfOperation(operation.id)).map((image) => [image.id, image]));
   const base = publicBase(request, services);
-  const body = operationResponse(operation, (imageId) => {
-    const image = images.get(imageId);
-    return image ? imageUrl(base, services, image) : null;
-  });
+  // Links are made up front (a presigned one is computed asynchronously); an item without one has expired.
+  const urls = new Map(
+    await Promise.all(
+      (await services.store.listImagesOfOperation(operation.id)).map(
+        async (image) => [image.id, await imageUrl(base, services, image)] as const,
+      ),
+    ),
+  );
+  const body = operationResponse(operation, (imageId) => urls.get(imageId) ?? null);
   // The legacy python client sleeps `retry-after` seconds between polls.
   if (operation.status === 'notRunning' || operation.status === 'running') reply.header('retry-after', '1');
   return reply.send(body);
