@@ -266,7 +266,10 @@ function resolveConfig(env: NodeJS.ProcessEnv, config: Merged): Config {
     const model = familyOf(d.model);
     if (!model) throw new ConfigError(`${where}.model`, 'must be one of dall-e-2, dall-e-3, gpt-image-1');
     const own = d.safety === undefined ? {} : { safety: deploymentSafety(`${where}.safety`, d.safety, safety, fail) };
-    if (d.engine !== 'diffusion') return { name: d.name, model, engine: 'placeholder', ...own };
+    if (d.engine !== 'diffusion') {
+      const placeholder = d.placeholder === undefined ? {} : { placeholder: d.placeholder };
+      return { name: d.name, model, engine: 'placeholder', ...own, ...placeholder };
+    }
     return {
       name: d.name,
       model,

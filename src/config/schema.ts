@@ -85,7 +85,23 @@ const deploymentCommon = {
 };
 /** The built-in engine: deterministic pictures with the prompt written on them (no model needed). */
 export const PlaceholderDeploymentSchema = Type.Object(
-  { ...deploymentCommon, engine: Type.Optional(Type.Literal('placeholder')) },
+  {
+    ...deploymentCommon,
+    engine: Type.Optional(Type.Literal('placeholder')),
+    placeholder: Type.Optional(
+      Type.Object(
+        {
+          /**
+           * How long each of the placeholder's four steps takes, in milliseconds (default 0: as fast as it
+           * can draw). A slow deployment without a model, for trying progress, streaming, timeouts and
+           * workers under load; the engine waits on a timer, so the process stays idle meanwhile.
+           */
+          stepMs: int(0, 60_000),
+        },
+        strict,
+      ),
+    ),
+  },
   strict,
 );
 /** A Stable Diffusion family model in the diffusers/optimum ONNX layout, run with onnxruntime-node. */

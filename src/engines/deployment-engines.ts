@@ -56,7 +56,9 @@ export function createDeploymentEngines(config: Config, log: LoadLog, override?:
 
   for (const d of config.deployments) {
     if (override || d.engine === 'placeholder') {
-      entries.set(d.name, { engine: override ?? placeholder, status: 'ready', reason: null, model: null });
+      const stepMs = d.engine === 'placeholder' ? (d.placeholder?.stepMs ?? 0) : 0;
+      const engine = override ?? (stepMs > 0 ? new PlaceholderEngine({ stepMs }) : placeholder);
+      entries.set(d.name, { engine, status: 'ready', reason: null, model: null });
       continue;
     }
     const { folder } = d.diffusion;

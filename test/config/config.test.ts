@@ -107,6 +107,28 @@ test('a config file with an unknown model or a repeated name is refused, naming 
   }
 });
 
+test('placeholder.stepMs: kept on a placeholder deployment, refused out of range or on a diffusion deployment', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
+  try {
+    const file = join(dir, 'easel.json');
+    const write = (deployment: object) => writeFileSync(file, JSON.stringify({ deployments: [deployment] }));
+    write({ name: 'slow', model: 'dall-e-3', placeholder: { stepMs: 250 } });
+    assert.deepEqual(loadConfig({ EASEL_CONFIG: file }).deployments, [
+      { name: 'slow', model: 'dall-e-3', engine: 'placeholder', placeholder: { stepMs: 250 } },
+    ]);
+    write({ name: 'slow', model: 'dall-e-3', placeholder: { stepMs: 60_001 } });
+    assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[0\]\.placeholder\.stepMs/);
+    write({ name: 'slow', model: 'dall-e-3', placeholder: { stepMs: -1 } });
+    assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[0\]\.placeholder\.stepMs/);
+    write({ name: 'slow', model: 'dall-e-3', placeholder: { steps: 3 } });
+    assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[0\]\.placeholder\.steps/);
+    write({ name: 'slow', model: 'dall-e-3', engine: 'diffusion', diffusion: { folder: 'm' }, placeholder: {} });
+    assert.throws(() => loadConfig({ EASEL_CONFIG: file }), /deployments\[0\]/);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
 test('without EASEL_API_KEYS one key is generated, saved (private) only when the caller says so, and kept', () => {
   const dir = mkdtempSync(join(tmpdir(), 'easel-keys-'));
   try {

@@ -287,6 +287,29 @@ test('aborting during the run stops it before the next step', async () => {
   assert.deepEqual(steps, [1, 2]);
 });
 
+test('stepMs: a slow placeholder reports its steps in order and draws the same pictures', async () => {
+  const slow = new PlaceholderEngine({ stepMs: 5 });
+  const request = generationRequest({ width: 64, height: 64 });
+  const steps: number[] = [];
+  const { images } = await slow.run(request, { onProgress: ({ step }) => steps.push(step) });
+  assert.deepEqual(steps, [1, 2, 3, 4]);
+  assert.deepEqual(images.map(sha256), (await engine.run(request)).images.map(sha256));
+});
+
+test('stepMs: an abort during a step wait ends the run with EngineAbortedError before the step reports', async () => {
+  // A wait of a minute per step: the run can only end this way through the abort.
+  const slow = new PlaceholderEngine({ stepMs: 60_000 });
+  const controller = new AbortController();
+  const steps: number[] = [];
+  const run = slow.run(generationRequest({ width: 64, height: 64 }), {
+    signal: controller.signal,
+    onProgress: ({ step }) => steps.push(step),
+  });
+  setImmediate(() => controller.abort());
+  await assert.rejects(run, EngineAbortedError);
+  assert.deepEqual(steps, []);
+});
+
 test('a very long non-ASCII prompt still renders at the smallest size', async () => {
   const prompt = 'Ein gemütliches Café in Zürich, 東京の夜景 '.repeat(100);
   const { images } = await engine.run(generationRequest({ width: 256, height: 256, prompt, style: null }));

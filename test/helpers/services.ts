@@ -18,6 +18,8 @@ export interface RunningService {
   url: string;
   /** Variables the script wrote to its env file. */
   env: Record<string, string>;
+  /** The script's --dir: the server's state, pid files and logs. */
+  dir: string;
   stop(): void;
   /** Stops the server (its data is lost, as the scripts keep none) but keeps its port for `resume`. */
   halt(): void;
@@ -55,6 +57,7 @@ export function startService(name: ServiceName): ServiceStart {
     service: {
       url,
       env,
+      dir,
       stop() {
         spawnSync('bash', [script, 'stop', '--dir', dir]);
         rmSync(base, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 
 import type { ImageRequest, RawImage } from '../../contract/request.ts';
 import type { Engine, EngineOutput, EngineRunContext } from '../engine.ts';
@@ -22,6 +22,12 @@ const PREVIEW_BLOCKS = [1 / 16, 1 / 48, 1 / 128];
  */
 export class PlaceholderEngine implements Engine {
   readonly name = 'placeholder';
+  readonly #stepMs: number;
+
+  /** `stepMs`: how long each step takes (a deployment's `placeholder.stepMs`; default 0, no wait). */
+  constructor(options: { stepMs?: number } = {}) {
+    this.#stepMs = options.stepMs ?? 0;
+  }
 
   async run(request: ImageRequest, context: EngineRunContext = {}): Promise<EngineOutput> {
     const { signal, onProgress } = context;
@@ -35,7 +41,8 @@ export class PlaceholderEngine implements Engine {
       throwIfAborted(signal);
     }
     for (let step = 1; step <= TOTAL_STEPS; step++) {
-      if (step > 1) await nextTurn();
+      if (this.#stepMs > 0) await wait(this.#stepMs, signal);
+      else if (step > 1) await nextTurn();
       throwIfAborted(signal);
       if (!onProgress) continue;
       // The last step's previews are the final images themselves.
@@ -43,6 +50,16 @@ export class PlaceholderEngine implements Engine {
       onProgress({ step, totalSteps: TOTAL_STEPS, previews });
     }
     return { images };
+  }
+}
+
+/** A timer that ends early, as an engine abort, when the job's signal fires. */
+async function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await sleep(ms, undefined, { signal });
+  } catch (error) {
+    if (signal?.aborted) throw new EngineAbortedError();
+    throw error;
   }
 }
 
