@@ -401,6 +401,18 @@ export const errors = {
       headers: { 'retry-after': '10' },
     }),
 
+  /**
+   * Scale-out: the operation database (PostgreSQL) cannot be reached. 503, which the SDKs retry; the
+   * driver's own error goes to the log, not the client.
+   */
+  databaseUnavailable: (requestId: string) =>
+    new ApiError({
+      status: 503,
+      code: 'ServiceUnavailable',
+      message: `The operation database is unavailable; retry the request later. Request id: ${requestId}.`,
+      headers: { 'retry-after': '10' },
+    }),
+
   /** The server is shutting down and takes no new requests. */
   notAcceptingRequests: () =>
     new ApiError({
@@ -457,6 +469,11 @@ export const operationErrors = {
   interrupted: {
     code: 'internalFailure',
     message: 'The server restarted while this operation was running. Submit it again.',
+  },
+  /** Scale-out: the operation's job ended in the queue without a worker recording the outcome (workers died). */
+  workerLost: {
+    code: 'internalFailure',
+    message: 'The workers running this operation stopped before it finished. Submit it again.',
   },
   /** An item of a succeeded operation whose image has been swept (GET builds it; it is never stored). */
   imageExpired: { code: 'imageExpired', message: 'The image has expired.' },

@@ -14,7 +14,8 @@ export interface PendingEdit {
 }
 
 /**
- * Admit a sync request to the queue (QueueFullError → 429 before anything is written) and tie the
+ * Admit a sync request to the queue (QueueFullError → 429 before anything is written; on an API node,
+ * noLiveWorker → 503 when no live worker has the deployment ready) and tie the
  * job to the connection: a client that hangs up before the answer is written cancels its job. An
  * edit first reserves its decoded pixels in the in-flight budget (429 when they do not fit), held
  * until its job settles, and puts its uploads in the blob store under transient keys, which the
@@ -26,8 +27,10 @@ export async function admit(
   imageRequest: ImageRequest,
   options: { onProgress?: AddOptions['onProgress']; edit?: PendingEdit } = {},
 ): Promise<{ finished: Promise<JobResult> }> {
-  const { queue, pixelBudget, blobs } = request.server.services;
+  const { queue, pixelBudget, blobs, workers } = request.server.services;
   const { edit, onProgress } = options;
+  // Scale-out: a job that no live worker could take is refused now, not left waiting (503).
+  await workers?.require(imageRequest.deployment);
   const release = edit ? pixelBudget.reserve(edit.pixels) : () => {};
   if (!release) {
     request.log.info(

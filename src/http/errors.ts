@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 import { ApiError, errors } from '../contract/errors.ts';
+import { isDatabaseUnavailable } from '../jobs/database-errors.ts';
 import { JobFailedError, QueueFullError } from '../jobs/job-contract.ts';
 import { StorageUnavailableError } from '../storage/index.ts';
 
@@ -55,6 +56,8 @@ export function toApiError(
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500 && e.code?.startsWith('FST_')) {
     return errors.requestRejected(e.statusCode, e.message);
   }
+  // The operation database (scale-out: PostgreSQL) refused or dropped the connection.
+  if (isDatabaseUnavailable(error)) return errors.databaseUnavailable(request.id);
   return errors.internal(request.id);
 }
 

@@ -18,8 +18,13 @@ export interface MetricsSources {
     string,
     { name: string; engineName: string; runtime: Pick<DeploymentEngine, 'status' | 'model'> }
   >;
-  /** Jobs waiting and running, over all deployments (read from the queue, which may be shared). */
-  queueCounts(): Promise<{ waiting: number; active: number }>;
+  /**
+   * Jobs waiting and running, over all deployments (read from the queue, which may be shared); the
+   * embedded server and API nodes have it. Without it the queue gauges are left out.
+   */
+  queueCounts?(): Promise<{ waiting: number; active: number }>;
+  /** A worker: the jobs this process runs now (easel_worker_running_jobs). */
+  runningHere?(): number;
 }
 
 export class Metrics implements RunnerMetrics {
@@ -51,22 +56,35 @@ export class Metrics implements RunnerMetrics {
     });
 
     // Read at scrape time, so they are never stale.
-    new Gauge({
-      name: 'easel_queue_waiting_jobs',
-      help: 'Generations admitted and waiting for a slot.',
-      registers,
-      async collect() {
-        this.set((await sources.queueCounts()).waiting);
-      },
-    });
-    new Gauge({
-      name: 'easel_queue_active_jobs',
-      help: 'Generations running.',
-      registers,
-      async collect() {
-        this.set((await sources.queueCounts()).active);
-      },
-    });
+    const { queueCounts, runningHere } = sources;
+    if (queueCounts) {
+      new Gauge({
+        name: 'easel_queue_waiting_jobs',
+        help: 'Generations admitted and waiting for a slot.',
+        registers,
+        async collect() {
+          this.set((await queueCounts()).waiting);
+        },
+      });
+      new Gauge({
+        name: 'easel_queue_active_jobs',
+        help: 'Generations running.',
+        registers,
+        async collect() {
+          this.set((await queueCounts()).active);
+        },
+      });
+    }
+    if (runningHere) {
+      new Gauge({
+        name: 'easel_worker_running_jobs',
+        help: 'Generations running in this worker process.',
+        registers,
+        collect() {
+          this.set(runningHere());
+        },
+      });
+    }
     this.queueWaitSeconds = new Histogram({
       name: 'easel_queue_wait_seconds',
       help: 'Time a generation waited in the queue, from admission to start.',

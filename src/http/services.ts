@@ -10,6 +10,7 @@ import type { ImageFilter } from '../safety/image-filter.ts';
 import type { PromptFilter } from '../safety/prompt-filter.ts';
 import type { BlobStore, ImageLinks, UrlSigner } from '../storage/index.ts';
 import type { Metrics } from './metrics.ts';
+import type { WorkerGate } from './worker-gate.ts';
 
 export type Deployment = DeploymentConfig & {
   family: Family;
@@ -39,6 +40,11 @@ export interface Services {
   signer: UrlSigner;
   /** The URL a client gets for a stored image: a signed /files/ link, or a presigned bucket URL. */
   imageLinks: ImageLinks;
+  /**
+   * Scale-out API nodes: the live workers per deployment, asked at admission (503 noLiveWorker when
+   * none has the deployment ready) and by /readyz. Null in embedded mode, where this process runs the jobs.
+   */
+  workers: WorkerGate | null;
   /** The app's own Prometheus registry and the counters fed by requests and jobs (GET /metrics). */
   metrics: Metrics;
 }

@@ -312,6 +312,8 @@ interface Pending {
   reject: (reason: unknown) => void;
   /** Checks that found the job missing in Redis, in a row (two mean it is lost). */
   missing: number;
+  /** AddOptions.detached: close() lets it be. */
+  detached: boolean;
   detach: () => void;
 }
 
@@ -319,6 +321,9 @@ interface DeploymentQueue {
   queue: Queue;
   events: QueueEvents;
 }
+
+/** A job's place in the queue, as BullmqProducer.jobState tells it. */
+export type JobState = 'waiting' | 'active' | 'completed' | 'failed' | 'missing';
 
 /** How long a reservation outlives a producer that died between admitting a job and adding it. */
 const RESERVATION_MS = 30_000;
@@ -391,6 +396,7 @@ export class BullmqProducer implements JobProducer {
       resolve,
       reject,
       missing: 0,
+      detached: options.detached === true,
       detach: () => signal?.removeEventListener('abort', onAbort),
     };
     // Registered before the job exists, so that no event of it can come unheard.
@@ -437,10 +443,28 @@ export class BullmqProducer implements JobProducer {
     }
   }
 
+  /**
+   * Where a job is now: waiting (or delayed), active, completed, failed, or missing (never added,
+   * or removed once finished for keepFinishedSeconds). Rejects with queueUnavailable when Redis is away.
+   */
+  async jobState(deployment: string, id: string): Promise<JobState> {
+    try {
+      await whenReady(this.client, this.options.connectWaitMs ?? 2000);
+      const dq = await this.queueFor(deployment);
+      const state = await dq.queue.getJobState(toBullId(id));
+      if (state === 'completed' || state === 'failed' || state === 'active') return state;
+      return state === 'unknown' ? 'missing' : 'waiting';
+    } catch (error) {
+      throw unavailable(error);
+    }
+  }
+
   async close({ graceSeconds = 0 }: { graceSeconds?: number } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.reconcileTimer);
+    // Detached jobs (operations) run on without this process: it only stops listening for them.
+    for (const [key, entry] of [...this.pending.entries()]) if (entry.detached) this.settle(key);
     if (graceSeconds > 0 && this.pending.size > 0) {
       const all = Promise.allSettled([...this.pending.values()].map((p) => this.whenSettled(p)));
       let timer: NodeJS.Timeout | undefined;

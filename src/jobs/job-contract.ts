@@ -100,6 +100,11 @@ export interface AddOptions {
    * whichever process runs it.
    */
   signal?: AbortSignal;
+  /**
+   * The job outlives the process that admitted it (DALL-E 2 operations, which any API node may poll):
+   * `close` neither fails nor cancels it; `finished` still settles while this producer lives.
+   */
+  detached?: boolean;
 }
 
 /** The admitting side: API nodes, and the embedded server. */

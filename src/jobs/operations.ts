@@ -33,6 +33,15 @@ export interface OperationsDeps {
    * doubling up to a minute; default 1000 ms. Tests pass a few milliseconds.
    */
   retryBaseMs?: number;
+  /**
+   * Scale-out: the queue, not this process, keeps jobs across restarts, and a job may end in the
+   * queue without any worker recording the operation's outcome (its workers were killed on every
+   * attempt, or a worker shut down with nobody to hand the job to). With this set, when the job of
+   * an operation this process submitted ends failed and the operation is still notRunning or
+   * running, it is failed here (workerLost). Jobs are also added detached, so this process's
+   * shutdown does not cancel them. Embedded mode leaves it off: recover() resumes operations there.
+   */
+  settleLostJobs?: boolean;
 }
 
 /** The longest wait between two tries of a state write. */
@@ -110,14 +119,17 @@ export class Operations {
    * (a full disk) delays an operation's end but never strands it. `signal` is the job's: its local
    * abort reason tells a shutdown from a timeout.
    */
-  async runJob(id: string, signal: AbortSignal, work: () => Promise<JobResult>): Promise<JobResult> {
+  async runJob(id: string, signal: AbortSignal, work: () => Promise<JobResult>, attempt = 1): Promise<JobResult> {
+    // A later attempt (the worker of the previous one died, and the queue handed the job on) finds
+    // the operation still running: it takes it over.
+    const from: OperationStatus[] = attempt > 1 ? ['notRunning', 'running'] : ['notRunning'];
     let started: boolean;
     try {
-      started = await this.move(id, ['notRunning'], 'running');
+      started = await this.move(id, from, 'running');
     } catch (error) {
       // Without the running state recorded the job cannot go on; it fails once the store recovers.
       this.deps.log.error({ operationId: id, err: error }, 'could not record that the operation started');
-      await this.settle(id, ['notRunning'], 'failed', { error: operationErrors.internal(id) });
+      await this.settle(id, from, 'failed', { error: operationErrors.internal(id) });
       throw error;
     }
     if (!started) throw new Error(`operation ${id} is no longer waiting to run`);
@@ -202,12 +214,16 @@ export class Operations {
   }
 
   private async enqueue(id: string, request: ImageRequest): Promise<void> {
-    const { finished } = await this.deps.queue.add(id, { request, operationId: id });
+    const lost = this.deps.settleLostJobs === true;
+    const { finished } = await this.deps.queue.add(id, { request, operationId: id }, { detached: lost });
     // The job's own outcome is written (and its cause logged) by runJob, where the job runs; here
     // only a job that never ran is worth a line (it was still waiting at shutdown).
     finished.catch((error: unknown) => {
-      if (error instanceof JobFailedError)
-        this.deps.log.info({ operationId: id, code: error.failure.error.code }, 'operation job ended without a result');
+      if (!(error instanceof JobFailedError)) return;
+      this.deps.log.info({ operationId: id, code: error.failure.error.code }, 'operation job ended without a result');
+      // runJob writes the outcome before its job ends, so an operation still open here was left by
+      // workers that died or shut down; the compare-and-set leaves one that has ended as it is.
+      if (lost) void this.settle(id, ['notRunning', 'running'], 'failed', { error: operationErrors.workerLost });
     });
   }
 

@@ -15,6 +15,7 @@ export async function healthz(_request: FastifyRequest, reply: FastifyReply) {
  * its failure policy decides each prompt). No keys, prompts or full paths.
  */
 export async function readyz(request: FastifyRequest, reply: FastifyReply) {
+  if (request.server.services.workers) return apiNodeReadyz(request, reply);
   const { deployments, config, classifierStates } = request.server.services;
   let storage = 'ok';
   try {
@@ -52,4 +53,35 @@ export async function readyz(request: FastifyRequest, reply: FastifyReply) {
   return reply
     .code(status === 'ready' ? 200 : 503)
     .send({ status, storage, deployments: states, ...(Object.keys(classifiers).length > 0 ? { classifiers } : {}) });
+}
+
+/**
+ * GET /readyz on an API node (scale-out): the node runs no models, so readiness is the workers'. For
+ * each configured deployment, how many live workers have it ready, loading and unavailable (from the
+ * worker registry, read at most once a second). 200 when every deployment has a ready worker;
+ * 503 `not ready` when one has none, or when the registry cannot be read (Redis away).
+ */
+async function apiNodeReadyz(request: FastifyRequest, reply: FastifyReply) {
+  const { deployments, workers, classifierStates } = request.server.services;
+  let live;
+  try {
+    live = await workers!.live();
+  } catch (error) {
+    request.log.warn({ err: error }, 'readiness: the worker registry cannot be read');
+    return reply.code(503).send({ status: 'not ready', workers: 'the worker registry in Redis cannot be read' });
+  }
+  const states = Object.fromEntries(
+    [...deployments.values()].map((d) => {
+      const counts = live.perDeployment.get(d.name) ?? { ready: 0, loading: 0, unavailable: 0 };
+      return [d.name, { model: d.model, engine: d.engineName, workers: counts }];
+    }),
+  );
+  const ready = Object.values(states).every((d) => d.workers.ready > 0);
+  const classifiers = classifierStates();
+  return reply.code(ready ? 200 : 503).send({
+    status: ready ? 'ready' : 'not ready',
+    liveWorkers: live.workers.length,
+    deployments: states,
+    ...(Object.keys(classifiers).length > 0 ? { classifiers } : {}),
+  });
 }

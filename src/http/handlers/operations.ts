@@ -29,6 +29,8 @@ export async function submit(request: FastifyRequest, reply: FastifyReply) {
     deployment: deployment.name,
     moderation: 'auto',
   });
+  // Scale-out: refused at once (503) when no live worker could run it.
+  if (!verdict.blocked) await services.workers?.require(deployment.name);
   const operation = verdict.blocked
     ? await services.operations.submitFiltered(imageRequest)
     : await services.operations.submit(imageRequest);
