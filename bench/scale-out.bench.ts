@@ -1,0 +1,210 @@
+// Scale-out figures, with real processes from dist/ (run `npm run build` first; `npm run bench --
+// --preset scale-out` does) and real services from scripts/services (PostgreSQL, Redis, radosgw):
+//   - the latency the distributed path adds to a placeholder 256×256 generation: one `easel serve`
+//     (embedded) against one API node and one worker, each a separate process on loopback;
+//   - throughput with 1 and 2 workers behind one API node: placeholder 1024×1024 pictures (CPU-bound:
+//     encoding on the workers) and simulated 200 ms jobs (a slow placeholder deployment, where the
+//     workers' slots are the limit);
+//   - /healthz p99 of an API node while it is loaded with generations;
+//   - how long a job of a worker killed with SIGKILL takes to come back as an answer, with the default
+//     lock and stalled-check timings (queue.lockSeconds 10, queue.stalledCheckSeconds 5).
+// Run: npx tsx bench/scale-out.bench.ts → one JSON line per figure.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+import { CLUSTER_KEY, startCluster, until } from '../test/helpers/cluster.ts';
+
+const RUNS = 200;
+const THROUGHPUT_JOBS = 60;
+const CLIENTS = 8;
+const RECOVERY_TRIALS = 3;
+
+const DEPLOYMENTS = [
+  { name: 'dall-e-2', model: 'dall-e-2' },
+  { name: 'dall-e-3', model: 'dall-e-3' },
+  { name: 'gpt-image-1', model: 'gpt-image-1' },
+  // A job of 4 × 50 ms: a model's time without its CPU.
+  { name: 'simulated', model: 'dall-e-3', placeholder: { stepMs: 50 } },
+  // A job of 4 × 1 s, long enough to kill its worker in the middle.
+  { name: 'slow', model: 'dall-e-3', placeholder: { stepMs: 1000 } },
+];
+const CONFIG = { deployments: DEPLOYMENTS, queue: { maxWaiting: 1024 } };
+
+function summary(times: number[]) {
+  const sorted = [...times].sort((a, b) => a - b);
+  const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! * 10) / 10;
+  return { p50_ms: at(0.5), p90_ms: at(0.9), p99_ms: at(0.99), runs: times.length };
+}
+
+function print(figure: object) {
+  console.log(JSON.stringify({ bench: 'scale-out', ...figure }));
+}
+
+async function generate(base: string, deployment: string, body: object): Promise<void> {
+  const response = await fetch(`${base}/openai/deployments/${deployment}/images/generations?api-version=2024-10-21`, {
+    method: 'POST',
+    headers: { 'api-key': CLUSTER_KEY, 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'a lighthouse at dawn', ...body }),
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`${deployment}: ${response.status} ${text}`);
+}
+
+const small = (seed: number) => ({ size: '256x256', seed });
+
+async function latency(base: string): Promise<number[]> {
+  for (let i = 0; i < 10; i++) await generate(base, 'dall-e-2', small(i));
+  const times: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const started = performance.now();
+    await generate(base, 'dall-e-2', small(1000 + i));
+    times.push(performance.now() - started);
+  }
+  return times;
+}
+
+/** Jobs per second: `jobs` generations sent by `CLIENTS` clients at once. */
+async function throughput(base: string, deployment: string, body: object, jobs = THROUGHPUT_JOBS): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (next < jobs) await generate(base, deployment, { ...body, seed: next++ });
+    }),
+  );
+  return Math.round((jobs / ((performance.now() - started) / 1000)) * 100) / 100;
+}
+
+// --- The embedded baseline: one `easel serve` process, placeholder engine, its own data directory.
+const dir = mkdtempSync(join(tmpdir(), 'easel-bench-scale-out-'));
+writeFileSync(join(dir, 'config.json'), JSON.stringify(CONFIG));
+const port = 20_000 + Math.floor(Math.random() * 20_000);
+const embedded: ChildProcess = spawn(process.execPath, [resolve('dist/cli/index.js'), 'serve'], {
+  env: {
+    PATH: process.env.PATH ?? '',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    EASEL_DATA_DIR: join(dir, 'data'),
+    EASEL_CONFIG: join(dir, 'config.json'),
+    EASEL_API_KEYS: CLUSTER_KEY,
+    EASEL_LOG_LEVEL: 'warn',
+    EASEL_IMAGE_CLASSIFIER: 'none',
+  },
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+const embeddedBase = `http://127.0.0.1:${port}`;
+let embeddedTimes: number[];
+try {
+  await until('the embedded server', async () => ((await fetch(`${embeddedBase}/readyz`)).ok ? true : undefined));
+  embeddedTimes = await latency(embeddedBase);
+} finally {
+  embedded.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// --- The cluster: one API node, then one and two workers.
+const start = await startCluster({ apis: 1, workers: 1, config: CONFIG });
+if (!start.ok) {
+  console.error(`scale-out bench: ${start.missing}`);
+  process.exit(3);
+}
+const cluster = start.cluster;
+try {
+  const api = cluster.apis[0]!;
+  const distributedTimes = await latency(api.base);
+  const embeddedSummary = summary(embeddedTimes);
+  const distributedSummary = summary(distributedTimes);
+  print({ case: 'dall-e-2 256x256 url, embedded (easel serve)', ...embeddedSummary });
+  print({ case: 'dall-e-2 256x256 url, distributed (1 API node, 1 worker)', ...distributedSummary });
+  print({
+    case: 'added by the distributed path',
+    p50_ms: Math.round((distributedSummary.p50_ms - embeddedSummary.p50_ms) * 10) / 10,
+    p99_ms: Math.round((distributedSummary.p99_ms - embeddedSummary.p99_ms) * 10) / 10,
+  });
+
+  const rates = async (workers: number) => {
+    await throughput(api.base, 'dall-e-3', {}, 16); // warm-up
+    print({
+      case: `throughput, dall-e-3 1024x1024 url, ${workers} worker(s), ${CLIENTS} clients`,
+      jobs_per_s: await throughput(api.base, 'dall-e-3', {}),
+    });
+    print({
+      case: `throughput, simulated 200 ms jobs, ${workers} worker(s), ${CLIENTS} clients`,
+      jobs_per_s: await throughput(api.base, 'simulated', {}),
+    });
+  };
+  await rates(1);
+  await cluster.startWorker();
+  await cluster.waitForWorkers(2);
+  await rates(2);
+
+  // /healthz while CLIENTS clients keep both workers busy through this API node.
+  let loading = true;
+  const load = Array.from({ length: CLIENTS }, async (_, i) => {
+    let seed = i * 100_000;
+    while (loading) await generate(api.base, 'dall-e-3', { seed: seed++ });
+  });
+  const health: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const started = performance.now();
+    await fetch(`${api.base}/healthz`).then((r) => r.arrayBuffer());
+    health.push(performance.now() - started);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  loading = false;
+  await Promise.all(load);
+  print({ case: `API node /healthz during generation (${CLIENTS} clients, 2 workers)`, ...summary(health) });
+
+  // A worker killed mid-job: from the kill to the job's answer (its 4 s of work run again elsewhere).
+  const takenOver: number[] = [];
+  const recoveries: number[] = [];
+  for (let trial = 0; trial < RECOVERY_TRIALS; trial++) {
+    const answer = generate(api.base, 'slow', { response_format: 'b64_json', size: '1024x1024', seed: trial });
+    const victim = await until(
+      'the slow job to run on a worker',
+      async () => {
+        for (const worker of cluster.liveWorkers()) {
+          const state = (await (await fetch(`${worker.base}/readyz`)).json()) as { running?: number };
+          if ((state.running ?? 0) > 0) return worker;
+        }
+        return undefined;
+      },
+      30_000,
+      20,
+    );
+    const killed = performance.now();
+    await cluster.kill(victim);
+    await until(
+      'another worker to take the job over',
+      async () => {
+        for (const worker of cluster.liveWorkers()) {
+          const state = (await (await fetch(`${worker.base}/readyz`)).json()) as { running?: number };
+          if ((state.running ?? 0) > 0) return true;
+        }
+        return undefined;
+      },
+      120_000,
+      20,
+    );
+    takenOver.push(performance.now() - killed);
+    await answer;
+    recoveries.push(performance.now() - killed);
+    await cluster.startWorker();
+    await cluster.waitForWorkers(2);
+  }
+  print({
+    case: 'a killed worker: from SIGKILL to its job running on another worker (lock 10 s, stalled check 5 s)',
+    ...summary(takenOver),
+    mean_ms: Math.round(takenOver.reduce((a, b) => a + b, 0) / takenOver.length),
+  });
+  print({
+    case: 'a killed worker: from SIGKILL to the answer of its job (4 s job, lock 10 s, stalled check 5 s)',
+    ...summary(recoveries),
+    mean_ms: Math.round(recoveries.reduce((a, b) => a + b, 0) / recoveries.length),
+  });
+} finally {
+  await cluster.close();
+}
