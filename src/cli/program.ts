@@ -11,6 +11,8 @@ export const EXIT = {
   failure: 1,
   /** Unknown command or option, missing or bad argument. */
   usage: 2,
+  /** sysexits EX_UNAVAILABLE: a service a scale-out role needs (Redis, PostgreSQL, S3) cannot be reached. */
+  unavailable: 69,
   /** sysexits EX_CONFIG: invalid configuration (ConfigError). */
   config: 78,
   /** 128 + SIGINT, as shells report Ctrl-C. */
@@ -22,7 +24,7 @@ export interface CliContext {
   env: NodeJS.ProcessEnv;
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
-  /** Set by `serve`: the server keeps the process alive, so main must not exit. */
+  /** Set by `serve` and `worker`: the server keeps the process alive, so main must not exit. */
   keepRunning: boolean;
   /** Set by an action that failed in a way it has already reported (1 when unset). */
   exitCode?: number;

@@ -1,23 +1,41 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import type { FastifyInstance } from 'fastify';
 
-import { type App, type AppOptions, createApp } from '../app.ts';
+import { type App, type AppOptions, createApiNode, createApp } from '../app.ts';
 import { type Config, loadConfig } from '../config/index.ts';
 import { keysFilePath } from '../config/keys.ts';
 import { clientUrl } from './address.ts';
 import { createLogger, logFormat } from './logger.ts';
 import { type CliContext, CliError } from './program.ts';
+import { stopOnSignals, unreachableAtStart } from './shutdown.ts';
+
+/** `all`: the embedded server (models, queue and storage in this process); `api`: a scale-out API node. */
+export const SERVE_ROLES = ['all', 'api'] as const;
+export type ServeRole = (typeof SERVE_ROLES)[number];
+
+/** The scale-out settings, listed in the help of `serve --role api` and `worker`. */
+export const SCALE_OUT_HELP =
+  'Scale-out settings (docs/scale-out.md): EASEL_REDIS_URL, EASEL_DATABASE_URL, EASEL_S3_BUCKET, EASEL_S3_ENDPOINT,\n' +
+  'EASEL_S3_REGION, EASEL_S3_FORCE_PATH_STYLE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY';
 
 export function addServeCommand(program: Command, context: CliContext): void {
   program
     .command('serve')
     .description('start the server')
+    .addOption(
+      new Option('--role <role>', 'all: the whole server in this process; api: a scale-out API node (no models)')
+        .choices(SERVE_ROLES)
+        .default('all'),
+    )
     .addHelpText(
       'after',
       '\nSettings come from the environment (HOST, PORT, EASEL_DATA_DIR, EASEL_API_KEYS, EASEL_MODEL, EASEL_MODELS_DIR,\n' +
-        'EASEL_LOG_FORMAT json|pretty …) and the JSON file named by EASEL_CONFIG; see the README, "Configuration".\n',
+        'EASEL_LOG_FORMAT json|pretty …) and the JSON file named by EASEL_CONFIG; see the README, "Configuration".\n' +
+        `\n--role api needs, besides EASEL_API_KEYS, EASEL_SIGNING_SECRET (the same on every API node).\n${SCALE_OUT_HELP}.\n` +
+        'Exit codes: 78 invalid or missing settings, 69 a service cannot be reached.\n',
     )
-    .action(async () => {
-      await serve(context);
+    .action(async (options: { role: ServeRole }) => {
+      await serve(context, {}, options.role);
       context.keepRunning = true;
     });
 }
@@ -29,65 +47,60 @@ export function addServeCommand(program: Command, context: CliContext): void {
 export async function serve(
   context: Pick<CliContext, 'env' | 'stdout'>,
   options: Pick<AppOptions, 'engine'> = {},
+  role: ServeRole = 'all',
 ): Promise<void> {
   const config = loadConfig(context.env);
   const logger = createLogger(config.logLevel, logFormat(context.env, context.stdout), context.stdout);
-  const app = await createApp(config, { logger, ...options });
-  const address = await listen(app, config);
+  let app: App;
+  try {
+    app = role === 'api' ? await createApiNode(config, { logger }) : await createApp(config, { logger, ...options });
+  } catch (error) {
+    throw unreachableAtStart(error);
+  }
+  const address = await listen(app.server, config.host, config.port, () => app.close());
   const port = (app.server.server.address() as { port: number }).port;
   const url = clientUrl(config.host, port);
   // Only now is a generated key saved (and then printed below): a start that failed kept nothing.
   app.listening(url);
 
-  for (const d of app.services.deployments.values()) {
+  for (const d of role === 'api' ? [] : app.services.deployments.values()) {
     logger.info(
       { deployment: d.name, model: d.model, engine: d.engineName },
       `deployment ${d.name} (${d.model}) uses the ${d.engineName} engine`,
     );
   }
-  if ([...app.services.deployments.values()].some((d) => d.engineName === 'placeholder')) {
+  if (role === 'all' && [...app.services.deployments.values()].some((d) => d.engineName === 'placeholder')) {
     logger.warn(
       'Some deployments use the placeholder engine: their images show the prompt, not a picture of it. ' +
         'For real images: `npx easel pull sdxl-turbo`, then start with EASEL_MODEL=sdxl-turbo (README, "Real images").',
     );
   }
-  logger.info({ address, dataDir: config.dataDir, keys: app.apiKeys.source }, `easel listening on ${address}`);
-  context.stdout.write(banner(app, config, url));
+  if (role === 'api') {
+    logger.info({ address, role, keys: app.apiKeys.source }, `easel API node listening on ${address}`);
+    context.stdout.write(`\n  easel API node is running: ${url}\n  API keys: those in EASEL_API_KEYS\n\n`);
+  } else {
+    logger.info({ address, dataDir: config.dataDir, keys: app.apiKeys.source }, `easel listening on ${address}`);
+    context.stdout.write(banner(app, config, url));
+  }
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    const graceSeconds = config.queue.shutdownGraceSeconds;
-    logger.info({ signal, graceSeconds }, 'shutting down');
-    // The promise made to operators: the process is gone by the end of the grace period, even if
-    // something (a hung engine, a stuck connection) ignores the orderly close below.
-    setTimeout(
-      () => {
-        logger.error({ graceSeconds }, 'shutdown did not finish within the grace period; exiting now');
-        process.exit(1);
-      },
-      Math.max(1, graceSeconds) * 1000,
-    ).unref();
-    try {
-      await app.close();
-    } catch (error) {
-      logger.error({ err: error }, 'shutdown failed');
-      process.exit(1);
-    }
-    logger.info('stopped');
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
+  stopOnSignals(logger, config.queue.shutdownGraceSeconds, () => app.close());
 }
 
-/** listen, or a message that says which setting moves the server when the address is unusable. */
-async function listen(app: App, config: Config): Promise<string> {
+/**
+ * listen, or a message that says which setting moves the server when the address is unusable (after
+ * `close`, which releases what the server's process holds).
+ */
+export async function listen(
+  server: FastifyInstance,
+  host: string,
+  port: number,
+  close: () => Promise<void>,
+): Promise<string> {
+  const config = { host, port };
   try {
-    return await app.server.listen({ host: config.host, port: config.port });
+    return await server.listen({ host, port });
   } catch (error) {
-    await app.close();
+    await close();
     const code = (error as NodeJS.ErrnoException).code;
     const where = `${config.host}:${config.port}`;
     const movePort = `start on another port with PORT (e.g. PORT=${config.port === 8080 ? 8081 : 8080} npm start) or "port" in the EASEL_CONFIG file`;
