@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 
 import { AzureOpenAI, toFile } from 'openai';
 
@@ -68,9 +68,9 @@ if (!started.ok) {
   });
 
   /** Wraps a test body so that a failure prints the processes' logs once the suite ends. */
-  const body = (fn: () => Promise<void>) => async () => {
+  const body = (fn: (t: TestContext) => Promise<void>) => async (t: TestContext) => {
     try {
-      await fn();
+      await fn(t);
     } catch (error) {
       failed = true;
       throw error;
@@ -93,7 +93,7 @@ if (!started.ok) {
       body: JSON.stringify(json),
     });
   const generate = (node: ClusterProcess, deployment: string, json: object) =>
-    post(node, `/openai/deployments/${deployment}/images/generations?api-version=2024-10-21`, {
+    post(node, `/openai/deployments/${deployment}/images/generations?api-version=${API_VERSION}`, {
       prompt: PROMPT,
       ...json,
     });
@@ -318,7 +318,7 @@ if (!started.ok) {
 
     it(
       'a worker killed (SIGKILL) mid-job: its jobs end on the other worker or fail cleanly, none stays non-terminal',
-      body(async () => {
+      body(async (t) => {
         const submitted = await submit(api1);
         assert.equal(submitted.status, 202);
         const location = submitted.headers.get('operation-location')!;
@@ -348,6 +348,9 @@ if (!started.ok) {
           await assertEnvelope(answer, (s) => s >= 500, 'the sync job of the killed worker');
         }
         const operation = await pollToEnd(location);
+        t.diagnostic(
+          `killed ${victim.name}: the sync job answered ${answer.status}, the operation ${operation.status}`,
+        );
         assert.ok(['succeeded', 'failed'].includes(operation.status), JSON.stringify(operation));
         if (operation.status === 'failed') assert.equal(typeof operation.error?.code, 'string');
         else assert.ok(operation.result?.data[0]?.url);
@@ -401,6 +404,7 @@ if (!started.ok) {
     it(
       'PostgreSQL stopped: clean 503 envelopes while it is down; restarted: serving again without restarting easel',
       body(async () => {
+        await cluster.waitForWorkers(2);
         const before = await pollToEnd((await submit(api1)).headers.get('operation-location')!);
         assert.equal(before.status, 'succeeded');
         cluster.interrupt('postgres');
@@ -437,6 +441,7 @@ if (!started.ok) {
     it(
       'the bucket unreachable (radosgw stopped): clean 5xx envelopes, no crash; restarted: serving again',
       body(async () => {
+        await cluster.waitForWorkers(2);
         const url = (await client(api1).images.generate({ model: 'dall-e-3', prompt: PROMPT })).data![0]!.url!;
         cluster.interrupt('s3');
         try {
