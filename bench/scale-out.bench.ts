@@ -3,8 +3,8 @@
 //   - the latency the distributed path adds to a placeholder 256×256 generation: one `easel serve`
 //     (embedded) against one API node and one worker, each a separate process on loopback;
 //   - throughput with 1 and 2 workers behind one API node: placeholder 1024×1024 pictures (CPU-bound:
-//     encoding on the workers) and simulated 200 ms jobs (a slow placeholder deployment, where the
-//     workers' slots are the limit);
+//     encoding on the workers) and simulated 200 ms jobs (a slow placeholder deployment at 256×256,
+//     where the workers' slots are the limit: 2 each, queue.concurrency's default);
 //   - /healthz p99 of an API node while it is loaded with generations;
 //   - how long a job of a worker killed with SIGKILL takes to come back as an answer, with the default
 //     lock and stalled-check timings (queue.lockSeconds 10, queue.stalledCheckSeconds 5).
@@ -26,8 +26,8 @@ const DEPLOYMENTS = [
   { name: 'dall-e-2', model: 'dall-e-2' },
   { name: 'dall-e-3', model: 'dall-e-3' },
   { name: 'gpt-image-1', model: 'gpt-image-1' },
-  // A job of 4 × 50 ms: a model's time without its CPU.
-  { name: 'simulated', model: 'dall-e-3', placeholder: { stepMs: 50 } },
+  // A job of 4 × 50 ms at 256×256: a model's time without its CPU.
+  { name: 'simulated', model: 'dall-e-2', placeholder: { stepMs: 50 } },
   // A job of 4 × 1 s, long enough to kill its worker in the middle.
   { name: 'slow', model: 'dall-e-3', placeholder: { stepMs: 1000 } },
 ];
@@ -133,7 +133,7 @@ try {
     });
     print({
       case: `throughput, simulated 200 ms jobs, ${workers} worker(s), ${CLIENTS} clients`,
-      jobs_per_s: await throughput(api.base, 'simulated', {}),
+      jobs_per_s: await throughput(api.base, 'simulated', { size: '256x256' }),
     });
   };
   await rates(1);
