@@ -7,6 +7,7 @@
 import { ApiError, errors } from '../contract/errors.ts';
 import { EngineAbortedError, EngineError } from '../engines/engine.ts';
 import { StorageUnavailableError } from '../storage/index.ts';
+import { isDatabaseUnavailable } from './database-errors.ts';
 import type { JobFailure } from './job-contract.ts';
 
 /** The reason a job is aborted or refused because the queue is shutting down (not the job's fault). */
@@ -37,7 +38,7 @@ export class JobCanceledError extends Error {
  * The catalogue error a failed job ends with. `error` is what the processor threw, or the abort
  * reason when the job's signal fired. An ApiError crosses as it is; an engine's account of a model
  * failure becomes generationFailed (with internals redacted by the catalogue); a timeout, a shutdown,
- * a cancellation and an unreachable blob store their own codes; anything else an internal error naming the job id, never the
+ * a cancellation, an unreachable blob store and an unreachable database their own codes; anything else an internal error naming the job id, never the
  * error's own text (paths, errno codes), which only the consuming process's log sees.
  */
 export function toJobFailure(error: unknown, jobId: string): JobFailure {
@@ -50,6 +51,9 @@ function apiErrorOf(error: unknown, jobId: string): ApiError {
   if (error instanceof QueueClosedError) return errors.shuttingDown(jobId);
   if (error instanceof JobCanceledError) return errors.jobCanceled(jobId);
   if (error instanceof StorageUnavailableError) return errors.storageUnavailable(jobId);
+  // The operation database (a worker writes image records and operation states) is down: 503, as the
+  // API node answers the same outage, rather than an internal error.
+  if (isDatabaseUnavailable(error)) return errors.databaseUnavailable(jobId);
   if (error instanceof EngineError && !(error instanceof EngineAbortedError))
     return errors.generationFailed(error.message, jobId);
   return errors.internal(jobId);

@@ -46,6 +46,24 @@ test('timeout, shutdown and cancellation have their own codes', () => {
   assert.equal(toJobFailure(new JobCanceledError(), JOB).status, 499);
 });
 
+test('the operation database out of reach (a worker writing an image record) is databaseUnavailable, 503', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  const shuttingDown = Object.assign(new Error('terminating connection due to administrator command'), {
+    code: '57P01',
+  });
+  for (const cause of [refused, shuttingDown, new Error('Connection terminated unexpectedly')]) {
+    const failure = toJobFailure(cause, JOB);
+    assert.equal(failure.status, 503, cause.message);
+    assert.equal(failure.error.code, 'ServiceUnavailable');
+    assert.match(failure.error.message, /operation database/);
+    assert.ok(failure.error.message.includes(JOB));
+    assert.ok(!failure.error.message.includes('5432'));
+  }
+  // A statement the database refused is not an outage.
+  const syntax = Object.assign(new Error('syntax error at or near "SELEC"'), { code: '42601' });
+  assert.equal(toJobFailure(syntax, JOB).status, 500);
+});
+
 test('anything else is an internal error naming the job, never its own text', () => {
   for (const thrown of [
     Object.assign(new Error("EACCES: permission denied, open '/srv/data/x.png'"), { code: 'EACCES' }),
