@@ -74,7 +74,7 @@ if (missing) {
       await api.close();
     });
 
-    const post = (url: string, payload: unknown) =>
+    const post = (url: string, payload: Record<string, unknown>) =>
       api.server.inject({ method: 'POST', url, payload, headers: { 'api-key': KEY } });
     const get = (url: string) => api.server.inject({ method: 'GET', url, headers: { 'api-key': KEY } });
     const generations = (deployment: string) =>
