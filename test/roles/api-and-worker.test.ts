@@ -121,6 +121,10 @@ if (missing) {
       assert.equal(image.headers['content-type'], 'image/png');
       assert.deepEqual([...image.rawPayload.subarray(1, 4)], [...Buffer.from('PNG')]);
 
+      const metrics = await api.server.inject({ method: 'GET', url: '/metrics' });
+      assert.match(metrics.body, /easel_live_workers\{deployment="dall-e-3",state="ready"\} 1/);
+      assert.match(metrics.body, /easel_deployment_up\{deployment="dall-e-3",engine="placeholder"\} 1/);
+
       const b64 = await post(generations('gpt-image-1'), { prompt: 'a kite', size: '1024x1024' });
       assert.equal(b64.statusCode, 200, b64.body);
       assert.ok(b64.json<{ data: { b64_json: string }[] }>().data[0]!.b64_json.length > 100);
@@ -164,6 +168,8 @@ if (missing) {
       worker = null;
       const ready = await api.server.inject({ method: 'GET', url: '/readyz' });
       assert.equal(ready.statusCode, 503);
+      const metrics = await api.server.inject({ method: 'GET', url: '/metrics' });
+      assert.match(metrics.body, /easel_deployment_up\{deployment="dall-e-3",engine="placeholder"\} 0/);
       const res = await post(generations('dall-e-3'), { prompt: 'a lighthouse' });
       assert.equal(res.statusCode, 503);
       assert.match(res.json<{ error: { message: string } }>().error.message, /No live worker/);
