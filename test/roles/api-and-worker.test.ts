@@ -162,6 +162,24 @@ if (missing) {
       assert.match(metrics.body, /easel_worker_running_jobs 0/);
     });
 
+    test('a second worker serving a subset of the deployments is counted for those only', async () => {
+      const second = await createWorker(config, { logger, deployments: ['gpt-image-1'] });
+      try {
+        assert.deepEqual(second.deployments, ['gpt-image-1']);
+        const counts = await until(async () => {
+          const body = (await api.server.inject({ method: 'GET', url: '/readyz' })).json<{
+            liveWorkers: number;
+            deployments: Record<string, { workers: { ready: number } }>;
+          }>();
+          return body.liveWorkers === 2 && body;
+        }, 'the API node to count the second worker');
+        assert.equal(counts.deployments['gpt-image-1']?.workers.ready, 2);
+        assert.equal(counts.deployments['dall-e-3']?.workers.ready, 1);
+      } finally {
+        await second.close();
+      }
+    });
+
     test('a worker that stops withdraws at once: the API node counts none and refuses with 503 again', async () => {
       assert.ok(worker);
       await worker.close();
@@ -175,7 +193,7 @@ if (missing) {
       assert.match(res.json<{ error: { message: string } }>().error.message, /No live worker/);
     });
 
-    test('PostgreSQL away: a poll gets the catalogue 503; Redis away: admission gets queueUnavailable; then a request that needs neither still answers', async () => {
+    test('PostgreSQL away: a poll gets the catalogue 503; Redis away: admission gets queueUnavailable; /readyz 503 and /healthz still 200', async () => {
       postgres.halt();
       try {
         const res = await get(
