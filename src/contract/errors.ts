@@ -435,10 +435,10 @@ export const errors = {
 
   /**
    * An error rebuilt from its wire form: a failed job's catalogue error as it crossed from the
-   * process that ran the job (jobs/job-contract.ts, JobFailure). Headers and the log-only reason
-   * do not cross; the errors a job ends with carry neither.
+   * process that ran the job (jobs/job-contract.ts, JobFailure). Of the headers only retry-after crosses;
+   * the log-only reason does not.
    */
-  fromWire: (status: number, wire: WireError) =>
+  fromWire: (status: number, wire: WireError, retryAfterSeconds?: number) =>
     new ApiError({
       status,
       code: wire.code,
@@ -446,6 +446,7 @@ export const errors = {
       param: wire.param,
       type: wire.type,
       ...(wire.inner_error !== undefined ? { innerError: wire.inner_error } : {}),
+      ...(retryAfterSeconds !== undefined ? { headers: { 'retry-after': String(retryAfterSeconds) } } : {}),
     }),
 
   internal: (requestId: string) =>

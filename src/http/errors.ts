@@ -14,7 +14,10 @@ export function toApiError(
   if (error instanceof ApiError) return error;
   if (error instanceof QueueFullError) return errors.tooManyRequests(error.retryAfterSeconds);
   // A job's outcome arrives as the catalogue error the running side chose (jobs/job-failure.ts).
-  if (error instanceof JobFailedError) return errors.fromWire(error.failure.status, error.failure.error);
+  if (error instanceof JobFailedError) {
+    const { status, error: wire, retryAfterSeconds } = error.failure;
+    return errors.fromWire(status, wire, retryAfterSeconds);
+  }
   // The blob store failing on this side (reading a result, serving /files/).
   if (error instanceof StorageUnavailableError) return errors.storageUnavailable(request.id);
   const e = error as Partial<FastifyError> & Error;

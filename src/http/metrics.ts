@@ -13,6 +13,13 @@ const LONG_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 /** One model call: a text encoder in milliseconds, a VAE decode on a CPU in tens of seconds. */
 const STAGE_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** How many live workers have a deployment ready, loading and unavailable. */
+export interface WorkerCounts {
+  ready: number;
+  loading: number;
+  unavailable: number;
+}
+
 export interface MetricsSources {
   deployments: ReadonlyMap<
     string,
@@ -25,6 +32,11 @@ export interface MetricsSources {
   queueCounts?(): Promise<{ waiting: number; active: number }>;
   /** A worker: the jobs this process runs now (easel_worker_running_jobs). */
   runningHere?(): number;
+  /**
+   * An API node: live workers per deployment and state, from the worker registry
+   * (easel_live_workers; easel_deployment_up is then 1 when some worker has the deployment ready).
+   */
+  workerCounts?(): Promise<ReadonlyMap<string, WorkerCounts>>;
 }
 
 export class Metrics implements RunnerMetrics {
@@ -131,17 +143,40 @@ export class Metrics implements RunnerMetrics {
           if (d.runtime.model) this.set({ deployment: d.name }, d.runtime.model.loadMs / 1000);
       },
     });
+    const { workerCounts } = sources;
     new Gauge({
       name: 'easel_deployment_up',
-      help: '1 when the deployment can serve, 0 while its model loads or when it is unavailable.',
+      help: '1 when the deployment can serve (an API node: some live worker has it ready), 0 while its model loads or when it is unavailable.',
       labelNames: ['deployment', 'engine'],
       registers,
-      collect() {
+      async collect() {
+        const counts = workerCounts ? await workerCounts().catch(() => new Map<string, WorkerCounts>()) : null;
         this.reset();
-        for (const d of deployments.values())
-          this.set({ deployment: d.name, engine: d.engineName }, d.runtime.status === 'ready' ? 1 : 0);
+        for (const d of deployments.values()) {
+          const up = counts ? (counts.get(d.name)?.ready ?? 0) > 0 : d.runtime.status === 'ready';
+          this.set({ deployment: d.name, engine: d.engineName }, up ? 1 : 0);
+        }
       },
     });
+    if (workerCounts) {
+      new Gauge({
+        name: 'easel_live_workers',
+        help: 'Live workers that have the deployment in each state (ready, loading, unavailable), from the worker registry.',
+        labelNames: ['deployment', 'state'],
+        registers,
+        async collect() {
+          // Redis away: no series rather than a failed scrape (easel_deployment_up then reads 0).
+          const counts = await workerCounts().catch(() => null);
+          this.reset();
+          if (!counts) return;
+          for (const d of deployments.values()) {
+            const c = counts.get(d.name) ?? { ready: 0, loading: 0, unavailable: 0 };
+            for (const state of ['ready', 'loading', 'unavailable'] as const)
+              this.set({ deployment: d.name, state }, c[state]);
+          }
+        },
+      });
+    }
   }
 
   /** Fastify onResponse hook. The route pattern, not the URL, so ids and query strings add no series. */

@@ -24,7 +24,7 @@ import {
   type JobResult,
   QueueFullError,
 } from './job-contract.ts';
-import { JobCanceledError, QueueClosedError, toJobFailure } from './job-failure.ts';
+import { failureOf, JobCanceledError, QueueClosedError, toJobFailure } from './job-failure.ts';
 
 /** Options both sides share. */
 export interface BullmqConnectionOptions {
@@ -269,11 +269,7 @@ export function decodeFailure(failedReason: string | undefined, jobId: string): 
       // Falls through: not ours after all.
     }
   }
-  return apiFailure(errors.generationFailed(`the job queue failed it (${failedReason ?? 'no reason given'})`, jobId));
-}
-
-function apiFailure(error: ApiError): JobFailure {
-  return { status: error.status, error: error.toWire().error };
+  return failureOf(errors.generationFailed(`the job queue failed it (${failedReason ?? 'no reason given'})`, jobId));
 }
 
 /** Resolves once the client is connected; rejects with queueUnavailable after `waitMs`. */
@@ -618,7 +614,7 @@ export class BullmqProducer implements JobProducer {
         if (!this.pending.has(key)) continue;
         if (!job) {
           if (++entry.missing >= 2 && this.settle(key)) {
-            entry.reject(new JobFailedError(apiFailure(errors.queueUnavailable('the job is no longer in Redis'))));
+            entry.reject(new JobFailedError(failureOf(errors.queueUnavailable('the job is no longer in Redis'))));
           }
           continue;
         }

@@ -75,6 +75,8 @@ export interface JobProgress {
 export interface JobFailure {
   status: number;
   error: WireError;
+  /** The retry-after the error asks of its client (a 503 of a service that is away), when it does. */
+  retryAfterSeconds?: number;
 }
 
 /** How `finished` rejects when a job failed: the catalogue error, whichever process ran the job. */

@@ -59,6 +59,12 @@ function apiErrorOf(error: unknown, jobId: string): ApiError {
   return errors.internal(jobId);
 }
 
-function failureOf(error: ApiError): JobFailure {
-  return { status: error.status, error: error.toWire().error };
+/** A catalogue error as it crosses processes: its status, its wire body and its retry-after. */
+export function failureOf(error: ApiError): JobFailure {
+  const retryAfter = Number(error.headers['retry-after']);
+  return {
+    status: error.status,
+    error: error.toWire().error,
+    ...(Number.isInteger(retryAfter) && retryAfter > 0 ? { retryAfterSeconds: retryAfter } : {}),
+  };
 }

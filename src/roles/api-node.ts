@@ -86,8 +86,10 @@ async function compose(
     options.imageLinks ??
     (settings.s3.presignedUrls ? await PresignedImageLinks.of(blobs) : new SignedFileLinks(signer));
   const deployments = deploymentMap(config.deployments, remoteRuntime);
+  const workers = new WorkerGate(registry, { cacheMs: options.workerCacheMs ?? DEFAULT_WORKER_CACHE_MS });
   const metrics = new Metrics(new Registry(), {
     deployments,
+    workerCounts: async () => (await workers.live()).perDeployment,
     queueCounts: async () => {
       let waiting = 0;
       let active = 0;
@@ -108,7 +110,6 @@ async function compose(
     log,
     settleLostJobs: true,
   });
-  const workers = new WorkerGate(registry, { cacheMs: options.workerCacheMs ?? DEFAULT_WORKER_CACHE_MS });
   const services: Services = {
     config,
     deployments,

@@ -3,8 +3,8 @@
  * The embedded default (docs/layers.md, "Ports"); s3-blob-store.ts follows the same port.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 
 import {
   type BlobEntry,
@@ -19,21 +19,25 @@ export class FsBlobStore implements BlobStore {
   readonly root: string;
 
   constructor(root: string) {
-    this.root = root;
+    this.root = resolve(root);
   }
 
   async put(key: string, bytes: Buffer): Promise<void> {
     const path = this.pathOf(key);
-    await mkdir(dirname(path), { recursive: true });
     // Write beside the target and rename: readers (and the file route) see the old bytes or the
     // new bytes, never half a file. The dot prefix keeps temp files out of list().
     const temp = join(dirname(path), `.${randomBytes(8).toString('hex')}.tmp`);
-    try {
-      await writeFile(temp, bytes);
-      await rename(temp, path);
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
+    for (let attempt = 1; ; attempt++) {
+      await mkdir(dirname(path), { recursive: true });
+      try {
+        await writeFile(temp, bytes);
+        await rename(temp, path);
+        return;
+      } catch (error) {
+        await rm(temp, { force: true });
+        // A delete emptied and removed the folder between our mkdir and write: make it again.
+        if (!isMissing(error) || attempt === 3) throw error;
+      }
     }
   }
 
@@ -46,8 +50,20 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Removes the file, then the folders it leaves empty (up to the root), as a bucket has no folders:
+   * each job's `transient/<jobId>/` would otherwise stay behind as an empty folder.
+   */
   async delete(key: string): Promise<void> {
-    await rm(this.pathOf(key), { force: true });
+    const path = this.pathOf(key);
+    await rm(path, { force: true });
+    for (let dir = dirname(path); dir.length > this.root.length && dir.startsWith(this.root); dir = dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break; // not empty (ENOTEMPTY), or already gone: the folders above are not ours to remove
+      }
+    }
   }
 
   async open(key: string): Promise<OpenedBlob | null> {

@@ -101,3 +101,29 @@ test('a stream opened before a put keeps reading the bytes it opened', async (t)
   assert.deepEqual(Buffer.concat(chunks), Buffer.from('old bytes'));
   assert.equal(opened!.size, 9);
 });
+
+test('deleting the last key of a folder removes the folders it leaves empty, never the root', async (t) => {
+  const store = await tempStore(t);
+  await store.put('transient/job-1/0.png', Buffer.from('a'));
+  await store.put('transient/job-2/0.png', Buffer.from('b'));
+  await store.delete('transient/job-1/0.png');
+  assert.deepEqual(await readdir(join(store.root, 'transient')), ['job-2']);
+  await store.delete('transient/job-2/0.png');
+  assert.deepEqual(await readdir(store.root), []);
+  // The folders come back when a key needs them again.
+  await store.put('transient/job-3/0.png', Buffer.from('c'));
+  assert.deepEqual(await store.get('transient/job-3/0.png'), Buffer.from('c'));
+});
+
+test('a put and a delete that empties the same folder, racing, both succeed', async (t) => {
+  const store = await tempStore(t);
+  for (let round = 0; round < 50; round++) {
+    await store.put(`transient/job/${round}-old`, Buffer.from('old'));
+    await Promise.all([
+      store.delete(`transient/job/${round}-old`),
+      store.put(`transient/job/${round}-new`, Buffer.from('new')),
+    ]);
+    assert.deepEqual(await store.get(`transient/job/${round}-new`), Buffer.from('new'));
+    await store.delete(`transient/job/${round}-new`);
+  }
+});
