@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
+import { loadConfig } from '../../src/config/index.ts';
 import type { RawImage } from '../../src/contract/request.ts';
+import { createDeploymentEngines } from '../../src/engines/deployment-engines.ts';
 import { EngineAbortedError, type EngineProgress } from '../../src/engines/engine.ts';
 import { wrap } from '../../src/engines/placeholder/card.ts';
 import { drawText, glyphRows, toFontText } from '../../src/engines/placeholder/font.ts';
@@ -308,6 +313,38 @@ test('stepMs: an abort during a step wait ends the run with EngineAbortedError b
   setImmediate(() => controller.abort());
   await assert.rejects(run, EngineAbortedError);
   assert.deepEqual(steps, []);
+});
+
+test('a deployment with placeholder.stepMs gets a slow placeholder; the others keep the instant one', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-step-ms-'));
+  try {
+    const file = join(dir, 'easel.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        deployments: [
+          { name: 'fast', model: 'dall-e-3' },
+          { name: 'slow', model: 'dall-e-3', placeholder: { stepMs: 60_000 } },
+        ],
+      }),
+    );
+    const engines = createDeploymentEngines(loadConfig({ EASEL_CONFIG: file, EASEL_DATA_DIR: dir }), {
+      info: () => undefined,
+      error: () => undefined,
+    });
+    const request = generationRequest({ width: 64, height: 64 });
+    const fast: number[] = [];
+    await engines.get('fast').engine.run(request, { onProgress: ({ step }) => fast.push(step) });
+    assert.deepEqual(fast, [1, 2, 3, 4]);
+    // A minute per step: only the abort can end this run.
+    const controller = new AbortController();
+    const slow = engines.get('slow').engine.run(request, { signal: controller.signal });
+    setImmediate(() => controller.abort());
+    await assert.rejects(slow, EngineAbortedError);
+    await engines.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a very long non-ASCII prompt still renders at the smallest size', async () => {
