@@ -15,6 +15,7 @@ import { createDeploymentEngines } from '../engines/deployment-engines.ts';
 import { Metrics } from '../http/metrics.ts';
 import { buildWorkerServer } from '../http/worker-server.ts';
 import { BullmqConsumer } from '../jobs/bullmq-consumer.ts';
+import type { JobProcessor } from '../jobs/job-contract.ts';
 import { Operations } from '../jobs/operations.ts';
 import { createRunner } from '../jobs/runner.ts';
 import { newWorkerId, RedisWorkerRegistry, startHeartbeat, type WorkerAnnouncement } from '../jobs/worker-registry.ts';
@@ -36,7 +37,7 @@ export interface WorkerOptions extends Pick<AppOptions, 'logger' | 'imageFilter'
 export interface Worker {
   /** Its id in the worker registry (host, process and a random part). */
   id: string;
-  /** The deployments it serves. */
+  /** The deployments it was given (it takes jobs of those whose model loaded). */
   deployments: string[];
   /** /healthz, /readyz and /metrics; the caller listens. */
   server: FastifyInstance;
@@ -54,8 +55,9 @@ export interface Worker {
 
 /**
  * The settings the worker role needs (ConfigError naming the missing ones), a check that Redis,
- * PostgreSQL and S3 answer (ServicesUnreachableError), then the worker, taking jobs at once; models
- * load in the background and their deployments are announced ready as each one finishes.
+ * PostgreSQL and S3 answer (ServicesUnreachableError), then the worker. Models load in the
+ * background (announced as loading meanwhile); once they have, it takes the jobs of the deployments
+ * that can serve and announces them ready.
  */
 export async function createWorker(config: Config, options: WorkerOptions): Promise<Worker> {
   const settings = scaleOutSettings(config, 'worker');
@@ -144,11 +146,10 @@ async function compose(
     log,
   });
   const names = [...deployments.keys()];
-  running.process(names, (data, context) =>
+  const processor: JobProcessor = (data, context) =>
     data.operationId === null
       ? runner(data, context)
-      : operations.runJob(data.operationId, context.signal, () => runner(data, context), context.attempt),
-  );
+      : operations.runJob(data.operationId, context.signal, () => runner(data, context), context.attempt);
 
   const describe = (): WorkerAnnouncement => ({
     id,
@@ -168,11 +169,22 @@ async function compose(
     onError: (error) => log.warn({ err: error }, 'worker heartbeat failed; the next one tries again'),
   });
   cleanUp.push(() => heartbeat.stop());
-  // Announced again as soon as the models have loaded, not only at the next beat.
+  // Jobs are taken once the models have loaded, and only for the deployments that can serve: a
+  // deployment whose model failed to load would fail every job this worker took, which another
+  // worker could run. Then announced at once, not only at the next beat.
   let closing = false;
-  void engines.loaded.then(() => {
-    if (!closing) registry.announce(describe()).catch(() => undefined);
-  });
+  void engines.loaded
+    .then(() => {
+      if (closing) return;
+      const ready = names.filter((name) => deployments.get(name)?.runtime.status === 'ready');
+      if (ready.length === 0) log.error({ worker: id }, 'no deployment of this worker can serve; it takes no jobs');
+      else {
+        running.process(ready, processor);
+        log.info({ worker: id, deployments: ready }, `worker ${id} takes jobs of ${ready.join(', ')}`);
+      }
+      registry.announce(describe()).catch(() => undefined);
+    })
+    .catch((error: unknown) => log.error({ err: error }, 'the worker could not start taking jobs'));
 
   const server = buildWorkerServer({
     logger: log,
@@ -181,7 +193,6 @@ async function compose(
     running: () => running.running(),
     metrics,
   });
-  log.info({ worker: id, deployments: names }, `worker ${id} takes jobs of ${names.join(', ')}`);
 
   return {
     id,

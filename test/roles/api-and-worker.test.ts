@@ -180,6 +180,54 @@ if (missing) {
       }
     });
 
+    test('a deployment whose model cannot load: the worker announces it unavailable and the API node refuses it with 503', async () => {
+      const withBroken = loadConfig(env, {
+        deployments: [
+          { name: 'dall-e-3', model: 'dall-e-3', engine: 'placeholder' },
+          {
+            name: 'broken',
+            model: 'gpt-image-1',
+            engine: 'diffusion',
+            diffusion: { folder: '/nonexistent/easel-model' },
+          },
+        ],
+      });
+      const brokenApi = await createApiNode(withBroken, { logger, workerCacheMs: 0 });
+      const third = await createWorker(withBroken, { logger, deployments: ['broken'] });
+      try {
+        await third.modelsLoaded;
+        const ready = await until(async () => {
+          const body = (await brokenApi.server.inject({ method: 'GET', url: '/readyz' })).json<{
+            status: string;
+            deployments: Record<string, { workers: { ready: number; unavailable: number } }>;
+          }>();
+          return body.deployments.broken?.workers.unavailable === 1 && body;
+        }, 'the API node to see the unavailable deployment');
+        assert.equal(ready.status, 'not ready');
+        assert.equal(ready.deployments.broken?.workers.ready, 0);
+        const res = await brokenApi.server.inject({
+          method: 'POST',
+          url: generations('broken'),
+          payload: { prompt: 'a lighthouse' },
+          headers: { 'api-key': KEY },
+        });
+        assert.equal(res.statusCode, 503);
+        assert.match(
+          res.json<{ error: { message: string } }>().error.message,
+          /No live worker serves the deployment 'broken'/,
+        );
+        const workerReady = await third.server.inject({ method: 'GET', url: '/readyz' });
+        assert.equal(workerReady.statusCode, 503);
+        assert.equal(
+          workerReady.json<{ deployments: { broken: { status: string } } }>().deployments.broken.status,
+          'unavailable',
+        );
+      } finally {
+        await third.close();
+        await brokenApi.close();
+      }
+    });
+
     test('a worker that stops withdraws at once: the API node counts none and refuses with 503 again', async () => {
       assert.ok(worker);
       await worker.close();
