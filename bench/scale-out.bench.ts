@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { CLUSTER_KEY, startCluster, until } from '../test/helpers/cluster.ts';
+import { CLUSTER_KEY, freePort, startCluster, until } from '../test/helpers/cluster.ts';
 
 const RUNS = 200;
 const THROUGHPUT_JOBS = 60;
@@ -81,7 +81,7 @@ async function throughput(base: string, deployment: string, body: object, jobs =
 // --- The embedded baseline: one `easel serve` process, placeholder engine, its own data directory.
 const dir = mkdtempSync(join(tmpdir(), 'easel-bench-scale-out-'));
 writeFileSync(join(dir, 'config.json'), JSON.stringify(CONFIG));
-const port = 20_000 + Math.floor(Math.random() * 20_000);
+const port = await freePort();
 const embedded: ChildProcess = spawn(process.execPath, [resolve('dist/cli/index.js'), 'serve'], {
   env: {
     PATH: process.env.PATH ?? '',
