@@ -290,6 +290,8 @@ export const errors = {
         (loading > 0
           ? `: ${loading} worker${loading === 1 ? ' is' : 's are'} still loading it; retry shortly.`
           : '. Start a worker (easel worker) that has this deployment, then retry.'),
+      // A worker that starts announces itself within workers.heartbeatSeconds (default 5).
+      headers: { 'retry-after': '5' },
       reason: `no worker heard from within workers.deadAfterSeconds has ${JSON.stringify(deployment.slice(0, 100))} ready`,
     }),
 

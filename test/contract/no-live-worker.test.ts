@@ -19,6 +19,7 @@ test('no live worker: 503 ServiceUnavailable in the envelope, naming the deploym
   assert.match(wire.error.message, /'dall-e-3'/);
   assert.match(wire.error.message, /Start a worker \(easel worker\)/);
   assert.match(error.reason ?? '', /workers\.deadAfterSeconds/);
+  assert.deepEqual(error.headers, { 'retry-after': '5' });
 });
 
 test('no live worker while some are still loading the deployment: the message says so instead', () => {
