@@ -16,8 +16,6 @@ import { BullmqProducer } from '../jobs/bullmq-queue.ts';
 import { OperationReconciler } from '../jobs/operation-reconciler.ts';
 import { Operations } from '../jobs/operations.ts';
 import { PixelBudget } from '../jobs/pixel-budget.ts';
-import { RedisWorkerRegistry } from '../jobs/worker-registry.ts';
-import { createSafety } from '../safety/from-config.ts';
 import { PresignedImageLinks, SignedFileLinks, Sweeper, UrlSigner } from '../storage/index.ts';
 import {
   type App,
@@ -25,7 +23,7 @@ import {
   closeServer,
   deploymentMap,
   jobGraceSeconds,
-  openSharedStores,
+  openNodeServices,
   remoteRuntime,
 } from './common.ts';
 
@@ -63,17 +61,7 @@ async function compose(
   cleanUp: (() => Promise<unknown>)[],
 ): Promise<App> {
   const log = options.logger;
-  const safety = createSafety(config, log, options);
-  cleanUp.push(() => safety.close());
-  const { store, blobs } = await openSharedStores(settings, (error) =>
-    log.warn({ err: error }, 'PostgreSQL: an idle connection failed'),
-  );
-  cleanUp.push(() => store.close());
-  const registry = await RedisWorkerRegistry.open({
-    url: settings.redis.url,
-    deadAfterSeconds: settings.workers.deadAfterSeconds,
-  });
-  cleanUp.push(() => registry.close());
+  const { safety, store, blobs, registry } = await openNodeServices(config, settings, options, cleanUp);
   const producer = new BullmqProducer({
     redis: settings.redis.url,
     maxWaiting: config.queue.maxWaiting,

@@ -13,6 +13,8 @@ import type { DeploymentEngine } from '../engines/deployment-engines.ts';
 import type { Engine } from '../engines/engine.ts';
 import type { Deployment, Services } from '../http/services.ts';
 import { PostgresOperationStore } from '../jobs/postgres-operation-store.ts';
+import { RedisWorkerRegistry } from '../jobs/worker-registry.ts';
+import { createSafety, type Safety } from '../safety/from-config.ts';
 import type { ImageFilter } from '../safety/index.ts';
 import { type BlobStore, type ImageLinks, openS3BlobStore, type S3BlobStore } from '../storage/index.ts';
 
@@ -96,6 +98,31 @@ export async function closeServer(server: FastifyInstance, drain: () => Promise<
   }
 }
 
+/**
+ * What both scale-out roles open first, in this order, each put on `cleanUp` as it opens (a start
+ * that fails later closes them): the safety filters, the shared stores and the worker registry.
+ */
+export async function openNodeServices(
+  config: Config,
+  settings: SharedServiceSettings,
+  options: Pick<AppOptions, 'logger' | 'imageFilter'>,
+  cleanUp: (() => Promise<unknown>)[],
+): Promise<SharedStores & { safety: Safety; registry: RedisWorkerRegistry }> {
+  const log = options.logger;
+  const safety = createSafety(config, log, options);
+  cleanUp.push(() => safety.close());
+  const { store, blobs } = await openSharedStores(settings, (error) =>
+    log.warn({ err: error }, 'PostgreSQL: an idle connection failed'),
+  );
+  cleanUp.push(() => store.close());
+  const registry = await RedisWorkerRegistry.open({
+    url: settings.redis.url,
+    deadAfterSeconds: settings.workers.deadAfterSeconds,
+  });
+  cleanUp.push(() => registry.close());
+  return { safety, store, blobs, registry };
+}
+
 /** The operation store and the image bucket of a scale-out node, opened together. */
 export interface SharedStores {
   store: PostgresOperationStore;
@@ -107,7 +134,7 @@ export interface SharedStores {
  * when missing). A failure is a ServicesUnreachableError naming the setting, as checkServices reports
  * one, and closes what was opened.
  */
-export async function openSharedStores(
+async function openSharedStores(
   settings: SharedServiceSettings,
   onIdleError: (error: Error) => void,
 ): Promise<SharedStores> {

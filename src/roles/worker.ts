@@ -18,9 +18,8 @@ import { BullmqConsumer } from '../jobs/bullmq-consumer.ts';
 import type { JobProcessor } from '../jobs/job-contract.ts';
 import { Operations } from '../jobs/operations.ts';
 import { createRunner } from '../jobs/runner.ts';
-import { newWorkerId, RedisWorkerRegistry, startHeartbeat, type WorkerAnnouncement } from '../jobs/worker-registry.ts';
-import { createSafety } from '../safety/from-config.ts';
-import { type AppOptions, closeServer, deploymentMap, jobGraceSeconds, openSharedStores } from './common.ts';
+import { newWorkerId, startHeartbeat, type WorkerAnnouncement } from '../jobs/worker-registry.ts';
+import { type AppOptions, closeServer, deploymentMap, jobGraceSeconds, openNodeServices } from './common.ts';
 
 /** The worker's HTTP port when PORT is not set (the API's default is 8080). */
 export const DEFAULT_WORKER_PORT = 8081;
@@ -99,17 +98,7 @@ async function compose(
 ): Promise<Worker> {
   const log = options.logger;
   const id = newWorkerId();
-  const safety = createSafety(config, log, options);
-  cleanUp.push(() => safety.close());
-  const { store, blobs } = await openSharedStores(settings, (error) =>
-    log.warn({ err: error }, 'PostgreSQL: an idle connection failed'),
-  );
-  cleanUp.push(() => store.close());
-  const registry = await RedisWorkerRegistry.open({
-    url: settings.redis.url,
-    deadAfterSeconds: settings.workers.deadAfterSeconds,
-  });
-  cleanUp.push(() => registry.close());
+  const { safety, store, blobs, registry } = await openNodeServices(config, settings, options, cleanUp);
   const engines = createDeploymentEngines(config, log, options.engine);
   cleanUp.push(() => engines.close());
   const deployments = deploymentMap(config.deployments, (d) => engines.get(d.name));
