@@ -50,7 +50,8 @@ mon data = $D/mon.\$id
 osd data = $D/osd.\$id
 keyring = /dev/null
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$3
+# tcp_nodelay: without it a small object's body waits for the ACK of its headers (up to 40 ms; docs/scale-out.md).
+rgw frontends = beast endpoint=127.0.0.1:$3 tcp_nodelay=1
 rgw data = $D/rgw.a
 rgw init timeout = 60
 ms mon client mode = crc

@@ -148,9 +148,12 @@ export function createRunner(deps: RunnerDeps) {
    * that are due become partial images: filtered (a blocked preview is not sent and takes no
    * index), encoded and stored under transient keys, off the engine's progress callback so they
    * never hold up its next step. One chain keeps the reports in order; `settled` waits for it.
+   * Only a streamed request's client receives progress, so other jobs report none: on a shared queue
+   * each report is a write to Redis and an event every listening API node reads.
    */
   function progressReporter(request: ImageRequest, engine: string, context: JobContext) {
-    const wanted = request.stream ? request.partialImages : 0;
+    if (!request.stream) return { onProgress: () => {}, settled: () => Promise.resolve() };
+    const wanted = request.partialImages;
     const planned = new Array<number>(request.n).fill(0);
     const sent = new Array<number>(request.n).fill(0);
     let chain: Promise<void> = Promise.resolve();

@@ -55,7 +55,11 @@ export interface Cluster {
   env: Record<string, string>;
   deployments: string[];
   startApi(env?: Record<string, string>): Promise<ClusterProcess>;
-  startWorker(env?: Record<string, string>): Promise<ClusterProcess>;
+  /**
+   * `nice`: the worker runs at that scheduling niceness (`nice -n`), so that on one small machine its
+   * CPU work yields to the API nodes, as if it ran on a machine of its own (the benchmark uses it).
+   */
+  startWorker(env?: Record<string, string>, options?: { nice?: number }): Promise<ClusterProcess>;
   /** Sends `signal` (SIGKILL by default) and waits until the process is gone. */
   kill(
     process: ClusterProcess,
@@ -254,13 +258,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
 
   const counters: Record<Role, number> = { api: 0, worker: 0 };
-  async function spawnRole(role: Role, extra: Record<string, string> = {}): Promise<ClusterProcess> {
+  async function spawnRole(role: Role, extra: Record<string, string> = {}, nice = 0): Promise<ClusterProcess> {
     const port = await freePort();
     const name = `${role}-${++counters[role]}`;
     const dataDir = join(base, name);
     mkdirSync(dataDir);
     const args = role === 'api' ? ['serve', '--role', 'api'] : ['worker'];
-    const child = spawn(process.execPath, [CLI, ...args], {
+    // nice execs node in place: the child's pid is node's, so signals reach it.
+    const [command, commandArgs] =
+      nice === 0 ? [process.execPath, [CLI, ...args]] : ['nice', ['-n', String(nice), process.execPath, CLI, ...args]];
+    const child = spawn(command, commandArgs, {
       env: { ...env, EASEL_DATA_DIR: dataDir, PORT: String(port), ...extra },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -316,7 +323,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     env,
     deployments,
     startApi: (extra) => spawnRole('api', extra),
-    startWorker: (extra) => spawnRole('worker', extra),
+    startWorker: (extra, options) => spawnRole('worker', extra, options?.nice),
     async kill(proc, signal = 'SIGKILL') {
       if (proc.running()) proc.child.kill(signal);
       return proc.exited;

@@ -114,6 +114,18 @@ test('a blocked preview is not stored and takes no index; the next one due becom
   await store.close();
 });
 
+test('a request that does not stream reports no progress: nobody would read it', async () => {
+  const { run, progress, context, store } = setup({
+    name: 'test',
+    check: async () => ({ blocked: false, results: clean }),
+  });
+  const request = generationRequest({ deployment: 'gpt-image-1', family: 'gpt-image-1', responseFormat: 'b64_json' });
+  const result = await run({ request, operationId: null }, context);
+  assert.equal(result.items.length, 1);
+  assert.deepEqual(progress, []);
+  await store.close();
+});
+
 test("encoding previews never holds up the engine, and the job's result waits for them", async () => {
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
