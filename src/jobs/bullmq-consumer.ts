@@ -257,10 +257,13 @@ export class BullmqConsumer implements JobConsumer {
       } catch {
         // Observability must never stop a job.
       }
-      // Cancelled while it was being taken? (The channel reaches only jobs already running here.)
-      if ((await this.client.exists(this.names.cancelled(deployment, bullId))) === 1) {
-        controller.abort(new JobCanceledError());
-      }
+      // Cancelled while it was being taken? (The channel reaches only jobs already running here.) Asked
+      // alongside the start, not before it, which would put a round trip to Redis before every job: the
+      // processor sees its signal fire between its steps. Redis away: the lock renewal will notice.
+      this.client.exists(this.names.cancelled(deployment, bullId)).then(
+        (cancelled) => cancelled === 1 && controller.abort(new JobCanceledError()),
+        () => {},
+      );
       // Called even when already aborted (cancelled, closing): the processor sees its signal fired.
       const work = processor(job.data, { id, attempt: job.attemptsStarted, reportProgress, signal: controller.signal });
       // Settles when the signal fires even if the job ignores it (a hung engine).
