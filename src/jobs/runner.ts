@@ -220,7 +220,13 @@ export function createRunner(deps: RunnerDeps) {
     return { results: verdict.results, withheld: reason };
   }
 
-  /** For URLs: the encoded bytes in the blob store, then the record that points at them, expiring after the URL TTL. */
+  /**
+   * For URLs: the encoded bytes in the blob store and the record that points at them, expiring after
+   * the URL TTL. Both are written at once (on a bucket and a database that saves a round trip per
+   * image); the link reaches its client only when both are written. When one fails the other is
+   * undone, at best effort: what is left (or what a crash leaves) is bytes without a record, which the
+   * orphan sweep removes, or a record whose link was never handed out, swept when it expires.
+   */
   async function storeImage(
     image: EngineOutput['images'][number],
     bytes: Buffer,
@@ -231,20 +237,26 @@ export function createRunner(deps: RunnerDeps) {
     const imageId = randomUUID();
     const key = imageKey(imageId, request.outputFormat);
     const expires = created + deps.imageUrlTtlSeconds;
-    // Bytes first, record second: a crash in between leaves an orphan the sweeper removes,
-    // never a record that points at nothing.
-    await deps.blobs.put(key, bytes);
-    await deps.store.putImage({
-      id: imageId,
-      key,
-      contentType: contentTypeOf(request.outputFormat),
-      width: image.width,
-      height: image.height,
-      deployment: request.deployment,
-      operationId,
-      created,
-      expires,
-    });
+    const [written, recorded] = await Promise.allSettled([
+      deps.blobs.put(key, bytes),
+      deps.store.putImage({
+        id: imageId,
+        key,
+        contentType: contentTypeOf(request.outputFormat),
+        width: image.width,
+        height: image.height,
+        deployment: request.deployment,
+        operationId,
+        created,
+        expires,
+      }),
+    ]);
+    const failed = [written, recorded].find((outcome) => outcome.status === 'rejected');
+    if (failed) {
+      if (written.status === 'fulfilled') await deps.blobs.delete(key).catch(() => {});
+      if (recorded.status === 'fulfilled') await deps.store.deleteImage(imageId).catch(() => {});
+      throw failed.reason;
+    }
     return { id: imageId, key, expires };
   }
 }

@@ -178,3 +178,38 @@ test('a URL image is stored with its record; its key is the image key, not a tra
   assert.equal((await store.getImage(item.stored.id))?.key, item.key);
   await store.close();
 });
+
+test('a URL image whose record cannot be written fails the job and leaves no bytes behind', async () => {
+  const { blobs, store, run, context } = setup({
+    name: 'test',
+    check: async () => ({ blocked: false, results: clean }),
+  });
+  store.putImage = async () => {
+    throw new Error('the database is away');
+  };
+  const request = generationRequest({ deployment: 'dall-e-3', family: 'dall-e-3', responseFormat: 'url' });
+  await assert.rejects(run({ request, operationId: null }, context), /the database is away/);
+  assert.deepEqual([...blobs.map.keys()], []);
+  await store.close();
+});
+
+test('a URL image whose bytes cannot be written fails the job and leaves no record behind', async () => {
+  const { blobs, store, run, context } = setup({
+    name: 'test',
+    check: async () => ({ blocked: false, results: clean }),
+  });
+  const written: string[] = [];
+  const putImage = store.putImage.bind(store);
+  store.putImage = async (record) => {
+    written.push(record.id);
+    await putImage(record);
+  };
+  blobs.put = async () => {
+    throw new Error('the bucket is away');
+  };
+  const request = generationRequest({ deployment: 'dall-e-3', family: 'dall-e-3', responseFormat: 'url' });
+  await assert.rejects(run({ request, operationId: null }, context), /the bucket is away/);
+  assert.equal(written.length, 1);
+  assert.equal(await store.getImage(written[0]!), null);
+  await store.close();
+});
