@@ -58,8 +58,10 @@ export async function readyz(request: FastifyRequest, reply: FastifyReply) {
 /**
  * GET /readyz on an API node (scale-out): the node runs no models, so readiness is the workers'. For
  * each configured deployment, how many live workers have it ready, loading and unavailable (from the
- * worker registry, read at most once a second). 200 when every deployment has a ready worker;
- * 503 `not ready` when one has none, or when the registry cannot be read (Redis away).
+ * worker registry, read at most once a second). 200 when some deployment has a ready worker, as the
+ * embedded server answers when some deployment can serve: a load balancer must not take every node out
+ * because one deployment has no worker (its requests get 503 noLiveWorker, and the body shows it).
+ * 503 `not ready` when no deployment has one, or when the registry cannot be read (Redis away).
  */
 async function apiNodeReadyz(request: FastifyRequest, reply: FastifyReply) {
   const { deployments, workers, classifierStates } = request.server.services;
@@ -76,7 +78,7 @@ async function apiNodeReadyz(request: FastifyRequest, reply: FastifyReply) {
       return [d.name, { model: d.model, engine: d.engineName, workers: counts }];
     }),
   );
-  const ready = Object.values(states).every((d) => d.workers.ready > 0);
+  const ready = Object.values(states).some((d) => d.workers.ready > 0);
   const classifiers = classifierStates();
   return reply.code(ready ? 200 : 503).send({
     status: ready ? 'ready' : 'not ready',
