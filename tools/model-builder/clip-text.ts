@@ -5,8 +5,8 @@
 // SD-Turbo the OpenCLIP ViT-H/14 tower converted to CLIPTextModel with 23 of its 24 layers (SD 2
 // conditions on the penultimate layer, so the converted checkpoints drop the last), with gelu.
 // SDXL exports both of its encoders with their hidden states (optimum's output_hidden_states: hidden_states.0 = the
-// embeddings … hidden_states.L = the last layer's output, before the final layer norm), the second (OpenCLIP ViT-bigG,
-// CLIPTextModelWithProjection) with `text_embeds` = the pooled state · text_projection (no bias) instead of
+// embeddings … hidden_states.L = the last layer's output, before the final layer norm), the second (OpenCLIP
+// ViT-bigG, CLIPTextModelWithProjection) with `text_embeds` = the pooled state · text_projection (no bias) instead of
 // pooler_output (docs/diffusion.md, "SDXL conditioning").
 import type { IdsType } from './graphs.ts';
 import { gelu, layerNorm, linear, multiHeadAttention, type Net, quickGelu } from './layers.ts';

@@ -217,7 +217,7 @@ function timeEmbedding(
   return linear(net, 'time_embedding.linear_2', hidden, embedChannels, embedChannels);
 }
 
-/** [N, 1] float32 values → [N, channels] float32 [cos(v·f), sin(v·f)] (Timesteps with flip_sin_to_cos, freq_shift 0). */
+/** [N, 1] float32 values → [N, channels] float32 [cos(v·f), sin(v·f)]: Timesteps with flip_sin_to_cos, freq_shift 0. */
 function sinusoid(net: Net, scope: string, column: string, channels: number, key: string): string {
   const half = channels / 2;
   const frequencies = net.constant(key, 'float32', [1, half], () =>
