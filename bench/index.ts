@@ -2,7 +2,7 @@
 // Output: JSON lines, one per figure. The diffusion bench runs the `small` preset unless asked for
 // a real architecture: `npm run bench -- --preset sd-turbo` (or sd15; or EASEL_BENCH_PRESET);
 // `--preset scale-out` runs only the scale-out figures (API nodes and workers on real services);
-// `--sections speedup,configs,healthz` picks its sections, `--factors` adds the factor survey.
+// `--sections speedup,sdxl,configs,healthz` picks its sections, `--factors` adds the factor survey.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';

@@ -15,6 +15,8 @@ import { TAESD, TAESD_NARROW, TINY_DECODER_DIR, writeTinyAutoencoder } from '../
 
 export type Preset = Extract<ArchitecturePreset, 'small' | 'sd-turbo' | 'sd15'>;
 export const PRESETS: readonly Preset[] = ['small', 'sd-turbo', 'sd15'];
+/** A bench preset, or the SDXL architecture its sdxl section measures (bench/diffusion/sdxl.ts). */
+export type ModelPreset = Preset | Extract<ArchitecturePreset, 'sdxl-turbo' | 'sdxl-small'>;
 
 export const SEED = 0;
 export const SIZE = 512;
@@ -33,22 +35,30 @@ export function quantile(sorted: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-export function printer(preset: Preset) {
+export function printer(preset: ModelPreset) {
   return (figures: object) => console.log(JSON.stringify({ bench: 'diffusion', preset, ...figures }));
 }
 
-const ROOT = fileURLToPath(new URL('../../.cache/bench-models/', import.meta.url));
+export const BENCH_MODELS_DIR = fileURLToPath(new URL('../../.cache/bench-models/', import.meta.url));
+const ROOT = BENCH_MODELS_DIR;
+
+const folderName = (preset: ModelPreset, fp16?: boolean) => `${preset}${fp16 ? '-fp16' : ''}-${SEED}`;
+
+/** Whether the preset's folder has been written completely already. */
+export function isCached(preset: ModelPreset, options: { fp16?: boolean } = {}): boolean {
+  return existsSync(join(ROOT, folderName(preset, options.fp16), '.complete.json'));
+}
 
 /**
  * The preset's folder under .cache/bench-models, written once (atomically: a marker, then a rename),
  * with the tiny autoencoder beside the full VAE (added to a folder written before it existed).
  */
 export async function cachedModel(
-  preset: Preset,
+  preset: ModelPreset,
   print: (figures: object) => void,
   options: { fp16?: boolean } = {},
 ): Promise<string> {
-  const name = `${preset}${options.fp16 ? '-fp16' : ''}-${SEED}`;
+  const name = folderName(preset, options.fp16);
   const folder = join(ROOT, name);
   const marker = join(folder, '.complete.json');
   if (!existsSync(marker)) {
@@ -77,7 +87,7 @@ export async function cachedModel(
   }
   if (!existsSync(join(folder, TINY_DECODER_DIR, 'model.onnx'))) {
     await writeTinyAutoencoder(folder, {
-      config: preset === 'small' ? TAESD_NARROW : TAESD,
+      config: preset === 'small' || preset === 'sdxl-small' ? TAESD_NARROW : TAESD,
       seed: SEED,
       fp16: options.fp16,
     });
@@ -127,7 +137,8 @@ export async function generate(
   return {
     wallMs: totalMs + sum(pngMs),
     modelMs: sum(Object.values(runs).flat()),
-    textEncoderMs: sum(runs.text_encoder),
+    // Both encoders for SDXL.
+    textEncoderMs: sum(runs.text_encoder) + sum(runs.text_encoder_2),
     unetMs: runs.unet ?? [],
     vaeDecodeMs: [...(runs.vae_decoder ?? []), ...(runs.vae_tiny_decoder ?? [])],
     pngMs,

@@ -7,11 +7,17 @@
 // that each one's peak RSS is its own, then their repetitions alternate.
 import { planOnnxThreads } from '../../src/runtime/onnx-threads.ts';
 import type { VariantResult } from './child.ts';
-import { load1m, median, type Preset, round, type Run, sum } from './common.ts';
+import { load1m, median, type ModelPreset, round, type Run, sum } from './common.ts';
 import { runChild } from './run-child.ts';
 
-/** Steps of each preset's speedup case: one for the Turbo model, four for an LCM-style SD 1.5 run. */
-export const SPEEDUP_STEPS: Record<Preset, number> = { small: 1, 'sd-turbo': 1, sd15: 4 };
+/** Steps of each preset's speedup case: one for the Turbo models, four for an LCM-style SD 1.5 run. */
+export const SPEEDUP_STEPS: Record<ModelPreset, number> = {
+  small: 1,
+  'sd-turbo': 1,
+  sd15: 4,
+  'sdxl-turbo': 1,
+  'sdxl-small': 1,
+};
 
 function caseFigures(label: string, threads: number | 'onnxruntime default', result: VariantResult) {
   const m = (pick: (run: Run) => number) => median(result.runs.map(pick));
@@ -33,7 +39,7 @@ function caseFigures(label: string, threads: number | 'onnxruntime default', res
 
 export async function cpuSpeedup(
   folder: string,
-  preset: Preset,
+  preset: ModelPreset,
   reps: number,
   print: (figures: object) => void,
 ): Promise<void> {

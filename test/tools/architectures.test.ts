@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import ort from 'onnxruntime-node';
 
 import { type LoadedModel, loadModel } from '../../src/engines/diffusion/model/index.ts';
+import { runPipeline } from '../../src/engines/diffusion/pipeline/index.ts';
 import {
   type ArchitectureModelInfo,
   countParameters,
@@ -49,6 +50,19 @@ test('sd15 has the parameter counts of SD 1.5: UNet 859,520,964, CLIP ViT-L text
     unet: 859_520_964,
     ...SD_VAE,
     total: 123_060_480 + 859_520_964 + 83_653_863,
+  });
+});
+
+// SDXL (stabilityai/sdxl-turbo has SDXL base 1.0's architecture): UNet2DConditionModel 2,567,463,684; CLIPTextModel
+// (ViT-L/14, as SD 1.5's) 123,060,480; CLIPTextModelWithProjection (OpenCLIP ViT-bigG/14: 32 layers of 1280 with its
+// 1280 × 1280 text_projection) 694,659,840; the same AutoencoderKL as SD (only its scaling factor differs).
+test('sdxl-turbo has the parameter counts of SDXL: UNet 2,567,463,684, CLIP ViT-L text 123,060,480, OpenCLIP bigG text 694,659,840, VAE 83,653,863', () => {
+  assert.deepEqual(countParameters('sdxl-turbo'), {
+    text_encoder: 123_060_480,
+    text_encoder_2: 694_659_840,
+    unet: 2_567_463_684,
+    ...SD_VAE,
+    total: 123_060_480 + 694_659_840 + 2_567_463_684 + 83_653_863,
   });
 });
 
@@ -178,5 +192,53 @@ test('the same seed writes byte-identical parts and another seed other weights',
     const bytes = (info: ArchitectureModelInfo) => readFile(join(info.folder, part, 'model.onnx'));
     assert.ok((await bytes(small)).equals(await bytes(again)), `${part} is the same for seed 1`);
     assert.ok(!(await bytes(small)).equals(await bytes(other)), `${part} differs for seed 2`);
+  }
+});
+
+test('sdxl-small (sdxl-turbo at small widths) loads as an SDXL model with the SDXL contract and generates through the engine', async () => {
+  const info = await writeArchitectureModel(join(root, 'sdxl-small'), 'sdxl-small', { seed: 1, tinyAutoencoder: true });
+  assert.ok(info.files.includes('text_encoder_2/model.onnx') && info.files.includes('tokenizer_2/vocab.json'));
+  assert.deepEqual(info.parameters, countParameters('sdxl-small'));
+  const xl = await loadModel(info.folder, { intraOpNumThreads: 2 });
+  try {
+    assert.equal(xl.family, 'sdxl');
+    assert.equal(xl.nativeResolution, 512);
+    assert.equal(xl.vaeScalingFactor, 0.13025);
+    assert.equal(xl.schedulerConfig._class_name, 'EulerAncestralDiscreteScheduler');
+    const { textEncoder, textEncoder2, unet } = xl.contracts;
+    // hidden_states.0 (the embeddings) … .L (the last layer); the engine takes the penultimate.
+    assert.deepEqual(textEncoder.hiddenStates, ['hidden_states.0', 'hidden_states.1', 'hidden_states.2']);
+    assert.equal(textEncoder.pooled, 'pooler_output');
+    assert.equal(textEncoder2?.pooled, 'text_embeds');
+    assert.equal(textEncoder2?.hiddenStates.length, 4);
+    assert.equal(unet.crossAttentionDim, 64 + 96);
+    assert.deepEqual(unet.textEmbeds, { name: 'text_embeds', type: 'float32', size: 96 });
+    assert.deepEqual(unet.timeIds, { name: 'time_ids', type: 'float32', size: 6 });
+    const unetConfig = JSON.parse(await readFile(join(info.folder, 'unet/config.json'), 'utf8'));
+    assert.deepEqual(unetConfig.transformer_layers_per_block, [1, 2, 3]);
+    assert.equal(unetConfig.projection_class_embeddings_input_dim, 96 + 6 * 16);
+    const encoder2Config = JSON.parse(await readFile(join(info.folder, 'text_encoder_2/config.json'), 'utf8'));
+    assert.equal(encoder2Config._class_name, 'CLIPTextModelWithProjection');
+    assert.equal(encoder2Config.projection_dim, 96);
+
+    for (const autoencoder of ['full', 'tiny'] as const) {
+      const result = await runPipeline(xl, {
+        prompt: 'a photo of a cat',
+        n: 1,
+        width: 512,
+        height: 512,
+        steps: 1,
+        guidanceScale: 0,
+        seed: 5,
+        autoencoder,
+      });
+      assert.equal(result.images.length, 1);
+      const [image] = result.images;
+      assert.equal(image!.width, 512);
+      assert.equal(image!.height, 512);
+      assert.ok(result.timings.runs.text_encoder_2?.length === 1, 'the second encoder ran');
+    }
+  } finally {
+    await xl.release();
   }
 });

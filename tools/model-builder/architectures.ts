@@ -23,15 +23,26 @@ import {
 import { buildUnet, type UnetConfig, unetConfigJson } from './unet.ts';
 import { buildVaeDecoder, buildVaeEncoder, type VaeConfig, vaeConfigJson } from './vae.ts';
 
-export type ArchitecturePreset = 'small' | 'sd-turbo' | 'sd15';
-export const ARCHITECTURE_PRESETS: readonly ArchitecturePreset[] = ['small', 'sd-turbo', 'sd15'];
+export type ArchitecturePreset = 'small' | 'sd-turbo' | 'sd15' | 'sdxl-turbo' | 'sdxl-small';
+export const ARCHITECTURE_PRESETS: readonly ArchitecturePreset[] = [
+  'small',
+  'sd-turbo',
+  'sd15',
+  'sdxl-turbo',
+  'sdxl-small',
+];
+
+/** vocabSize null: the tokenizer's own (small presets). */
+type TextArchitecture = Omit<ClipTextConfig, 'vocabSize'> & { vocabSize: number | null };
 
 interface Architecture {
   unet: UnetConfig;
-  /** vocabSize null: the tokenizer's own (small preset). */
-  text: Omit<ClipTextConfig, 'vocabSize'> & { vocabSize: number | null };
+  text: TextArchitecture;
+  /** SDXL's second encoder (text_encoder_2, tokenizer_2 padding with '!'); `text` then has hidden states too. */
+  text2?: TextArchitecture;
   vae: VaeConfig;
   scheduler: SchedulerPreset;
+  /** The pad token of tokenizer/. */
   padToken: '!' | '<|endoftext|>';
 }
 
@@ -53,6 +64,16 @@ const SD_UNET = {
 };
 const CLIP_POSITIONS = 77;
 const CLIP_VOCAB = 49408;
+/** OpenAI CLIP ViT-L/14's text tower: SD 1.x's text_encoder and SDXL's first. */
+const CLIP_L_TEXT = {
+  hiddenSize: 768,
+  layers: 12,
+  heads: 12,
+  intermediateSize: 3072,
+  activation: 'quick_gelu',
+  vocabSize: CLIP_VOCAB,
+  maxPositions: CLIP_POSITIONS,
+} as const;
 
 const ARCHITECTURES: Record<ArchitecturePreset, Architecture> = {
   // stabilityai/sd-turbo = stable-diffusion-2-1-base: unet/config.json, text_encoder/config.json (OpenCLIP ViT-H, 23
@@ -75,15 +96,7 @@ const ARCHITECTURES: Record<ArchitecturePreset, Architecture> = {
   // runwayml/stable-diffusion-v1-5: attention_head_dim 8, CLIP ViT-L/14 text tower.
   sd15: {
     unet: { ...SD_UNET, heads: [8, 8, 8, 8], crossAttentionDim: 768, useLinearProjection: false },
-    text: {
-      hiddenSize: 768,
-      layers: 12,
-      heads: 12,
-      intermediateSize: 3072,
-      activation: 'quick_gelu',
-      vocabSize: CLIP_VOCAB,
-      maxPositions: CLIP_POSITIONS,
-    },
+    text: CLIP_L_TEXT,
     vae: SD_VAE,
     scheduler: 'pndm',
     padToken: '<|endoftext|>',
@@ -115,7 +128,84 @@ const ARCHITECTURES: Record<ArchitecturePreset, Architecture> = {
     scheduler: 'euler-trailing',
     padToken: '!',
   },
+  // stabilityai/sdxl-turbo = stable-diffusion-xl-base-1.0's architecture (unet/, text_encoder/, text_encoder_2/ and
+  // vae/config.json; the Turbo UNet's sample_size is 64: 512² native). Three levels, the first without attention,
+  // 1/2/10 transformer blocks per level (the mid block 10), 64-wide heads, cross-attention on both encoders' states
+  // (768 + 1280), the text_time added embedding; CLIP ViT-L/14 and OpenCLIP ViT-bigG/14 (32 layers, with its
+  // text_projection) text towers, both with hidden states; SD's VAE with scaling factor 0.13025.
+  'sdxl-turbo': {
+    unet: {
+      blockOutChannels: [320, 640, 1280],
+      layersPerBlock: 2,
+      crossAttention: [false, true, true],
+      heads: [5, 10, 20],
+      crossAttentionDim: 2048,
+      useLinearProjection: true,
+      normGroups: 32,
+      sampleSize: 64,
+      transformerLayers: [1, 2, 10],
+      textTime: { textEmbedsDim: 1280, timeEmbedDim: 256 },
+    },
+    text: { ...CLIP_L_TEXT, hiddenStates: true },
+    text2: {
+      hiddenSize: 1280,
+      layers: 32,
+      heads: 20,
+      intermediateSize: 5120,
+      activation: 'gelu',
+      vocabSize: CLIP_VOCAB,
+      maxPositions: CLIP_POSITIONS,
+      projectionDim: 1280,
+      hiddenStates: true,
+    },
+    vae: { ...SD_VAE, sampleSize: 1024, scalingFactor: 0.13025 },
+    scheduler: 'euler-ancestral-trailing',
+    padToken: '<|endoftext|>',
+  },
+  // Every block kind of sdxl-turbo at small widths (per-level depths 1/2/3, both encoders, text_time), for tests.
+  'sdxl-small': {
+    unet: {
+      blockOutChannels: [32, 64, 64],
+      layersPerBlock: 2,
+      crossAttention: [false, true, true],
+      heads: [2, 2, 2],
+      crossAttentionDim: 64 + 96,
+      useLinearProjection: true,
+      normGroups: 32,
+      sampleSize: 64,
+      transformerLayers: [1, 2, 3],
+      textTime: { textEmbedsDim: 96, timeEmbedDim: 16 },
+    },
+    text: {
+      hiddenSize: 64,
+      layers: 2,
+      heads: 2,
+      intermediateSize: 256,
+      activation: 'quick_gelu',
+      vocabSize: null,
+      maxPositions: CLIP_POSITIONS,
+      hiddenStates: true,
+    },
+    text2: {
+      hiddenSize: 96,
+      layers: 3,
+      heads: 2,
+      intermediateSize: 384,
+      activation: 'gelu',
+      vocabSize: null,
+      maxPositions: CLIP_POSITIONS,
+      projectionDim: 96,
+      hiddenStates: true,
+    },
+    vae: { ...SD_VAE, blockOutChannels: [8, 16, 32, 32], normGroups: 8, sampleSize: 512, scalingFactor: 0.13025 },
+    scheduler: 'euler-ancestral-trailing',
+    padToken: '<|endoftext|>',
+  },
 };
+
+const isXl = (preset: ArchitecturePreset) => ARCHITECTURES[preset].text2 !== undefined;
+/** The small presets, whose tiny autoencoder is TAESD's width-8 variant. */
+const SMALL: readonly ArchitecturePreset[] = ['small', 'sdxl-small'];
 
 export interface ArchitectureOptions {
   /** Seed of the random weights; the same seed writes byte-identical files. Default 0. */
@@ -130,15 +220,20 @@ export interface ArchitectureOptions {
   latentParameters?: boolean;
   /**
    * Also write the tiny autoencoder (vae_tiny_decoder/, vae_tiny_encoder/): TAESD's real size for
-   * sd-turbo and sd15, its width-8 variant for small (whose own VAE is narrowed the same way).
+   * sd-turbo and sd15 (TAESDXL, the same architecture, for sdxl-turbo), its width-8 variant for the small presets
+   * (whose own VAE is narrowed the same way).
    */
   tinyAutoencoder?: boolean;
 }
 
-export type PartName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
-const PARTS: readonly PartName[] = ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder'];
+export type PartName = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_decoder' | 'vae_encoder';
+const SD_PARTS: readonly PartName[] = ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder'];
+const SDXL_PARTS: readonly PartName[] = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder'];
+const partsOf = (preset: ArchitecturePreset) => (isXl(preset) ? SDXL_PARTS : SD_PARTS);
 
-export interface ParameterCounts extends Record<PartName, number> {
+export interface ParameterCounts extends Record<Exclude<PartName, 'text_encoder_2'>, number> {
+  /** SDXL presets only. */
+  text_encoder_2?: number;
   /** vae_encoder + vae_decoder: the whole AutoencoderKL. */
   vae: number;
   total: number;
@@ -151,7 +246,7 @@ export interface ArchitectureModelInfo {
   files: string[];
   parameters: ParameterCounts;
   /** Bytes of each part's model.onnx plus its external data. */
-  bytes: Record<PartName, number>;
+  bytes: Partial<Record<PartName, number>>;
   /** With the tinyAutoencoder option. */
   tinyAutoencoder?: TinyAutoencoderInfo;
 }
@@ -178,7 +273,9 @@ function buildPart(
   // Built once to know its size, then again with external set when it is big: building is cheap, drawing happens at
   // write.
   const build = (net: Net) => {
-    if (part === 'text_encoder') buildClipText(net, textConfig(arch), { ids: options.idsType ?? 'int32' });
+    if (part === 'text_encoder') buildClipText(net, textConfig(arch.text), { ids: options.idsType ?? 'int32' });
+    else if (part === 'text_encoder_2')
+      buildClipText(net, textConfig(arch.text2!), { ids: options.idsType ?? 'int32' });
     else if (part === 'unet') buildUnet(net, arch.unet, { timestep: options.timestep ?? 'float-vector' });
     else if (part === 'vae_decoder') buildVaeDecoder(net, arch.vae);
     else buildVaeEncoder(net, arch.vae, { latentParameters: options.latentParameters ?? false });
@@ -189,17 +286,26 @@ function buildPart(
   return bytes > EXTERNAL_DATA_BYTES ? build(make(true)) : probe;
 }
 
-function textConfig(arch: Architecture): ClipTextConfig {
-  return { ...arch.text, vocabSize: arch.text.vocabSize ?? tokenizerVocab().size };
+function textConfig(text: TextArchitecture): ClipTextConfig {
+  return { ...text, vocabSize: text.vocabSize ?? tokenizerVocab().size };
+}
+
+/** The per-part counts with the whole VAE and the total added. */
+function withTotals(counts: Partial<Record<PartName, number>>): ParameterCounts {
+  const part = (name: PartName) => counts[name] ?? 0;
+  const vae = part('vae_encoder') + part('vae_decoder');
+  return {
+    ...(counts as Record<Exclude<PartName, 'text_encoder_2'>, number>),
+    vae,
+    total: part('text_encoder') + part('text_encoder_2') + part('unet') + vae,
+  };
 }
 
 /** Parameters per part, counted from the graphs' initializers without drawing any weight. */
 export function countParameters(preset: ArchitecturePreset): ParameterCounts {
-  const counts = Object.fromEntries(
-    PARTS.map((part) => [part, buildPart(preset, part, { weights: null }).parameters]),
-  ) as Record<PartName, number>;
-  const vae = counts.vae_encoder + counts.vae_decoder;
-  return { ...counts, vae, total: counts.text_encoder + counts.unet + vae };
+  return withTotals(
+    Object.fromEntries(partsOf(preset).map((part) => [part, buildPart(preset, part, { weights: null }).parameters])),
+  );
 }
 
 export async function writeArchitectureModel(
@@ -213,16 +319,20 @@ export async function writeArchitectureModel(
   const seed = options.seed ?? 0;
   const { files, write, json } = folderWriter(folder);
 
-  await json('model_index.json', modelIndex('sd', SCHEDULER_PRESETS[arch.scheduler]._class_name, false));
+  const family = isXl(preset) ? 'sdxl' : 'sd';
+  await json('model_index.json', modelIndex(family, SCHEDULER_PRESETS[arch.scheduler]._class_name, false));
   await json('scheduler/scheduler_config.json', SCHEDULER_PRESETS[arch.scheduler]);
   const { vocab } = tokenizerVocab();
   await writeTokenizer(json, write, vocab, arch.padToken);
+  if (arch.text2) await writeTokenizer(json, write, vocab, '!', 'tokenizer_2');
 
-  const counts = {} as Record<PartName, number>;
-  const bytes = {} as Record<PartName, number>;
-  for (const [stream, part] of PARTS.entries()) {
+  const counts: Partial<Record<PartName, number>> = {};
+  const bytes: Partial<Record<PartName, number>> = {};
+  // text_encoder_2 takes the last stream, so the other parts draw the same weights as before it existed.
+  const stream = (part: PartName) => (part === 'text_encoder_2' ? SD_PARTS.length : SD_PARTS.indexOf(part));
+  for (const part of partsOf(preset)) {
     // One weight stream per part: a part's weights depend on the seed and the part alone.
-    const net = buildPart(preset, part, { ...options, weights: new WeightStream(seed, stream) });
+    const net = buildPart(preset, part, { ...options, weights: new WeightStream(seed, stream(part)) });
     await mkdir(join(folder, part), { recursive: true });
     const external = net.g.initializerInfo().some((i) => i.external);
     const written = net.g.write(join(folder, part, 'model.onnx'), external ? { externalData: 'model.onnx_data' } : {});
@@ -232,7 +342,11 @@ export async function writeArchitectureModel(
   }
 
   const ids = { bos: vocab['<|startoftext|>']!, eos: vocab['<|endoftext|>']!, pad: vocab[arch.padToken]! };
-  await json('text_encoder/config.json', clipTextConfigJson(textConfig(arch), ids));
+  await json('text_encoder/config.json', clipTextConfigJson(textConfig(arch.text), ids));
+  if (arch.text2) {
+    const ids2 = { ...ids, pad: vocab['!']! };
+    await json('text_encoder_2/config.json', clipTextConfigJson(textConfig(arch.text2), ids2));
+  }
   await json('unet/config.json', unetConfigJson(arch.unet));
   await json('vae_decoder/config.json', vaeConfigJson(arch.vae));
   await json('vae_encoder/config.json', vaeConfigJson(arch.vae));
@@ -240,19 +354,18 @@ export async function writeArchitectureModel(
   let tinyAutoencoder: TinyAutoencoderInfo | undefined;
   if (options.tinyAutoencoder) {
     tinyAutoencoder = await writeTinyAutoencoder(folder, {
-      config: preset === 'small' ? TAESD_NARROW : TAESD,
+      config: SMALL.includes(preset) ? TAESD_NARROW : TAESD,
       seed,
       fp16: options.fp16,
     });
     files.push(...tinyAutoencoder.files);
   }
 
-  const vae = counts.vae_encoder + counts.vae_decoder;
   return {
     folder,
     preset,
     files,
-    parameters: { ...counts, vae, total: counts.text_encoder + counts.unet + vae },
+    parameters: withTotals(counts),
     bytes,
     ...(tinyAutoencoder ? { tinyAutoencoder } : {}),
   };

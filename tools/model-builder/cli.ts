@@ -2,11 +2,12 @@
 //   npx tsx tools/model-builder/cli.ts <folder> [--family sdxl] [--ids int64] [--timestep int64-vector] [--inpainting]
 //     [--fp16] [--external-data] [--latent-parameters] [--symbolic-channels] [--scheduler lcm] [--seed 7]
 // [--tiny-autoencoder]
-// or, with --preset, a folder with the real architecture of SD-Turbo or SD 1.5 (random weights) for benchmarks:
-//   npx tsx tools/model-builder/cli.ts <folder> --preset small|sd-turbo|sd15 [--fp16] [--ids int64] [--timestep …]
-// [--latent-parameters] [--seed 7] [--tiny-autoencoder]
+// or, with --preset, a folder with the real architecture of SD-Turbo, SD 1.5 or SDXL-Turbo (random weights) for
+// benchmarks (small and sdxl-small: every block kind at small widths):
+//   npx tsx tools/model-builder/cli.ts <folder> --preset small|sd-turbo|sd15|sdxl-turbo|sdxl-small [--fp16]
+// [--ids int64] [--timestep …] [--latent-parameters] [--seed 7] [--tiny-autoencoder]
 // --tiny-autoencoder adds vae_tiny_decoder/ and vae_tiny_encoder/ with TAESD's architecture: its real
-// width with --preset sd-turbo|sd15, width 8 otherwise (the tiny folders and --preset small).
+// width with --preset sd-turbo|sd15|sdxl-turbo (TAESDXL for sdxl-turbo: the same architecture), width 8 otherwise.
 import { parseArgs } from 'node:util';
 
 import { ARCHITECTURE_PRESETS, type ArchitecturePreset, writeArchitectureModel } from './architectures.ts';

@@ -4,6 +4,10 @@
 // SD 1.x uses OpenAI's CLIP ViT-L/14 text tower (768 wide, 12 layers, quick_gelu); SD 2.x and
 // SD-Turbo the OpenCLIP ViT-H/14 tower converted to CLIPTextModel with 23 of its 24 layers (SD 2
 // conditions on the penultimate layer, so the converted checkpoints drop the last), with gelu.
+// SDXL exports both of its encoders with their hidden states (optimum's output_hidden_states: hidden_states.0 = the
+// embeddings … hidden_states.L = the last layer's output, before the final layer norm), the second (OpenCLIP
+// ViT-bigG, CLIPTextModelWithProjection) with `text_embeds` = the pooled state · text_projection (no bias) instead of
+// pooler_output (docs/diffusion.md, "SDXL conditioning").
 import type { IdsType } from './graphs.ts';
 import { gelu, layerNorm, linear, multiHeadAttention, type Net, quickGelu } from './layers.ts';
 
@@ -15,15 +19,20 @@ export interface ClipTextConfig {
   activation: 'gelu' | 'quick_gelu';
   vocabSize: number;
   maxPositions: number;
+  /** CLIPTextModelWithProjection: a `text_embeds` output of this width instead of pooler_output. */
+  projectionDim?: number;
+  /** Also output hidden_states.0 … hidden_states.{layers}, as the SDXL exports do. */
+  hiddenStates?: boolean;
 }
 
 const LAYER_NORM_EPS = 1e-5;
 
 /** transformers' text_encoder/config.json for this architecture. */
 export function clipTextConfigJson(config: ClipTextConfig, tokens: { bos: number; eos: number; pad: number }) {
+  const className = config.projectionDim === undefined ? 'CLIPTextModel' : 'CLIPTextModelWithProjection';
   return {
-    _class_name: 'CLIPTextModel',
-    architectures: ['CLIPTextModel'],
+    _class_name: className,
+    architectures: [className],
     model_type: 'clip_text_model',
     hidden_act: config.activation,
     hidden_size: config.hiddenSize,
@@ -36,6 +45,7 @@ export function clipTextConfigJson(config: ClipTextConfig, tokens: { bos: number
     bos_token_id: tokens.bos,
     eos_token_id: tokens.eos,
     pad_token_id: tokens.pad,
+    ...(config.projectionDim === undefined ? {} : { projection_dim: config.projectionDim }),
   };
 }
 
@@ -58,6 +68,7 @@ export function buildClipText(net: Net, config: ClipTextConfig, options: { ids: 
     net.int64([0, 1]),
   ]);
 
+  const hiddenStates: string[] = [h];
   for (let i = 0; i < config.layers; i++) {
     const layer = `encoder.layers.${i}`;
     const x = layerNorm(net, `${layer}.layer_norm1`, h, D, LAYER_NORM_EPS);
@@ -70,6 +81,7 @@ export function buildClipText(net: Net, config: ClipTextConfig, options: { ids: 
     const up = linear(net, `${layer}.mlp.fc1`, y, D, config.intermediateSize);
     const act = config.activation === 'gelu' ? gelu(net, `${layer}.mlp`, up) : quickGelu(net, `${layer}.mlp`, up);
     h = net.op(layer, 'Add', [h, linear(net, `${layer}.mlp.fc2`, act, config.intermediateSize, D)]);
+    hiddenStates.push(h);
   }
   const last = layerNorm(net, 'final_layer_norm', h, D, LAYER_NORM_EPS);
   g.node('Identity', [last], ['last_hidden_state']);
@@ -77,9 +89,24 @@ export function buildClipText(net: Net, config: ClipTextConfig, options: { ids: 
   // Pooled: the state at the end-of-text token, found as the largest id (transformers' legacy
   // `input_ids.to(torch.int).argmax(dim=-1)`; <|endoftext|> has the highest id in CLIP vocabularies).
   const eos = net.op('pooler', 'ArgMax', [net.op('pooler', 'Cast', [ids], { to: 6 })], { axis: -1, keepdims: 1 });
-  g.node('GatherND', [last, net.op('pooler', 'Cast', [eos], { to: 7 })], ['pooler_output'], { batch_dims: 1 });
-  g.output('last_hidden_state', net.float, ['batch_size', 'sequence_length', D]);
-  g.output('pooler_output', net.float, ['batch_size', D]);
+  const hiddenDims = ['batch_size', 'sequence_length', D];
+  if (config.projectionDim === undefined) {
+    g.node('GatherND', [last, net.op('pooler', 'Cast', [eos], { to: 7 })], ['pooler_output'], { batch_dims: 1 });
+    g.output('last_hidden_state', net.float, hiddenDims);
+    g.output('pooler_output', net.float, ['batch_size', D]);
+  } else {
+    // optimum's CLIPTextModelWithProjection outputs: text_embeds, last_hidden_state, hidden_states.*.
+    const pooled = net.op('pooler', 'GatherND', [last, net.op('pooler', 'Cast', [eos], { to: 7 })], { batch_dims: 1 });
+    g.node('Identity', [linear(net, 'text_projection', pooled, D, config.projectionDim, false)], ['text_embeds']);
+    g.output('text_embeds', net.float, ['batch_size', config.projectionDim]);
+    g.output('last_hidden_state', net.float, hiddenDims);
+  }
+  if (config.hiddenStates) {
+    hiddenStates.forEach((state, i) => {
+      g.node('Identity', [state], [`hidden_states.${i}`]);
+      g.output(`hidden_states.${i}`, net.float, hiddenDims);
+    });
+  }
 }
 
 /**

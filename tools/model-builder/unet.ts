@@ -6,6 +6,13 @@
 // Head counts: SD configs name them `attention_head_dim` ([5, 10, 20, 20] for SD 2.x, 8 for SD 1.x),
 // but diffusers reads the value as the number of heads ("num_attention_heads = num_attention_heads
 // or attention_head_dim", a naming mistake kept for compatibility), so SD 2.x heads are 64 wide.
+//
+// SDXL (stable-diffusion-xl-base-1.0 and sdxl-turbo unet/config.json) adds two things: a per-level depth of the
+// Transformer2DModels (`transformer_layers_per_block` [1, 2, 10]; the mid block takes the last level's), and the
+// "text_time" added embedding: inputs text_embeds [B, 1280] and time_ids [B, 6]; each time id goes through the same
+// sinusoid as the timestep at `addition_time_embed_dim` (256) channels, the six are concatenated after text_embeds
+// (1280 + 6·256 = `projection_class_embeddings_input_dim` 2816) and a TimestepEmbedding (Linear → SiLU → Linear to
+// the time embedding width) is added to the time embedding (diffusers UNet2DConditionModel.get_aug_embed).
 import type { TimestepKind } from './graphs.ts';
 import {
   conv2d,
@@ -33,7 +40,14 @@ export interface UnetConfig {
   useLinearProjection: boolean;
   normGroups: number;
   sampleSize: number;
+  /** `transformer_layers_per_block`, per down block (up blocks mirror it, the mid block takes the last); default 1. */
+  transformerLayers?: readonly number[];
+  /** SDXL's `addition_embed_type: "text_time"`: the width of text_embeds and `addition_time_embed_dim`. */
+  textTime?: { textEmbedsDim: number; timeEmbedDim: number };
 }
+
+/** Number of time ids of SDXL's text_time conditioning (original size, crop corner, target size). */
+const TIME_IDS = 6;
 
 const IN_CHANNELS = 4;
 const OUT_CHANNELS = 4;
@@ -65,7 +79,15 @@ export function unetConfigJson(config: UnetConfig) {
     up_block_types: [...config.crossAttention].reverse().map((c) => (c ? 'CrossAttnUpBlock2D' : 'UpBlock2D')),
     use_linear_projection: config.useLinearProjection,
     time_cond_proj_dim: null,
-    addition_embed_type: null,
+    addition_embed_type: config.textTime ? 'text_time' : null,
+    ...(config.transformerLayers ? { transformer_layers_per_block: config.transformerLayers } : {}),
+    ...(config.textTime
+      ? {
+          addition_time_embed_dim: config.textTime.timeEmbedDim,
+          projection_class_embeddings_input_dim:
+            config.textTime.textEmbedsDim + TIME_IDS * config.textTime.timeEmbedDim,
+        }
+      : {}),
   };
 }
 
@@ -81,10 +103,18 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
     'sequence_length',
     config.crossAttentionDim,
   ]);
+  const textTime = config.textTime && {
+    textEmbeds: g.input('text_embeds', net.float, ['batch_size', config.textTime.textEmbedsDim]),
+    timeIds: g.input('time_ids', net.float, ['batch_size', TIME_IDS]),
+    ...config.textTime,
+  };
 
   const tembChannels = channels[0]! * 4;
-  const temb = { input: timeEmbedding(net, timestep, sample, channels[0]!, tembChannels), channels: tembChannels };
+  let tembInput = timeEmbedding(net, timestep, sample, channels[0]!, tembChannels);
+  if (textTime) tembInput = net.op('add_embedding', 'Add', [tembInput, addedEmbedding(net, textTime, tembChannels)]);
+  const temb = { input: tembInput, channels: tembChannels };
   const block = { groups, temb, context, config };
+  const depth = (level: number) => config.transformerLayers?.[level] ?? 1;
 
   // Down: every resnet/attention output and every downsampler output is a skip connection.
   let h = conv2d(net, 'conv_in', sample, IN_CHANNELS, channels[0]!, { kernel: 3 });
@@ -102,7 +132,7 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
       });
       width = out;
       if (config.crossAttention[i])
-        h = transformer2d(net, `${scope}.attentions.${j}`, h, width, config.heads[i]!, block);
+        h = transformer2d(net, `${scope}.attentions.${j}`, h, width, config.heads[i]!, depth(i), block);
       skips.push({ tensor: h, channels: width });
     }
     if (i < channels.length - 1) {
@@ -120,7 +150,7 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
     eps: RESNET_EPS,
     temb,
   });
-  h = transformer2d(net, 'mid_block.attentions.0', h, width, config.heads[last]!, block);
+  h = transformer2d(net, 'mid_block.attentions.0', h, width, config.heads[last]!, depth(last), block);
   h = resnetBlock(net, 'mid_block.resnets.1', h, {
     inChannels: width,
     outChannels: width,
@@ -146,7 +176,7 @@ export function buildUnet(net: Net, config: UnetConfig, options: { timestep: Tim
       });
       width = out;
       if (config.crossAttention[level])
-        h = transformer2d(net, `${scope}.attentions.${j}`, h, width, config.heads[level]!, block);
+        h = transformer2d(net, `${scope}.attentions.${j}`, h, width, config.heads[level]!, depth(level), block);
     }
     if (i < last)
       h = conv2d(net, `up_blocks.${i}.upsamplers.0.conv`, upsampleNearest2x(net, `up_blocks.${i}`, h), width, width, {
@@ -173,22 +203,48 @@ function timeEmbedding(
   embedChannels: number,
 ): string {
   const scope = 'time_proj';
-  const half = sinusoidChannels / 2;
   const t = net.op(scope, 'Reshape', [net.op(scope, 'Cast', [timestep], { to: 1 }), net.int64([-1])]);
   const batch = net.op(scope, 'Shape', [sample], { start: 0, end: 1 });
   const column = net.op(scope, 'Unsqueeze', [net.op(scope, 'Expand', [t, batch]), net.int64([1])]);
-  const frequencies = net.constant('time-frequencies', 'float32', [1, half], () =>
-    Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half)),
-  );
-  const phase = net.op(scope, 'Mul', [column, frequencies]);
-  const sinusoid = net.op(scope, 'Concat', [net.op(scope, 'Cos', [phase]), net.op(scope, 'Sin', [phase])], { axis: 1 });
-  const embedded = net.op(scope, 'Cast', [sinusoid], { to: net.onnxFloat });
+  const embedded = net.op(scope, 'Cast', [sinusoid(net, scope, column, sinusoidChannels, 'time-frequencies')], {
+    to: net.onnxFloat,
+  });
   const hidden = silu(
     net,
     'time_embedding',
     linear(net, 'time_embedding.linear_1', embedded, sinusoidChannels, embedChannels),
   );
   return linear(net, 'time_embedding.linear_2', hidden, embedChannels, embedChannels);
+}
+
+/** [N, 1] float32 values → [N, channels] float32 [cos(v·f), sin(v·f)]: Timesteps with flip_sin_to_cos, freq_shift 0. */
+function sinusoid(net: Net, scope: string, column: string, channels: number, key: string): string {
+  const half = channels / 2;
+  const frequencies = net.constant(key, 'float32', [1, half], () =>
+    Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * i) / half)),
+  );
+  const phase = net.op(scope, 'Mul', [column, frequencies]);
+  return net.op(scope, 'Concat', [net.op(scope, 'Cos', [phase]), net.op(scope, 'Sin', [phase])], { axis: 1 });
+}
+
+/**
+ * SDXL's aug_emb: add_time_proj(time_ids.flatten()) reshaped to [B, 6·D], after text_embeds, then add_embedding
+ * (Linear → SiLU → Linear) to the time embedding's width.
+ */
+function addedEmbedding(
+  net: Net,
+  input: { textEmbeds: string; timeIds: string; textEmbedsDim: number; timeEmbedDim: number },
+  embedChannels: number,
+): string {
+  const scope = 'add_time_proj';
+  const ids = net.op(scope, 'Reshape', [net.op(scope, 'Cast', [input.timeIds], { to: 1 }), net.int64([-1, 1])]);
+  const projected = sinusoid(net, scope, ids, input.timeEmbedDim, 'add-time-frequencies');
+  const perImage = net.op(scope, 'Reshape', [projected, net.int64([-1, TIME_IDS * input.timeEmbedDim])]);
+  const timeEmbeds = net.op(scope, 'Cast', [perImage], { to: net.onnxFloat });
+  const joined = net.op('add_embedding', 'Concat', [input.textEmbeds, timeEmbeds], { axis: -1 });
+  const inputDim = input.textEmbedsDim + TIME_IDS * input.timeEmbedDim;
+  const hidden = silu(net, 'add_embedding', linear(net, 'add_embedding.linear_1', joined, inputDim, embedChannels));
+  return linear(net, 'add_embedding.linear_2', hidden, embedChannels, embedChannels);
 }
 
 interface BlockContext {
@@ -198,9 +254,9 @@ interface BlockContext {
 }
 
 /**
- * Transformer2DModel with one BasicTransformerBlock: GroupNorm, proj_in (1×1 conv for SD 1.x, Linear
- * with use_linear_projection), self-attention, cross-attention on the text, GEGLU feed-forward, proj_out,
- * and the residual around it all.
+ * Transformer2DModel with `layers` BasicTransformerBlocks (one for SD 1.x/2.x): GroupNorm, proj_in (1×1 conv for SD
+ * 1.x, Linear with use_linear_projection), per block self-attention, cross-attention on the text and a GEGLU
+ * feed-forward, then proj_out, and the residual around it all.
  */
 function transformer2d(
   net: Net,
@@ -208,6 +264,7 @@ function transformer2d(
   x: string,
   channels: number,
   heads: number,
+  layers: number,
   block: BlockContext,
 ): string {
   const linearProjection = block.config.useLinearProjection;
@@ -215,7 +272,23 @@ function transformer2d(
   if (linearProjection) h = linear(net, `${scope}.proj_in`, toTokens(net, scope, h), channels, channels);
   else h = toTokens(net, scope, conv2d(net, `${scope}.proj_in`, h, channels, channels, { kernel: 1 }));
 
-  const t = `${scope}.transformer_blocks.0`;
+  for (let layer = 0; layer < layers; layer++)
+    h = basicTransformerBlock(net, `${scope}.transformer_blocks.${layer}`, h, channels, heads, block);
+
+  if (linearProjection) h = fromTokens(net, scope, linear(net, `${scope}.proj_out`, h, channels, channels), x);
+  else h = conv2d(net, `${scope}.proj_out`, fromTokens(net, scope, h, x), channels, channels, { kernel: 1 });
+  return net.op(scope, 'Add', [h, x]);
+}
+
+/** BasicTransformerBlock on tokens [B, S, C]: self-attention, cross-attention on the text, GEGLU, each residual. */
+function basicTransformerBlock(
+  net: Net,
+  t: string,
+  x: string,
+  channels: number,
+  heads: number,
+  block: BlockContext,
+): string {
   const attention = (name: string, input: string, kv: string, kvChannels: number) => {
     const q = linear(net, `${t}.${name}.to_q`, input, channels, channels, false);
     const k = linear(net, `${t}.${name}.to_k`, kv, kvChannels, channels, false);
@@ -228,16 +301,12 @@ function transformer2d(
       channels,
     );
   };
-  const norm1 = layerNorm(net, `${t}.norm1`, h, channels, LAYER_NORM_EPS);
-  h = net.op(t, 'Add', [attention('attn1', norm1, norm1, channels), h]);
+  const norm1 = layerNorm(net, `${t}.norm1`, x, channels, LAYER_NORM_EPS);
+  let h = net.op(t, 'Add', [attention('attn1', norm1, norm1, channels), x]);
   const norm2 = layerNorm(net, `${t}.norm2`, h, channels, LAYER_NORM_EPS);
   h = net.op(t, 'Add', [attention('attn2', norm2, block.context, block.config.crossAttentionDim), h]);
   const norm3 = layerNorm(net, `${t}.norm3`, h, channels, LAYER_NORM_EPS);
-  h = net.op(t, 'Add', [geglu(net, `${t}.ff`, norm3, channels), h]);
-
-  if (linearProjection) h = fromTokens(net, scope, linear(net, `${scope}.proj_out`, h, channels, channels), x);
-  else h = conv2d(net, `${scope}.proj_out`, fromTokens(net, scope, h, x), channels, channels, { kernel: 1 });
-  return net.op(scope, 'Add', [h, x]);
+  return net.op(t, 'Add', [geglu(net, `${t}.ff`, norm3, channels), h]);
 }
 
 /** FeedForward with GEGLU (mult 4): Linear(C, 8C) split in value and gate, value·GELU(gate), Linear(4C, C). */
