@@ -61,6 +61,11 @@ export interface NetOptions {
   weights: WeightStream | null;
   /** Mark every parameter for the external-data file. */
   external: boolean;
+  /**
+   * Attention without a mask as one com.microsoft MultiHeadAttention node instead of the unfused
+   * MatMul/Softmax/MatMul chain of an export (docs/cpu-performance.md, "Fused attention").
+   */
+  fusedAttention?: boolean;
 }
 
 /** A graph under construction plus its parameter count; every layer helper below takes one. */
@@ -224,6 +229,15 @@ export function multiHeadAttention(
 ): string {
   const headDim = channels / heads;
   if (!Number.isInteger(headDim)) throw new Error(`${scope}: ${channels} channels do not split into ${heads} heads`);
+  // Its default scale is 1/√headDim, as below; the output is already [B, S, C].
+  if (net.options.fusedAttention && !mask)
+    return net.g.node(
+      'MultiHeadAttention',
+      [q, k, v],
+      [net.tmp(scope)],
+      { num_heads: heads },
+      { domain: 'com.microsoft' },
+    );
   const split = net.int64([0, 0, heads, headDim]);
   const qh = net.op(scope, 'Transpose', [net.op(scope, 'Reshape', [q, split])], { perm: [0, 2, 1, 3] });
   const kt = net.op(scope, 'Transpose', [net.op(scope, 'Reshape', [k, split])], { perm: [0, 2, 3, 1] });

@@ -173,6 +173,8 @@ export class GraphBuilder {
   private readonly outputs: Message[] = [];
   private readonly initializers: InitializerEntry[] = [];
   private nodeCount = 0;
+  /** Operator-set domains other than the default one that nodes use (e.g. com.microsoft). */
+  private readonly domains = new Set<string>();
 
   constructor(readonly name: string) {}
 
@@ -191,12 +193,18 @@ export class GraphBuilder {
     inputs: readonly string[],
     outputs: readonly string[],
     attrs: Record<string, Attribute> = {},
+    options: { domain?: string } = {},
   ): string {
     const m = new Message();
     for (const i of inputs) m.string(1, i);
     for (const o of outputs) m.string(2, o);
     m.string(3, `${op}_${this.nodeCount++}`).string(4, op);
     for (const [key, value] of Object.entries(attrs)) m.message(5, attributeProto(key, value));
+    // NodeProto.domain = 7; the model then imports that domain's operator set (version 1).
+    if (options.domain) {
+      m.string(7, options.domain);
+      this.domains.add(options.domain);
+    }
     this.nodes.push(m);
     return outputs[0] ?? '';
   }
@@ -285,11 +293,12 @@ export class GraphBuilder {
     }
     for (const i of this.inputs) graph.message(11, i);
     for (const o of this.outputs) graph.message(12, o);
-    return new Message()
+    const model = new Message()
       .varint(1, 8)
       .string(2, options.producer ?? 'easel model-builder')
       .message(7, graph)
-      .message(8, new Message().string(1, '').varint(2, 17))
-      .finish();
+      .message(8, new Message().string(1, '').varint(2, 17));
+    for (const domain of this.domains) model.message(8, new Message().string(1, domain).varint(2, 1));
+    return model.finish();
   }
 }
