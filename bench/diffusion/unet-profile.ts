@@ -10,26 +10,30 @@
 // weights, so their outputs are compared with the first variant's (relative L2 and max abs difference).
 // Each variant's UNet is written once under .cache/bench-models/.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import ort from 'onnxruntime-node';
 
-import { sessionOptionsFor } from '../../src/engines/diffusion/model/index.ts';
+import {
+  rewriteModelFile,
+  sessionOptionsFor,
+  withExternalDataFolder,
+} from '../../src/engines/diffusion/model/index.ts';
 import { type ArchitecturePreset, writeArchitecturePart } from '../../tools/model-builder/architectures.ts';
 import { WeightStream } from '../../tools/model-builder/layers.ts';
 import { load1m, median, round } from './common.ts';
 
-const VARIANTS = ['unfused', 'fused'] as const;
+const VARIANTS = ['unfused', 'fused', 'rewritten'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 const ROOT = fileURLToPath(new URL('../../.cache/bench-models/', import.meta.url));
 const CROSS_ATTENTION_DIM: Partial<Record<ArchitecturePreset, number>> = { 'sd-turbo': 1024, sd15: 768, small: 64 };
 
 function unetPath(preset: ArchitecturePreset, variant: Variant): string {
-  const folder = join(ROOT, `unet-${preset}-${variant}-0`);
+  const folder = join(ROOT, `unet-${preset}-${variant === 'fused' ? 'fused' : 'unfused'}-0`);
   const path = join(folder, 'unet', 'model.onnx');
   if (!existsSync(join(folder, '.complete'))) {
     rmSync(folder, { recursive: true, force: true });
@@ -157,10 +161,19 @@ async function main() {
     const path = unetPath(preset, variant);
     const prefix = join(profileDir, `${preset}-${variant}-${process.pid}`);
     const started = performance.now();
-    const session = await ort.InferenceSession.create(path, {
+    const options = {
       ...sessionOptionsFor(values.threads ? { intraOpNumThreads: Number(values.threads) } : {}),
       ...(values.profile ? { enableProfiling: true, profileFilePrefix: prefix } : {}),
-    });
+    };
+    let session: ort.InferenceSession;
+    if (variant === 'rewritten') {
+      const rewrite = await rewriteModelFile(path);
+      if (!rewrite.model) throw new Error(`the rewrite fused nothing: ${JSON.stringify(rewrite.skipped.slice(0, 3))}`);
+      console.error(`rewritten: ${rewrite.fused} attention blocks fused, ${rewrite.skipped.length} left`);
+      session = await ort.InferenceSession.create(rewrite.model, withExternalDataFolder(options, dirname(path)));
+    } else {
+      session = await ort.InferenceSession.create(path, options);
+    }
     sessions.push({ variant, session, prefix, loadS: round((performance.now() - started) / 1000) });
   }
   const outputs = new Map<Variant, Float32Array>();
