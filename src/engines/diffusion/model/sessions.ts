@@ -8,6 +8,7 @@ import ort from 'onnxruntime-node';
 
 import type { SchedulerConfig } from '../schedulers/index.ts';
 import { type ClipTokenizer, loadClipTokenizer } from '../tokenizer/index.ts';
+import { rewriteModelFile, withExternalDataFolder } from './attention-rewrite.ts';
 import {
   inspectModelFolder,
   type ModelFamily,
@@ -16,7 +17,6 @@ import {
   TINY_DECODER_FILE,
   TINY_ENCODER_FILE,
 } from './folder.ts';
-import { rewriteModelFile, withExternalDataFolder } from './attention-rewrite.ts';
 import type { FloatType, IdsType, TimestepShape } from './tensors.ts';
 
 type Dim = number | string;
