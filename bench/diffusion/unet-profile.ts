@@ -26,19 +26,24 @@ import { type ArchitecturePreset, writeArchitecturePart } from '../../tools/mode
 import { WeightStream } from '../../tools/model-builder/layers.ts';
 import { load1m, median, round } from './common.ts';
 
-const VARIANTS = ['unfused', 'fused', 'rewritten'] as const;
+const VARIANTS = ['unfused', 'fused', 'rewritten', 'int8'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 const ROOT = fileURLToPath(new URL('../../.cache/bench-models/', import.meta.url));
 const CROSS_ATTENTION_DIM: Partial<Record<ArchitecturePreset, number>> = { 'sd-turbo': 1024, sd15: 768, small: 64 };
 
 function unetPath(preset: ArchitecturePreset, variant: Variant): string {
-  const folder = join(ROOT, `unet-${preset}-${variant === 'fused' ? 'fused' : 'unfused'}-0`);
+  const folder = join(ROOT, `unet-${preset}-${variant === 'rewritten' ? 'unfused' : variant}-0`);
   const path = join(folder, 'unet', 'model.onnx');
   if (!existsSync(join(folder, '.complete'))) {
     rmSync(folder, { recursive: true, force: true });
     const started = performance.now();
-    writeArchitecturePart(folder, preset, 'unet', { seed: 0, fusedAttention: variant === 'fused' });
+    // int8: fused attention too, so that it compares with `fused` / `rewritten`.
+    writeArchitecturePart(folder, preset, 'unet', {
+      seed: 0,
+      fusedAttention: variant === 'fused' || variant === 'int8',
+      int8TransformerLinear: variant === 'int8',
+    });
     writeFileSync(join(folder, '.complete'), ''); // a write cut short leaves no marker and is redone
     console.error(`${variant}: UNet written in ${round((performance.now() - started) / 1000)} s`);
   }

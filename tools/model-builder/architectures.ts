@@ -136,6 +136,8 @@ export interface ArchitectureOptions {
   tinyAutoencoder?: boolean;
   /** Unmasked attention as com.microsoft MultiHeadAttention nodes (layers.ts, NetOptions.fusedAttention). */
   fusedAttention?: boolean;
+  /** The UNet's transformer-block linear layers as int8 DynamicQuantizeMatMul (layers.ts, NetOptions.int8Linear). */
+  int8TransformerLinear?: boolean;
 }
 
 export type PartName = 'text_encoder' | 'unet' | 'vae_decoder' | 'vae_encoder';
@@ -178,7 +180,15 @@ function buildPart(
   const arch = ARCHITECTURES[preset];
   const float: FloatType = options.fp16 ? 'float16' : 'float32';
   const make = (external: boolean) =>
-    new Net(part, { float, weights: options.weights, external, fusedAttention: options.fusedAttention });
+    new Net(part, {
+      float,
+      weights: options.weights,
+      external,
+      fusedAttention: options.fusedAttention,
+      ...(part === 'unet' && options.int8TransformerLinear
+        ? { int8Linear: (scope: string) => scope.includes('.attentions.') && !scope.includes('time_emb') }
+        : {}),
+    });
   // Built once to know its size, then again with external set when it is big: building is cheap, drawing happens at
   // write.
   const build = (net: Net) => {

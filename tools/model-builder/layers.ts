@@ -66,6 +66,13 @@ export interface NetOptions {
    * MatMul/Softmax/MatMul chain of an export (docs/cpu-performance.md, "Fused attention").
    */
   fusedAttention?: boolean;
+  /**
+   * Linear layers whose scope this accepts become com.microsoft DynamicQuantizeMatMul with int8
+   * weights (symmetric, one scale per output column) and the bias folded in: what onnxruntime's
+   * dynamic quantisation makes of them. The float weights are drawn as before, so the quantised
+   * model's weights are the float model's, rounded (docs/cpu-performance.md, "int8 linear layers").
+   */
+  int8Linear?: (scope: string) => boolean;
 }
 
 /** A graph under construction plus its parameter count; every layer helper below takes one. */
@@ -150,9 +157,49 @@ export function linear(
   outFeatures: number,
   bias = true,
 ): string {
+  if (net.float === 'float32' && net.options.int8Linear?.(scope))
+    return int8Linear(net, scope, x, inFeatures, outFeatures, bias);
   const w = net.param(`${scope}.weight`, [inFeatures, outFeatures], 1 / Math.sqrt(inFeatures));
   const y = net.op(scope, 'MatMul', [x, w]);
   return bias ? net.op(scope, 'Add', [y, net.param(`${scope}.bias`, [outFeatures], 0.02)]) : y;
+}
+
+function int8Linear(
+  net: Net,
+  scope: string,
+  x: string,
+  inFeatures: number,
+  outFeatures: number,
+  bias: boolean,
+): string {
+  const { weights, external } = net.options;
+  net.parameters += inFeatures * outFeatures;
+  let quantised: { q: Int8Array; scale: Float32Array } | undefined;
+  const quantise = () => {
+    if (quantised) return quantised;
+    if (!weights) throw new Error(`${net.g.name}: built for counting only, no weights for ${scope}`);
+    const w = weights.next(inFeatures * outFeatures, 1 / Math.sqrt(inFeatures));
+    const scale = new Float32Array(outFeatures);
+    for (let i = 0; i < w.length; i++) scale[i % outFeatures] = Math.max(scale[i % outFeatures]!, Math.abs(w[i]!));
+    for (let j = 0; j < outFeatures; j++) scale[j] = scale[j]! / 127 || 1;
+    const q = Int8Array.from(w, (value, i) => Math.round(value / scale[i % outFeatures]!));
+    quantised = { q, scale };
+    return quantised;
+  };
+  const q = net.g.initializer(`${scope}.weight_int8`, 'int8', [inFeatures, outFeatures], () => quantise().q, {
+    external,
+  });
+  const scale = net.g.initializer(`${scope}.weight_scale`, 'float32', [outFeatures], () => quantise().scale);
+  const b = bias ? [net.param(`${scope}.bias`, [outFeatures], 0.02)] : [];
+  return net.g.node(
+    'DynamicQuantizeMatMul',
+    [x, q, scale, ...(b.length ? ['', ...b] : [])],
+    [net.tmp(scope)],
+    {},
+    {
+      domain: 'com.microsoft',
+    },
+  );
 }
 
 export function conv2d(

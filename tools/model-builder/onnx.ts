@@ -11,11 +11,11 @@
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-export type DataType = 'float32' | 'float16' | 'int32' | 'int64';
+export type DataType = 'float32' | 'float16' | 'int32' | 'int64' | 'int8';
 /** A dimension: a fixed size, or a symbolic name (`dim_param`) such as "batch_size". */
 export type Dim = number | string;
 /** float16 data is given as its IEEE half bits (Node 20 has no Float16Array). */
-export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array;
+export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Int8Array;
 /**
  * Weights made on demand, when the model is encoded or written: a 3.5 GB UNet then never sits in
  * memory whole, only one tensor at a time.
@@ -24,7 +24,7 @@ export type LazyTensorData = () => TensorData;
 export type Attribute =
   number | string | number[] | { ints: number[] } | { floats: number[] } | { float: number } | { tensor: Tensor };
 
-const ELEM_TYPE: Record<DataType, number> = { float32: 1, int32: 6, int64: 7, float16: 10 };
+const ELEM_TYPE: Record<DataType, number> = { float32: 1, int8: 3, int32: 6, int64: 7, float16: 10 };
 export const ONNX_TYPE: Readonly<Record<DataType, number>> = ELEM_TYPE;
 
 /** Encodes one protobuf message; fields are appended in call order. */
@@ -112,7 +112,7 @@ function tensorProto(t: Tensor, external?: { location: string; offset: number })
     .varint(14, 1);
 }
 
-const BYTES_PER_ELEMENT: Record<DataType, number> = { float32: 4, float16: 2, int32: 4, int64: 8 };
+const BYTES_PER_ELEMENT: Record<DataType, number> = { float32: 4, float16: 2, int32: 4, int64: 8, int8: 1 };
 
 interface InitializerEntry {
   name: string;
