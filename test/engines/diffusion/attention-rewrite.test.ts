@@ -151,18 +151,32 @@ function torchSdpaAttention(options: { dynamicHeads?: boolean } = {}): Uint8Arra
     g.node('Reshape', [t, 'split'], [`${t}Split`]);
     g.node('Transpose', [`${t}Split`], [`${t}4`], { perm: [0, 2, 1, 3] });
   }
-  i64('sliceEnd', [1], [2 ** 53 - 1]);
-  f32('one', [1], [1]);
+  // torch writes these as Constant nodes, and a Sqrt of the scale for each side.
+  const constant = (name: string, type: 'int64' | 'float32', v: number[]) =>
+    g.node('Constant', [], [name], {
+      value: {
+        tensor: {
+          name,
+          type,
+          dims: [v.length],
+          data: type === 'int64' ? BigInt64Array.from(v, BigInt) : Float32Array.from(v),
+        },
+      },
+    });
+  constant('sliceStart', 'int64', [-1]);
+  constant('sliceEnd', 'int64', [2 ** 53 - 1]);
+  constant('one', 'float32', [1]);
   g.node('Shape', ['q4'], ['q4Shape']);
-  g.node('Slice', ['q4Shape', 'minus1', 'sliceEnd'], ['dShape']);
+  g.node('Slice', ['q4Shape', 'sliceStart', 'sliceEnd'], ['dShape']);
   g.node('Cast', ['dShape'], ['dFloat'], { to: 1 });
   g.node('Sqrt', ['dFloat'], ['sqrtD']);
   g.node('Div', ['one', 'sqrtD'], ['scale']);
   g.node('Cast', ['scale'], ['scaleCast'], { to: 1 });
-  g.node('Sqrt', ['scaleCast'], ['scaleRoot']);
-  g.node('Mul', ['q4', 'scaleRoot'], ['qScaled']);
+  g.node('Sqrt', ['scaleCast'], ['scaleRootQ']);
+  g.node('Sqrt', ['scaleCast'], ['scaleRootK']);
+  g.node('Mul', ['q4', 'scaleRootQ'], ['qScaled']);
   g.node('Transpose', ['k4'], ['kT'], { perm: [0, 1, 3, 2] });
-  g.node('Mul', ['kT', 'scaleRoot'], ['kScaled']);
+  g.node('Mul', ['kT', 'scaleRootK'], ['kScaled']);
   g.node('MatMul', ['qScaled', 'kScaled'], ['scores']);
   g.node('Softmax', ['scores'], ['probs'], { axis: -1 });
   g.node('MatMul', ['probs', 'v4'], ['heads4']);
