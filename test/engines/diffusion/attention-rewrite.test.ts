@@ -35,22 +35,24 @@ function values(count: number, seed: number): Float32Array {
 }
 
 /** x [1, S, C] attending over ctx [1, T, C] with projected q, k, v, as the UNet's blocks do. */
-function builderAttention(options: { fused?: boolean; mask?: boolean; external?: boolean } = {}): Net {
+function builderAttention(
+  options: { fused?: boolean; mask?: boolean; external?: boolean; float16?: boolean } = {},
+): Net {
   const net = new Net('attention', {
-    float: 'float32',
+    float: options.float16 ? 'float16' : 'float32',
     weights: new WeightStream(3, 0),
     external: options.external ?? false,
     fusedAttention: options.fused ?? false,
   });
-  const x = net.g.input('x', 'float32', [1, S, C]);
-  const ctx = net.g.input('ctx', 'float32', [1, T, C]);
+  const x = net.g.input('x', net.float, [1, S, C]);
+  const ctx = net.g.input('ctx', net.float, [1, T, C]);
   const q = linear(net, 'to_q', x, C, C, false);
   const k = linear(net, 'to_k', ctx, C, C, false);
   const v = linear(net, 'to_v', ctx, C, C, false);
-  const mask = options.mask ? net.constant('mask', 'float32', [1, 1, S, T], () => values(S * T, 9)) : undefined;
+  const mask = options.mask ? net.constant('mask', net.float, [1, 1, S, T], () => values(S * T, 9)) : undefined;
   const out = linear(net, 'to_out', multiHeadAttention(net, 'attn', q, k, v, C, H, mask), C, C);
   net.g.node('Identity', [out], ['y']);
-  net.g.output('y', 'float32', [1, S, C]);
+  net.g.output('y', net.float, [1, S, C]);
   return net;
 }
 
@@ -202,6 +204,11 @@ test('attention it does not recognise is left as it was, with the reason', async
   assert.equal(masked.fused, 0);
   assert.equal(masked.model, null);
   assert.match(masked.skipped[0]!.reason, /mask/);
+
+  // onnxruntime's CPU kernel is float32 only.
+  const half = fuseAttention(builderAttention({ float16: true }).g.encode().model);
+  assert.equal(half.fused, 0);
+  assert.match(half.skipped[0]!.reason, /float16/);
 
   const dynamic = fuseAttention(torchSdpaAttention({ dynamicHeads: true }));
   assert.equal(dynamic.fused, 0);

@@ -92,6 +92,9 @@ export function fuseAttention(bytes: Uint8Array): AttentionRewriteResult {
     [...n.attributes.values()].some((a) => a.some((x) => x.field === 6 || x.field === 11)),
   );
   if (hasSubgraph) return { model: null, fused: 0, skipped: [{ node: '(graph)', reason: 'the graph has subgraphs' }] };
+  // onnxruntime's CPU MultiHeadAttention is float32 only (TensorProto data_type 10 = float16).
+  const float16 = [...index.initializers.values()].some((t) => t.some((x) => x.field === 2 && x.varint === 10n));
+  if (float16) return { model: null, fused: 0, skipped: [{ node: '(graph)', reason: 'float16 weights' }] };
   index.nodes.forEach((node, i) => {
     for (const o of node.outputs) if (o) index.producer.set(o, i);
     for (const input of node.inputs) {

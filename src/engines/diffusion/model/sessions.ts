@@ -197,7 +197,18 @@ export async function loadModel(
       }));
       attentionRewrite = outcome;
       // From memory, so external weights are looked up in the model's own folder, as they would be by path.
-      if (model) return ort.InferenceSession.create(model, withExternalDataFolder(sessionOptions, dirname(path)));
+      // Should onnxruntime refuse the rewritten graph, the UNet is opened as exported and the log says why.
+      if (model) {
+        try {
+          return await ort.InferenceSession.create(model, withExternalDataFolder(sessionOptions, dirname(path)));
+        } catch (error) {
+          attentionRewrite = {
+            fused: 0,
+            skipped: outcome.skipped,
+            reason: `onnxruntime refused the rewritten graph: ${firstLine(error)}`,
+          };
+        }
+      }
     }
     return ort.InferenceSession.create(path, sessionOptions);
   };
