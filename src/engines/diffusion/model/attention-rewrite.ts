@@ -111,7 +111,7 @@ export function fuseAttention(bytes: Uint8Array): AttentionRewriteResult {
   const skipped: AttentionRewriteResult['skipped'] = [];
   let fused = 0;
   index.nodes.forEach((node, i) => {
-    if (node.opType !== 'Softmax' || node.domain !== '') return;
+    if (!isOp(node, 'Softmax')) return;
     try {
       const match = matchAttention(index, i, opset);
       if ([...match.nodes].some((n) => removed.has(n))) fail('overlaps another match');
@@ -128,7 +128,7 @@ export function fuseAttention(bytes: Uint8Array): AttentionRewriteResult {
   removeDeadProducers(index, removed, newInputs);
 
   // Initializers only the removed nodes read (scales, shape constants) go too, unless also declared graph inputs.
-  const used = new Set(newInputs);
+  const used = new Set([...newInputs, ...index.graphOutputs]);
   index.nodes.forEach((node, i) => {
     if (!removed.has(i)) for (const input of node.inputs) used.add(input);
   });
