@@ -2,7 +2,7 @@
 // A/B of graph variants in one process and, with --profile, onnxruntime's own per-node profile
 // summed by operator and by resolution (docs/cpu-performance.md, "Where a UNet step goes").
 //
-//   npx tsx bench/diffusion/unet-profile.ts --preset sd-turbo [--variants unfused,fused] [--reps 2] [--profile]
+//   npx tsx bench/diffusion/unet-profile.ts --preset sd-turbo [--variants unfused,rewritten] [--reps 2] [--profile] [--threads N]
 //
 // Variants: `unfused` is the UNet as exporters write it (MatMul/Softmax/MatMul attention); `fused`
 // is the model builder's com.microsoft MultiHeadAttention graph; `rewritten` is the unfused graph after
@@ -22,6 +22,7 @@ import {
   sessionOptionsFor,
   withExternalDataFolder,
 } from '../../src/engines/diffusion/model/index.ts';
+import { planOnnxThreads } from '../../src/runtime/onnx-threads.ts';
 import { type ArchitecturePreset, writeArchitecturePart } from '../../tools/model-builder/architectures.ts';
 import { WeightStream } from '../../tools/model-builder/layers.ts';
 import { load1m, median, round } from './common.ts';
@@ -158,6 +159,9 @@ async function main() {
   const variants = values.variants.split(',') as Variant[];
   for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v}`);
   const reps = Number(values.reps);
+  const threads = values.threads
+    ? Number(values.threads)
+    : planOnnxThreads({ configured: 0, diffusionModels: 1, concurrency: 1 }).diffusion;
   const profileDir = join(ROOT, 'profiles');
   mkdirSync(profileDir, { recursive: true });
   const feeds = inputs(preset);
@@ -166,8 +170,9 @@ async function main() {
     const path = unetPath(preset, variant);
     const prefix = join(profileDir, `${preset}-${variant}-${process.pid}`);
     const started = performance.now();
+    // The engine's thread plan for one model (all cores), unless --threads says otherwise.
     const options = {
-      ...sessionOptionsFor(values.threads ? { intraOpNumThreads: Number(values.threads) } : {}),
+      ...sessionOptionsFor({ intraOpNumThreads: threads }),
       ...(values.profile ? { enableProfiling: true, profileFilePrefix: prefix } : {}),
     };
     let session: ort.InferenceSession;
@@ -198,6 +203,7 @@ async function main() {
       bench: 'unet-step',
       preset,
       variant,
+      threads,
       loadS,
       stepMs: times.get(variant),
       medianMs: round(median(times.get(variant)!)),
