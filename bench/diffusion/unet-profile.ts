@@ -2,13 +2,16 @@
 // A/B of graph variants in one process and, with --profile, onnxruntime's own per-node profile
 // summed by operator and by resolution (docs/cpu-performance.md, "Where a UNet step goes").
 //
-//   npx tsx bench/diffusion/unet-profile.ts --preset sd-turbo [--variants unfused,rewritten] [--reps 2] [--profile] [--threads N]
+//   npx tsx bench/diffusion/unet-profile.ts --preset sd-turbo [--variants unfused,rewritten] [--reps 2]
+//       [--profile] [--threads N]
 //
 // Variants: `unfused` is the UNet as exporters write it (MatMul/Softmax/MatMul attention); `fused`
-// is the model builder's com.microsoft MultiHeadAttention graph; `rewritten` is the unfused graph after
-// easel's load-time attention rewrite (src/engines/diffusion/model/attention-rewrite.ts). Every variant has the same
-// weights, so their outputs are compared with the first variant's (relative L2 and max abs difference).
-// Each variant's UNet is written once under .cache/bench-models/.
+// is the model builder's com.microsoft MultiHeadAttention graph; `rewritten` is the unfused graph
+// after easel's load-time attention rewrite (src/engines/diffusion/model/attention-rewrite.ts);
+// `int8` is `fused` with the transformer blocks' linear layers as int8 DynamicQuantizeMatMul. Every
+// variant has the same weights (int8: rounded), so their outputs are compared with the first
+// variant's (relative L2 and max abs difference). Each variant's UNet is written once under
+// .cache/bench-models/. Sessions get the engine's options and thread plan (all cores).
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
