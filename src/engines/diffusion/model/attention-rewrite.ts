@@ -5,18 +5,19 @@
 //
 // What is matched, per Softmax over the last axis:
 //
-//   q [B,S,C] → Reshape [·,·,H,d] → (Transposes, composing to [0,2,1,3]) → (Mul/Div by a scale)* ─┐
-//   k [B,T,C] → Reshape [·,·,H,d] → (Transposes, composing to [0,2,3,1]) → (Mul/Div by a scale)* ─┴ MatMul → Softmax ─┐
-//   v [B,T,C] → Reshape [·,·,H,d] → (Transposes, composing to [0,2,1,3]) ──────────────────────────────────── MatMul ─┴
-//   → Transpose [0,2,1,3] → Reshape to 3 dims   ⇒   MultiHeadAttention(q, k, v, num_heads = H, scale)
+//   q [B,S,C] → Reshape [·,·,H,d] → Transposes (composing to [0,2,1,3]) → (Mul/Div by a scale)* ─┐
+//   k [B,T,C] → Reshape [·,·,H,d] → Transposes (composing to [0,2,3,1]) → (Mul/Div by a scale)* ─┴ MatMul → Softmax ─┐
+//   v [B,T,C] → Reshape [·,·,H,d] → Transposes (composing to [0,2,1,3]) ─────────────────────────────────── MatMul ─┘
+//   → Transpose [0,2,1,3] → Reshape to 3 dims
+//   ⇒ MultiHeadAttention(q, k, v, num_heads = H, scale)
 //
-// H must be a constant (a Reshape shape that is an initializer, a Constant, or a Concat of such and of
-// Unsqueezed scalars, as torch exports `view(batch, -1, heads, head_dim)`). A scale factor is a
-// constant, or torch's scaled_dot_product_attention export of √(1/√d) (Sqrt(Div(1, Sqrt(Cast(Slice(Shape(q4),
-// -1)))))) on each side, whose product is MultiHeadAttention's own default 1/√d. Anything else (a mask
-// added to the scores, a score or intermediate tensor used elsewhere, heads folded into the batch as older
-// exports do, subgraphs) leaves that attention as it is and says why. Nodes that only fed the removed
-// chain (the shape computations) are removed with it.
+// H must be a constant (a Reshape shape that is an initializer, a Constant, or a Concat of such and
+// of Unsqueezed scalars, as torch exports `view(batch, -1, heads, head_dim)`). A scale factor is a
+// constant, or torch's scaled_dot_product_attention export of √(1/√d) (Sqrt(Div(1, Sqrt(Cast(
+// Slice(Shape(q4), -1)))))) on each side, whose product is MultiHeadAttention's own default 1/√d.
+// Anything else (a mask added to the scores, a score or intermediate tensor used elsewhere, heads
+// folded into the batch as older exports do, subgraphs, float16) leaves that attention as it is and
+// says why. Nodes that only fed the removed chain (the shape computations) are removed with it.
 import { readFile, stat } from 'node:fs/promises';
 
 import type ort from 'onnxruntime-node';
