@@ -3,7 +3,7 @@
 // one MultiHeadAttention node with the same outputs; anything it does not recognise is left as it
 // was, with the reason; loadModel applies it to the UNet unless told not to.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -17,8 +17,8 @@ import {
   sessionOptionsFor,
   withExternalDataFolder,
 } from '../../../src/engines/diffusion/model/index.ts';
-import { ProtoError } from '../../../src/engines/diffusion/model/onnx-proto.ts';
-import { writeArchitectureModel } from '../../../tools/model-builder/architectures.ts';
+import { ProtoError, readFields as readProto } from '../../../src/engines/diffusion/model/onnx-proto.ts';
+import { writeArchitectureModel, writeArchitecturePart } from '../../../tools/model-builder/architectures.ts';
 import { linear, multiHeadAttention, Net, WeightStream } from '../../../tools/model-builder/layers.ts';
 import { GraphBuilder } from '../../../tools/model-builder/onnx.ts';
 
@@ -86,7 +86,6 @@ function opTypes(model: Uint8Array): string[] {
     .filter((f) => f.field === 1)
     .map((f) => new TextDecoder().decode(readProto(f.bytes!).find((x) => x.field === 4)!.bytes));
 }
-const { readFields: readProto } = await import('../../../src/engines/diffusion/model/onnx-proto.ts');
 
 test('the model builder’s unfused attention becomes one MultiHeadAttention with the same output', async () => {
   const original = builderAttention().g.encode().model;
@@ -104,7 +103,6 @@ test('the model builder’s unfused attention becomes one MultiHeadAttention wit
 
 test('a model with external weights, rewritten and opened from memory, finds them in its folder', async () => {
   const folder = join(dir, 'external');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(folder, { recursive: true });
   const path = join(folder, 'model.onnx');
   builderAttention({ external: true }).g.write(path, { externalData: 'model.onnx_data' });
@@ -252,4 +250,31 @@ test('loadModel fuses the UNet’s attention by default, and not with fuseAttent
   } finally {
     await Promise.all([fused.release(), plain.release()]);
   }
+});
+
+test('the builder’s int8 variant (bench only) computes the float UNet within the rounding of its weights', async () => {
+  const unet = async (folder: string, options: { int8TransformerLinear?: boolean }) => {
+    writeArchitecturePart(folder, 'small', 'unet', { seed: 1, fusedAttention: true, ...options });
+    const session = await ort.InferenceSession.create(join(folder, 'unet', 'model.onnx'), sessionOptionsFor());
+    try {
+      const result = await session.run({
+        sample: new ort.Tensor('float32', values(4 * 16 * 16, 4), [1, 4, 16, 16]),
+        timestep: new ort.Tensor('float32', Float32Array.of(500), [1]),
+        encoder_hidden_states: new ort.Tensor('float32', values(77 * 64, 5), [1, 77, 64]),
+      });
+      return result.out_sample!.data as Float32Array;
+    } finally {
+      await session.release();
+    }
+  };
+  const float = await unet(join(dir, 'float-unet'), {});
+  const int8 = await unet(join(dir, 'int8-unet'), { int8TransformerLinear: true });
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < float.length; i++) {
+    diff += (float[i]! - int8[i]!) ** 2;
+    norm += float[i]! ** 2;
+  }
+  const relative = Math.sqrt(diff / norm);
+  assert.ok(relative > 0 && relative < 0.1, `relative L2 ${relative}`);
 });
