@@ -20,6 +20,8 @@ export interface ChildJob {
   /** intra-op threads; null = onnxruntime's own default. */
   threads: number | null;
   tuning?: ort.InferenceSession.SessionOptions;
+  /** The UNet's attention rewrite (LoadModelOptions.fuseAttention); unset = the engine's default (on). */
+  fuseAttention?: boolean;
   variants: Variant[];
 }
 
@@ -39,6 +41,7 @@ async function main(job: ChildJob): Promise<ChildResult> {
   const loadOptions = {
     ...(job.threads !== null ? { intraOpNumThreads: job.threads } : {}),
     ...(job.tuning ? { tuning: job.tuning } : {}),
+    ...(job.fuseAttention !== undefined ? { fuseAttention: job.fuseAttention } : {}),
   };
   const started = performance.now();
   const model = await loadModel(job.folder, loadOptions);

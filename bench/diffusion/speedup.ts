@@ -1,6 +1,8 @@
 // The CPU speedup figures: one image at 512², batch 1, the preset's steps, in three configurations:
-//   (a) baseline     — onnxruntime's own thread default and CPU arena (what easel used before);
-//   (b) all cores    — the engine's own settings (src/runtime/onnx-threads.ts for one model);
+//   (a) baseline     — onnxruntime's own thread default and CPU arena, the UNet's attention as exported (what
+//                      easel used before);
+//   (b) all cores    — the engine's own settings (src/runtime/onnx-threads.ts for one model, arena off, the
+//                      UNet's attention fused at load: docs/cpu-performance.md);
 //   (c) tiny decoder — (b) with the tiny autoencoder (TAESD) decoding instead of the full VAE, as a
 //                      deployment with `diffusion.autoencoder: "tiny"` runs it.
 // (a) runs in one process; (b) and (c) share one model load in another, (c) warmed up first so
@@ -47,13 +49,14 @@ export async function cpuSpeedup(
   const configured = Number(process.env.EASEL_ONNX_THREADS ?? 0) || 0;
   const { diffusion: threads, reason } = planOnnxThreads({ configured, diffusionModels: 1, concurrency: 1 });
   const loadA = load1m();
-  // Before: onnxruntime's default threads and its CPU arena (the engine now turns the arena off).
+  // Before: onnxruntime's default threads and its CPU arena (the engine now turns the arena off), the graph as given.
   const a = await runChild({
     folder,
     steps,
     reps,
     threads: null,
     tuning: { enableCpuMemArena: true },
+    fuseAttention: false,
     variants: ['full'],
   });
   const loadBC = load1m();

@@ -76,7 +76,7 @@ const DEFAULTS: Merged = {
   apiKeys: [],
   deployments: DEFAULT_DEPLOYMENTS,
   models: { dir: '' },
-  onnx: { executionProvider: 'cpu', threads: 0 },
+  onnx: { executionProvider: 'cpu', threads: 0, fuseAttention: true },
   limits: {
     maxJsonBodyBytes: 1024 * 1024,
     maxImageBytes: 50 * 1024 * 1024,

@@ -224,10 +224,18 @@ export const ConfigFileSchema = Type.Object(
      * onnxruntime-node settings shared by every diffusion deployment. executionProvider "cuda" needs
      * onnxruntime-node's CUDA 12 libraries (README), without them the deployment is unavailable;
      * threads: intra-op threads per session, 0 = the cores divided among the models that can run
-     * at once (src/runtime/onnx-threads.ts).
+     * at once (src/runtime/onnx-threads.ts). fuseAttention: open the UNet with its attention
+     * rewritten to onnxruntime's fused MultiHeadAttention on the CPU (docs/cpu-performance.md).
      */
     onnx: Type.Optional(
-      Type.Object({ executionProvider: Type.Optional(Type.Enum(['cpu', 'cuda'])), threads: int(0, 1024) }, strict),
+      Type.Object(
+        {
+          executionProvider: Type.Optional(Type.Enum(['cpu', 'cuda'])),
+          threads: int(0, 1024),
+          fuseAttention: Type.Optional(Type.Boolean()),
+        },
+        strict,
+      ),
     ),
     limits: Type.Optional(
       Type.Object(
@@ -370,6 +378,7 @@ export const ENV_SETTINGS: Readonly<Record<string, string>> = {
   EASEL_MODELS_DIR: 'models.dir',
   EASEL_EXECUTION_PROVIDER: 'onnx.executionProvider',
   EASEL_ONNX_THREADS: 'onnx.threads',
+  EASEL_ONNX_FUSE_ATTENTION: 'onnx.fuseAttention',
   EASEL_SAFETY_THRESHOLD: 'safety.threshold',
   EASEL_BLOCK_PROFANITY: 'safety.blockProfanity',
   EASEL_IMAGE_CLASSIFIER: 'safety.imageClassifier',

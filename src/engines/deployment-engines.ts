@@ -64,7 +64,7 @@ export function createDeploymentEngines(config: Config, log: LoadLog, override?:
     const { folder } = d.diffusion;
     let worker = workers.get(folder);
     if (!worker) {
-      worker = new ModelWorker({ folder, executionProviders, threads });
+      worker = new ModelWorker({ folder, executionProviders, threads, fuseAttention: config.onnx.fuseAttention });
       workers.set(folder, worker);
     }
     const engine = new DiffusionEngine(worker, d.diffusion, basename(folder));
@@ -110,6 +110,14 @@ async function load(
       `deployment ${d.name}: model ${basename(folder)} loaded (${info.family}${info.inpainting ? ', inpainting' : ''}) in ${info.loadMs < 1000 ? `${Math.round(info.loadMs)} ms` : `${(info.loadMs / 1000).toFixed(1)} s`}`,
     );
     if (info.schedulerNote) log.info({ deployment: d.name }, info.schedulerNote);
+    const rewrite = info.attentionRewrite;
+    if (rewrite && (rewrite.fused > 0 || rewrite.skipped > 0 || rewrite.reason))
+      log.info(
+        { deployment: d.name, attentionRewrite: rewrite },
+        `deployment ${d.name}: ${rewrite.fused} UNet attention block(s) fused for the CPU` +
+          (rewrite.skipped > 0 ? `, ${rewrite.skipped} left as exported (${rewrite.firstSkipped})` : '') +
+          (rewrite.reason ? ` (not rewritten: ${rewrite.reason})` : ''),
+      );
   } catch (error) {
     entry.status = 'unavailable';
     // Clients and /readyz see the folder's name, the log its full path.

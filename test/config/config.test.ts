@@ -226,6 +226,12 @@ test('diffusion deployments: folders resolve under models.dir, settings are chec
   }
 });
 
+test('onnx.fuseAttention is on by default; EASEL_ONNX_FUSE_ATTENTION turns it off; other values are refused', () => {
+  assert.equal(loadConfig({}).onnx.fuseAttention, true);
+  assert.equal(loadConfig({ EASEL_ONNX_FUSE_ATTENTION: 'false' }).onnx.fuseAttention, false);
+  assert.throws(() => loadConfig({ EASEL_ONNX_FUSE_ATTENTION: 'sometimes' }), /EASEL_ONNX_FUSE_ATTENTION/);
+});
+
 test('diffusion.autoencoder is "full" or "tiny"; EASEL_AUTOENCODER sets it where a deployment does not', () => {
   const deployments = [
     {

@@ -4,6 +4,7 @@
 //
 // The proof that the architecture is the real one is the parameter count: countParameters gives
 // the published numbers (test/tools/architectures.test.ts), from the graphs' own initializers.
+import { mkdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -224,6 +225,10 @@ export interface ArchitectureOptions {
    * (whose own VAE is narrowed the same way).
    */
   tinyAutoencoder?: boolean;
+  /** Unmasked attention as com.microsoft MultiHeadAttention nodes (layers.ts, NetOptions.fusedAttention). */
+  fusedAttention?: boolean;
+  /** The UNet's transformer-block linear layers as int8 DynamicQuantizeMatMul (layers.ts, NetOptions.int8Linear). */
+  int8TransformerLinear?: boolean;
 }
 
 export type PartName = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_decoder' | 'vae_encoder';
@@ -269,7 +274,16 @@ function buildPart(
 ): Net {
   const arch = ARCHITECTURES[preset];
   const float: FloatType = options.fp16 ? 'float16' : 'float32';
-  const make = (external: boolean) => new Net(part, { float, weights: options.weights, external });
+  const make = (external: boolean) =>
+    new Net(part, {
+      float,
+      weights: options.weights,
+      external,
+      fusedAttention: options.fusedAttention,
+      ...(part === 'unet' && options.int8TransformerLinear
+        ? { int8Linear: (scope: string) => scope.includes('.attentions.') && !scope.includes('time_emb') }
+        : {}),
+    });
   // Built once to know its size, then again with external set when it is big: building is cheap, drawing happens at
   // write.
   const build = (net: Net) => {
@@ -306,6 +320,25 @@ export function countParameters(preset: ArchitecturePreset): ParameterCounts {
   return withTotals(
     Object.fromEntries(partsOf(preset).map((part) => [part, buildPart(preset, part, { weights: null }).parameters])),
   );
+}
+
+/**
+ * One part alone, `<folder>/<part>/model.onnx` (and its external data): what the UNet profile and
+ * the attention A/B need without writing the whole 5 GB folder. Same weights as the folder's part.
+ */
+export function writeArchitecturePart(
+  folder: string,
+  preset: ArchitecturePreset,
+  part: PartName,
+  options: ArchitectureOptions = {},
+): { modelBytes: number; dataBytes: number } {
+  const net = buildPart(preset, part, {
+    ...options,
+    weights: new WeightStream(options.seed ?? 0, PARTS.indexOf(part)),
+  });
+  mkdirSync(join(folder, part), { recursive: true });
+  const external = net.g.initializerInfo().some((i) => i.external);
+  return net.g.write(join(folder, part, 'model.onnx'), external ? { externalData: 'model.onnx_data' } : {});
 }
 
 export async function writeArchitectureModel(

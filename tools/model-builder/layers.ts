@@ -61,6 +61,18 @@ export interface NetOptions {
   weights: WeightStream | null;
   /** Mark every parameter for the external-data file. */
   external: boolean;
+  /**
+   * Attention without a mask as one com.microsoft MultiHeadAttention node instead of the unfused
+   * MatMul/Softmax/MatMul chain of an export (docs/cpu-performance.md, "Fused attention").
+   */
+  fusedAttention?: boolean;
+  /**
+   * Linear layers whose scope this accepts become com.microsoft DynamicQuantizeMatMul with int8
+   * weights (symmetric, one scale per output column) and the bias folded in: what onnxruntime's
+   * dynamic quantisation makes of them. The float weights are drawn as before, so the quantised
+   * model's weights are the float model's, rounded (docs/cpu-performance.md, "int8 linear layers").
+   */
+  int8Linear?: (scope: string) => boolean;
 }
 
 /** A graph under construction plus its parameter count; every layer helper below takes one. */
@@ -145,9 +157,49 @@ export function linear(
   outFeatures: number,
   bias = true,
 ): string {
+  if (net.float === 'float32' && net.options.int8Linear?.(scope))
+    return int8Linear(net, scope, x, inFeatures, outFeatures, bias);
   const w = net.param(`${scope}.weight`, [inFeatures, outFeatures], 1 / Math.sqrt(inFeatures));
   const y = net.op(scope, 'MatMul', [x, w]);
   return bias ? net.op(scope, 'Add', [y, net.param(`${scope}.bias`, [outFeatures], 0.02)]) : y;
+}
+
+function int8Linear(
+  net: Net,
+  scope: string,
+  x: string,
+  inFeatures: number,
+  outFeatures: number,
+  bias: boolean,
+): string {
+  const { weights, external } = net.options;
+  net.parameters += inFeatures * outFeatures;
+  let quantised: { q: Int8Array; scale: Float32Array } | undefined;
+  const quantise = () => {
+    if (quantised) return quantised;
+    if (!weights) throw new Error(`${net.g.name}: built for counting only, no weights for ${scope}`);
+    const w = weights.next(inFeatures * outFeatures, 1 / Math.sqrt(inFeatures));
+    const scale = new Float32Array(outFeatures);
+    for (let i = 0; i < w.length; i++) scale[i % outFeatures] = Math.max(scale[i % outFeatures]!, Math.abs(w[i]!));
+    for (let j = 0; j < outFeatures; j++) scale[j] = scale[j]! / 127 || 1;
+    const q = Int8Array.from(w, (value, i) => Math.round(value / scale[i % outFeatures]!));
+    quantised = { q, scale };
+    return quantised;
+  };
+  const q = net.g.initializer(`${scope}.weight_int8`, 'int8', [inFeatures, outFeatures], () => quantise().q, {
+    external,
+  });
+  const scale = net.g.initializer(`${scope}.weight_scale`, 'float32', [outFeatures], () => quantise().scale);
+  const b = bias ? [net.param(`${scope}.bias`, [outFeatures], 0.02)] : [];
+  return net.g.node(
+    'DynamicQuantizeMatMul',
+    [x, q, scale, ...(b.length ? ['', ...b] : [])],
+    [net.tmp(scope)],
+    {},
+    {
+      domain: 'com.microsoft',
+    },
+  );
 }
 
 export function conv2d(
@@ -224,6 +276,15 @@ export function multiHeadAttention(
 ): string {
   const headDim = channels / heads;
   if (!Number.isInteger(headDim)) throw new Error(`${scope}: ${channels} channels do not split into ${heads} heads`);
+  // Its default scale is 1/√headDim, as below; the output is already [B, S, C].
+  if (net.options.fusedAttention && !mask)
+    return net.g.node(
+      'MultiHeadAttention',
+      [q, k, v],
+      [net.tmp(scope)],
+      { num_heads: heads },
+      { domain: 'com.microsoft' },
+    );
   const split = net.int64([0, 0, heads, headDim]);
   const qh = net.op(scope, 'Transpose', [net.op(scope, 'Reshape', [q, split])], { perm: [0, 2, 1, 3] });
   const kt = net.op(scope, 'Transpose', [net.op(scope, 'Reshape', [k, split])], { perm: [0, 2, 3, 1] });

@@ -11,11 +11,11 @@
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-export type DataType = 'float32' | 'float16' | 'int32' | 'int64';
+export type DataType = 'float32' | 'float16' | 'int32' | 'int64' | 'int8';
 /** A dimension: a fixed size, or a symbolic name (`dim_param`) such as "batch_size". */
 export type Dim = number | string;
 /** float16 data is given as its IEEE half bits (Node 20 has no Float16Array). */
-export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array;
+export type TensorData = Float32Array | Uint16Array | Int32Array | BigInt64Array | Int8Array;
 /**
  * Weights made on demand, when the model is encoded or written: a 3.5 GB UNet then never sits in
  * memory whole, only one tensor at a time.
@@ -24,7 +24,7 @@ export type LazyTensorData = () => TensorData;
 export type Attribute =
   number | string | number[] | { ints: number[] } | { floats: number[] } | { float: number } | { tensor: Tensor };
 
-const ELEM_TYPE: Record<DataType, number> = { float32: 1, int32: 6, int64: 7, float16: 10 };
+const ELEM_TYPE: Record<DataType, number> = { float32: 1, int8: 3, int32: 6, int64: 7, float16: 10 };
 export const ONNX_TYPE: Readonly<Record<DataType, number>> = ELEM_TYPE;
 
 /** Encodes one protobuf message; fields are appended in call order. */
@@ -112,7 +112,7 @@ function tensorProto(t: Tensor, external?: { location: string; offset: number })
     .varint(14, 1);
 }
 
-const BYTES_PER_ELEMENT: Record<DataType, number> = { float32: 4, float16: 2, int32: 4, int64: 8 };
+const BYTES_PER_ELEMENT: Record<DataType, number> = { float32: 4, float16: 2, int32: 4, int64: 8, int8: 1 };
 
 interface InitializerEntry {
   name: string;
@@ -173,6 +173,8 @@ export class GraphBuilder {
   private readonly outputs: Message[] = [];
   private readonly initializers: InitializerEntry[] = [];
   private nodeCount = 0;
+  /** Operator-set domains other than the default one that nodes use (e.g. com.microsoft). */
+  private readonly domains = new Set<string>();
 
   constructor(readonly name: string) {}
 
@@ -191,12 +193,18 @@ export class GraphBuilder {
     inputs: readonly string[],
     outputs: readonly string[],
     attrs: Record<string, Attribute> = {},
+    options: { domain?: string } = {},
   ): string {
     const m = new Message();
     for (const i of inputs) m.string(1, i);
     for (const o of outputs) m.string(2, o);
     m.string(3, `${op}_${this.nodeCount++}`).string(4, op);
     for (const [key, value] of Object.entries(attrs)) m.message(5, attributeProto(key, value));
+    // NodeProto.domain = 7; the model then imports that domain's operator set (version 1).
+    if (options.domain) {
+      m.string(7, options.domain);
+      this.domains.add(options.domain);
+    }
     this.nodes.push(m);
     return outputs[0] ?? '';
   }
@@ -285,11 +293,12 @@ export class GraphBuilder {
     }
     for (const i of this.inputs) graph.message(11, i);
     for (const o of this.outputs) graph.message(12, o);
-    return new Message()
+    const model = new Message()
       .varint(1, 8)
       .string(2, options.producer ?? 'easel model-builder')
       .message(7, graph)
-      .message(8, new Message().string(1, '').varint(2, 17))
-      .finish();
+      .message(8, new Message().string(1, '').varint(2, 17));
+    for (const domain of this.domains) model.message(8, new Message().string(1, domain).varint(2, 1));
+    return model.finish();
   }
 }

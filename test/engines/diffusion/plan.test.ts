@@ -26,6 +26,7 @@ const info: ModelInfo = {
   timestepSpacing: 'trailing',
   loadMs: 1,
   threads: 2,
+  attentionRewrite: null,
 };
 
 test('the native area at the requested aspect ratio, sides multiples of 64', () => {

@@ -2,6 +2,12 @@
 // and read every I/O contract from the sessions themselves.
 // Other folders import from here, not from the files behind it.
 export {
+  type AttentionRewriteResult,
+  fuseAttention,
+  rewriteModelFile,
+  withExternalDataFolder,
+} from './attention-rewrite.ts';
+export {
   inspectModelFolder,
   type ModelFamily,
   type ModelFolder,

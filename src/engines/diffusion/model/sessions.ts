@@ -2,12 +2,13 @@
 // metadata (onnxruntime-node ≥ 1.22). Exporters disagree on dtypes and ranks (docs/diffusion.md,
 // "Exporter generations"), so nothing here is assumed from the family; a contract that cannot work is refused at load
 // with the part and tensor named, instead of failing mid-generation with ORT's generic message.
-import { relative } from 'node:path';
+import { dirname, relative } from 'node:path';
 
 import ort from 'onnxruntime-node';
 
 import type { SchedulerConfig } from '../schedulers/index.ts';
 import { type ClipTokenizer, loadClipTokenizer } from '../tokenizer/index.ts';
+import { rewriteModelFile, withExternalDataFolder } from './attention-rewrite.ts';
 import {
   inspectModelFolder,
   type ModelFamily,
@@ -118,6 +119,11 @@ export interface LoadedModel {
   nativeResolution: number;
   /** A 9-channel UNet (latents ‖ mask ‖ masked-image latents; docs/diffusion.md, "Inpainting and image-to-image"). */
   inpainting: boolean;
+  /**
+   * The UNet's attention blocks opened as fused MultiHeadAttention (attention-rewrite.ts), and the
+   * attention-like Softmax nodes left as they were, with why; null when the rewrite was off or not tried.
+   */
+  attentionRewrite: { fused: number; skipped: Array<{ node: string; reason: string }>; reason?: string } | null;
   /** Releases every session. */
   release(): Promise<void>;
 }
@@ -128,6 +134,11 @@ export interface LoadModelOptions {
   intraOpNumThreads?: number;
   /** Further session options (benchmarks compare arena, execution mode, …); they override the defaults below. */
   tuning?: ort.InferenceSession.SessionOptions;
+  /**
+   * Open the UNet with its unfused attention rewritten to MultiHeadAttention (attention-rewrite.ts,
+   * docs/cpu-performance.md, "Fused attention"). Default true; applies to the CPU provider only.
+   */
+  fuseAttention?: boolean;
 }
 
 /**
@@ -171,7 +182,37 @@ export async function loadModel(
   }).filter((e): e is [string, string] => e[1] !== undefined);
   // By path, so external weights (model.onnx_data, weights.pb) next to the model are found (docs/diffusion.md,
   // "onnxruntime-node").
-  const settled = await Promise.allSettled(named.map(([, path]) => ort.InferenceSession.create(path, sessionOptions)));
+  const cpuOnly = (sessionOptions.executionProviders ?? ['cpu']).every(
+    (p) => (typeof p === 'string' ? p : p.name) === 'cpu',
+  );
+  let attentionRewrite: LoadedModel['attentionRewrite'] = null;
+  const open = async (key: string, path: string) => {
+    if (key === 'unet' && cpuOnly && options.fuseAttention !== false) {
+      // A file the rewrite cannot read is opened as it is: onnxruntime's own message then names the problem.
+      const { model, ...outcome } = await rewriteModelFile(path).catch((error: unknown) => ({
+        model: null,
+        fused: 0,
+        skipped: [],
+        reason: firstLine(error),
+      }));
+      attentionRewrite = outcome;
+      // From memory, so external weights are looked up in the model's own folder, as they would be by path.
+      // Should onnxruntime refuse the rewritten graph, the UNet is opened as exported and the log says why.
+      if (model) {
+        try {
+          return await ort.InferenceSession.create(model, withExternalDataFolder(sessionOptions, dirname(path)));
+        } catch (error) {
+          attentionRewrite = {
+            fused: 0,
+            skipped: outcome.skipped,
+            reason: `onnxruntime refused the rewritten graph: ${firstLine(error)}`,
+          };
+        }
+      }
+    }
+    return ort.InferenceSession.create(path, sessionOptions);
+  };
+  const settled = await Promise.allSettled(named.map(([key, path]) => open(key, path)));
   const opened: Record<string, ort.InferenceSession> = {};
   const problems: string[] = [];
   settled.forEach((result, i) => {
@@ -215,6 +256,7 @@ export async function loadModel(
       latentChannels: 4,
       nativeResolution: folder.nativeResolution,
       inpainting,
+      attentionRewrite,
       release: releaseAll,
     };
   } catch (error) {

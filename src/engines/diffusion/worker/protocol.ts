@@ -10,6 +10,8 @@ export interface WorkerOptions {
   executionProviders: string[];
   /** intra-op threads per session, as planned by src/runtime/onnx-threads.ts; 0 = onnxruntime's own default. */
   threads: number;
+  /** LoadModelOptions.fuseAttention (onnx.fuseAttention); unset = on. */
+  fuseAttention?: boolean;
 }
 
 /** What the engine needs to know of a loaded model to plan requests. */
@@ -31,6 +33,8 @@ export interface ModelInfo {
   loadMs: number;
   /** intra-op threads each of the model's sessions was opened with; 0 = onnxruntime's own default. */
   threads: number;
+  /** LoadedModel.attentionRewrite: the UNet's attention blocks fused at load, and those left with why. */
+  attentionRewrite: { fused: number; skipped: number; reason?: string; firstSkipped?: string } | null;
 }
 
 /**

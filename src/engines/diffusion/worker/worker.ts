@@ -20,7 +20,10 @@ async function load(options: WorkerOptions): Promise<ModelInfo> {
   model = await loadModel(options.folder, {
     executionProviders: options.executionProviders,
     ...(options.threads > 0 ? { intraOpNumThreads: options.threads } : {}),
+    ...(options.fuseAttention !== undefined ? { fuseAttention: options.fuseAttention } : {}),
   });
+  const rewrite = model.attentionRewrite;
+  const first = rewrite?.skipped[0];
   const { note } = createScheduler(model.schedulerConfig);
   return {
     family: model.family,
@@ -36,6 +39,12 @@ async function load(options: WorkerOptions): Promise<ModelInfo> {
     ...(note ? { schedulerNote: note } : {}),
     loadMs: performance.now() - started,
     threads: options.threads,
+    attentionRewrite: rewrite && {
+      fused: rewrite.fused,
+      skipped: rewrite.skipped.length,
+      ...(rewrite.reason ? { reason: rewrite.reason } : {}),
+      ...(first ? { firstSkipped: `${first.node}: ${first.reason}` } : {}),
+    },
   };
 }
 
