@@ -235,6 +235,8 @@ export type PartName = 'text_encoder' | 'text_encoder_2' | 'unet' | 'vae_decoder
 const SD_PARTS: readonly PartName[] = ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder'];
 const SDXL_PARTS: readonly PartName[] = ['text_encoder', 'text_encoder_2', 'unet', 'vae_decoder', 'vae_encoder'];
 const partsOf = (preset: ArchitecturePreset) => (isXl(preset) ? SDXL_PARTS : SD_PARTS);
+/** A part's weight stream: text_encoder_2 takes the last, so the other parts draw the same weights as before it existed. */
+const weightStreamOf = (part: PartName) => (part === 'text_encoder_2' ? SD_PARTS.length : SD_PARTS.indexOf(part));
 
 export interface ParameterCounts extends Record<Exclude<PartName, 'text_encoder_2'>, number> {
   /** SDXL presets only. */
@@ -334,7 +336,7 @@ export function writeArchitecturePart(
 ): { modelBytes: number; dataBytes: number } {
   const net = buildPart(preset, part, {
     ...options,
-    weights: new WeightStream(options.seed ?? 0, PARTS.indexOf(part)),
+    weights: new WeightStream(options.seed ?? 0, weightStreamOf(part)),
   });
   mkdirSync(join(folder, part), { recursive: true });
   const external = net.g.initializerInfo().some((i) => i.external);
@@ -361,11 +363,9 @@ export async function writeArchitectureModel(
 
   const counts: Partial<Record<PartName, number>> = {};
   const bytes: Partial<Record<PartName, number>> = {};
-  // text_encoder_2 takes the last stream, so the other parts draw the same weights as before it existed.
-  const stream = (part: PartName) => (part === 'text_encoder_2' ? SD_PARTS.length : SD_PARTS.indexOf(part));
   for (const part of partsOf(preset)) {
     // One weight stream per part: a part's weights depend on the seed and the part alone.
-    const net = buildPart(preset, part, { ...options, weights: new WeightStream(seed, stream(part)) });
+    const net = buildPart(preset, part, { ...options, weights: new WeightStream(seed, weightStreamOf(part)) });
     await mkdir(join(folder, part), { recursive: true });
     const external = net.g.initializerInfo().some((i) => i.external);
     const written = net.g.write(join(folder, part, 'model.onnx'), external ? { externalData: 'model.onnx_data' } : {});
