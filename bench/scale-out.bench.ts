@@ -1,7 +1,9 @@
 // Scale-out figures, with real processes from dist/ (run `npm run build` first; `npm run bench --
 // --preset scale-out` does) and real services from scripts/services (PostgreSQL, Redis, radosgw):
 //   - the latency the distributed path adds to a placeholder 256×256 generation: one `easel serve`
-//     (embedded) against one API node and one worker, each a separate process on loopback;
+//     (embedded) against one API node and one worker, each a separate process on loopback, their
+//     requests interleaved so that both see the machine as it is at that moment; and where the
+//     distributed path's time goes, from the jobs' own timestamps in Redis;
 //   - throughput with 1 and 2 workers behind one API node: placeholder 1024×1024 pictures (CPU-bound:
 //     encoding on the workers) and simulated 200 ms jobs (a slow placeholder deployment at 256×256,
 //     where the workers' slots are the limit: 2 each, queue.concurrency's default);
@@ -15,6 +17,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+
+import { Redis } from 'ioredis';
 
 import { CLUSTER_KEY, freePort, startCluster, until } from '../test/helpers/cluster.ts';
 
@@ -56,15 +60,69 @@ async function generate(base: string, deployment: string, body: object): Promise
 
 const small = (seed: number) => ({ size: '256x256', seed });
 
-async function latency(base: string): Promise<number[]> {
-  for (let i = 0; i < 10; i++) await generate(base, 'dall-e-2', small(i));
-  const times: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const started = performance.now();
-    await generate(base, 'dall-e-2', small(1000 + i));
-    times.push(performance.now() - started);
+/**
+ * Sequential generations against both servers in turn (which goes first alternates), so a change in
+ * the machine's load while they run reaches both alike. Returns each one's times and the wall-clock
+ * span of each distributed request (for `whereTheTimeGoes`).
+ */
+async function latency(embedded: string, distributed: string) {
+  for (let i = 0; i < 10; i++) {
+    await generate(embedded, 'dall-e-2', small(i));
+    await generate(distributed, 'dall-e-2', small(i));
   }
-  return times;
+  const times = { embedded: [] as number[], distributed: [] as number[] };
+  const spans: { sent: number; answered: number }[] = [];
+  const timed = async (base: string, seed: number) => {
+    const started = performance.now();
+    await generate(base, 'dall-e-2', small(seed));
+    return { started, ms: performance.now() - started };
+  };
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 === 0 ? (['embedded', 'distributed'] as const) : (['distributed', 'embedded'] as const);
+    for (const which of order) {
+      const { started, ms } = await timed(which === 'embedded' ? embedded : distributed, 1000 + i);
+      times[which].push(ms);
+      if (which === 'distributed')
+        spans.push({ sent: performance.timeOrigin + started, answered: performance.timeOrigin + started + ms });
+    }
+  }
+  return { times, spans };
+}
+
+/**
+ * Splits the distributed requests' time with their jobs' timestamps in Redis (BullMQ's `timestamp` when
+ * the API node made the job, `processedOn` when a worker took it, `finishedOn` when it ended; wall
+ * clocks in milliseconds, one machine): request → job made (HTTP, checks, admission), job made → taken,
+ * the job itself (placeholder, PNG, bucket and record), job ended → answer (the event back, the reply).
+ * The last RUNS jobs of the deployment, in admission order, are the timed requests in order.
+ */
+async function whereTheTimeGoes(redisUrl: string, spans: { sent: number; answered: number }[]) {
+  const redis = new Redis(redisUrl);
+  try {
+    const jobs: { number: number; made: number; taken: number; ended: number }[] = [];
+    for (const key of await redis.keys('easel:q:dall-e-2:j*')) {
+      if (key.split(':').length !== 4) continue; // a job's lock or logs, not the job
+      const job = await redis.hmget(key, 'name', 'timestamp', 'processedOn', 'finishedOn');
+      if (job.every((field) => field !== null)) {
+        const [number, made, taken, ended] = job.map(Number) as [number, number, number, number];
+        jobs.push({ number, made, taken, ended });
+      }
+    }
+    jobs.sort((a, b) => a.number - b.number);
+    const timed = jobs.slice(-spans.length);
+    const mean = (part: (job: (typeof timed)[number], span: (typeof spans)[number]) => number) =>
+      Math.round((timed.reduce((sum, job, i) => sum + part(job, spans[i]!), 0) / timed.length) * 10) / 10;
+    print({
+      case: 'dall-e-2 256x256 url, distributed: where the time goes (means)',
+      request_to_job_ms: mean((job, span) => job.made - span.sent),
+      job_to_worker_ms: mean((job) => job.taken - job.made),
+      job_ms: mean((job) => job.ended - job.taken),
+      job_end_to_answer_ms: mean((job, span) => span.answered - job.ended),
+      runs: timed.length,
+    });
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** Jobs per second: `jobs` generations sent by `CLIENTS` clients at once. */
@@ -79,7 +137,8 @@ async function throughput(base: string, deployment: string, body: object, jobs =
   return Math.round((jobs / ((performance.now() - started) / 1000)) * 100) / 100;
 }
 
-// --- The embedded baseline: one `easel serve` process, placeholder engine, its own data directory.
+// --- The embedded baseline: one `easel serve` process, placeholder engine, its own data directory. It
+// stays up beside the cluster for the interleaved latency figures.
 const dir = mkdtempSync(join(tmpdir(), 'easel-bench-scale-out-'));
 writeFileSync(join(dir, 'config.json'), JSON.stringify(CONFIG));
 const port = await freePort();
@@ -97,14 +156,11 @@ const embedded: ChildProcess = spawn(process.execPath, [resolve('dist/cli/index.
   stdio: ['ignore', 'ignore', 'inherit'],
 });
 const embeddedBase = `http://127.0.0.1:${port}`;
-let embeddedTimes: number[];
-try {
-  await until('the embedded server', async () => ((await fetch(`${embeddedBase}/readyz`)).ok ? true : undefined));
-  embeddedTimes = await latency(embeddedBase);
-} finally {
+const stopEmbedded = () => {
   embedded.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
-}
+};
+await until('the embedded server', async () => ((await fetch(`${embeddedBase}/readyz`)).ok ? true : undefined));
 
 /**
  * /healthz of an API node while CLIENTS clients keep the workers busy through it, and the node's own
@@ -140,15 +196,17 @@ async function healthUnderLoad(api: { base: string }, setting: string): Promise<
 // --- The cluster: one API node, then one and two workers.
 const start = await startCluster({ apis: 1, workers: 1, config: CONFIG });
 if (!start.ok) {
+  stopEmbedded();
   console.error(`scale-out bench: ${start.missing}`);
   process.exit(3);
 }
 const cluster = start.cluster;
 try {
   const api = cluster.apis[0]!;
-  const distributedTimes = await latency(api.base);
-  const embeddedSummary = summary(embeddedTimes);
-  const distributedSummary = summary(distributedTimes);
+  const { times, spans } = await latency(embeddedBase, api.base);
+  stopEmbedded();
+  const embeddedSummary = summary(times.embedded);
+  const distributedSummary = summary(times.distributed);
   print({ case: 'dall-e-2 256x256 url, embedded (easel serve)', ...embeddedSummary });
   print({ case: 'dall-e-2 256x256 url, distributed (1 API node, 1 worker)', ...distributedSummary });
   print({
@@ -156,6 +214,7 @@ try {
     p50_ms: Math.round((distributedSummary.p50_ms - embeddedSummary.p50_ms) * 10) / 10,
     p99_ms: Math.round((distributedSummary.p99_ms - embeddedSummary.p99_ms) * 10) / 10,
   });
+  await whereTheTimeGoes(cluster.services.redis.url, spans);
 
   const rates = async (workers: number) => {
     await throughput(api.base, 'dall-e-3', {}, 16); // warm-up
@@ -231,5 +290,6 @@ try {
     mean_ms: Math.round(recoveries.reduce((a, b) => a + b, 0) / recoveries.length),
   });
 } finally {
+  stopEmbedded();
   await cluster.close();
 }

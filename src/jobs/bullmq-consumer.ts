@@ -168,22 +168,41 @@ export class BullmqConsumer implements JobConsumer {
     const waitKeys = served.map(([d]) => this.names.bullKey(d, 'wait'));
     const jobPrefixes = served.map(([d]) => this.names.bullKey(d, ''));
     const markers = served.map(([d]) => this.names.bullKey(d, 'marker'));
+    // Choosing a queue costs a round trip to Redis only when there is a choice to make: with one
+    // served deployment its queue is simply tried, and after a wait the queue whose marker ended it
+    // holds the job that arrived. (Jobs of two deployments arriving within one wake may then start in
+    // either order; jobs that waited longer start oldest first.)
+    let empty = false; // the last look found nothing: wait for a marker
+    let woken = 0; // the queue (1-based) whose marker ended the last wait
     while (!this.stopping) {
       try {
         if (this.jobs.size >= this.options.concurrency) {
           await new Promise<void>((resolve) => (this.wake = resolve));
           continue;
         }
-        const index = await this.client.easelOldest(waitKeys.length, ...waitKeys, ...jobPrefixes);
+        if (empty) {
+          const popped = await this.blocker.bzpopmin(...markers, this.options.blockSeconds ?? 5);
+          woken = popped ? markers.indexOf(popped[0]) + 1 : 0;
+          empty = false;
+          continue;
+        }
+        const index =
+          woken ||
+          (served.length === 1 ? 1 : await this.client.easelOldest(served.length, ...waitKeys, ...jobPrefixes));
+        woken = 0;
         if (this.stopping) break;
         if (index === 0) {
-          await this.blocker.bzpopmin(...markers, this.options.blockSeconds ?? 5);
+          empty = true;
           continue;
         }
         const [deployment, worker] = served[index - 1]!;
         const token = randomUUID();
         const job = await worker.getNextJob(token, { block: false });
-        if (!job) continue; // another worker was quicker
+        if (!job) {
+          // Nothing waits there (another worker was quicker, or the only queue is empty).
+          empty = served.length === 1;
+          continue;
+        }
         if (this.stopping) {
           await job.moveToWait(token); // taken as close began: never started, back to the front
           break;
