@@ -19,6 +19,12 @@ function* walk(dir) {
   }
 }
 
+// tsc's incremental build trusts its build info and does not notice compiled files that were deleted
+// since: when a source's output is missing, the build starts over.
+const compiledOf = (source) => join(DIST, relative(SRC, source)).replace(/\.ts$/, '.js');
+const sources = [...walk(SRC)].filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'));
+if (sources.some((source) => !existsSync(compiledOf(source)))) rmSync(join(DIST, '.tsbuildinfo'), { force: true });
+
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
 if (result.status !== 0) process.exit(result.status ?? 1);
