@@ -160,6 +160,7 @@ const stopEmbedded = () => {
   embedded.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 };
+process.once('exit', stopEmbedded); // whatever fails below, no server is left behind
 await until('the embedded server', async () => ((await fetch(`${embeddedBase}/readyz`)).ok ? true : undefined));
 
 /**
