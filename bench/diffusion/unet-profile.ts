@@ -2,7 +2,7 @@
 // A/B of graph variants in one process and, with --profile, onnxruntime's own per-node profile
 // summed by operator and by resolution (docs/cpu-performance.md, "Where a UNet step goes").
 //
-//   npx tsx bench/diffusion/unet-profile.ts --preset sd-turbo [--variants unfused,rewritten] [--reps 2]
+//   npx tsx bench/diffusion/unet-profile.ts --preset sd-turbo|sd15|sdxl-turbo [--variants unfused,rewritten] [--reps 2]
 //       [--profile] [--threads N]
 //
 // Variants: `unfused` is the UNet as exporters write it (MatMul/Softmax/MatMul attention); `fused`
@@ -34,7 +34,14 @@ const VARIANTS = ['unfused', 'fused', 'rewritten', 'int8'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 const ROOT = fileURLToPath(new URL('../../.cache/bench-models/', import.meta.url));
-const CROSS_ATTENTION_DIM: Partial<Record<ArchitecturePreset, number>> = { 'sd-turbo': 1024, sd15: 768, small: 64 };
+const CROSS_ATTENTION_DIM: Partial<Record<ArchitecturePreset, number>> = {
+  'sd-turbo': 1024,
+  sd15: 768,
+  small: 64,
+  'sdxl-turbo': 2048,
+};
+/** SDXL's added conditioning: the pooled text embedding's width (`text_embeds`); `time_ids` has six numbers. */
+const TEXT_EMBEDS_DIM: Partial<Record<ArchitecturePreset, number>> = { 'sdxl-turbo': 1280 };
 
 function unetPath(preset: ArchitecturePreset, variant: Variant): string {
   const folder = join(ROOT, `unet-${preset}-${variant === 'rewritten' ? 'unfused' : variant}-0`);
@@ -57,11 +64,18 @@ function unetPath(preset: ArchitecturePreset, variant: Variant): string {
 function inputs(preset: ArchitecturePreset): Record<string, ort.Tensor> {
   const stream = new WeightStream(1, 0);
   const contextDim = CROSS_ATTENTION_DIM[preset]!;
-  return {
+  const feeds: Record<string, ort.Tensor> = {
     sample: new ort.Tensor('float32', stream.next(4 * 64 * 64, 1), [1, 4, 64, 64]),
     timestep: new ort.Tensor('float32', Float32Array.of(999), [1]),
     encoder_hidden_states: new ort.Tensor('float32', stream.next(77 * contextDim, 1), [1, 77, contextDim]),
   };
+  const textEmbedsDim = TEXT_EMBEDS_DIM[preset];
+  if (textEmbedsDim !== undefined) {
+    feeds.text_embeds = new ort.Tensor('float32', stream.next(textEmbedsDim, 1), [1, textEmbedsDim]);
+    // Original size, crop offset, target size, as SDXL pipelines pass them for a 512² image.
+    feeds.time_ids = new ort.Tensor('float32', Float32Array.of(512, 512, 0, 0, 512, 512), [1, 6]);
+  }
+  return feeds;
 }
 
 interface ProfileEvent {
