@@ -111,6 +111,11 @@ export class S3BlobStore implements BlobStore, BlobPresigning {
       ...(options.endpoint !== undefined ? { endpoint: options.endpoint } : {}),
       ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
     };
+    // On Node 20 the SDK warns once per process, eight lines on stderr amid the JSON log, that its
+    // releases after January 2027 need Node 22. easel pins the SDK's version (package-lock.json), so
+    // the warning is about releases easel does not install; the README says which Node lines easel
+    // supports. Setting the variable to anything but "true" brings the warning back.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.#client = new S3Client(config);
     // Presigning is local computation; a second client only when the URLs name another host.
     const publicEndpoint = options.publicEndpoint;

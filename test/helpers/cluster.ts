@@ -252,7 +252,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     EASEL_S3_FORCE_PATH_STYLE: 'true',
     AWS_ACCESS_KEY_ID: s3.env.AWS_ACCESS_KEY_ID ?? '',
     AWS_SECRET_ACCESS_KEY: s3.env.AWS_SECRET_ACCESS_KEY ?? '',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     EASEL_IMAGE_CLASSIFIER: 'none',
     ...options.env,
   };

@@ -44,7 +44,6 @@ if (missing) {
   // The AWS SDK reads its credentials from the standard variables, as in production.
   process.env.AWS_ACCESS_KEY_ID = s3.env.AWS_ACCESS_KEY_ID;
   process.env.AWS_SECRET_ACCESS_KEY = s3.env.AWS_SECRET_ACCESS_KEY;
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
   const env = {
     EASEL_REDIS_URL: redis.url,
