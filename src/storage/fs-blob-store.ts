@@ -28,14 +28,15 @@ export class FsBlobStore implements BlobStore {
     // new bytes, never half a file. The dot prefix keeps temp files out of list().
     const temp = join(dirname(path), `.${randomBytes(8).toString('hex')}.tmp`);
     for (let attempt = 1; ; attempt++) {
-      await mkdir(dirname(path), { recursive: true });
       try {
+        await mkdir(dirname(path), { recursive: true });
         await writeFile(temp, bytes);
         await rename(temp, path);
         return;
       } catch (error) {
         await rm(temp, { force: true });
-        // A delete emptied and removed the folder between our mkdir and write: make it again.
+        // A delete emptied and removed a folder of this key while it was being made or written
+        // into (a job's folder, between this job's own put and delete): make it again.
         if (!isMissing(error) || attempt === 3) throw error;
       }
     }
@@ -51,13 +52,19 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * Removes the file, then the folders it leaves empty (up to the root), as a bucket has no folders:
-   * each job's `transient/<jobId>/` would otherwise stay behind as an empty folder.
+   * Removes the file, then the folders it leaves empty, as a bucket has no folders: each job's
+   * `transient/<jobId>/` would otherwise stay behind as an empty folder. The top-level folders
+   * (`images/`, `transient/` …) stay: were the last job's delete to remove `transient/`, another
+   * job's put making `transient/<its id>/` at that moment would find its parent gone.
    */
   async delete(key: string): Promise<void> {
     const path = this.pathOf(key);
     await rm(path, { force: true });
-    for (let dir = dirname(path); dir.length > this.root.length && dir.startsWith(this.root); dir = dirname(dir)) {
+    for (
+      let dir = dirname(path);
+      dir.startsWith(this.root) && dirname(dir).length > this.root.length;
+      dir = dirname(dir)
+    ) {
       try {
         await rmdir(dir);
       } catch {

@@ -102,17 +102,46 @@ test('a stream opened before a put keeps reading the bytes it opened', async (t)
   assert.equal(opened!.size, 9);
 });
 
-test('deleting the last key of a folder removes the folders it leaves empty, never the root', async (t) => {
+test('deleting the last key of a folder removes the folders it leaves empty, never a top-level one', async (t) => {
   const store = await tempStore(t);
   await store.put('transient/job-1/0.png', Buffer.from('a'));
   await store.put('transient/job-2/0.png', Buffer.from('b'));
   await store.delete('transient/job-1/0.png');
   assert.deepEqual(await readdir(join(store.root, 'transient')), ['job-2']);
   await store.delete('transient/job-2/0.png');
-  assert.deepEqual(await readdir(store.root), []);
+  assert.deepEqual(await readdir(store.root), ['transient']);
+  assert.deepEqual(await readdir(join(store.root, 'transient')), []);
+  await store.put('images/a.png', Buffer.from('i'));
+  await store.delete('images/a.png');
+  assert.deepEqual((await readdir(store.root)).sort(), ['images', 'transient']);
   // The folders come back when a key needs them again.
   await store.put('transient/job-3/0.png', Buffer.from('c'));
   assert.deepEqual(await store.get('transient/job-3/0.png'), Buffer.from('c'));
+});
+
+test('jobs putting and deleting in folders of their own, at once, all succeed', async (t) => {
+  // What concurrent jobs do with their transient files (partial images, b64_json results): when one
+  // job's delete emptied the last folder, its clean-up once removed transient/ itself while another
+  // job's put was making transient/<its id>/, and that put failed (ENOENT from mkdir).
+  const store = await tempStore(t);
+  const failures: unknown[] = [];
+  await Promise.all(
+    Array.from({ length: 4 }, async (_, job) => {
+      for (let round = 0; round < 150; round++) {
+        const folder = `transient/job-${job}-${round}`;
+        try {
+          await store.put(`${folder}/0.png`, Buffer.from('partial'));
+          await Promise.all([store.delete(`${folder}/0.png`), store.put(`${folder}/1.png`, Buffer.from('final'))]);
+          assert.deepEqual(await store.get(`${folder}/1.png`), Buffer.from('final'));
+          await store.delete(`${folder}/1.png`);
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+    }),
+  );
+  assert.deepEqual(failures, []);
+  assert.deepEqual(await readdir(join(store.root, 'transient')), []);
 });
 
 test('a put and a delete that empties the same folder, racing, both succeed', async (t) => {
