@@ -54,8 +54,9 @@ export class FsBlobStore implements BlobStore {
   /**
    * Removes the file, then the folders it leaves empty, as a bucket has no folders: each job's
    * `transient/<jobId>/` would otherwise stay behind as an empty folder. The top-level folders
-   * (`images/`, `transient/` …) stay: were the last job's delete to remove `transient/`, another
-   * job's put making `transient/<its id>/` at that moment would find its parent gone.
+   * (`images/`, `transient/` …) stay: were a delete to remove `transient/`, a put making
+   * `transient/<id>/` at that moment (the same job's next partial image, or another job's file)
+   * would find its parent gone.
    */
   async delete(key: string): Promise<void> {
     const path = this.pathOf(key);
