@@ -21,9 +21,10 @@ function* walk(dir) {
 
 // tsc's incremental build trusts its build info and does not notice compiled files that were deleted
 // since: when a source's output is missing, the build starts over.
+const sources = [...walk(SRC)];
 const compiledOf = (source) => join(DIST, relative(SRC, source)).replace(/\.ts$/, '.js');
-const sources = [...walk(SRC)].filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'));
-if (sources.some((source) => !existsSync(compiledOf(source)))) rmSync(join(DIST, '.tsbuildinfo'), { force: true });
+const compiled = sources.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'));
+if (compiled.some((source) => !existsSync(compiledOf(source)))) rmSync(join(DIST, '.tsbuildinfo'), { force: true });
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
@@ -31,7 +32,7 @@ if (result.status !== 0) process.exit(result.status ?? 1);
 
 // The worker bootstrap loads TypeScript through tsx: compiled workers start without it.
 const runtimeOnly = (path) => path.endsWith('.ts') || path.endsWith('ts-worker-bootstrap.mjs');
-for (const file of walk(SRC)) {
+for (const file of sources) {
   if (runtimeOnly(file)) continue;
   const target = join(DIST, relative(SRC, file));
   mkdirSync(dirname(target), { recursive: true });

@@ -172,18 +172,11 @@ export class BullmqConsumer implements JobConsumer {
     // served deployment its queue is simply tried, and after a wait the queue whose marker ended it
     // holds the job that arrived. (Jobs of two deployments arriving within one wake may then start in
     // either order; jobs that waited longer start oldest first.)
-    let empty = false; // the last look found nothing: wait for a marker
     let woken = 0; // the queue (1-based) whose marker ended the last wait
     while (!this.stopping) {
       try {
         if (this.jobs.size >= this.options.concurrency) {
           await new Promise<void>((resolve) => (this.wake = resolve));
-          continue;
-        }
-        if (empty) {
-          const popped = await this.blocker.bzpopmin(...markers, this.options.blockSeconds ?? 5);
-          woken = popped ? markers.indexOf(popped[0]) + 1 : 0;
-          empty = false;
           continue;
         }
         const index =
@@ -192,15 +185,15 @@ export class BullmqConsumer implements JobConsumer {
         woken = 0;
         if (this.stopping) break;
         if (index === 0) {
-          empty = true;
+          woken = await this.waitForJob(markers);
           continue;
         }
         const [deployment, worker] = served[index - 1]!;
         const token = randomUUID();
         const job = await worker.getNextJob(token, { block: false });
         if (!job) {
-          // Nothing waits there (another worker was quicker, or the only queue is empty).
-          empty = served.length === 1;
+          // The only queue is empty; with several, another worker was quicker: look at them again.
+          if (served.length === 1) woken = await this.waitForJob(markers);
           continue;
         }
         if (this.stopping) {
@@ -217,6 +210,15 @@ export class BullmqConsumer implements JobConsumer {
         });
       }
     }
+  }
+
+  /**
+   * Blocks until BullMQ marks one of the queues as having a job (or `blockSeconds` pass); returns
+   * that queue (1-based), 0 after a timeout.
+   */
+  private async waitForJob(markers: string[]): Promise<number> {
+    const popped = await this.blocker.bzpopmin(...markers, this.options.blockSeconds ?? 5);
+    return popped ? markers.indexOf(popped[0]) + 1 : 0;
   }
 
   private start(
