@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { loadConfig } from '../../src/config/index.ts';
-import type { RawImage } from '../../src/contract/request.ts';
+import type { ImageRequest, RawImage } from '../../src/contract/request.ts';
 import { createDeploymentEngines } from '../../src/engines/deployment-engines.ts';
 import { EngineAbortedError, type EngineProgress } from '../../src/engines/engine.ts';
 import { wrap } from '../../src/engines/placeholder/card.ts';
@@ -245,9 +245,9 @@ test('reference images after the first tint the palette toward their colour', as
   assert.ok((t[0] as number) - (t[1] as number) > (p[0] as number) - (p[1] as number) + 30, `corner ${p} → ${t}`);
 });
 
-test('progress reports every step with n previews of the output size, ending with the final images', async () => {
+test('a streamed request with partial images gets n previews of the output size at the due steps, ending with the final images', async () => {
   const reports: EngineProgress[] = [];
-  const request = generationRequest({ width: 512, height: 256, n: 2 });
+  const request = generationRequest({ width: 512, height: 256, n: 2, stream: true, partialImages: 3 });
   const { images } = await engine.run(request, { onProgress: (progress) => reports.push(progress) });
   assert.deepEqual(
     reports.map((r) => [r.step, r.totalSteps]),
@@ -270,6 +270,20 @@ test('progress reports every step with n previews of the output size, ending wit
   const previewHashes = reports.map((r) => (r.previews ?? []).map(sha256));
   assert.deepEqual(previewHashes[3], images.map(sha256));
   assert.equal(new Set(previewHashes.map((h) => h[0])).size, 4, 'each step shows a different preview');
+});
+
+test('previews are made only at the steps whose partial image is due, and not at all without partial images', async () => {
+  const withPreviews = async (overrides: Partial<ImageRequest>) => {
+    const steps: (number | null)[] = [];
+    await engine.run(generationRequest({ width: 64, height: 64, ...overrides }), {
+      onProgress: ({ step, previews }) => steps.push(previews ? step : null),
+    });
+    return steps;
+  };
+  // One partial image of four steps falls on step 2 (partialImageSteps(4, 1)); the last step is the picture.
+  assert.deepEqual(await withPreviews({ stream: true, partialImages: 1 }), [null, 2, null, 4]);
+  assert.deepEqual(await withPreviews({ stream: true, partialImages: 0 }), [null, null, null, null]);
+  assert.deepEqual(await withPreviews({ stream: false, partialImages: 0 }), [null, null, null, null]);
 });
 
 test('an aborted signal stops the run with EngineAbortedError', async () => {

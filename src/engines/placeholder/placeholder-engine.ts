@@ -2,7 +2,7 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 
 import type { ImageRequest, RawImage } from '../../contract/request.ts';
 import type { Engine, EngineOutput, EngineRunContext } from '../engine.ts';
-import { EngineAbortedError } from '../engine.ts';
+import { EngineAbortedError, partialImageDue } from '../engine.ts';
 import { type CardText, paintCard } from './card.ts';
 import { blendWithInput, editRegion } from './edit.ts';
 import { averageColour, makePalette, type Palette } from './palette.ts';
@@ -40,14 +40,23 @@ export class PlaceholderEngine implements Engine {
       await nextTurn();
       throwIfAborted(signal);
     }
+    // Previews only where a partial image will be made of them (streamed requests with partial_images,
+    // at the steps due): on a 1024² picture each is a few megabytes written for nothing otherwise.
+    const wanted = request.stream ? request.partialImages : 0;
+    let planned = 0;
     for (let step = 1; step <= TOTAL_STEPS; step++) {
       if (this.#stepMs > 0) await wait(this.#stepMs, signal);
       else if (step > 1) await nextTurn();
       throwIfAborted(signal);
       if (!onProgress) continue;
+      let previews: RawImage[] | undefined;
       // The last step's previews are the final images themselves.
-      const previews = step === TOTAL_STEPS ? images : images.map((image) => preview(image, step));
-      onProgress({ step, totalSteps: TOTAL_STEPS, previews });
+      if (wanted > 0 && step === TOTAL_STEPS) previews = images;
+      else if (partialImageDue(step, TOTAL_STEPS, planned, wanted)) {
+        planned++;
+        previews = images.map((image) => preview(image, step));
+      }
+      onProgress(previews ? { step, totalSteps: TOTAL_STEPS, previews } : { step, totalSteps: TOTAL_STEPS });
     }
     return { images };
   }
