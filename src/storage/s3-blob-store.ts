@@ -12,7 +12,6 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -27,6 +26,7 @@ import {
   type OpenedBlob,
   StorageUnavailableError,
 } from './blob-store.ts';
+import { type DirectPut, directPut } from './s3-direct-put.ts';
 
 export interface S3BlobStoreOptions {
   /** The bucket; created at open when missing. */
@@ -66,6 +66,8 @@ export class S3BlobStore implements BlobStore, BlobPresigning {
   readonly #client: S3Client;
   readonly #presigner: S3Client;
   readonly #now: () => number;
+  /** Uploads, past the SDK's middleware (s3-direct-put.ts); set by open(). */
+  #put!: DirectPut;
 
   /**
    * Connects, checks the credentials and creates the bucket if it is missing. Fails with a
@@ -76,6 +78,9 @@ export class S3BlobStore implements BlobStore, BlobPresigning {
     const store = new S3BlobStore(options);
     try {
       await store.#ensureBucket();
+      store.#put = await directPut(store.#client, store.bucket).catch((error: unknown) => {
+        throw store.#unavailable('open', null, error);
+      });
       return store;
     } catch (error) {
       store.close();
@@ -126,17 +131,7 @@ export class S3BlobStore implements BlobStore, BlobPresigning {
   }
 
   async put(key: string, bytes: Buffer): Promise<void> {
-    await this.#send('write', key, () =>
-      this.#client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: bytes,
-          ContentLength: bytes.length,
-          ContentType: contentTypeOfKey(key),
-        }),
-      ),
-    );
+    await this.#send('write', key, () => this.#put(key, bytes, contentTypeOfKey(key)));
   }
 
   async get(key: string): Promise<Buffer | null> {

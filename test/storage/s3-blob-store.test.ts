@@ -4,17 +4,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { get as httpGet } from 'node:http';
+import { createServer as createHttpServer, get as httpGet, request as httpRequest } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { after, describe, test } from 'node:test';
 
-import { HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 import { StorageUnavailableError } from '../../src/storage/blob-store.ts';
 import { PresignedImageLinks } from '../../src/storage/image-links.ts';
 import { openS3BlobStore } from '../../src/storage/index.ts';
 import { S3BlobStore, type S3BlobStoreOptions } from '../../src/storage/s3-blob-store.ts';
+import { directPut, S3ResponseError } from '../../src/storage/s3-direct-put.ts';
 import { decode, startTestApp } from '../helpers/app.ts';
 import { reportMissingService, s3Connection, startService } from '../helpers/services.ts';
 import { assertError, generationsUrl, pathOf, postJson } from '../http/helpers.ts';
@@ -219,6 +220,89 @@ if (!started.ok) {
     });
   });
 
+  describe('s3: uploads', () => {
+    test('keys with characters a URL must encode are stored under exactly that key', async (t) => {
+      const store = await open();
+      t.after(() => store.close());
+      const keys = [
+        'transient/a b+c&d=e;f,g$h@i.png',
+        "transient/ü ñ 東京 (1)!*'~.png",
+        'transient/100%25 %.png',
+        'transient/deep/er/still.png',
+      ];
+      for (const [i, key] of keys.entries()) await store.put(key, Buffer.from(`bytes ${i}`));
+      for (const [i, key] of keys.entries()) assert.deepEqual(await store.get(key), Buffer.from(`bytes ${i}`), key);
+      const listed = (await store.list('transient/')).entries.map((entry) => entry.key);
+      assert.deepEqual(listed, [...keys].sort());
+    });
+
+    test("an object is stored with its key's content type", async (t) => {
+      const store = await open();
+      const raw = new S3Client(connection);
+      t.after(() => (store.close(), raw.destroy()));
+      const types: [string, string][] = [
+        ['images/a.png', 'image/png'],
+        ['images/b.jpg', 'image/jpeg'],
+        ['images/c.webp', 'image/webp'],
+        ['transient/d.bin', 'application/octet-stream'],
+      ];
+      for (const [key, type] of types) {
+        await store.put(key, Buffer.from('x'));
+        const head = await raw.send(new HeadObjectCommand({ Bucket: store.bucket, Key: key }));
+        assert.equal(head.ContentType, type, key);
+        assert.equal(head.ContentLength, 1);
+      }
+    });
+
+    test("a transient answer (503 SlowDown) is retried by the client's strategy; with one attempt it is the error", async (t) => {
+      const proxy = await faultyProxy(Number(new URL(connection.endpoint).port));
+      t.after(() => proxy.close());
+      const endpoint = `http://127.0.0.1:${proxy.port}`;
+      const bucket = freshBucket();
+      const store = await S3BlobStore.open({ ...connection, endpoint, bucket, maxAttempts: 3 });
+      t.after(() => store.close());
+      proxy.failNextPuts(1, 503, 'SlowDown');
+      await store.put('images/retried.png', Buffer.from('after one 503'));
+      assert.equal(proxy.puts, 2);
+      assert.deepEqual(await store.get('images/retried.png'), Buffer.from('after one 503'));
+
+      const once = await S3BlobStore.open({ ...connection, endpoint, bucket, maxAttempts: 1 });
+      t.after(() => once.close());
+      proxy.failNextPuts(1, 503, 'SlowDown');
+      const error = await once.put('images/lost.png', Buffer.from('x')).catch((e: unknown) => e);
+      assert.ok(error instanceof StorageUnavailableError, String(error));
+      assert.match(error.message, /"images\/lost\.png" in bucket .* the server answered HTTP 503 SlowDown/);
+    });
+
+    test('a refused upload is not retried, and its message says what S3 answered', async (t) => {
+      const proxy = await faultyProxy(Number(new URL(connection.endpoint).port));
+      t.after(() => proxy.close());
+      const store = await open({ endpoint: `http://127.0.0.1:${proxy.port}`, maxAttempts: 3 });
+      t.after(() => store.close());
+      proxy.failNextPuts(1, 403, 'AccessDenied');
+      const error = await store.put('images/refused.png', Buffer.from('x')).catch((e: unknown) => e);
+      assert.ok(error instanceof StorageUnavailableError, String(error));
+      assert.match(error.message, /credentials were refused \(HTTP 403 AccessDenied\)/);
+      assert.equal(proxy.puts, 1);
+    });
+
+    test("a signature the bucket refuses (a wrong secret) fails with S3's own code", async (t) => {
+      const store = await open();
+      t.after(() => store.close());
+      const wrong = new S3Client({
+        ...connection,
+        credentials: { accessKeyId: connection.credentials.accessKeyId, secretAccessKey: 'not-the-secret' },
+      });
+      t.after(() => wrong.destroy());
+      const put = await directPut(wrong, store.bucket);
+      const error = await put('images/x.png', Buffer.from('x'), 'image/png').catch((e: unknown) => e);
+      assert.ok(error instanceof S3ResponseError, String(error));
+      assert.equal(error.name, 'SignatureDoesNotMatch');
+      assert.equal(error.$metadata.httpStatusCode, 403);
+      assert.equal(await store.get('images/x.png'), null);
+    });
+  });
+
   describe('s3: serving images', () => {
     test('with presigned links, answers carry bucket URLs that expire with the image', async (t) => {
       const store = await open();
@@ -375,5 +459,49 @@ async function tcpProxy(target: number): Promise<{ port: number; close(): Promis
       for (const socket of upstreams) socket.destroy();
       await proxy.close();
     },
+  };
+}
+
+/**
+ * Forwards HTTP to the bucket, counting objects' PUTs; `failNextPuts` makes the next ones answer with an S3
+ * error of its own instead (as a busy or refusing bucket would).
+ */
+async function faultyProxy(target: number) {
+  let failures: { left: number; status: number; code: string } = { left: 0, status: 0, code: '' };
+  const counts = { puts: 0 };
+  const proxy = await listen(
+    createHttpServer((req, res) => {
+      // An object's PUT (/bucket/key), not the bucket's creation (/bucket).
+      const objectPut = req.method === 'PUT' && /^\/[^/]+\/[^?]/.test(req.url!);
+      if (objectPut) counts.puts++;
+      if (objectPut && failures.left > 0) {
+        failures.left--;
+        req.resume();
+        res.writeHead(failures.status, { 'content-type': 'application/xml' });
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${failures.code}</Code><Message>injected</Message></Error>`,
+        );
+        return;
+      }
+      const upstream = httpRequest(
+        { host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode!, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    }) as unknown as Server,
+  );
+  return {
+    port: port(proxy.server),
+    get puts() {
+      return counts.puts;
+    },
+    failNextPuts(count: number, status: number, code: string) {
+      failures = { left: count, status, code };
+    },
+    close: () => proxy.close(),
   };
 }
