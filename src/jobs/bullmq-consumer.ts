@@ -165,13 +165,18 @@ export class BullmqConsumer implements JobConsumer {
    */
   private async takeJobs(processor: JobProcessor): Promise<void> {
     const served = [...this.workers.entries()];
-    const waitKeys = served.map(([d]) => this.names.bullKey(d, 'wait'));
-    const jobPrefixes = served.map(([d]) => this.names.bullKey(d, ''));
     const markers = served.map(([d]) => this.names.bullKey(d, 'marker'));
-    // Choosing a queue costs a round trip to Redis only when there is a choice to make: with one
-    // served deployment its queue is simply tried, and after a wait the queue whose marker ended it
-    // holds the job that arrived. (Jobs of two deployments arriving within one wake may then start in
-    // either order; jobs that waited longer start oldest first.)
+    const listKeys = [
+      ...served.map(([d]) => this.names.bullKey(d, 'wait')),
+      ...served.map(([d]) => this.names.bullKey(d, 'prioritized')),
+      ...markers,
+    ];
+    const jobPrefixes = served.map(([d]) => this.names.bullKey(d, ''));
+    // After a wait, the queue whose marker ended it holds the job that arrived, and it is taken from at
+    // once: no round trip to Redis comes before a new job. Otherwise (a job just started, a slot freed,
+    // another worker was quicker) Redis is asked which queue holds the oldest waiting job, and the same
+    // script clears the markers of empty queues (NEXT_LUA). Jobs of two deployments arriving within one
+    // wake may start in either order; jobs that waited longer start oldest first.
     let woken = 0; // the queue (1-based) whose marker ended the last wait
     while (!this.stopping) {
       try {
@@ -179,9 +184,7 @@ export class BullmqConsumer implements JobConsumer {
           await new Promise<void>((resolve) => (this.wake = resolve));
           continue;
         }
-        const index =
-          woken ||
-          (served.length === 1 ? 1 : await this.client.easelOldest(served.length, ...waitKeys, ...jobPrefixes));
+        const index = woken || (await this.client.easelNext(listKeys.length, ...listKeys, ...jobPrefixes));
         woken = 0;
         if (this.stopping) break;
         if (index === 0) {
@@ -191,11 +194,7 @@ export class BullmqConsumer implements JobConsumer {
         const [deployment, worker] = served[index - 1]!;
         const token = randomUUID();
         const job = await worker.getNextJob(token, { block: false });
-        if (!job) {
-          // The only queue is empty; with several, another worker was quicker: look at them again.
-          if (served.length === 1) woken = await this.waitForJob(markers);
-          continue;
-        }
+        if (!job) continue; // another worker was quicker: look again
         if (this.stopping) {
           await job.moveToWait(token); // taken as close began: never started, back to the front
           break;

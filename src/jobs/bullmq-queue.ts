@@ -128,11 +128,17 @@ return 1`;
  * Which of the served deployments' queues holds the oldest waiting job (1-based; 0: none), so that a
  * worker serving several takes jobs in the order they were admitted: by admission number, which is
  * the job's name. BullMQ pushes new jobs on the left of its wait list and takes from the right.
- * KEYS: wait lists; ARGV: their job key prefixes.
+ * It also clears the marker of each queue with nothing waiting: BullMQ adds one each time a job is
+ * taken (so that another worker looks for more), and a worker blocked on it would otherwise wake at
+ * once for nothing after every job. Cleared atomically with the look at the lists, so no wake-up for a
+ * job is lost: a job added later adds its own marker. Only the plain marker ("0") is cleared, never
+ * BullMQ's marker for delayed jobs.
+ * KEYS: wait lists, then prioritized sets, then markers (one of each per queue); ARGV: job key prefixes.
  */
-const OLDEST_LUA = `local best = 0
+const NEXT_LUA = `local n = #ARGV
+local best = 0
 local oldest = nil
-for i = 1, #KEYS do
+for i = 1, n do
   local id = redis.call('LINDEX', KEYS[i], -1)
   if id then
     local number = tonumber(redis.call('HGET', ARGV[i] .. id, 'name')) or 0
@@ -140,6 +146,8 @@ for i = 1, #KEYS do
       best = i
       oldest = number
     end
+  elseif redis.call('ZCARD', KEYS[n + i]) == 0 then
+    redis.call('ZREM', KEYS[2 * n + i], '0')
   end
 end
 return best`;
@@ -159,7 +167,7 @@ interface EaselCommands {
   easelAdmit(...args: (string | number)[]): Promise<[number, number, number, number, string, number]>;
   easelHeartbeat(...args: (string | number)[]): Promise<number>;
   easelRecord(...args: (string | number)[]): Promise<number>;
-  easelOldest(...args: (string | number)[]): Promise<number>;
+  easelNext(...args: (string | number)[]): Promise<number>;
   easelOthers(...args: (string | number)[]): Promise<number>;
 }
 export type EaselRedis = Redis & EaselCommands;
@@ -173,7 +181,7 @@ export function connectRedis(options: BullmqConnectionOptions, overrides: RedisO
   client.defineCommand('easelAdmit', { numberOfKeys: 8, lua: ADMIT_LUA });
   client.defineCommand('easelHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_LUA });
   client.defineCommand('easelRecord', { numberOfKeys: 1, lua: RECORD_LUA });
-  client.defineCommand('easelOldest', { lua: OLDEST_LUA }); // the number of keys comes first
+  client.defineCommand('easelNext', { lua: NEXT_LUA }); // the number of keys comes first
   client.defineCommand('easelOthers', { numberOfKeys: 1, lua: OTHERS_LUA });
   return client as EaselRedis;
 }

@@ -453,6 +453,37 @@ if (!started.ok) {
     await Promise.all([producer.close(), consumer.close()]);
   });
 
+  test('bullmq: an idle consumer takes each job with one move and does not wake again for nothing', async (t) => {
+    const prefix = fresh();
+    const producer = makeProducer(prefix);
+    makeConsumer(prefix, async (data) => result(data.request.prompt), { blockSeconds: 30 });
+    await producer.add('warm-up', jobData('warm-up')).then((j) => j.finished);
+    // Every command the consumer sends for this queue, as Redis sees it.
+    const redis = new Redis(server.url);
+    const monitor = await redis.monitor();
+    t.after(() => {
+      monitor.disconnect();
+      redis.disconnect();
+    });
+    const seen: string[] = [];
+    const waitKey = `${prefix}:q:${DEPLOYMENT}:wait`;
+    const markerKey = `${prefix}:q:${DEPLOYMENT}:marker`;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      const command = args[0]!.toLowerCase();
+      if (command === 'bzpopmin' && args.includes(markerKey)) seen.push('wait');
+      // BullMQ's moveToActive: its script's 11 keys start with the wait list.
+      if (command === 'evalsha' && args[2] === '11' && args[3] === waitKey) seen.push('take');
+    });
+    for (let i = 0; i < 3; i++) await producer.add(`job:${i}`, jobData(`p${i}`)).then((j) => j.finished);
+    await until(() => seen.length >= 6, 'the consumer to wait again after the last job');
+    await new Promise((r) => setTimeout(r, 200)); // anything more would show up now
+    // Each job: one move takes it, then one wait until the next job's marker ends it. The marker BullMQ
+    // leaves as a job is taken (for another worker to look) is cleared, not woken on: before, each job
+    // cost three moves and two waits.
+    assert.deepEqual(seen, ['take', 'wait', 'take', 'wait', 'take', 'wait']);
+    assert.equal(await redis.exists(markerKey), 0);
+  });
+
   test('bullmq: a closing producer waits the grace period for the results of its jobs', async () => {
     const prefix = fresh();
     const producer = makeProducer(prefix);
