@@ -213,3 +213,24 @@ test('a URL image whose bytes cannot be written fails the job and leaves no reco
   assert.equal(await store.getImage(written[0]!), null);
   await store.close();
 });
+
+test('a URL image that cannot be encoded fails the job and leaves neither bytes nor record behind', async () => {
+  const { engine, blobs, store, run, context } = setup({
+    name: 'test',
+    check: async () => ({ blocked: false, results: clean }),
+  });
+  // Pixels too few for the size: the encoder refuses them, while the record is being written.
+  engine.run = async () => ({ images: [{ width: SIZE, height: SIZE, channels: 4, data: Buffer.alloc(10) }] });
+  const written: string[] = [];
+  const putImage = store.putImage.bind(store);
+  store.putImage = async (record) => {
+    written.push(record.id);
+    await putImage(record);
+  };
+  const request = generationRequest({ deployment: 'dall-e-3', family: 'dall-e-3', responseFormat: 'url' });
+  await assert.rejects(run({ request, operationId: null }, context));
+  assert.equal(written.length, 1);
+  assert.equal(await store.getImage(written[0]!), null);
+  assert.deepEqual([...blobs.map.keys()], []);
+  await store.close();
+});
