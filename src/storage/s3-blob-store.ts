@@ -104,7 +104,7 @@ export class S3BlobStore implements BlobStore, BlobPresigning {
       maxAttempts: options.maxAttempts ?? 3,
       // Resolve each command's middleware stack once rather than at every request: this store never
       // changes a stack after the first request, and a small upload costs ~0.5 ms less CPU (measured
-      // against radosgw on 2 vCPUs; docs/scale-out.md, "Where the added milliseconds go").
+      // against radosgw on 2 vCPUs; docs/scale-out.md, "Measured").
       cacheMiddleware: true,
       // Without limits a bucket that stops answering would hold requests open forever.
       requestHandler: {

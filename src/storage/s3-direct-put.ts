@@ -3,8 +3,8 @@
  * makes is uploaded on the way from the job's end to its answer, and for an image of tens of kilobytes
  * the SDK's per-request work (a stack of some twenty middleware steps: endpoint rules, serialisation,
  * user agent, checksum and retry bookkeeping, then signing and sending) took 2.4 ms of CPU against
- * 0.9 ms for the same signed request sent directly (43 KB to radosgw on 2 vCPUs): on a worker that
- * shares its cores, about 2 ms of every answer (docs/scale-out.md, "Where the added milliseconds go").
+ * 0.9 ms for the same signed request sent directly (43 KB to radosgw on 2 vCPUs); on a worker that
+ * shares its cores, 1–2 ms of every answer (docs/scale-out.md, "Uploads past the SDK's middleware").
  *
  * What is the SDK's still: the object's URL (resolved once for the bucket, from a presigned URL, so
  * path-style and virtual-hosted addressing, custom endpoints and regions follow the client's
