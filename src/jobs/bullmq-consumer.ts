@@ -178,6 +178,7 @@ export class BullmqConsumer implements JobConsumer {
     // script clears the markers of empty queues (NEXT_LUA). Jobs of two deployments arriving within one
     // wake may start in either order; jobs that waited longer start oldest first.
     let woken = 0; // the queue (1-based) whose marker ended the last wait
+    let missed = 0; // takes in a row that found no job where one was waiting
     while (!this.stopping) {
       try {
         if (this.jobs.size >= this.options.concurrency) {
@@ -194,7 +195,16 @@ export class BullmqConsumer implements JobConsumer {
         const [deployment, worker] = served[index - 1]!;
         const token = randomUUID();
         const job = await worker.getNextJob(token, { block: false });
-        if (!job) continue; // another worker was quicker: look again
+        if (!job) {
+          // Another worker was quicker: look again. Twice in a row, BullMQ holds the jobs back (a queue
+          // paused from outside easel): wait for a marker rather than ask Redis in a loop.
+          if (++missed >= 2) {
+            missed = 0;
+            woken = await this.waitForJob(markers);
+          }
+          continue;
+        }
+        missed = 0;
         if (this.stopping) {
           await job.moveToWait(token); // taken as close began: never started, back to the front
           break;

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { after, test } from 'node:test';
 
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import { ApiError, errors } from '../../src/contract/errors.ts';
@@ -482,6 +483,36 @@ if (!started.ok) {
     // cost three moves and two waits.
     assert.deepEqual(seen, ['take', 'wait', 'take', 'wait', 'take', 'wait']);
     assert.equal(await redis.exists(markerKey), 0);
+  });
+
+  test('bullmq: a queue paused from outside easel holds its jobs back without making the consumer spin', async (t) => {
+    const prefix = fresh();
+    const producer = makeProducer(prefix);
+    const ran: string[] = [];
+    makeConsumer(prefix, async (data) => (ran.push(data.request.prompt), result(data.request.prompt)), {
+      blockSeconds: 1,
+    });
+    await producer.add('warm-up', jobData('warm-up')).then((j) => j.finished);
+    const queue = new Queue(encodeURIComponent(DEPLOYMENT), { connection: { url: server.url }, prefix: `${prefix}:q` });
+    t.after(() => queue.close());
+    await queue.pause();
+    const redis = new Redis(server.url);
+    const monitor = await redis.monitor();
+    t.after(() => {
+      monitor.disconnect();
+      redis.disconnect();
+    });
+    let takes = 0;
+    const waitKey = `${prefix}:q:${DEPLOYMENT}:wait`;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]!.toLowerCase() === 'evalsha' && args[2] === '11' && args[3] === waitKey) takes++;
+    });
+    const { finished } = await producer.add('held', jobData('held'));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(ran, ['warm-up']);
+    assert.ok(takes <= 6, `${takes} tries to take a job from a paused queue in 1.5 s`);
+    await queue.resume();
+    assert.deepEqual(await finished, result('held'));
   });
 
   test('bullmq: a closing producer waits the grace period for the results of its jobs', async () => {
