@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { isServerError, isThrottlingError, isTransientError } from '@smithy/core/retry';
 
 /** An answer of S3 other than 2xx, shaped as the SDK's service errors (name, $metadata.httpStatusCode). */
 export class S3ResponseError extends Error {
@@ -67,28 +68,6 @@ interface RetryStrategy {
   refreshRetryTokenForRetry(token: RetryToken, error: { errorType: ErrorType; error?: unknown }): Promise<RetryToken>;
   recordSuccess(token: RetryToken): void;
 }
-
-/** S3's codes for "slow down", retried with the strategy's throttling back-off (as the SDK does). */
-const THROTTLING_CODES = new Set([
-  'SlowDown',
-  'Throttling',
-  'ThrottlingException',
-  'RequestThrottled',
-  'TooManyRequests',
-]);
-/** Answers the SDK counts as transient: retried. Other 5xx are server errors it does not retry. */
-const TRANSIENT_STATUSES = new Set([500, 502, 503, 504]);
-/** Failures without an answer that the SDK retries: its handler's timeouts, and Node's network errors. */
-const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
-const TRANSIENT_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-]);
 
 export type DirectPut = (key: string, bytes: Buffer, contentType: string) => Promise<void>;
 
@@ -164,16 +143,15 @@ export function encodeKey(key: string): string {
     .join('/');
 }
 
-/** How the SDK weighs a failure for its retry strategy: timeouts, dropped or refused connections and 500/502/503/504 are transient. */
+/**
+ * How the SDK's retry middleware weighs a failure, with the SDK's own classifiers (timeouts, dropped or
+ * refused connections and 500/502/503/504 are transient; 429 and S3's "slow down" codes throttling).
+ */
 function errorTypeOf(error: unknown): ErrorType {
-  if (!(error instanceof S3ResponseError)) {
-    const { name, code } = error as { name?: string; code?: string };
-    return TRANSIENT_NAMES.has(name ?? '') || TRANSIENT_CODES.has(code ?? '') ? 'TRANSIENT' : 'CLIENT_ERROR';
-  }
-  const status = error.$metadata.httpStatusCode;
-  if (status === 429 || THROTTLING_CODES.has(error.name)) return 'THROTTLING';
-  if (TRANSIENT_STATUSES.has(status)) return 'TRANSIENT';
-  return status >= 500 ? 'SERVER_ERROR' : 'CLIENT_ERROR';
+  const e = error as Parameters<typeof isTransientError>[0];
+  if (isThrottlingError(e)) return 'THROTTLING';
+  if (isTransientError(e)) return 'TRANSIENT';
+  return isServerError(e) ? 'SERVER_ERROR' : 'CLIENT_ERROR';
 }
 
 /** The text of the first <name> element of S3's XML error, unescaped; undefined when there is none. */
